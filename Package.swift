@@ -1,0 +1,82 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+/// Checks every Roster target opts into: explicit `any`, and imports that say what they use.
+let strictSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "Roster",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "roster", targets: ["roster"]),
+        .library(name: "LDAPKit", targets: ["LDAPKit"]),
+        .library(name: "AccessModel", targets: ["AccessModel"]),
+        .library(name: "Mirror", targets: ["Mirror"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+    ],
+    targets: [
+        // OpenLDAP's libldap/liblber, with a shim for what Swift cannot import.
+        .systemLibrary(
+            name: "CLDAP",
+            pkgConfig: "ldap",
+            providers: [.apt(["libldap-dev"])]
+        ),
+        // An async LDAP client: TLS, binds, paged and ranged search, RFC 4533 sync.
+        .target(
+            name: "LDAPKit",
+            dependencies: [
+                "CLDAP",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The clinic access model and its rules: pure values, no I/O.
+        .target(name: "AccessModel", swiftSettings: strictSettings),
+        // The SQLite mirror the clinic application reads.
+        .target(
+            name: "Mirror",
+            dependencies: [
+                "AccessModel",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "roster",
+            dependencies: [
+                "LDAPKit",
+                "AccessModel",
+                "Mirror",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+
+        // A real slapd for tests: started on a free loopback port, loaded with slapadd.
+        .target(
+            name: "SlapdHarness",
+            dependencies: ["LDAPKit"],
+            path: "Tests/Support/SlapdHarness",
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "LDAPKitTests",
+            dependencies: ["LDAPKit"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["LDAPKit", "SlapdHarness"],
+            swiftSettings: strictSettings
+        ),
+    ]
+)

@@ -1,0 +1,4 @@
+import AccessModel
+import GRDB
+
+public enum MirrorPlaceholder {}
