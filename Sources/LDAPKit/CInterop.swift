@@ -1,0 +1,87 @@
+import CLDAP
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A NULL-terminated `char **` built from Swift strings, freed when the closure returns.
+func withCStringArray<R>(_ strings: [String]?, _ body: (UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) throws -> R) rethrows -> R {
+    guard let strings else { return try body(nil) }
+    let array = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: strings.count + 1)
+    for (position, string) in strings.enumerated() { array[position] = strdup(string) }
+    array[strings.count] = nil
+    defer {
+        for position in 0..<strings.count { free(array[position]) }
+        array.deallocate()
+    }
+    return try body(array)
+}
+
+extension berval {
+    /// The bytes a berval points at, copied.
+    var bytes: [UInt8] {
+        guard let base = bv_val, bv_len > 0 else { return [] }
+        return base.withMemoryRebound(to: UInt8.self, capacity: Int(bv_len)) {
+            Array(UnsafeBufferPointer(start: $0, count: Int(bv_len)))
+        }
+    }
+
+    /// The berval as text (lossy for invalid UTF-8, which DNs and attribute names never are).
+    var string: String {
+        guard let base = bv_val, bv_len > 0 else { return "" }
+        return base.withMemoryRebound(to: UInt8.self, capacity: Int(bv_len)) {
+            String(decoding: UnsafeBufferPointer(start: $0, count: Int(bv_len)), as: UTF8.self)
+        }
+    }
+}
+
+/// A Swift `Duration` as a C `timeval`.
+func makeTimeval(_ duration: Duration) -> timeval {
+    let (seconds, attoseconds) = duration.components
+    return Glibc.timeval(tv_sec: Int(seconds), tv_usec: Int(attoseconds / 1_000_000_000_000))
+}
+
+extension Duration {
+    var milliseconds: Int {
+        let (seconds, attoseconds) = components
+        return Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000)
+    }
+}
+
+/// Reads and frees a C string libldap allocated.
+func takeLDAPString(_ pointer: UnsafeMutablePointer<CChar>?) -> String? {
+    guard let pointer else { return nil }
+    defer { ldap_memfree(pointer) }
+    return String(cString: pointer)
+}
+
+/// Parses one search entry message into an `LDAPEntry`, copying the values out of the
+/// message's BER buffer.
+func parseEntry(_ ld: OpaquePointer, _ message: OpaquePointer) -> LDAPEntry? {
+    var ber: OpaquePointer?
+    var dn = berval()
+    guard ldap_get_dn_ber(ld, message, &ber, &dn) == LDAP_SUCCESS else { return nil }
+    defer { if let ber { ber_free(ber, 0) } }
+    var entry = LDAPEntry(dn: dn.string)
+    while true {
+        var name = berval()
+        var values: UnsafeMutablePointer<berval>?
+        let rc = ldap_get_attribute_ber(ld, message, ber, &name, &values)
+        guard rc == LDAP_SUCCESS, name.bv_val != nil else { break }
+        var list: [LDAPValue] = []
+        if let values {
+            var position = 0
+            while let _ = values[position].bv_val {
+                list.append(LDAPValue(values[position].bytes))
+                position += 1
+            }
+            ber_memfree(values)
+        }
+        entry.append(name.string, list)
+    }
+    return entry
+}

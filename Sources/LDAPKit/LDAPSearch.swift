@@ -1,0 +1,223 @@
+import CLDAP
+
+struct SearchRequest: Sendable {
+    var base: String
+    var scope: LDAPScope
+    var filter: String
+    var attributes: [String]?
+    var pageSize: Int?
+}
+
+/// The entries of one search, streamed as the server sends them. Iterate it once.
+public struct LDAPSearchResults: AsyncSequence, Sendable {
+    public typealias Element = LDAPEntry
+    let handle: LDAPHandle
+    let request: SearchRequest
+
+    /// Entries are handed over in batches of this size.
+    static let batchSize = 256
+    /// Batches that may wait unread before the network read pauses.
+    static let batchesAhead = 8
+
+    public func makeAsyncIterator() -> Iterator {
+        let channel = HandoffChannel<[LDAPEntry]>(capacity: Self.batchesAhead)
+        let request = request
+        handle.start { handle in
+            do {
+                try runPagedSearch(handle, request, channel: channel)
+                channel.finish()
+            } catch {
+                channel.finish(throwing: error)
+            }
+        }
+        return Iterator(channel: channel)
+    }
+
+    /// Collects all entries (for small results).
+    public func collect() async throws -> [LDAPEntry] {
+        var entries: [LDAPEntry] = []
+        for try await entry in self { entries.append(entry) }
+        return entries
+    }
+
+    public struct Iterator: AsyncIteratorProtocol {
+        private let reader: BatchReader
+        private var batch: [LDAPEntry] = []
+        private var position = 0
+
+        init(channel: HandoffChannel<[LDAPEntry]>) { reader = BatchReader(channel: channel) }
+
+        public mutating func next() async throws -> LDAPEntry? {
+            while position == batch.count {
+                guard let next = try await reader.channel.next() else { return nil }
+                batch = next
+                position = 0
+            }
+            defer { position += 1 }
+            return batch[position]
+        }
+    }
+
+    /// Cancels the producer when the consumer drops the iterator early.
+    final class BatchReader: Sendable {
+        let channel: HandoffChannel<[LDAPEntry]>
+        init(channel: HandoffChannel<[LDAPEntry]>) { self.channel = channel }
+        deinit { channel.cancel() }
+    }
+}
+
+/// Runs a (paged) search to the end on the handle's thread, sending batches of entries.
+private func runPagedSearch(_ handle: LDAPHandle, _ request: SearchRequest, channel: HandoffChannel<[LDAPEntry]>) throws {
+    let ld = handle.raw
+    var cookie: [UInt8]? = nil
+    var batch: [LDAPEntry] = []
+    batch.reserveCapacity(LDAPSearchResults.batchSize)
+    let target = "base \(request.base), filter \(request.filter)"
+
+    repeat {
+        var pageControl: UnsafeMutablePointer<LDAPControl>?
+        if let pageSize = request.pageSize {
+            let rc: Int32 = withOptionalBerval(cookie) { cookiePointer in
+                ldap_create_page_control(ld, ber_int_t(pageSize), cookiePointer, 1, &pageControl)
+            }
+            guard rc == LDAP_SUCCESS else { throw handle.error(rc, .search, target: target) }
+        }
+        defer { if let pageControl { ldap_control_free(pageControl) } }
+
+        var messageID: Int32 = 0
+        let searchRC: Int32 = withCStringArray(request.attributes) { attributes in
+            var controls: [UnsafeMutablePointer<LDAPControl>?] = [pageControl, nil]
+            return controls.withUnsafeMutableBufferPointer { controlList in
+                ldap_search_ext(ld, request.base, request.scope.raw, request.filter, attributes, 0,
+                                pageControl == nil ? nil : controlList.baseAddress, nil, nil, 0, &messageID)
+            }
+        }
+        guard searchRC == LDAP_SUCCESS else { throw handle.error(searchRC, .search, target: target) }
+
+        cookie = nil
+        var timeout = makeTimeval(handle.configuration.operationTimeout)
+        resultLoop: while true {
+            var message: OpaquePointer?
+            let type = ldap_result(ld, messageID, LDAP_MSG_ONE, &timeout, &message)
+            timeout = makeTimeval(handle.configuration.operationTimeout)
+            switch type {
+            case 0:
+                ldap_abandon_ext(ld, messageID, nil, nil)
+                throw LDAPError(code: .timeout, operation: .search, target: target,
+                                hint: "The server sent nothing for \(handle.configuration.operationTimeout); check its load, or raise the operation timeout.")
+            case -1:
+                throw handle.lastError(.search, target: target)
+            case Int32(LDAP_RES_SEARCH_ENTRY):
+                defer { ldap_msgfree(message) }
+                if var entry = parseEntry(ld, message!) {
+                    try completeRangedAttributes(&entry, handle: handle)
+                    batch.append(entry)
+                }
+                if batch.count >= LDAPSearchResults.batchSize {
+                    guard channel.send(batch) else {
+                        ldap_abandon_ext(ld, messageID, nil, nil)
+                        return
+                    }
+                    batch.removeAll(keepingCapacity: true)
+                }
+            case Int32(LDAP_RES_SEARCH_RESULT):
+                var code: Int32 = 0
+                var diagnostic: UnsafeMutablePointer<CChar>?
+                var controls: UnsafeMutablePointer<UnsafeMutablePointer<LDAPControl>?>?
+                let parseRC = ldap_parse_result(ld, message, &code, nil, &diagnostic, nil, &controls, 1)
+                defer { if let controls { ldap_controls_free(controls) } }
+                let diagnosticText = takeLDAPString(diagnostic)
+                guard parseRC == LDAP_SUCCESS else { throw handle.error(parseRC, .search, target: target) }
+                guard code == LDAP_SUCCESS else {
+                    let resultCode = LDAPResultCode(rawValue: code)
+                    throw LDAPError(code: resultCode, operation: .search, diagnosticMessage: diagnosticText,
+                                    target: target, hint: LDAPHandle.defaultHint(resultCode, .search))
+                }
+                if request.pageSize != nil, let found = ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, controls, nil) {
+                    var count: ber_int_t = 0
+                    var next = berval()
+                    if ldap_parse_pageresponse_control(ld, found, &count, &next) == LDAP_SUCCESS {
+                        let bytes = next.bytes
+                        if let value = next.bv_val { ber_memfree(value) }
+                        cookie = bytes.isEmpty ? nil : bytes
+                    }
+                }
+                break resultLoop
+            default:
+                ldap_msgfree(message)  // references and anything unexpected
+            }
+        }
+        if !batch.isEmpty {
+            guard channel.send(batch) else { return }
+            batch.removeAll(keepingCapacity: true)
+        }
+    } while cookie != nil
+}
+
+private func withOptionalBerval<R>(_ bytes: [UInt8]?, _ body: (UnsafeMutablePointer<berval>?) -> R) -> R {
+    guard var bytes else { return body(nil) }
+    return bytes.withUnsafeMutableBytes { buffer in
+        var value = cldap_berval(buffer.baseAddress, ber_len_t(buffer.count))
+        return body(&value)
+    }
+}
+
+/// Replaces attributes returned in ranges (`member;range=0-1499`) by all their values
+/// under the plain name, reading the remaining ranges with base searches on the same
+/// handle (Active Directory's ranged retrieval).
+private func completeRangedAttributes(_ entry: inout LDAPEntry, handle: LDAPHandle) throws {
+    let ranged = entry.attributes.compactMap { attribute in
+        AttributeRange(attributeName: attribute.name).map { (attribute.name, $0) }
+    }
+    guard !ranged.isEmpty else { return }
+    for (fullName, range) in ranged {
+        var values = entry[fullName]
+        var current = range
+        while let nextRequest = current.nextRequest {
+            let part = try readRangedPart(handle, dn: entry.dn, request: nextRequest, base: range.attribute)
+            guard let part else { break }
+            values.append(contentsOf: part.values)
+            current = part.range
+        }
+        entry.set(fullName, nil)
+        entry.append(range.attribute, values)
+    }
+}
+
+private func readRangedPart(_ handle: LDAPHandle, dn: String, request: String, base: String) throws -> (values: [LDAPValue], range: AttributeRange)? {
+    let ld = handle.raw
+    var messageID: Int32 = 0
+    let rc: Int32 = withCStringArray([request]) { attributes in
+        ldap_search_ext(ld, dn, LDAPScope.base.raw, "(objectClass=*)", attributes, 0, nil, nil, nil, 0, &messageID)
+    }
+    guard rc == LDAP_SUCCESS else { throw handle.error(rc, .read, target: dn) }
+    var found: (values: [LDAPValue], range: AttributeRange)?
+    while true {
+        var message: OpaquePointer?
+        var timeout = makeTimeval(handle.configuration.operationTimeout)
+        let type = ldap_result(ld, messageID, LDAP_MSG_ONE, &timeout, &message)
+        switch type {
+        case 0:
+            ldap_abandon_ext(ld, messageID, nil, nil)
+            throw LDAPError(code: .timeout, operation: .read, target: "\(request) of \(dn)")
+        case -1:
+            throw handle.lastError(.read, target: dn)
+        case Int32(LDAP_RES_SEARCH_ENTRY):
+            if let entry = parseEntry(ld, message!) {
+                for attribute in entry.attributes {
+                    if let range = AttributeRange(attributeName: attribute.name), range.attribute.lowercased() == base.lowercased() {
+                        found = (attribute.values, range)
+                    }
+                }
+            }
+            ldap_msgfree(message)
+        case Int32(LDAP_RES_SEARCH_RESULT):
+            var code: Int32 = 0
+            _ = ldap_parse_result(ld, message, &code, nil, nil, nil, nil, 1)
+            guard code == LDAP_SUCCESS else { throw handle.error(code, .read, target: "\(request) of \(dn)") }
+            return found
+        default:
+            ldap_msgfree(message)
+        }
+    }
+}

@@ -1,0 +1,111 @@
+import Foundation
+import LDAPKit
+import SlapdHarness
+import Testing
+
+@Suite("Connections, binds and TLS against a real slapd")
+struct ConnectionTests {
+    @Test("A wrong password fails the bind with invalidCredentials, naming the DN")
+    func wrongPassword() async throws {
+        let suffix = "dc=bind,dc=test"
+        let server = try await SlapdServer.start(suffix: suffix, ldif: TestDirectory.units(suffix) + TestDirectory.person("alice", suffix: suffix))
+        defer { server.shutdown() }
+        let wrong = server.directory.appendingPathComponent("wrong.password").path
+        try "not-the-password\n".write(toFile: wrong, atomically: true, encoding: .utf8)
+        let configuration = LDAPConfiguration(urls: [server.url], security: .plaintext,
+                                              credentials: .simple(bindDN: server.adminDN, passwordFile: wrong))
+        let error = await #expect(throws: LDAPError.self) { _ = try await LDAPConnection.connect(configuration) }
+        #expect(error?.code == .invalidCredentials)
+        #expect(error?.operation == .bind)
+        #expect(error?.description.contains(server.adminDN) == true)
+        #expect(error?.description.contains("not-the-password") == false)
+
+        // The right password (with its trailing newline stripped) binds; whoami confirms.
+        let user = server.directory.appendingPathComponent("alice.password").path
+        try "pw-alice\n".write(toFile: user, atomically: true, encoding: .utf8)
+        let alice = LDAPConfiguration(urls: [server.url], security: .plaintext,
+                                      credentials: .simple(bindDN: TestDirectory.dn("alice", suffix: suffix), passwordFile: user))
+        let connection = try await LDAPConnection.connect(alice)
+        #expect(try await connection.whoAmI() == "dn:\(TestDirectory.dn("alice", suffix: suffix))")
+        await connection.close()
+    }
+
+    @Test("A missing or empty password file is a configuration error naming the file")
+    func badPasswordFile() async throws {
+        let configuration = LDAPConfiguration(urls: ["ldap://127.0.0.1:1"], security: .plaintext,
+                                              credentials: .simple(bindDN: "cn=x", passwordFile: "/nonexistent/roster.password"))
+        let error = await #expect(throws: LDAPError.self) { _ = try await LDAPConnection.connect(configuration) }
+        // The connect fails first (nothing listens on port 1) or the file is named.
+        #expect(error != nil)
+    }
+
+    @Test("An unreachable server fails fast with a connection error")
+    func unreachable() async throws {
+        let port = try Tools.freePort()
+        let configuration = LDAPConfiguration(urls: ["ldap://127.0.0.1:\(port)"], security: .plaintext,
+                                              connectTimeout: .seconds(2))
+        let clock = ContinuousClock()
+        let started = clock.now
+        let error = await #expect(throws: LDAPError.self) { _ = try await LDAPConnection.connect(configuration) }
+        #expect(error?.code.isConnectionFailure == true)
+        #expect(error?.operation == .connect)
+        #expect(error?.description.contains("127.0.0.1:\(port)") == true)
+        #expect(clock.now - started < .seconds(30))
+    }
+
+    @Test("Plaintext is refused for ldaps:// and TLS is the default")
+    func plaintextIsExplicit() async throws {
+        let error = await #expect(throws: LDAPError.self) {
+            _ = try await LDAPConnection.connect(LDAPConfiguration(urls: ["ldaps://127.0.0.1:636"], security: .plaintext))
+        }
+        #expect(error?.operation == .configure)
+        #expect(LDAPConfiguration(urls: ["ldap://x"]).security == .tls(.init()))
+    }
+
+    @Test("StartTLS and ldaps:// verify the server against the configured CA")
+    func tlsTrusted() async throws {
+        let suffix = "dc=tls,dc=test"
+        let server = try await SlapdServer.start(suffix: suffix, ldif: TestDirectory.units(suffix), tls: true)
+        defer { server.shutdown() }
+        let certificates = try #require(server.certificates)
+        for url in [server.url, try #require(server.ldapsURL)] {
+            let configuration = LDAPConfiguration(
+                urls: [url], security: .tls(.init(caFile: certificates.caCertificate)),
+                credentials: .simple(bindDN: server.adminDN, passwordFile: server.adminPasswordFile))
+            let connection = try await LDAPConnection.connect(configuration)
+            #expect(try await connection.read(suffix) != nil)
+            await connection.close()
+        }
+    }
+
+    @Test("A server certificate from an untrusted CA is refused")
+    func tlsUntrusted() async throws {
+        let suffix = "dc=untrusted,dc=test"
+        let server = try await SlapdServer.start(suffix: suffix, ldif: TestDirectory.units(suffix), tls: true)
+        defer { server.shutdown() }
+        let certificates = try #require(server.certificates)
+        for url in [server.url, try #require(server.ldapsURL)] {
+            let configuration = LDAPConfiguration(urls: [url], security: .tls(.init(caFile: certificates.otherCACertificate)),
+                                                  credentials: .simple(bindDN: server.adminDN, passwordFile: server.adminPasswordFile))
+            let error = await #expect(throws: LDAPError.self) { _ = try await LDAPConnection.connect(configuration) }
+            #expect(error?.operation == (url.hasPrefix("ldaps") ? .connect : .startTLS))
+        }
+    }
+
+    @Test("SASL EXTERNAL binds with a TLS client certificate")
+    func saslExternal() async throws {
+        let suffix = "dc=external,dc=test"
+        let server = try await SlapdServer.start(suffix: suffix, ldif: TestDirectory.units(suffix), tls: true,
+                                                 extraConfiguration: "")
+        defer { server.shutdown() }
+        let certificates = try #require(server.certificates)
+        let configuration = LDAPConfiguration(
+            urls: [server.url],
+            security: .tls(.init(caFile: certificates.caCertificate, certificateFile: certificates.clientCertificate,
+                                 keyFile: certificates.clientKey)),
+            credentials: .saslExternal)
+        let connection = try await LDAPConnection.connect(configuration)
+        #expect(try await connection.whoAmI().lowercased() == "dn:cn=roster-client,ou=tls")
+        await connection.close()
+    }
+}
