@@ -1,0 +1,2 @@
+import Mirror
+print("todo")
