@@ -78,7 +78,11 @@ let package = Package(
         ),
         .testTarget(
             name: "MirrorTests",
-            dependencies: ["Mirror", "AccessModel"],
+            dependencies: [
+                "Mirror",
+                "AccessModel",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: strictSettings
         ),
         // Bulk apply and read figures for the mirror: `swift run -c release MirrorBenchmark`.
