@@ -200,7 +200,7 @@ enum Schema {
         """
 
     static let v1Views = """
-        CREATE VIEW access_grant_source AS
+        CREATE VIEW effective_access_source AS
         SELECT u.user_code AS user_code, gm.module AS module, g.health_center AS health_center, NULL AS provider,
                gm.default_privilege AS privilege, gm.privacy AS privacy
         FROM user_account u
@@ -254,7 +254,7 @@ enum Schema {
         SELECT user_code, module, health_center, provider,
                CASE MIN(privilege) WHEN 1 THEN 'read_only' ELSE 'full_access' END AS privilege,
                MAX(privacy) AS privacy
-        FROM access_grant_source
+        FROM effective_access_source
         GROUP BY user_code, module, health_center, provider;
 
         CREATE VIEW user_access_status AS

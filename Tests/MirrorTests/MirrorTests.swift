@@ -94,6 +94,16 @@ enum Sample {
         for user in ["rita", "moa2", "admin", "lonely", "locked", "boss", "nobody"] {
             #expect(try mirror.effectiveAccess(of: UserCode(user)) == snapshot.effectiveAccess(of: UserCode(user)), "\(user)")
         }
+        // The view gives the same rows as the per-user query over effective_access_source.
+        for user in ["rita", "moa2", "admin", "boss"] {
+            let viewRows = try mirror.read { db in
+                try Row.fetchAll(db, sql: "SELECT module, health_center, provider, privilege, privacy FROM effective_access WHERE user_code = ?", arguments: [user])
+                    .map { "\($0[0] as String) \($0[1] as String) \(($0[2] as String?) ?? "-") \($0[3] as String) \($0[4] as Int)" }.sorted()
+            }
+            let apiRows = try mirror.effectiveAccess(of: UserCode(user)).grants
+                .map { "\($0.module.rawValue) \($0.healthCenter) \($0.provider?.rawValue ?? "-") \($0.privilege.name) \($0.privacy.rawValue)" }.sorted()
+            #expect(viewRows == apiRows, "\(user)")
+        }
         let rita = try mirror.effectiveAccess(of: "RITA")
         #expect(rita.level(for: GrantKey(.providersOffice, "HC1", "banner")) == AccessLevel(.readOnly, .toggleDefaultOff))
         #expect(rita.level(for: GrantKey(.reports, "HC1", "grey")) == AccessLevel(.fullAccess, .forcedPatientAndProvider))
