@@ -3,7 +3,12 @@ import AccessModel
 /// Deterministic JSON for entities: fixed field order, sorted maps. Stored in each table's
 /// `record` column to tell whether anything changed, and written to the audit log as before/after.
 struct JSONObject {
-    private var text = "{"
+    private var text: String
+
+    init() {
+        text = "{"
+        text.reserveCapacity(256)
+    }
     private var first = true
 
     private mutating func key(_ name: String) {
@@ -42,6 +47,9 @@ struct JSONObject {
     var string: String { text + "}" }
 
     static func quote(_ value: String) -> String {
+        if !value.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
+            return "\"" + value + "\""
+        }
         var out = "\""
         for scalar in value.unicodeScalars {
             switch scalar {

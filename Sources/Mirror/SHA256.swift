@@ -16,10 +16,15 @@ enum SHA256 {
     static func hash(_ message: [UInt8]) -> [UInt8] {
         var h: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) =
             (0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19)
-        var data = message
         let bitLength = UInt64(message.count) &* 8
-        data.append(0x80)
-        while data.count % 64 != 56 { data.append(0) }
+        let paddedCount = (message.count + 8) / 64 * 64 + 64
+        var data = [UInt8](repeating: 0, count: paddedCount - 8)
+        data.withUnsafeMutableBufferPointer { out in
+            message.withUnsafeBufferPointer { src in
+                if let base = src.baseAddress, src.count > 0 { out.baseAddress!.update(from: base, count: src.count) }
+            }
+            out[message.count] = 0x80
+        }
         for shift in stride(from: 56, through: 0, by: -8) { data.append(UInt8(truncatingIfNeeded: bitLength >> UInt64(shift))) }
 
         var w = [UInt32](repeating: 0, count: 64)
