@@ -69,6 +69,30 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(
+            name: "AccessModelTests",
+            dependencies: [
+                "AccessModel",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "MirrorTests",
+            dependencies: [
+                "Mirror",
+                "AccessModel",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // Bulk apply and read figures for the mirror: `swift run -c release MirrorBenchmark`.
+        .executableTarget(
+            name: "MirrorBenchmark",
+            dependencies: ["Mirror", "AccessModel"],
+            path: "Benchmarks/MirrorBenchmark",
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
             name: "LDAPKitTests",
             dependencies: ["LDAPKit"],
             swiftSettings: strictSettings

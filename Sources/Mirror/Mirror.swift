@@ -1,4 +1,174 @@
 import AccessModel
+import Foundation
 import GRDB
 
-public enum MirrorPlaceholder {}
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The local SQLite mirror of the access model that the clinic application reads.
+///
+/// One writer, many readers (`DatabasePool`, WAL): every write is one transaction, so readers
+/// never see half a changeset. Files are created 0640 in a 0750 directory, never world-readable.
+public final class Mirror: Sendable {
+    /// The database file.
+    public let path: String
+    let pool: DatabasePool
+
+    /// Opens (creating and migrating if needed) the mirror at `path`.
+    ///
+    /// - Parameter readerGroup: a system group to own the files, so that the clinic application
+    ///   can read them without being able to write them. Ignored if nil.
+    public init(path: String, readerGroup: String? = nil) throws {
+        self.path = path
+        let directory = (path as NSString).deletingLastPathComponent
+        let files = FileManager.default
+        do {
+            if !directory.isEmpty, !files.fileExists(atPath: directory) {
+                try files.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
+            }
+            if !files.fileExists(atPath: path) {
+                guard files.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o640]) else {
+                    throw MirrorError.cannotOpen(path: path, reason: "the file cannot be created")
+                }
+            }
+        } catch let error as MirrorError {
+            throw error
+        } catch {
+            throw MirrorError.cannotOpen(path: path, reason: "\(error)")
+        }
+
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(5)
+        configuration.foreignKeysEnabled = true
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            // 64 MiB of page cache: a bulk changeset then spills far fewer pages mid-transaction.
+            try db.execute(sql: "PRAGMA cache_size = -65536")
+        }
+        pool = try DatabasePool(path: path, configuration: configuration)
+        try Schema.migrator.migrate(pool)
+        try Mirror.restrictPermissions(of: path, group: readerGroup)
+    }
+
+    /// Files 0640 (the -wal and -shm too), and the reader group if one is given.
+    private static func restrictPermissions(of path: String, group: String?) throws {
+        var gid: gid_t? = nil
+        if let group {
+            guard let entry = getgrnam(group) else {
+                throw MirrorError.cannotOpen(path: path, reason: "the reader group '\(group)' does not exist")
+            }
+            gid = entry.pointee.gr_gid
+        }
+        for file in [path, path + "-wal", path + "-shm"] where FileManager.default.fileExists(atPath: file) {
+            chmod(file, 0o640)
+            if let gid { chown(file, uid_t.max, gid) }
+        }
+    }
+
+    static func timestamp(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: date)
+    }
+
+    // MARK: writing
+
+    /// Brings the mirror to `changeset`'s desired state in one transaction, writing only what
+    /// differs, with an audit row per change and events for the application.
+    ///
+    /// A changeset that breaks a rule (a group moving health center or changing kind, a group
+    /// without care venue, a deleted user, a dangling reference) is rejected whole with
+    /// ``MirrorError/invalid(_:)`` and nothing is written. With `dryRun` the changes are
+    /// computed and returned but rolled back.
+    @discardableResult
+    public func apply(_ changeset: Changeset, actor: Actor, at date: Date = Date(), dryRun: Bool = false) throws -> ApplySummary {
+        do { try changeset.validateStandalone() } catch { throw MirrorError.invalid(error) }
+        return try write(actor: actor, at: date, dryRun: dryRun, changeset: changeset) { applier in try applier.run() }
+    }
+
+    /// Applies the directory's view of one user's account (real-time stream): only the
+    /// directory-caused lock and inactivity change; a lock set locally stays (rule 8).
+    @discardableResult
+    public func setDirectoryState(of user: UserCode, locked: Bool, inactive: Bool, reason: String? = nil, actor: Actor, at date: Date = Date()) throws -> ApplySummary {
+        try changeState(of: user, actor: actor, at: date) { $0.updatedByDirectory(locked: locked, inactive: inactive, reason: reason) }
+    }
+
+    /// Locks or unlocks a user locally (an admin in Roster); the directory never clears this lock.
+    @discardableResult
+    public func setLocalLock(of user: UserCode, locked: Bool, reason: String? = nil, actor: Actor, at date: Date = Date()) throws -> ApplySummary {
+        try changeState(of: user, actor: actor, at: date) { state in
+            var next = state
+            next.lockedLocally = locked
+            next.reason = reason ?? (next.isLocked || !next.isActive ? state.reason : nil)
+            return next
+        }
+    }
+
+    /// Deactivates or reactivates a user locally. Users are never deleted.
+    @discardableResult
+    public func setLocalDeactivation(of user: UserCode, inactive: Bool, reason: String? = nil, actor: Actor, at date: Date = Date()) throws -> ApplySummary {
+        try changeState(of: user, actor: actor, at: date) { state in
+            var next = state
+            next.inactiveLocally = inactive
+            next.reason = reason ?? (next.isLocked || !next.isActive ? state.reason : nil)
+            return next
+        }
+    }
+
+    /// Adds one user to one group in its own small transaction (real-time stream).
+    @discardableResult
+    public func addMembership(_ user: UserCode, to group: GroupID, actor: Actor, at date: Date = Date()) throws -> ApplySummary {
+        try write(actor: actor, at: date, dryRun: false) { applier in
+            try applier.addMember(user, to: group, checked: true)
+            try applier.w.flushAccessChanged()
+        }
+    }
+
+    /// Removes one user from one group in its own small transaction (real-time stream).
+    @discardableResult
+    public func removeMembership(_ user: UserCode, from group: GroupID, actor: Actor, at date: Date = Date()) throws -> ApplySummary {
+        try write(actor: actor, at: date, dryRun: false) { applier in
+            try applier.removeMember(user, from: group)
+            try applier.w.flushAccessChanged()
+        }
+    }
+
+    /// Stores where the sync with a directory stands.
+    public func saveSyncState(_ state: SyncState) throws {
+        try pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO sync_state (directory, cookie, last_full_reconcile, last_change_applied) VALUES (?, ?, ?, ?)
+                ON CONFLICT (directory) DO UPDATE SET cookie = excluded.cookie, last_full_reconcile = excluded.last_full_reconcile,
+                  last_change_applied = excluded.last_change_applied
+                """, arguments: [state.directory, state.cookie.map { Data($0) }, state.lastFullReconcile, state.lastChangeApplied])
+        }
+    }
+
+    private func changeState(of user: UserCode, actor: Actor, at date: Date, _ transform: @escaping (AccountState) -> AccountState) throws -> ApplySummary {
+        try write(actor: actor, at: date, dryRun: false) { applier in
+            guard let row = try Row.fetchOne(applier.db, sql: """
+                SELECT locked_by_directory, locked_locally, inactive_by_directory, inactive_locally, state_reason, directory_dn
+                FROM user_account WHERE user_code_key = ?
+                """, arguments: [user.key]) else { throw MirrorError.unknownUser(user) }
+            let old = AccountState(lockedByDirectory: row[0], lockedLocally: row[1], inactiveByDirectory: row[2], inactiveLocally: row[3], reason: row[4])
+            try applier.changeState(of: user, from: old, to: transform(old), source: row[5])
+            try applier.w.flushAccessChanged()
+        }
+    }
+
+    private func write(actor: Actor, at date: Date, dryRun: Bool, changeset: Changeset = Changeset(), _ body: @escaping (Applier) throws -> Void) throws -> ApplySummary {
+        let at = Mirror.timestamp(date)
+        return try pool.writeWithoutTransaction { db in
+            var summary = ApplySummary(changes: [], eventCount: 0, dryRun: dryRun)
+            try db.inTransaction(.immediate) {
+                let writer = try ChangeWriter(db: db, actor: actor, at: at)
+                try body(Applier(writer: writer, changeset: changeset))
+                summary.changes = writer.changes
+                summary.eventCount = writer.eventCount
+                return dryRun ? .rollback : .commit
+            }
+            return summary
+        }
+    }
+}

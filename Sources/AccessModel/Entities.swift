@@ -1,0 +1,104 @@
+/// A site. Has care venues; users, providers, pools and groups belong to health centers.
+public struct HealthCenter: Sendable, Hashable, Identifiable {
+    public var id: HealthCenterID
+    public var name: String
+
+    public init(id: HealthCenterID, name: String) {
+        self.id = id
+        self.name = name
+    }
+}
+
+/// An operating room or clinic of one health center.
+public struct CareVenue: Sendable, Hashable, Identifiable {
+    public var id: CareVenueID
+    public var healthCenter: HealthCenterID
+    public var name: String
+
+    public init(id: CareVenueID, healthCenter: HealthCenterID, name: String) {
+        self.id = id
+        self.healthCenter = healthCenter
+        self.name = name
+    }
+}
+
+/// A clinician whose patients and wait list users get access to.
+public struct Provider: Sendable, Hashable, Identifiable {
+    public var id: ProviderID
+    public var healthCenter: HealthCenterID
+    /// "Last, First".
+    public var displayName: String
+    /// The directory entry's stable id (entryUUID / objectGUID), when it came from the directory.
+    public var directoryID: String?
+
+    public init(id: ProviderID, healthCenter: HealthCenterID, displayName: String, directoryID: String? = nil) {
+        self.id = id
+        self.healthCenter = healthCenter
+        self.displayName = displayName
+        self.directoryID = directoryID
+    }
+}
+
+/// Which providers of a pool a pool grant reaches.
+public enum PoolVisibility: String, Sendable, Hashable, CaseIterable {
+    /// Members see every provider in the pool.
+    case allProviders = "all_providers"
+    /// Members see only the pool's providers they already reach through their provider groups
+    /// (in the same module).
+    case reachableProvidersOnly = "reachable_providers_only"
+}
+
+/// A named set of providers of one health center.
+public struct Pool: Sendable, Hashable, Identifiable {
+    public var id: PoolID
+    public var healthCenter: HealthCenterID
+    public var name: String
+    public var providers: Set<ProviderID>
+    public var visibility: PoolVisibility
+
+    public init(
+        id: PoolID, healthCenter: HealthCenterID, name: String, providers: Set<ProviderID>,
+        visibility: PoolVisibility = .allProviders
+    ) {
+        self.id = id
+        self.healthCenter = healthCenter
+        self.name = name
+        self.providers = providers
+        self.visibility = visibility
+    }
+}
+
+/// A named bundle of module privileges. The All Access role equals super administrator.
+///
+/// A role's modules apply at each of the holder's health centers, without provider scope,
+/// and only for users who belong to at least one group (rule 1).
+public struct Role: Sendable, Hashable, Identifiable {
+    public var id: RoleName
+    public var modules: [Module: Privilege]
+    /// Whether holding this role makes the user a super administrator.
+    public var isAllAccess: Bool
+
+    public init(id: RoleName, modules: [Module: Privilege] = [:], isAllAccess: Bool = false) {
+        self.id = id
+        self.modules = modules
+        self.isAllAccess = isAllAccess
+    }
+
+    /// The role every active user holds.
+    public static let base = Role(id: "Base", modules: [.userPreferences: .fullAccess])
+    /// Everything, everywhere, Full Access.
+    public static let allAccess = Role(id: "All Access", isAllAccess: true)
+}
+
+/// A user's default views in the application.
+public struct DefaultViews: Sendable, Hashable {
+    public var workflow: String?
+    public var patient: String?
+    public var documentTab: String?
+
+    public init(workflow: String? = nil, patient: String? = nil, documentTab: String? = nil) {
+        self.workflow = workflow
+        self.patient = patient
+        self.documentTab = documentTab
+    }
+}

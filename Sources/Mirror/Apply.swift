@@ -1,0 +1,471 @@
+import AccessModel
+import GRDB
+
+/// Brings the stored model to a changeset's desired state inside one transaction, writing only
+/// what differs, with an audit row per change and events for the application.
+final class Applier {
+    let db: Database
+    let w: ChangeWriter
+    let changeset: Changeset
+
+    private let healthCenters: [HealthCenterID: HealthCenter]
+    private let careVenues: [CareVenueID: CareVenue]
+    private let providers: [ProviderID: Provider]
+    private let pools: [PoolID: Pool]
+    private let groups: [GroupID: Group]
+    private let roles: [RoleName: Role]
+    private let users: [String: User]
+
+    init(writer: ChangeWriter, changeset: Changeset) {
+        db = writer.db
+        w = writer
+        self.changeset = changeset
+        healthCenters = Dictionary(changeset.healthCenters.map { ($0.id, $0) }, uniquingKeysWith: { _, b in b })
+        careVenues = Dictionary(changeset.careVenues.map { ($0.id, $0) }, uniquingKeysWith: { _, b in b })
+        providers = Dictionary(changeset.providers.map { ($0.id, $0) }, uniquingKeysWith: { _, b in b })
+        pools = Dictionary(changeset.pools.map { ($0.id, $0) }, uniquingKeysWith: { _, b in b })
+        groups = Dictionary(changeset.groups.map { ($0.id, $0) }, uniquingKeysWith: { _, b in b })
+        roles = Dictionary(changeset.roles.map { ($0.id, $0) }, uniquingKeysWith: { _, b in b })
+        users = Dictionary(changeset.users.map { ($0.code.key, $0) }, uniquingKeysWith: { _, b in b })
+    }
+
+    func run() throws {
+        for hc in changeset.healthCenters { try upsert(hc) }
+        for venue in changeset.careVenues { try upsert(venue) }
+        for provider in changeset.providers { try upsert(provider) }
+        for pool in changeset.pools { try upsert(pool) }
+        for role in changeset.roles { try upsert(role) }
+        try checkGroupNames()
+        for group in changeset.groups { try upsert(group) }
+        for user in changeset.users { try upsert(user) }
+
+        var members = changeset.groupMembers
+        var holders = changeset.roleHolders
+        if changeset.scope == .complete {
+            for group in changeset.groups where members[group.id] == nil { members[group.id] = [] }
+            for role in changeset.roles where holders[role.id] == nil { holders[role.id] = [] }
+        }
+        for (group, users) in members.sorted(by: { $0.key < $1.key }) { try setMembers(of: group, to: users) }
+        for (role, users) in holders.sorted(by: { $0.key < $1.key }) { try setHolders(of: role, to: users) }
+        for group in changeset.removedGroups { try removeGroup(group) }
+        if changeset.scope == .complete { try removeUnlisted() }
+        try w.flushAccessChanged()
+    }
+
+    // MARK: lookups: the changeset first, then the database
+
+    private func fetchString(_ sql: String, _ arguments: StatementArguments) throws -> String? {
+        try String.fetchOne(db.cachedStatement(sql: sql), arguments: arguments)
+    }
+
+    private func healthCenterExists(_ id: HealthCenterID) throws -> Bool {
+        try healthCenters[id] != nil || fetchString("SELECT code FROM health_center WHERE code = ?", [id.rawValue]) != nil
+    }
+
+    private func healthCenter(ofVenue id: CareVenueID) throws -> HealthCenterID? {
+        if let venue = careVenues[id] { return venue.healthCenter }
+        return try fetchString("SELECT health_center FROM care_venue WHERE code = ?", [id.rawValue]).map(HealthCenterID.init(rawValue:))
+    }
+
+    private func healthCenter(ofProvider id: ProviderID) throws -> HealthCenterID? {
+        if let provider = providers[id] { return provider.healthCenter }
+        return try fetchString("SELECT health_center FROM provider WHERE code = ?", [id.rawValue]).map(HealthCenterID.init(rawValue:))
+    }
+
+    private func healthCenter(ofPool id: PoolID) throws -> HealthCenterID? {
+        if let pool = pools[id] { return pool.healthCenter }
+        return try fetchString("SELECT health_center FROM pool WHERE code = ?", [id.rawValue]).map(HealthCenterID.init(rawValue:))
+    }
+
+    private func userExists(_ code: UserCode) throws -> Bool {
+        try users[code.key] != nil || fetchString("SELECT user_code_key FROM user_account WHERE user_code_key = ?", [code.key]) != nil
+    }
+
+    private func requireHealthCenter(_ id: HealthCenterID, for entity: String) throws {
+        guard try healthCenterExists(id) else {
+            throw MirrorError.invalid(.unknownReference(entity: entity, refersTo: "health center \(id)"))
+        }
+    }
+
+    // MARK: entities
+
+    /// Writes `record` if it differs from what is stored; returns the stored record (nil if new)
+    /// or throws; `write` performs the upsert.
+    @discardableResult
+    private func upsertRecord(
+        entity: String, key: String, record: String, source: String?, lookup: String, write: () throws -> Void
+    ) throws -> (changed: Bool, before: String?) {
+        let before = try fetchString(lookup, [key])
+        if before == record { return (false, before) }
+        try write()
+        try w.audit(before == nil ? "\(entity).created" : "\(entity).updated", entity, key, before: before, after: record, source: source)
+        return (true, before)
+    }
+
+    private func upsert(_ hc: HealthCenter) throws {
+        let record = Canonical.record(hc)
+        try upsertRecord(entity: "health_center", key: hc.id.rawValue, record: record, source: nil,
+                         lookup: "SELECT record FROM health_center WHERE code = ?") {
+            try db.cachedStatement(sql: """
+                INSERT INTO health_center (code, name, record) VALUES (?, ?, ?)
+                ON CONFLICT (code) DO UPDATE SET name = excluded.name, record = excluded.record
+                """).execute(arguments: [hc.id.rawValue, hc.name, record])
+        }
+    }
+
+    private func upsert(_ venue: CareVenue) throws {
+        try requireHealthCenter(venue.healthCenter, for: "Care venue '\(venue.id)'")
+        let record = Canonical.record(venue)
+        try upsertRecord(entity: "care_venue", key: venue.id.rawValue, record: record, source: nil,
+                         lookup: "SELECT record FROM care_venue WHERE code = ?") {
+            try db.cachedStatement(sql: """
+                INSERT INTO care_venue (code, health_center, name, record) VALUES (?, ?, ?, ?)
+                ON CONFLICT (code) DO UPDATE SET health_center = excluded.health_center, name = excluded.name, record = excluded.record
+                """).execute(arguments: [venue.id.rawValue, venue.healthCenter.rawValue, venue.name, record])
+        }
+    }
+
+    private func upsert(_ provider: Provider) throws {
+        try requireHealthCenter(provider.healthCenter, for: "Provider '\(provider.id)'")
+        let record = Canonical.record(provider)
+        try upsertRecord(entity: "provider", key: provider.id.rawValue, record: record, source: nil,
+                         lookup: "SELECT record FROM provider WHERE code = ?") {
+            try db.cachedStatement(sql: """
+                INSERT INTO provider (code, health_center, display_name, directory_id, record) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (code) DO UPDATE SET health_center = excluded.health_center, display_name = excluded.display_name,
+                  directory_id = excluded.directory_id, record = excluded.record
+                """).execute(arguments: [provider.id.rawValue, provider.healthCenter.rawValue, provider.displayName, provider.directoryID, record])
+        }
+    }
+
+    private func upsert(_ pool: Pool) throws {
+        let entity = "Pool '\(pool.id)'"
+        try requireHealthCenter(pool.healthCenter, for: entity)
+        for member in pool.providers.sorted() {
+            guard let hc = try healthCenter(ofProvider: member) else {
+                throw MirrorError.invalid(.unknownReference(entity: entity, refersTo: "provider '\(member)'"))
+            }
+            if hc != pool.healthCenter {
+                throw MirrorError.invalid(.wrongHealthCenter(entity: entity, refersTo: "provider '\(member)'", expected: pool.healthCenter, found: hc))
+            }
+        }
+        let record = Canonical.record(pool)
+        let result = try upsertRecord(entity: "pool", key: pool.id.rawValue, record: record, source: nil,
+                                      lookup: "SELECT record FROM pool WHERE code = ?") {
+            try db.cachedStatement(sql: """
+                INSERT INTO pool (code, health_center, name, visibility, record) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (code) DO UPDATE SET health_center = excluded.health_center, name = excluded.name,
+                  visibility = excluded.visibility, record = excluded.record
+                """).execute(arguments: [pool.id.rawValue, pool.healthCenter.rawValue, pool.name, pool.visibility.rawValue, record])
+            try db.cachedStatement(sql: "DELETE FROM pool_provider WHERE pool = ?").execute(arguments: [pool.id.rawValue])
+            let insert = try db.cachedStatement(sql: "INSERT INTO pool_provider (pool, provider) VALUES (?, ?)")
+            for member in pool.providers.sorted() { try insert.execute(arguments: [pool.id.rawValue, member.rawValue]) }
+        }
+        if result.changed, result.before != nil {
+            try markUsers(sql: """
+                SELECT DISTINCT u.user_code_key, u.user_code FROM group_pool_grant pg
+                JOIN group_membership m ON m.group_id = pg.group_id JOIN user_account u ON u.user_code_key = m.user_code_key
+                WHERE pg.pool = ?
+                """, [pool.id.rawValue])
+        }
+    }
+
+    private func upsert(_ role: Role) throws {
+        let record = Canonical.record(role)
+        let result = try upsertRecord(entity: "role", key: role.id.rawValue, record: record, source: nil,
+                                      lookup: "SELECT record FROM role WHERE name = ?") {
+            try db.cachedStatement(sql: """
+                INSERT INTO role (name, is_all_access, record) VALUES (?, ?, ?)
+                ON CONFLICT (name) DO UPDATE SET is_all_access = excluded.is_all_access, record = excluded.record
+                """).execute(arguments: [role.id.rawValue, role.isAllAccess, record])
+            try db.cachedStatement(sql: "DELETE FROM role_module WHERE role = ?").execute(arguments: [role.id.rawValue])
+            let insert = try db.cachedStatement(sql: "INSERT INTO role_module (role, module, privilege) VALUES (?, ?, ?)")
+            for (module, privilege) in role.modules.sorted(by: { $0.key < $1.key }) {
+                try insert.execute(arguments: [role.id.rawValue, module.rawValue, privilege.rawValue])
+            }
+        }
+        if result.changed, result.before != nil {
+            try markUsers(sql: """
+                SELECT u.user_code_key, u.user_code FROM role_membership m JOIN user_account u ON u.user_code_key = m.user_code_key
+                WHERE m.role = ?
+                """, [role.id.rawValue])
+        }
+    }
+
+    private func checkGroupNames() throws {
+        var seen: [String: GroupID] = [:]
+        for group in changeset.groups {
+            let key = group.healthCenter.rawValue + "\u{0}" + group.name
+            if let other = seen[key], other != group.id {
+                throw MirrorError.invalid(.duplicateGroupName(name: group.name, healthCenter: group.healthCenter, groups: [other, group.id]))
+            }
+            seen[key] = group.id
+        }
+    }
+
+    private func upsert(_ group: Group) throws {
+        let entity = "Group '\(group.name)'"
+        try requireHealthCenter(group.healthCenter, for: entity)
+        if let stored = try Row.fetchOne(db.cachedStatement(sql: "SELECT kind, health_center FROM access_group WHERE id = ?"), arguments: [group.id.rawValue]) {
+            let kindName: String = stored[0]
+            let hc: String = stored[1]
+            do {
+                try Group.checkTransition(
+                    name: group.name, fromKind: GroupKind(rawValue: kindName) ?? group.kind, toKind: group.kind,
+                    fromHealthCenter: HealthCenterID(hc), toHealthCenter: group.healthCenter)
+            } catch { throw MirrorError.invalid(error) }
+        }
+        for venue in group.careVenues.sorted() {
+            guard let hc = try healthCenter(ofVenue: venue) else {
+                throw MirrorError.invalid(.unknownReference(entity: entity, refersTo: "care venue '\(venue)'"))
+            }
+            if hc != group.healthCenter {
+                throw MirrorError.invalid(.wrongHealthCenter(entity: entity, refersTo: "care venue '\(venue)'", expected: group.healthCenter, found: hc))
+            }
+        }
+        for (module, grant) in group.modules.sorted(by: { $0.key < $1.key }) {
+            for target in grant.targets.keys.sorted() {
+                let hc = group.kind == .provider ? try healthCenter(ofProvider: ProviderID(target)) : try healthCenter(ofPool: PoolID(target))
+                guard let hc else {
+                    let other = group.kind == .provider ? try healthCenter(ofPool: PoolID(target)) : try healthCenter(ofProvider: ProviderID(target))
+                    if other != nil { throw MirrorError.invalid(.wrongTargetKind(group: group.name, kind: group.kind, module: module, target: target)) }
+                    throw MirrorError.invalid(.unknownReference(entity: entity, refersTo: "\(group.kind == .provider ? "provider" : "pool") '\(target)' in \(module)"))
+                }
+                if hc != group.healthCenter {
+                    throw MirrorError.invalid(.wrongHealthCenter(entity: entity, refersTo: "'\(target)' in \(module)", expected: group.healthCenter, found: hc))
+                }
+            }
+        }
+        if let holder = try fetchString("SELECT id FROM access_group WHERE health_center = ? AND name = ? AND id <> ?", [group.healthCenter.rawValue, group.name, group.id.rawValue]),
+           groups[GroupID(holder)] == nil || groups[GroupID(holder)]?.name == group.name {
+            throw MirrorError.invalid(.duplicateGroupName(name: group.name, healthCenter: group.healthCenter, groups: [GroupID(holder), group.id]))
+        }
+
+        let record = Canonical.record(group)
+        let id = group.id.rawValue
+        let result = try upsertRecord(entity: "group", key: id, record: record, source: group.directoryDN,
+                                      lookup: "SELECT record FROM access_group WHERE id = ?") {
+            try db.cachedStatement(sql: """
+                INSERT INTO access_group (id, name, kind, health_center, scheduling_ability, auto_add_new_providers, directory_dn, record)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (id) DO UPDATE SET name = excluded.name, scheduling_ability = excluded.scheduling_ability,
+                  auto_add_new_providers = excluded.auto_add_new_providers, directory_dn = excluded.directory_dn, record = excluded.record
+                """).execute(arguments: [id, group.name, group.kind.rawValue, group.healthCenter.rawValue, group.schedulingAbility,
+                                         group.autoAddNewProviders, group.directoryDN, record])
+            try db.cachedStatement(sql: "DELETE FROM group_care_venue WHERE group_id = ?").execute(arguments: [id])
+            try db.cachedStatement(sql: "DELETE FROM group_module WHERE group_id = ?").execute(arguments: [id])
+            let venue = try db.cachedStatement(sql: "INSERT INTO group_care_venue (group_id, care_venue) VALUES (?, ?)")
+            for v in group.careVenues.sorted() { try venue.execute(arguments: [id, v.rawValue]) }
+            let module = try db.cachedStatement(sql: "INSERT INTO group_module (group_id, module, privacy, default_privilege) VALUES (?, ?, ?, ?)")
+            let target = try db.cachedStatement(sql: group.kind == .provider
+                ? "INSERT INTO group_provider_grant (group_id, module, provider, privilege, privacy_override) VALUES (?, ?, ?, ?, ?)"
+                : "INSERT INTO group_pool_grant (group_id, module, pool, privilege, privacy_override) VALUES (?, ?, ?, ?, ?)")
+            for (m, grant) in group.modules.sorted(by: { $0.key < $1.key }) {
+                try module.execute(arguments: [id, m.rawValue, grant.privacy.rawValue, grant.defaultPrivilege.rawValue])
+                for (t, entry) in grant.targets.sorted(by: { $0.key < $1.key }) {
+                    try target.execute(arguments: [id, m.rawValue, t, entry.privilege.rawValue, entry.privacyOverride?.rawValue])
+                }
+            }
+        }
+        if result.changed, result.before != nil {
+            try markUsers(sql: """
+                SELECT u.user_code_key, u.user_code FROM group_membership m JOIN user_account u ON u.user_code_key = m.user_code_key
+                WHERE m.group_id = ?
+                """, [id])
+        }
+    }
+
+    private func upsert(_ user: User) throws {
+        let entity = "User '\(user.code)'"
+        for hc in user.healthCenters.sorted() { try requireHealthCenter(hc, for: entity) }
+        let key = user.code.key
+        let stored = try Row.fetchOne(db.cachedStatement(sql: """
+            SELECT record, locked_by_directory, locked_locally, inactive_by_directory, inactive_locally, state_reason
+            FROM user_account WHERE user_code_key = ?
+            """), arguments: [key])
+        let record = Canonical.record(user)
+        guard let stored else {
+            try insertUser(user, record: record)
+            try w.audit("user.created", "user", user.code.rawValue, before: nil, after: record, source: user.directoryDN)
+            if user.isBreakGlass { try w.event("break_glass.changed", user: user.code.rawValue, detail: "created") }
+            return
+        }
+        let storedState = AccountState(
+            lockedByDirectory: stored[1], lockedLocally: stored[2], inactiveByDirectory: stored[3], inactiveLocally: stored[4], reason: stored[5])
+        let before: String = stored[0]
+        if before != record {
+            try insertUser(user, record: record)
+            try w.audit("user.updated", "user", user.code.rawValue, before: before, after: record, source: user.directoryDN)
+            if before.contains("\"break_glass\":true") || user.isBreakGlass {
+                try w.event("break_glass.changed", user: user.code.rawValue, detail: "updated")
+            }
+            w.markAccessChanged(key: key, code: user.code.rawValue)
+        }
+        try changeState(of: user.code, from: storedState, to: user.state.keepingLocalFlags(of: storedState), source: user.directoryDN)
+    }
+
+    private func insertUser(_ user: User, record: String) throws {
+        let state = user.state
+        try db.cachedStatement(sql: """
+            INSERT INTO user_account (user_code_key, user_code, directory_id, directory_dn, display_name, first_name, last_name,
+              title, email, super_administrator, active, locked, locked_by_directory, locked_locally, inactive_by_directory,
+              inactive_locally, state_reason, state_source, auto_logout_minutes, default_workflow_view, default_patient_view,
+              default_document_tab, break_glass, flags, record)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (user_code_key) DO UPDATE SET user_code = excluded.user_code, directory_id = excluded.directory_id,
+              directory_dn = excluded.directory_dn, display_name = excluded.display_name, first_name = excluded.first_name,
+              last_name = excluded.last_name, title = excluded.title, email = excluded.email,
+              super_administrator = excluded.super_administrator, auto_logout_minutes = excluded.auto_logout_minutes,
+              default_workflow_view = excluded.default_workflow_view, default_patient_view = excluded.default_patient_view,
+              default_document_tab = excluded.default_document_tab, break_glass = excluded.break_glass, flags = excluded.flags,
+              record = excluded.record
+            """).execute(arguments: [
+                user.code.key, user.code.rawValue, user.directoryID, user.directoryDN, user.displayName, user.firstName, user.lastName,
+                user.title, user.email, user.isSuperAdministrator, state.isActive, state.isLocked, state.lockedByDirectory,
+                state.lockedLocally, state.inactiveByDirectory, state.inactiveLocally, state.reason, state.source?.rawValue,
+                user.autoLogoutMinutes, user.defaultViews.workflow, user.defaultViews.patient, user.defaultViews.documentTab,
+                user.isBreakGlass, Canonical.flags(user.flags), record,
+            ])
+        try db.cachedStatement(sql: "DELETE FROM user_health_center WHERE user_code_key = ?").execute(arguments: [user.code.key])
+        let insert = try db.cachedStatement(sql: "INSERT INTO user_health_center (user_code_key, health_center) VALUES (?, ?)")
+        for hc in user.healthCenters.sorted() { try insert.execute(arguments: [user.code.key, hc.rawValue]) }
+    }
+
+    /// Stores a user's new account state with an audit row and the lock/deactivation events.
+    func changeState(of user: UserCode, from old: AccountState, to new: AccountState, source: String?) throws {
+        guard old != new else { return }
+        try db.cachedStatement(sql: """
+            UPDATE user_account SET active = ?, locked = ?, locked_by_directory = ?, locked_locally = ?, inactive_by_directory = ?,
+              inactive_locally = ?, state_reason = ?, state_source = ? WHERE user_code_key = ?
+            """).execute(arguments: [
+                new.isActive, new.isLocked, new.lockedByDirectory, new.lockedLocally, new.inactiveByDirectory,
+                new.inactiveLocally, new.reason, new.source?.rawValue, user.key,
+            ])
+        let code = try fetchString("SELECT user_code FROM user_account WHERE user_code_key = ?", [user.key]) ?? user.rawValue
+        try w.audit("user.state_changed", "user", code, before: Canonical.record(old), after: Canonical.record(new), source: source)
+        if old.isLocked != new.isLocked { try w.event(new.isLocked ? "user.locked" : "user.unlocked", user: code, detail: new.reason) }
+        if old.isActive != new.isActive { try w.event(new.isActive ? "user.reactivated" : "user.deactivated", user: code, detail: new.reason) }
+        if old.isLocked != new.isLocked || old.isActive != new.isActive { w.markAccessChanged(key: user.key, code: code) }
+    }
+
+    // MARK: memberships
+
+    private func groupExists(_ id: GroupID) throws -> Bool {
+        try groups[id] != nil || fetchString("SELECT id FROM access_group WHERE id = ?", [id.rawValue]) != nil
+    }
+
+    private func setMembers(of group: GroupID, to desired: Set<UserCode>) throws {
+        guard try groupExists(group) else {
+            throw MirrorError.invalid(.unknownReference(entity: "A membership", refersTo: "group '\(group)'"))
+        }
+        let stored = try Set(String.fetchAll(db.cachedStatement(sql: "SELECT user_code_key FROM group_membership WHERE group_id = ?"), arguments: [group.rawValue]))
+        let wanted = Dictionary(desired.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
+        for (key, code) in wanted.sorted(by: { $0.key < $1.key }) where !stored.contains(key) {
+            try addMember(code, to: group, checked: false)
+        }
+        for key in stored.sorted() where wanted[key] == nil {
+            try removeMember(UserCode(key), from: group)
+        }
+    }
+
+    /// Adds one membership with its audit row and events; false if it already existed.
+    @discardableResult
+    func addMember(_ user: UserCode, to group: GroupID, checked: Bool) throws -> Bool {
+        if checked {
+            guard try groupExists(group) else { throw MirrorError.unknownGroup(group) }
+        }
+        guard try userExists(user) else {
+            let name = try groups[group]?.name ?? fetchString("SELECT name FROM access_group WHERE id = ?", [group.rawValue]) ?? group.rawValue
+            throw MirrorError.invalid(.unknownReference(entity: "Group '\(name)'", refersTo: "member '\(user)'"))
+        }
+        let insert = try db.cachedStatement(sql: "INSERT INTO group_membership (group_id, user_code_key) VALUES (?, ?) ON CONFLICT DO NOTHING")
+        try insert.execute(arguments: [group.rawValue, user.key])
+        guard db.changesCount > 0 else { return false }
+        let code = users[user.key]?.code.rawValue ?? user.rawValue
+        try w.audit("membership.added", "membership", "\(group.rawValue)/\(code)", before: nil, after: group.rawValue, source: nil)
+        try w.event("membership.added", user: code, group: group.rawValue)
+        w.markAccessChanged(key: user.key, code: code)
+        return true
+    }
+
+    /// Removes one membership with its audit row and events; false if there was none.
+    @discardableResult
+    func removeMember(_ user: UserCode, from group: GroupID) throws -> Bool {
+        try db.cachedStatement(sql: "DELETE FROM group_membership WHERE group_id = ? AND user_code_key = ?").execute(arguments: [group.rawValue, user.key])
+        guard db.changesCount > 0 else { return false }
+        let code = try fetchString("SELECT user_code FROM user_account WHERE user_code_key = ?", [user.key]) ?? user.rawValue
+        try w.audit("membership.removed", "membership", "\(group.rawValue)/\(code)", before: group.rawValue, after: nil, source: nil)
+        try w.event("membership.removed", user: code, group: group.rawValue)
+        w.markAccessChanged(key: user.key, code: code)
+        return true
+    }
+
+    private func setHolders(of role: RoleName, to desired: Set<UserCode>) throws {
+        guard try roles[role] != nil || fetchString("SELECT name FROM role WHERE name = ?", [role.rawValue]) != nil else {
+            throw MirrorError.invalid(.unknownReference(entity: "A role assignment", refersTo: "role '\(role)'"))
+        }
+        let stored = try Set(String.fetchAll(db.cachedStatement(sql: "SELECT user_code_key FROM role_membership WHERE role = ?"), arguments: [role.rawValue]))
+        let wanted = Dictionary(desired.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
+        for (key, code) in wanted.sorted(by: { $0.key < $1.key }) where !stored.contains(key) {
+            guard try userExists(code) else {
+                throw MirrorError.invalid(.unknownReference(entity: "Role '\(role)'", refersTo: "holder '\(code)'"))
+            }
+            try db.cachedStatement(sql: "INSERT INTO role_membership (role, user_code_key) VALUES (?, ?)").execute(arguments: [role.rawValue, key])
+            let name = users[key]?.code.rawValue ?? code.rawValue
+            try w.audit("role.assigned", "role_assignment", "\(role.rawValue)/\(name)", before: nil, after: role.rawValue, source: nil)
+            try w.event("role.assigned", user: name, detail: role.rawValue)
+            w.markAccessChanged(key: key, code: name)
+        }
+        for key in stored.sorted() where wanted[key] == nil {
+            try db.cachedStatement(sql: "DELETE FROM role_membership WHERE role = ? AND user_code_key = ?").execute(arguments: [role.rawValue, key])
+            let name = try fetchString("SELECT user_code FROM user_account WHERE user_code_key = ?", [key]) ?? key
+            try w.audit("role.unassigned", "role_assignment", "\(role.rawValue)/\(name)", before: role.rawValue, after: nil, source: nil)
+            try w.event("role.unassigned", user: name, detail: role.rawValue)
+            w.markAccessChanged(key: key, code: name)
+        }
+    }
+
+    // MARK: removals
+
+    private func removeGroup(_ id: GroupID) throws {
+        guard let before = try fetchString("SELECT record FROM access_group WHERE id = ?", [id.rawValue]) else { return }
+        let members = try String.fetchAll(db.cachedStatement(sql: "SELECT user_code_key FROM group_membership WHERE group_id = ? ORDER BY user_code_key"), arguments: [id.rawValue])
+        for key in members { try removeMember(UserCode(key), from: id) }
+        try db.execute(sql: "DELETE FROM access_group WHERE id = ?", arguments: [id.rawValue])
+        try w.audit("group.removed", "group", id.rawValue, before: before, after: nil, source: nil)
+    }
+
+    private func removeUnlisted() throws {
+        let listedUsers = Set(changeset.users.map(\.code.key))
+        for code in try String.fetchAll(db, sql: "SELECT user_code FROM user_account ORDER BY user_code_key") where !listedUsers.contains(UserCode(code).key) {
+            throw MirrorError.invalid(.userDeleted(user: UserCode(code)))
+        }
+        for id in try String.fetchAll(db, sql: "SELECT id FROM access_group ORDER BY id") where groups[GroupID(id)] == nil {
+            try removeGroup(GroupID(id))
+        }
+        try removeMissing(table: "role", key: "name", entity: "role", listed: Set(roles.keys.map(\.rawValue)))
+        try removeMissing(table: "pool", key: "code", entity: "pool", listed: Set(pools.keys.map(\.rawValue)))
+        try removeMissing(table: "provider", key: "code", entity: "provider", listed: Set(providers.keys.map(\.rawValue)))
+        try removeMissing(table: "care_venue", key: "code", entity: "care_venue", listed: Set(careVenues.keys.map(\.rawValue)))
+        try removeMissing(table: "health_center", key: "code", entity: "health_center", listed: Set(healthCenters.keys.map(\.rawValue)))
+    }
+
+    private func removeMissing(table: String, key: String, entity: String, listed: Set<String>) throws {
+        let rows = try Row.fetchAll(db, sql: "SELECT \(key), record FROM \(table) ORDER BY \(key)")
+        for row in rows {
+            let id: String = row[0]
+            guard !listed.contains(id) else { continue }
+            if table == "role" {
+                try setHolders(of: RoleName(id), to: [])
+            }
+            try db.execute(sql: "DELETE FROM \(table) WHERE \(key) = ?", arguments: [id])
+            try w.audit("\(entity).removed", entity, id, before: row[1], after: nil, source: nil)
+        }
+    }
+
+    private func markUsers(sql: String, _ arguments: StatementArguments) throws {
+        for row in try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments) {
+            w.markAccessChanged(key: row[0], code: row[1])
+        }
+    }
+}

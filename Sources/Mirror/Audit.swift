@@ -1,0 +1,104 @@
+import AccessModel
+import GRDB
+
+/// The audit log's hash chain: each row's hash covers the previous row's hash and all its fields.
+enum AuditChain {
+    static let genesis = String(repeating: "0", count: 64)
+
+    /// The hash of one row: SHA-256 over the previous hash and each field, length-prefixed so that
+    /// no two different rows hash the same input.
+    static func hash(
+        previous: String, at: String, actorKind: String, actor: String, source: String?, action: String,
+        entityType: String, entityKey: String, before: String?, after: String?
+    ) -> String {
+        var input = previous
+        for field in [at, actorKind, actor, source, action, entityType, entityKey, before, after] {
+            if let field {
+                input += "|\(field.utf8.count):"
+                input += field
+            } else {
+                input += "|-"
+            }
+        }
+        return SHA256.hex(input)
+    }
+
+    /// The first row whose hash or link to its predecessor does not match, or nil if the chain holds.
+    static func verify(_ db: Database) throws -> AuditChainBreak? {
+        var previous = genesis
+        let rows = try Row.fetchCursor(db, sql: """
+            SELECT id, at, actor_kind, actor, source, action, entity_type, entity_key, before, after, prev_hash, hash
+            FROM audit_log ORDER BY id
+            """)
+        while let row = try rows.next() {
+            let id: Int64 = row[0]
+            let prevHash: String = row[10]
+            if prevHash != previous {
+                return AuditChainBreak(rowID: id, problem: "it links to \(prevHash.prefix(12))…, but the row before it hashes to \(previous.prefix(12))… (a row was removed, inserted or altered)")
+            }
+            let expected = hash(
+                previous: prevHash, at: row[1], actorKind: row[2], actor: row[3], source: row[4], action: row[5],
+                entityType: row[6], entityKey: row[7], before: row[8], after: row[9])
+            let stored: String = row[11]
+            if stored != expected {
+                return AuditChainBreak(rowID: id, problem: "its content hashes to \(expected.prefix(12))…, not the stored \(stored.prefix(12))… (the row was altered)")
+            }
+            previous = stored
+        }
+        return nil
+    }
+}
+
+/// Writes audit rows and events inside one transaction, and collects the changes made.
+final class ChangeWriter {
+    let db: Database
+    let actor: Actor
+    let at: String
+    private(set) var changes: [Change] = []
+    private(set) var eventCount = 0
+    private var previousHash: String
+    private let auditStatement: Statement
+    private let eventStatement: Statement
+    /// Users whose effective access may have changed, by key, with the spelling to report.
+    var accessChanged: [String: String] = [:]
+
+    init(db: Database, actor: Actor, at: String) throws {
+        self.db = db
+        self.actor = actor
+        self.at = at
+        previousHash = try String.fetchOne(db, sql: "SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1") ?? AuditChain.genesis
+        auditStatement = try db.cachedStatement(sql: """
+            INSERT INTO audit_log (at, actor_kind, actor, source, action, entity_type, entity_key, before, after, prev_hash, hash)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """)
+        eventStatement = try db.cachedStatement(sql: "INSERT INTO events (type, at, user_code, group_id, detail) VALUES (?, ?, ?, ?, ?)")
+    }
+
+    /// Appends one audit row (chained to the previous one) and records the change.
+    func audit(_ action: String, _ entityType: String, _ entityKey: String, before: String?, after: String?, source: String?) throws {
+        let hash = AuditChain.hash(
+            previous: previousHash, at: at, actorKind: actor.kind.rawValue, actor: actor.name, source: source,
+            action: action, entityType: entityType, entityKey: entityKey, before: before, after: after)
+        try auditStatement.execute(arguments: [at, actor.kind.rawValue, actor.name, source, action, entityType, entityKey, before, after, previousHash, hash])
+        previousHash = hash
+        changes.append(Change(action: action, entityType: entityType, entityKey: entityKey, before: before, after: after))
+    }
+
+    /// Appends one event for the clinic application.
+    func event(_ type: String, user: String?, group: String? = nil, detail: String? = nil) throws {
+        try eventStatement.execute(arguments: [type, at, user, group, detail])
+        eventCount += 1
+    }
+
+    func markAccessChanged(key: String, code: String) {
+        accessChanged[key] = code
+    }
+
+    /// Emits one `access.changed` event per user marked, in a stable order.
+    func flushAccessChanged() throws {
+        for (_, code) in accessChanged.sorted(by: { $0.key < $1.key }) {
+            try event("access.changed", user: code)
+        }
+        accessChanged = [:]
+    }
+}

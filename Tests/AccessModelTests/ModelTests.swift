@@ -1,0 +1,107 @@
+import AccessModel
+import Testing
+
+@Suite struct ModelInvariantTests {
+    @Test func userCodesCompareCaseInsensitivelyAndKeepTheirSpelling() {
+        let a = UserCode("RGrey")
+        let b = UserCode("rgrey")
+        #expect(a == b)
+        #expect(Set([a, b]).count == 1)
+        #expect(a.rawValue == "RGrey")
+        #expect(a.key == "rgrey")
+    }
+
+    @Test func aGroupNeedsACareVenue() {
+        #expect(throws: ModelError.groupWithoutCareVenue(group: "HC1 Ortho MOAs", healthCenter: "HC1")) {
+            try Group(id: "g1", name: "HC1 Ortho MOAs", kind: .provider, healthCenter: "HC1", careVenues: [])
+        }
+        let error = ModelError.groupWithoutCareVenue(group: "HC1 Ortho MOAs", healthCenter: "HC1")
+        #expect(error.description == "Group 'HC1 Ortho MOAs' in health center HC1 has no care venue: a group covers at least one care venue.")
+    }
+
+    @Test func everyGroupGrantsUserPreferences() throws {
+        let group = try Group(id: "g1", name: "MOAs", kind: .provider, healthCenter: "HC1", careVenues: ["HC1-OR1"])
+        #expect(group.modules[.userPreferences] != nil)
+        #expect(group.schedulingAbility)
+        #expect(!group.autoAddNewProviders)
+    }
+
+    @Test func aGroupKeepsItsHealthCenterAndKind() throws {
+        let stored = try Group(id: "g1", name: "HC1 Ortho MOAs", kind: .provider, healthCenter: "HC1", careVenues: ["HC1-OR1"])
+        let moved = try Group(id: "g1", name: "HC1 Ortho MOAs", kind: .provider, healthCenter: "HC2", careVenues: ["HC2-MAIN"])
+        let error = #expect(throws: ModelError.self) { try moved.checkTransition(from: stored) }
+        #expect(error?.description == "Group 'HC1 Ortho MOAs' cannot move from health center HC1 to HC2: a group's health center never changes.")
+        let pooled = try Group(id: "g1", name: "HC1 Ortho MOAs", kind: .pool, healthCenter: "HC1", careVenues: ["HC1-OR1"])
+        let kindError = #expect(throws: ModelError.self) { try pooled.checkTransition(from: stored) }
+        #expect(kindError?.description == "Group 'HC1 Ortho MOAs' cannot change from a provider group to a pool group: a group's kind never changes.")
+        let renamed = try Group(id: "g1", name: "Ortho office", kind: .provider, healthCenter: "HC1", careVenues: ["HC1-OR2"])
+        try renamed.checkTransition(from: stored)
+    }
+
+    @Test func onlyForcedPrivacyLevelsMayBeOverriddenPerProvider() throws {
+        #expect(throws: ModelError.self) {
+            try Group(id: "g", name: "Office", kind: .provider, healthCenter: "HC1", careVenues: ["HC1-OR1"], modules: [
+                .providersOffice: .providers(["grey": TargetGrant(.fullAccess, privacyOverride: .forcedPatient)], privacy: .toggleDefaultOn),
+            ])
+        }
+        #expect(throws: ModelError.self) {
+            try Group(id: "g", name: "Office", kind: .provider, healthCenter: "HC1", careVenues: ["HC1-OR1"], modules: [
+                .providersOffice: .providers(["grey": TargetGrant(.fullAccess, privacyOverride: .toggleDefaultOn)], privacy: .forcedPatient),
+            ])
+        }
+        let allowed = try Group(id: "g", name: "Office", kind: .provider, healthCenter: "HC1", careVenues: ["HC1-OR1"], modules: [
+            .providersOffice: .providers(["grey": TargetGrant(.fullAccess, privacyOverride: .forcedPatientAndProvider)], privacy: .forcedPatient),
+        ])
+        #expect(allowed.modules[.providersOffice]?.targets["grey"]?.privacyOverride == .forcedPatientAndProvider)
+    }
+
+    @Test func aGroupListsTheMostRestrictiveOfItsEntries() throws {
+        let group = try Group(id: "g", name: "Office", kind: .provider, healthCenter: "HC1", careVenues: ["HC1-OR1"], modules: [
+            .providersOffice: .providers(["grey": TargetGrant(.fullAccess), "banner": TargetGrant(.readOnly)]),
+            .reports: .providers(["grey": TargetGrant(.fullAccess)], privacy: .toggleDefaultOn),
+        ])
+        #expect(group.listedLevel == AccessLevel(.readOnly, .toggleDefaultOn))
+    }
+
+    @Test func aLocalLockSurvivesADirectoryUnlock() {
+        var state = AccountState.active.updatedByDirectory(locked: true, inactive: false, reason: "pwdAccountLockedTime")
+        #expect(state.isLocked && state.source == .directory)
+        state.lockedLocally = true
+        state = state.updatedByDirectory(locked: false, inactive: false)
+        #expect(state.isLocked)
+        #expect(state.source == .local)
+        state.lockedLocally = false
+        #expect(!state.isLocked && state.isActive && state.source == nil)
+    }
+
+    @Test func aDeletedUserIsRejected() {
+        let changeset = Changeset(deletedUsers: ["jdoe"])
+        let error = #expect(throws: ModelError.self) { try changeset.validateStandalone() }
+        #expect(error?.description == "User 'jdoe' cannot be deleted: users are never deleted, only made inactive.")
+    }
+
+    @Test func snapshotValidationNamesTheBrokenReference() throws {
+        let group = try Group(id: "g", name: "Office", kind: .provider, healthCenter: "HC1", careVenues: ["HC2-MAIN"])
+        let snapshot = Clinic.snapshot(users: [], groups: [group], members: [:])
+        let error = #expect(throws: ModelError.self) { try snapshot.validate() }
+        #expect(error?.description == "Group 'Office' belongs to health center HC1 but refers to care venue 'HC2-MAIN' of health center HC2: both must be in the same health center.")
+        let poolInProviderGroup = try Group(id: "g", name: "Office", kind: .provider, healthCenter: "HC1", careVenues: ["HC1-OR1"], modules: [
+            .reports: ModuleGrant(targets: ["ortho": TargetGrant()]),
+        ])
+        #expect(throws: ModelError.wrongTargetKind(group: "Office", kind: .provider, module: .reports, target: "ortho")) {
+            try Clinic.snapshot(users: [], groups: [poolInProviderGroup], members: [:]).validate()
+        }
+    }
+
+    @Test func rule6AddsANewProviderToAutoAddGroups() throws {
+        let group = try Group(id: "g", name: "OR booking", kind: .provider, healthCenter: "HC1", careVenues: ["HC1-OR1"], modules: [
+            .careVenue: .providers(["grey": TargetGrant()], defaultPrivilege: .readOnly),
+        ], autoAddNewProviders: true)
+        let added = group.addingProvider("banner")
+        #expect(added.modules[.careVenue]?.targets["banner"] == TargetGrant(.readOnly))
+        #expect(added.modules[.userPreferences]?.targets.isEmpty == true)
+        let own = try Group.providerGroup(for: Clinic.house, id: "house-group", careVenues: ["HC1-OR1"])
+        #expect(own.name == "House, Gregory" && own.healthCenter == "HC1")
+        #expect(own.modules[.providersOffice]?.targets["house"] == TargetGrant(.fullAccess))
+    }
+}

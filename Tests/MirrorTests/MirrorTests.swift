@@ -1,0 +1,299 @@
+import AccessModel
+import Foundation
+import GRDB
+@testable import Mirror
+import Testing
+
+/// A fresh mirror in its own temporary directory.
+func makeMirror(_ name: String = #function) throws -> Mirror {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("roster-mirror-\(UUID().uuidString)")
+    return try Mirror(path: dir.appendingPathComponent("sub/mirror.sqlite").path)
+}
+
+enum Sample {
+    static let hc1 = HealthCenter(id: "HC1", name: "General Hospital")
+    static let hc2 = HealthCenter(id: "HC2", name: "Lakeside Clinic")
+    static let venues = [
+        CareVenue(id: "HC1-OR1", healthCenter: "HC1", name: "OR 1"),
+        CareVenue(id: "HC2-MAIN", healthCenter: "HC2", name: "Main"),
+    ]
+    static let providers = [
+        Provider(id: "grey", healthCenter: "HC1", displayName: "Grey, Felicity"),
+        Provider(id: "banner", healthCenter: "HC1", displayName: "Banner, Bruce"),
+        Provider(id: "strange", healthCenter: "HC1", displayName: "Strange, Stephen"),
+        Provider(id: "house", healthCenter: "HC1", displayName: "House, Gregory"),
+        Provider(id: "quinn", healthCenter: "HC2", displayName: "Quinn, Michaela"),
+    ]
+    static let pools = [
+        Pool(id: "ortho", healthCenter: "HC1", name: "Ortho", providers: ["grey", "banner"]),
+        Pool(id: "cardio", healthCenter: "HC1", name: "Cardio", providers: ["strange", "house"], visibility: .reachableProvidersOnly),
+    ]
+
+    static func user(_ code: String, hcs: Set<HealthCenterID> = ["HC1"], superAdministrator: Bool = false, state: AccountState = .active) -> User {
+        try! User(code: UserCode(code), directoryDN: "uid=\(code),ou=people,dc=clinic", firstName: "F", lastName: code,
+                  email: "\(code)@clinic.test", healthCenters: hcs, isSuperAdministrator: superAdministrator, state: state, flags: ["twain": true])
+    }
+
+    static let greyOffice = try! Group(id: "g-grey", name: "Grey office", kind: .provider, healthCenter: "HC1", careVenues: ["HC1-OR1"], modules: [
+        .providersOffice: .providers(["grey": TargetGrant(.fullAccess), "banner": TargetGrant(.readOnly)]),
+        .reports: .providers(["grey": TargetGrant(.fullAccess, privacyOverride: .forcedPatientAndProvider)], privacy: .forcedPatient),
+    ])
+    static let readOnlyGrey = try! Group(id: "g-ro", name: "Read-only Grey", kind: .provider, healthCenter: "HC1", careVenues: ["HC1-OR1"], modules: [
+        .providersOffice: .providers(["grey": TargetGrant(.readOnly), "strange": TargetGrant(.fullAccess)], privacy: .toggleDefaultOn),
+        .security: ModuleGrant(privacy: .toggleDefaultOff, defaultPrivilege: .readOnly),
+    ])
+    static let poolGroup = try! Group(id: "g-pool", name: "Pools", kind: .pool, healthCenter: "HC1", careVenues: ["HC1-OR1"], modules: [
+        .providersOffice: .pools(["ortho": TargetGrant(.fullAccess), "cardio": TargetGrant(.fullAccess)]),
+    ])
+    static let manager = Role(id: "Clinical Manager", modules: [.reports: .readOnly, .administrator: .fullAccess])
+
+    static func changeset(scope: Changeset.Scope = .partial) -> Changeset {
+        Changeset(
+            scope: scope, healthCenters: [hc1, hc2], careVenues: venues, providers: providers, pools: pools,
+            groups: [greyOffice, readOnlyGrey, poolGroup], roles: [manager, .allAccess],
+            users: [user("rita"), user("Moa2"), user("admin", hcs: [], superAdministrator: true), user("lonely"),
+                    user("locked", state: AccountState(lockedByDirectory: true)), user("boss")],
+            groupMembers: ["g-grey": ["rita", "MOA2", "locked"], "g-ro": ["moa2"], "g-pool": ["rita", "moa2"]],
+            roleHolders: ["Clinical Manager": ["rita", "lonely"], "All Access": ["boss"]])
+    }
+}
+
+@Suite struct MirrorApplyTests {
+    @Test func applyWritesEverythingOnceAndReapplyWritesNothing() throws {
+        let mirror = try makeMirror()
+        let first = try mirror.apply(Sample.changeset(), actor: .directory("ldap://test"))
+        #expect(first.counts["user.created"] == 6)
+        #expect(first.counts["group.created"] == 3)
+        #expect(first.counts["membership.added"] == 6)
+        #expect(first.counts["role.assigned"] == 3)
+        let events = try mirror.events()
+        #expect(events.filter { $0.type == "membership.added" }.count == 6)
+        #expect(events.map(\.id) == events.map(\.id).sorted())
+        let second = try mirror.apply(Sample.changeset(), actor: .directory("ldap://test"))
+        #expect(second.isEmpty, "\(second.changes)")
+        #expect(try mirror.events().count == events.count)
+        #expect(try mirror.verifyAuditLog() == nil)
+        #expect(try mirror.auditRowCount() == first.changes.count)
+    }
+
+    @Test func storedModelRoundTrips() throws {
+        let mirror = try makeMirror()
+        let changeset = Sample.changeset()
+        try mirror.apply(changeset, actor: .system)
+        let snapshot = try mirror.snapshot()
+        #expect(snapshot.groups[Sample.greyOffice.id] == Sample.greyOffice)
+        #expect(snapshot.pools["cardio"] == Sample.pools[1])
+        #expect(snapshot.groupMembers["g-grey"] == ["rita", "moa2", "locked"])
+        #expect(snapshot.users["MOA2"]?.code.rawValue == "Moa2")
+    }
+
+    @Test func effectiveAccessInSQLMatchesTheModel() throws {
+        let mirror = try makeMirror()
+        try mirror.apply(Sample.changeset(), actor: .system)
+        let snapshot = try mirror.snapshot()
+        for user in ["rita", "moa2", "admin", "lonely", "locked", "boss", "nobody"] {
+            #expect(try mirror.effectiveAccess(of: UserCode(user)) == snapshot.effectiveAccess(of: UserCode(user)), "\(user)")
+        }
+        // The view gives the same rows as the per-user query over effective_access_source.
+        for user in ["rita", "moa2", "admin", "boss"] {
+            let viewRows = try mirror.read { db in
+                try Row.fetchAll(db, sql: "SELECT module, health_center, provider, privilege, privacy FROM effective_access WHERE user_code = ?", arguments: [user])
+                    .map { "\($0[0] as String) \($0[1] as String) \(($0[2] as String?) ?? "-") \($0[3] as String) \($0[4] as Int)" }.sorted()
+            }
+            let apiRows = try mirror.effectiveAccess(of: UserCode(user)).grants
+                .map { "\($0.module.rawValue) \($0.healthCenter) \($0.provider?.rawValue ?? "-") \($0.privilege.name) \($0.privacy.rawValue)" }.sorted()
+            #expect(viewRows == apiRows, "\(user)")
+        }
+        let rita = try mirror.effectiveAccess(of: "RITA")
+        #expect(rita.level(for: GrantKey(.providersOffice, "HC1", "banner")) == AccessLevel(.readOnly, .toggleDefaultOff))
+        #expect(rita.level(for: GrantKey(.reports, "HC1", "grey")) == AccessLevel(.fullAccess, .forcedPatientAndProvider))
+        // moa2: two groups on grey -> most restrictive; the reachable-only pool shows strange only.
+        let moa2 = try mirror.effectiveAccess(of: "moa2")
+        #expect(moa2.level(for: GrantKey(.providersOffice, "HC1", "grey")) == AccessLevel(.readOnly, .toggleDefaultOn))
+        #expect(moa2.level(for: GrantKey(.providersOffice, "HC1", "strange")) == AccessLevel(.fullAccess, .toggleDefaultOn))
+        #expect(moa2.level(for: GrantKey(.providersOffice, "HC1", "house")) == nil)
+        #expect(try mirror.effectiveAccess(of: "lonely") == .noAccess(.noGroup))
+        #expect(try mirror.effectiveAccess(of: "locked") == .noAccess(.locked))
+    }
+
+    @Test func aGroupMovingHealthCenterIsRejectedWholeAndNothingChanges() throws {
+        let mirror = try makeMirror()
+        try mirror.apply(Sample.changeset(), actor: .system)
+        let before = try mirror.snapshot()
+        let audit = try mirror.auditRowCount()
+        let moved = try Group(id: "g-grey", name: "HC1 Ortho MOAs", kind: .provider, healthCenter: "HC2", careVenues: ["HC2-MAIN"])
+        var changeset = Changeset(users: [Sample.user("newcomer")], groupMembers: ["g-ro": ["newcomer", "moa2"]])
+        changeset.groups = [moved]
+        let error = #expect(throws: MirrorError.self) { try mirror.apply(changeset, actor: .system) }
+        #expect(error?.description == "Group 'HC1 Ortho MOAs' cannot move from health center HC1 to HC2: a group's health center never changes.")
+        #expect(try mirror.snapshot() == before)
+        #expect(try mirror.auditRowCount() == audit)
+    }
+
+    @Test func aGroupChangingKindIsRejected() throws {
+        let mirror = try makeMirror()
+        try mirror.apply(Sample.changeset(), actor: .system)
+        let pooled = try Group(id: "g-ro", name: "Read-only Grey", kind: .pool, healthCenter: "HC1", careVenues: ["HC1-OR1"])
+        let error = #expect(throws: MirrorError.self) { try mirror.apply(Changeset(groups: [pooled]), actor: .system) }
+        #expect(error?.description == "Group 'Read-only Grey' cannot change from a provider group to a pool group: a group's kind never changes.")
+    }
+
+    @Test func danglingReferencesAreRejectedNamingTheEntity() throws {
+        let mirror = try makeMirror()
+        let group = try Group(id: "g", name: "Ghost venue", kind: .provider, healthCenter: "HC1", careVenues: ["HC1-OR9"])
+        let error = #expect(throws: MirrorError.self) {
+            try mirror.apply(Changeset(healthCenters: [Sample.hc1], groups: [group]), actor: .system)
+        }
+        #expect(error?.description == "Group 'Ghost venue' refers to care venue 'HC1-OR9', which does not exist: add it first or drop the reference.")
+        #expect(try mirror.auditRowCount() == 0)
+        let member = #expect(throws: MirrorError.self) {
+            try mirror.apply(Changeset(healthCenters: [Sample.hc1], careVenues: [Sample.venues[0]], groups: [Sample.readOnlyGrey.withModules([:])], groupMembers: ["g-ro": ["ghost"]]), actor: .system)
+        }
+        #expect(member?.description == "Group 'Read-only Grey' refers to member 'ghost', which does not exist: add it first or drop the reference.")
+    }
+
+    @Test func usersAreNeverDeleted() throws {
+        let mirror = try makeMirror()
+        try mirror.apply(Sample.changeset(scope: .complete), actor: .system)
+        var complete = Sample.changeset(scope: .complete)
+        complete.users.removeAll { $0.code == "lonely" }
+        complete.roleHolders["Clinical Manager"] = ["rita"]
+        let error = #expect(throws: MirrorError.self) { try mirror.apply(complete, actor: .system) }
+        #expect(error?.description == "User 'lonely' cannot be deleted: users are never deleted, only made inactive.")
+        #expect(throws: MirrorError.self) { try mirror.apply(Changeset(deletedUsers: ["rita"]), actor: .system) }
+        #expect(try mirror.snapshot().users["lonely"] != nil)
+    }
+
+    @Test func aCompleteChangesetRemovesUnlistedGroupsButKeepsTheirUsers() throws {
+        let mirror = try makeMirror()
+        try mirror.apply(Sample.changeset(scope: .complete), actor: .system)
+        var complete = Sample.changeset(scope: .complete)
+        complete.groups.removeAll { $0.id == "g-ro" }
+        complete.groupMembers["g-ro"] = nil
+        let summary = try mirror.apply(complete, actor: .rule("reconcile"))
+        #expect(summary.counts["group.removed"] == 1)
+        #expect(summary.counts["membership.removed"] == 1)
+        #expect(try mirror.snapshot().users["moa2"] != nil)
+        #expect(try mirror.events().contains { $0.type == "membership.removed" && $0.userCode == "Moa2" && $0.groupID == "g-ro" })
+    }
+
+    @Test func dryRunReportsChangesWithoutWriting() throws {
+        let mirror = try makeMirror()
+        let plan = try mirror.apply(Sample.changeset(), actor: .system, dryRun: true)
+        #expect(plan.dryRun && plan.counts["user.created"] == 6)
+        #expect(try mirror.auditRowCount() == 0)
+        #expect(try mirror.events().isEmpty)
+        #expect(try mirror.snapshot().users.isEmpty)
+    }
+
+    @Test func groupChangesTellTheMembersTheirAccessChanged() throws {
+        let mirror = try makeMirror()
+        try mirror.apply(Sample.changeset(), actor: .system)
+        let last = try mirror.events().last?.id ?? 0
+        let changed = try Sample.readOnlyGrey.withModules([.providersOffice: .providers(["grey": TargetGrant(.fullAccess)])])
+        let summary = try mirror.apply(Changeset(groups: [changed]), actor: .directory("cn=ro,ou=groups"))
+        #expect(summary.counts == ["group.updated": 1])
+        #expect(try mirror.events(after: last).map(\.type) == ["access.changed"])
+    }
+}
+
+@Suite struct MirrorFastPathTests {
+    @Test func aLocalLockIsNotClearedByTheDirectory() throws {
+        let mirror = try makeMirror()
+        try mirror.apply(Sample.changeset(), actor: .system)
+        try mirror.setDirectoryState(of: "rita", locked: true, inactive: false, reason: "pwdAccountLockedTime", actor: .directory("uid=rita"))
+        try mirror.setLocalLock(of: "rita", locked: true, reason: "under investigation", actor: .local("admin"))
+        try mirror.setDirectoryState(of: "rita", locked: false, inactive: false, actor: .directory("uid=rita"))
+        #expect(try mirror.effectiveAccess(of: "rita") == .noAccess(.locked))
+        // A full re-apply from the directory does not clear it either.
+        try mirror.apply(Sample.changeset(), actor: .system)
+        #expect(try mirror.effectiveAccess(of: "rita") == .noAccess(.locked))
+        let source = try mirror.read { db in try String.fetchOne(db, sql: "SELECT state_source FROM user_access_status WHERE user_code = 'RITA'") }
+        #expect(source == "local")
+        try mirror.setLocalLock(of: "rita", locked: false, actor: .local("admin"))
+        #expect(try mirror.effectiveAccess(of: "rita").grants.isEmpty == false)
+        let types = try mirror.events().map(\.type).filter { $0.hasPrefix("user.") }
+        #expect(types == ["user.locked", "user.unlocked"])
+    }
+
+    @Test func deactivationAndMembershipFastPathsEmitEvents() throws {
+        let mirror = try makeMirror()
+        try mirror.apply(Sample.changeset(), actor: .system)
+        let start = try mirror.events().last!.id
+        try mirror.setDirectoryState(of: "moa2", locked: false, inactive: true, reason: "nsAccountLock", actor: .directory("uid=moa2"))
+        try mirror.setDirectoryState(of: "moa2", locked: false, inactive: false, actor: .directory("uid=moa2"))
+        try mirror.addMembership("lonely", to: "g-grey", actor: .directory("cn=grey"))
+        #expect(try mirror.addMembership("lonely", to: "g-grey", actor: .directory("cn=grey")).isEmpty)
+        try mirror.removeMembership("lonely", from: "g-grey", actor: .directory("cn=grey"))
+        let events = try mirror.events(after: start)
+        #expect(events.map(\.type) == [
+            "user.deactivated", "access.changed", "user.reactivated", "access.changed",
+            "membership.added", "access.changed", "membership.removed", "access.changed",
+        ])
+        #expect(throws: MirrorError.self) { try mirror.addMembership("lonely", to: "nope", actor: .system) }
+        #expect(throws: MirrorError.self) { try mirror.setLocalLock(of: "nobody", locked: true, actor: .system) }
+        #expect(try mirror.verifyAuditLog() == nil)
+    }
+}
+
+@Suite struct MirrorStorageTests {
+    @Test func theAuditLogIsAppendOnlyAndItsChainShowsTampering() throws {
+        let mirror = try makeMirror()
+        try mirror.apply(Sample.changeset(), actor: .system)
+        #expect(throws: (any Error).self) { try mirror.pool.write { db in try db.execute(sql: "UPDATE audit_log SET actor = 'x' WHERE id = 3") } }
+        #expect(throws: (any Error).self) { try mirror.pool.write { db in try db.execute(sql: "DELETE FROM audit_log WHERE id = 3") } }
+        #expect(try mirror.verifyAuditLog() == nil)
+        try mirror.pool.write { db in
+            try db.execute(sql: "DROP TRIGGER audit_log_no_update")
+            try db.execute(sql: "UPDATE audit_log SET after = '{}' WHERE id = 5")
+        }
+        #expect(try mirror.verifyAuditLog()?.rowID == 5)
+        try mirror.pool.write { db in
+            try db.execute(sql: "DROP TRIGGER audit_log_no_delete")
+            try db.execute(sql: "DELETE FROM audit_log WHERE id = 2")
+        }
+        #expect(try mirror.verifyAuditLog()?.rowID == 3)
+    }
+
+    @Test func sha256MatchesTheStandardVectors() {
+        #expect(SHA256.hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(SHA256.hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(SHA256.hex(String(repeating: "a", count: 1000)) == "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3")
+    }
+
+    @Test func filesAreNotWorldReadable() throws {
+        let mirror = try makeMirror()
+        try mirror.apply(Sample.changeset(), actor: .system)
+        let attributes = try FileManager.default.attributesOfItem(atPath: mirror.path)
+        #expect((attributes[.posixPermissions] as? Int) == 0o640)
+        let dir = try FileManager.default.attributesOfItem(atPath: (mirror.path as NSString).deletingLastPathComponent)
+        #expect((dir[.posixPermissions] as? Int) == 0o750)
+        #expect(throws: MirrorError.self) { try Mirror(path: mirror.path, readerGroup: "no-such-group-roster") }
+    }
+
+    @Test func syncStateRoundTrips() throws {
+        let mirror = try makeMirror()
+        #expect(try mirror.syncState(for: "ldap://a") == nil)
+        let state = SyncState(directory: "ldap://a", cookie: [1, 2, 3, 0, 255], lastFullReconcile: "2025-01-01T00:00:00Z", lastChangeApplied: "2025-01-02T00:00:00Z")
+        try mirror.saveSyncState(state)
+        #expect(try mirror.syncState(for: "ldap://a") == state)
+    }
+
+    @Test func readersNeverSeeHalfAChangeset() async throws {
+        let mirror = try makeMirror()
+        try mirror.apply(Changeset(healthCenters: [Sample.hc1], careVenues: [Sample.venues[0]], groups: [Sample.readOnlyGrey.withModules([:])]), actor: .system)
+        let users = (0..<3000).map { Sample.user("bulk\($0)") }
+        let changeset = Changeset(users: users, groupMembers: ["g-ro": Set(users.map(\.code))])
+        let writer = Task.detached { try mirror.apply(changeset, actor: .system) }
+        var seen = Set<[Int]>()
+        for _ in 0..<200 {
+            let counts = try mirror.read { db in
+                [try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM user_account")!, try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM group_membership")!]
+            }
+            seen.insert(counts)
+        }
+        _ = try await writer.value
+        seen.insert(try mirror.read { db in [try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM user_account")!, try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM group_membership")!] })
+        #expect(seen.isSubset(of: [[0, 0], [3000, 3000]]), "\(seen)")
+    }
+}
