@@ -1,6 +1,10 @@
 import CLDAP
 import Dispatch
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// One libldap connection handle and the thread it is used on.
 ///
 /// `@unchecked Sendable` is safe because the raw `LDAP *` is only touched inside
@@ -78,8 +82,14 @@ final class LDAPHandle: @unchecked Sendable {
         }
     }
 
+    /// libldap writes to sockets without MSG_NOSIGNAL: a write to a connection the server
+    /// (or `SocketInterrupter`) closed would raise SIGPIPE and kill the process. Writes
+    /// must fail with EPIPE instead, so SIGPIPE is ignored process-wide, once.
+    private static let ignoreBrokenPipes: Void = { _ = signal(SIGPIPE, SIG_IGN) }()
+
     /// Opens a connection: handle, options, TLS, bind. Runs on a new handle's queue.
     static func open(_ configuration: LDAPConfiguration, label: String) async throws -> LDAPHandle {
+        _ = ignoreBrokenPipes
         try configuration.validate()
         let queue = DispatchQueue(label: "roster.ldap.\(label)")
         return try await withCheckedThrowingContinuation { continuation in

@@ -136,7 +136,7 @@ public final class SlapdServer: @unchecked Sendable {
     public func load(ldif: String) throws {
         let file = directory.appendingPathComponent("load-\(UUID().uuidString.prefix(6)).ldif").path
         try ldif.write(toFile: file, atomically: true, encoding: .utf8)
-        try Tools.run(Tools.slapadd, ["-q", "-f", configurationFile, "-l", file])
+        try Tools.run(Tools.slapadd, ["-q", "-w", "-f", configurationFile, "-l", file])
         try? FileManager.default.removeItem(atPath: file)
     }
 

@@ -1,0 +1,57 @@
+/// The RFC 4530 `entryUUID` of a directory entry: the key of the sync stream, stable across
+/// renames. Also holds other 16-byte identities (Active Directory's `objectGUID`).
+public struct EntryUUID: Hashable, Sendable, CustomStringConvertible, Comparable {
+    /// The 16 bytes in network order.
+    public let bytes: [UInt8]
+
+    public init?(bytes: [UInt8]) {
+        guard bytes.count == 16 else { return nil }
+        self.bytes = bytes
+    }
+
+    /// Parses the text form `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (any case).
+    public init?(_ text: String) {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(16)
+        var high: UInt8?
+        for (position, character) in text.utf8.enumerated() {
+            if character == UInt8(ascii: "-") {
+                guard [8, 13, 18, 23].contains(position) else { return nil }
+                continue
+            }
+            guard let nibble = Self.nibble(character) else { return nil }
+            if let first = high {
+                bytes.append(first << 4 | nibble)
+                high = nil
+            } else {
+                high = nibble
+            }
+        }
+        guard high == nil, text.utf8.count == 36 else { return nil }
+        self.init(bytes: bytes)
+    }
+
+    /// Lower-case text form, as OpenLDAP prints `entryUUID`.
+    public var description: String {
+        let hex = Array("0123456789abcdef".utf8)
+        var text: [UInt8] = []
+        text.reserveCapacity(36)
+        for (index, byte) in bytes.enumerated() {
+            if [4, 6, 8, 10].contains(index) { text.append(UInt8(ascii: "-")) }
+            text.append(hex[Int(byte >> 4)])
+            text.append(hex[Int(byte & 0x0f)])
+        }
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    public static func < (lhs: EntryUUID, rhs: EntryUUID) -> Bool { lhs.bytes.lexicographicallyPrecedes(rhs.bytes) }
+
+    private static func nibble(_ character: UInt8) -> UInt8? {
+        switch character {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): character - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): character - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): character - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+}
