@@ -30,13 +30,21 @@ struct ConnectionTests {
         await connection.close()
     }
 
-    @Test("A missing or empty password file is a configuration error naming the file")
+    @Test("A missing, empty or unreadable password file is an error naming the file, before any bind")
     func badPasswordFile() async throws {
-        let configuration = LDAPConfiguration(urls: ["ldap://127.0.0.1:1"], security: .plaintext,
-                                              credentials: .simple(bindDN: "cn=x", passwordFile: "/nonexistent/roster.password"))
-        let error = await #expect(throws: LDAPError.self) { _ = try await LDAPConnection.connect(configuration) }
-        // The connect fails first (nothing listens on port 1) or the file is named.
-        #expect(error != nil)
+        let suffix = "dc=pwfile,dc=test"
+        let server = try await SlapdServer.start(suffix: suffix, ldif: TestDirectory.units(suffix))
+        defer { server.shutdown() }
+        let empty = server.directory.appendingPathComponent("empty.password").path
+        try "\n".write(toFile: empty, atomically: true, encoding: .utf8)
+        let missing = server.directory.appendingPathComponent("missing.password").path
+        for (file, words) in [(missing, "cannot be read"), (empty, "is empty")] {
+            let configuration = LDAPConfiguration(urls: [server.url], security: .plaintext,
+                                                  credentials: .simple(bindDN: server.adminDN, passwordFile: file))
+            let error = await #expect(throws: LDAPError.self) { _ = try await LDAPConnection.connect(configuration) }
+            #expect(error?.description.contains(file) == true)
+            #expect(error?.description.contains(words) == true, "\(error?.description ?? "")")
+        }
     }
 
     @Test("An unreachable server fails fast with a connection error")

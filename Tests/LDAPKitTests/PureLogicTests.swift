@@ -1,0 +1,89 @@
+@testable import LDAPKit
+import Testing
+
+@Suite("LDAPKit pure logic")
+struct PureLogicTests {
+    @Test("Range options of ranged retrieval parse, and name the next part")
+    func attributeRanges() {
+        let first = AttributeRange(attributeName: "member;range=0-1499")
+        #expect(first == AttributeRange(attributeName: "member;range=0-1499"))
+        #expect(first?.attribute == "member")
+        #expect(first?.low == 0)
+        #expect(first?.high == 1499)
+        #expect(first?.nextRequest == "member;range=1500-*")
+        let last = AttributeRange(attributeName: "Member;Range=1500-*")
+        #expect(last?.high == nil)
+        #expect(last?.nextRequest == nil)
+        #expect(AttributeRange(attributeName: "member;binary;range=0-9")?.attribute == "member;binary")
+        for bad in ["member", "member;range=", "member;range=5-1", "member;range=a-b", "member;range=-1-5", "member;lang-en"] {
+            #expect(AttributeRange(attributeName: bad) == nil, "\(bad)")
+        }
+    }
+
+    @Test("entryUUID text and bytes round-trip; malformed text is refused")
+    func entryUUIDs() throws {
+        let text = "98154100-7ba9-1041-8002-1f5b7be6a795"
+        let id = try #require(EntryUUID(text))
+        #expect(id.description == text)
+        #expect(EntryUUID(text.uppercased()) == id)
+        #expect(EntryUUID(bytes: id.bytes) == id)
+        #expect(id.bytes.count == 16)
+        for bad in ["", "98154100-7ba9-1041-8002-1f5b7be6a79", "98154100-7ba9-1041-8002-1f5b7be6a7950",
+                    "9815410007ba9-1041-8002-1f5b7be6a795", "98154100-7ba9-1041-8002-1f5b7be6a79g"] {
+            #expect(EntryUUID(bad) == nil, "\(bad)")
+        }
+        #expect(EntryUUID(bytes: [1, 2, 3]) == nil)
+    }
+
+    @Test("Backoff grows exponentially to its cap and resets")
+    func backoff() {
+        var backoff = Backoff(initial: .milliseconds(100), maximum: .seconds(2), multiplier: 2, jitter: 0)
+        let delays = (0..<8).map { _ in backoff.nextDelay() }
+        #expect(delays == [.milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(800),
+                           .milliseconds(1600), .seconds(2), .seconds(2), .seconds(2)])
+        backoff.reset()
+        #expect(backoff.nextDelay() == .milliseconds(100))
+    }
+
+    @Test("Jittered delays stay within the jitter band and under the cap")
+    func backoffJitter() {
+        var backoff = Backoff(initial: .seconds(1), maximum: .seconds(10), multiplier: 3, jitter: 0.5)
+        var generator = SystemRandomNumberGenerator()
+        for attempt in 0..<20 {
+            let delay = backoff.nextDelay(using: &generator)
+            let base = min(1.0 * Double([1, 3, 9, 27, 81][min(attempt, 4)]), 10)
+            #expect(delay >= .milliseconds(Int64(base * 500)) && delay <= .seconds(10))
+        }
+    }
+
+    @Test("Entries keep attribute order and compare names case-insensitively")
+    func entries() {
+        var entry = LDAPEntry(dn: "uid=a,dc=x", attributes: [("cn", [LDAPValue("A")]), ("Mail", [LDAPValue("a@x")])])
+        #expect(entry.string("MAIL") == "a@x")
+        entry.append("mail", [LDAPValue("b@x")])
+        #expect(entry.strings("mail") == ["a@x", "b@x"])
+        entry.set("CN", nil)
+        #expect(!entry.has("cn"))
+        #expect(entry.attributes.map(\.name) == ["Mail"])
+        #expect(LDAPValue([0xff, 0xfe]).string == nil)
+        #expect(LDAPValue([0xff]).description == "<1 bytes>")
+    }
+
+    @Test("Errors read as sentences with code, operation, target and hint")
+    func errorText() {
+        let error = LDAPError(code: .invalidCredentials, operation: .bind, diagnosticMessage: " bad\n",
+                              target: "cn=roster,dc=x at ldap://h", hint: "Check the password file.")
+        #expect(error.description == "LDAP bind (cn=roster,dc=x at ldap://h) failed: Invalid credentials (49); the server said: bad. Check the password file.")
+    }
+
+    @Test("Configuration is checked before anything is sent")
+    func configurationValidation() {
+        #expect(throws: LDAPError.self) { try LDAPConfiguration(urls: []).validate() }
+        #expect(throws: LDAPError.self) { try LDAPConfiguration(urls: ["http://x"]).validate() }
+        #expect(throws: LDAPError.self) { try LDAPConfiguration(urls: ["ldap://x"], security: .tls(.init(caFile: "/nonexistent.pem"))).validate() }
+        #expect(throws: LDAPError.self) { try LDAPConfiguration(urls: ["ldap://x"], security: .tls(.init(certificateFile: "/etc/hostname"))).validate() }
+        #expect(throws: LDAPError.self) { try LDAPConfiguration(urls: ["ldap://x"], credentials: .saslExternal).validate() }
+        #expect(throws: Never.self) { try LDAPConfiguration(urls: ["ldap://x", "ldaps://y"]).validate() }
+        #expect(throws: Never.self) { try LDAPConfiguration(urls: ["ldapi:///"], security: .plaintext, credentials: .saslExternal).validate() }
+    }
+}
