@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // OpenLDAP's libldap/liblber, with a shim for what Swift cannot import.
@@ -40,6 +41,15 @@ let package = Package(
         ),
         // The clinic access model and its rules: pure values, no I/O.
         .target(name: "AccessModel", swiftSettings: strictSettings),
+        // roster.yaml: the configuration IT writes once, loaded and checked.
+        .target(
+            name: "RosterConfig",
+            dependencies: [
+                "AccessModel",
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strictSettings
+        ),
         // The SQLite mirror the clinic application reads.
         .target(
             name: "Mirror",
@@ -95,6 +105,11 @@ let package = Package(
         .testTarget(
             name: "LDAPKitTests",
             dependencies: ["LDAPKit"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "RosterConfigTests",
+            dependencies: ["RosterConfig", "AccessModel"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -1,0 +1,2 @@
+import RosterConfig
+import Testing
