@@ -59,6 +59,12 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Directory -> model: mapping, account states, plans and the reconcile.
+        .target(
+            name: "Sync",
+            dependencies: ["LDAPKit", "AccessModel", "RosterConfig", "Mirror"],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "roster",
             dependencies: [
@@ -74,7 +80,7 @@ let package = Package(
         // A real slapd for tests: started on a free loopback port, loaded with slapadd.
         .target(
             name: "SlapdHarness",
-            dependencies: ["LDAPKit"],
+            dependencies: ["LDAPKit", "AccessModel", "RosterConfig"],
             path: "Tests/Support/SlapdHarness",
             swiftSettings: strictSettings
         ),
@@ -114,7 +120,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["LDAPKit", "SlapdHarness"],
+            dependencies: ["LDAPKit", "SlapdHarness", "Sync", "Mirror", "AccessModel", "RosterConfig"],
             swiftSettings: strictSettings
         ),
     ]

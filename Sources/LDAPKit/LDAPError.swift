@@ -16,6 +16,7 @@ public struct LDAPResultCode: RawRepresentable, Hashable, Sendable, CustomString
     public static let unavailableCriticalExtension = Self(rawValue: LDAP_UNAVAILABLE_CRITICAL_EXTENSION)
     public static let noSuchAttribute = Self(rawValue: LDAP_NO_SUCH_ATTRIBUTE)
     public static let noSuchObject = Self(rawValue: LDAP_NO_SUCH_OBJECT)
+    public static let undefinedType = Self(rawValue: LDAP_UNDEFINED_TYPE)
     public static let invalidDNSyntax = Self(rawValue: LDAP_INVALID_DN_SYNTAX)
     public static let inappropriateAuthentication = Self(rawValue: LDAP_INAPPROPRIATE_AUTH)
     public static let invalidCredentials = Self(rawValue: LDAP_INVALID_CREDENTIALS)

@@ -1,0 +1,120 @@
+import Foundation
+import LDAPKit
+import RosterConfig
+
+/// What the directory says about an account right now, and when that will change by
+/// itself (an expiry or the end of a lockout), so a timer can flip it on time.
+public struct DirectoryAccountState: Sendable, Equatable {
+    public var locked: Bool
+    public var inactive: Bool
+    /// Why, in words, when locked or inactive.
+    public var reason: String?
+    /// The next moment the state changes without a directory event.
+    public var nextChange: Date?
+
+    public init(locked: Bool = false, inactive: Bool = false, reason: String? = nil, nextChange: Date? = nil) {
+        self.locked = locked
+        self.inactive = inactive
+        self.reason = reason
+        self.nextChange = nextChange
+    }
+
+    public static let active = DirectoryAccountState()
+}
+
+/// Reads account states as each kind of directory writes them (DOMAIN.md's table).
+public struct AccountStateReader: Sendable {
+    public let flavor: RosterConfiguration.Flavor
+    /// ppolicy's `pwdLockoutDuration` in seconds (0: until an administrator unlocks), when known.
+    public let lockoutDuration: TimeInterval?
+
+    public init(flavor: RosterConfiguration.Flavor, lockoutDuration: TimeInterval? = nil) {
+        self.flavor = flavor
+        self.lockoutDuration = lockoutDuration
+    }
+
+    /// The attributes a user search must request for this flavor.
+    public var attributes: [String] {
+        switch flavor {
+        case .openldap, .generic: ["pwdAccountLockedTime", "shadowExpire"]
+        case .ds389: ["nsAccountLock", "accountUnlockTime", "passwordRetryCount", "shadowExpire"]
+        case .activedirectory: ["userAccountControl", "msDS-User-Account-Control-Computed", "accountExpires"]
+        }
+    }
+
+    /// The state of one entry at `now`.
+    public func state(of entry: LDAPEntry, at now: Date) -> DirectoryAccountState {
+        var state = DirectoryAccountState()
+        var reasons: [String] = []
+        func changeAt(_ date: Date) {
+            if date > now { state.nextChange = min(state.nextChange ?? date, date) }
+        }
+        switch flavor {
+        case .openldap, .generic:
+            if let locked = entry.string("pwdAccountLockedTime") {
+                if locked == DirectoryTime.permanentLockValue {
+                    state.locked = true
+                    reasons.append("locked in the directory until an administrator unlocks it")
+                } else if let since = DirectoryTime.parseGeneralizedTime(locked) {
+                    if let duration = lockoutDuration, duration > 0 {
+                        let until = since.addingTimeInterval(duration)
+                        if until > now {
+                            state.locked = true
+                            reasons.append("locked out by the password policy until \(Self.format(until))")
+                            changeAt(until)
+                        }
+                    } else {
+                        state.locked = true
+                        reasons.append("locked out by the password policy since \(Self.format(since))")
+                    }
+                } else {
+                    // An unreadable lock value still means locked: never let someone in on a parse error.
+                    state.locked = true
+                    reasons.append("locked in the directory (pwdAccountLockedTime '\(locked)')")
+                }
+            }
+        case .ds389:
+            if entry.string("nsAccountLock")?.lowercased() == "true" {
+                state.inactive = true
+                reasons.append("disabled in the directory (nsAccountLock)")
+            }
+            if let text = entry.string("accountUnlockTime"), let until = DirectoryTime.parseGeneralizedTime(text),
+               until > now, entry.string("passwordRetryCount").flatMap(Int.init) ?? 1 > 0 {
+                state.locked = true
+                reasons.append("locked out by the password policy until \(Self.format(until))")
+                changeAt(until)
+            }
+        case .activedirectory:
+            if let control = entry.string("userAccountControl").flatMap(Int64.init), control & 0x2 != 0 {
+                state.inactive = true
+                reasons.append("disabled in Active Directory")
+            }
+            if let computed = entry.string("msDS-User-Account-Control-Computed").flatMap(Int64.init), computed & 0x10 != 0 {
+                state.locked = true
+                reasons.append("locked out in Active Directory")
+            }
+            if let text = entry.string("accountExpires"), let expiry = DirectoryTime.parseWindowsFileTime(text) {
+                if expiry <= now {
+                    state.inactive = true
+                    reasons.append("account expired on \(Self.format(expiry))")
+                } else {
+                    changeAt(expiry)
+                }
+            }
+        }
+        if flavor != .activedirectory, let text = entry.string("shadowExpire"), let expiry = DirectoryTime.parseShadowExpire(text) {
+            if expiry <= now {
+                state.inactive = true
+                reasons.append("account expired on \(Self.format(expiry))")
+            } else {
+                changeAt(expiry)
+            }
+        }
+        state.reason = reasons.isEmpty ? nil : reasons.joined(separator: "; ")
+        return state
+    }
+
+    static func format(_ date: Date) -> String {
+        date.formatted(.iso8601)
+    }
+}

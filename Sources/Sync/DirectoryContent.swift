@@ -1,0 +1,96 @@
+import AccessModel
+import Foundation
+import LDAPKit
+
+/// A user entry after mapping: the clinic user as the directory describes it (its state
+/// from the directory only), and what the reconcile needs to know about the entry.
+public struct MappedUser: Sendable, Equatable {
+    public var user: User
+    /// The normalized DN.
+    public var dn: String
+    /// entryUUID / objectGUID text.
+    public var directoryID: String?
+    public var isProvider: Bool
+    /// The health center a provider belongs to.
+    public var providerHealthCenter: HealthCenterID?
+    public var directoryState: DirectoryAccountState
+}
+
+/// A directory group: its DN, `cn` and member DNs (normalized).
+public struct DirectoryGroup: Sendable, Equatable {
+    public var dn: String
+    public var cn: String?
+    public var members: [String]
+
+    public init(dn: String, cn: String?, members: [String]) {
+        self.dn = dn
+        self.cn = cn
+        self.members = members
+    }
+}
+
+/// An entry the mapping could not handle: skipped (its stored user, if any, is kept as it
+/// was) and reported once.
+public struct MappingProblem: Error, Sendable, Hashable, CustomStringConvertible {
+    public var dn: String
+    public var message: String
+
+    public init(dn: String, message: String) {
+        self.dn = dn
+        self.message = message
+    }
+
+    public var description: String { "\(dn): \(message)" }
+}
+
+/// DNs compared the way directories compare them: attribute types and values
+/// case-insensitively, spaces around separators ignored.
+public enum DN {
+    /// A normalized form for comparisons and map keys.
+    public static func normalize(_ dn: String) -> String {
+        var result = ""
+        result.reserveCapacity(dn.utf8.count)
+        var escaped = false
+        var pendingSpace = false
+        for character in dn {
+            if escaped {
+                result.append(contentsOf: character.lowercased())
+                escaped = false
+                continue
+            }
+            switch character {
+            case "\\":
+                if pendingSpace { result.append(" "); pendingSpace = false }
+                result.append("\\")
+                escaped = true
+            case " ":
+                pendingSpace = !result.isEmpty && result.last != "," && result.last != "=" && result.last != "+"
+            case ",", "=", "+":
+                pendingSpace = false
+                result.append(character)
+            default:
+                if pendingSpace { result.append(" "); pendingSpace = false }
+                result.append(contentsOf: character.lowercased())
+            }
+        }
+        return result
+    }
+
+    /// The value of the first RDN (`cn=Ortho MOAs,ou=groups` → `Ortho MOAs`), unescaped.
+    public static func firstValue(_ dn: String) -> String? {
+        var value = ""
+        var escaped = false
+        var started = false
+        for character in dn {
+            if escaped { value.append(character); escaped = false; continue }
+            if !started {
+                if character == "=" { started = true }
+                continue
+            }
+            if character == "\\" { escaped = true; continue }
+            if character == "," || character == "+" { break }
+            value.append(character)
+        }
+        return started ? value.trimmingCharacters(in: .whitespaces) : nil
+    }
+}

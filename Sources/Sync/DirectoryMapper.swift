@@ -1,0 +1,415 @@
+import AccessModel
+import Foundation
+import LDAPKit
+import RosterConfig
+
+/// Turns directory entries into the clinic model, as the configuration says. Pure: no I/O,
+/// the same input always gives the same changeset.
+public struct DirectoryMapper: Sendable {
+    public let configuration: RosterConfiguration
+    public let stateReader: AccountStateReader
+    public let now: Date
+    private let healthCenterIDs: [String: HealthCenterID]
+    private let careVenueIDs: [String: CareVenue]
+
+    public init(configuration: RosterConfiguration, now: Date, lockoutDuration: TimeInterval? = nil) {
+        self.configuration = configuration
+        self.now = now
+        self.stateReader = AccountStateReader(flavor: configuration.directory.flavor, lockoutDuration: lockoutDuration)
+        healthCenterIDs = Dictionary(configuration.healthCenters.map { ($0.id.rawValue.lowercased(), $0.id) }, uniquingKeysWith: { a, _ in a })
+        careVenueIDs = Dictionary(configuration.healthCenters.flatMap { center in
+            center.careVenues.map { ($0.id.rawValue.lowercased(), CareVenue(id: $0.id, healthCenter: center.id, name: $0.name)) }
+        }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// The attributes a user search must request.
+    public var userAttributes: [String] {
+        let names = configuration.users.attributes
+        var list = [names.userCode, names.firstName, names.lastName, names.displayName, names.email, names.title,
+                    names.healthCenters, names.autoLogoutMinutes, names.defaultWorkflowView, names.defaultPatientView,
+                    names.defaultDocumentTab, configuration.providers.healthCenterAttribute].compactMap { $0 }
+        list += configuration.users.flags.values
+        list += stateReader.attributes
+        list += [configuration.directory.flavor == .activedirectory ? "objectGUID" : "entryUUID"]
+        var seen = Set<String>()
+        return list.filter { seen.insert($0.lowercased()).inserted }
+    }
+
+    /// The entry's stable directory identity as text.
+    public func directoryID(of entry: LDAPEntry) -> String? {
+        if configuration.directory.flavor == .activedirectory {
+            return entry["objectGUID"].first.flatMap { EntryUUID(bytes: $0.bytes)?.description }
+        }
+        return entry.string("entryUUID")
+    }
+
+    /// Maps one user entry; a problem when it cannot be mapped.
+    public func mapUser(_ entry: LDAPEntry, isProvider: Bool, superAdministrator: Bool) -> Swift.Result<MappedUser, MappingProblem> {
+        let names = configuration.users.attributes
+        func fail(_ message: String) -> Swift.Result<MappedUser, MappingProblem> { .failure(MappingProblem(dn: entry.dn, message: message)) }
+        let codeValues = entry[names.userCode]
+        guard let codeValue = codeValues.first else {
+            return fail("has no \(names.userCode) (the user code attribute); skipped")
+        }
+        guard let code = codeValue.string, !code.trimmingCharacters(in: .whitespaces).isEmpty else {
+            return fail("its \(names.userCode) is not valid UTF-8 text; skipped")
+        }
+        guard codeValues.count == 1 else {
+            return fail("has \(codeValues.count) values of \(names.userCode), which must hold exactly one user code; skipped")
+        }
+        var healthCenters = Set<HealthCenterID>()
+        if let attribute = names.healthCenters {
+            for value in entry[attribute] {
+                guard let text = value.string, let id = healthCenterIDs[text.lowercased().trimmingCharacters(in: .whitespaces)] else {
+                    return fail("names health center '\(value)' in \(attribute), which is not configured; skipped")
+                }
+                healthCenters.insert(id)
+            }
+        }
+        if healthCenters.isEmpty { healthCenters = Set(configuration.users.defaultHealthCenters) }
+
+        func text(_ attribute: String?) -> String? {
+            guard let attribute else { return nil }
+            return entry.string(attribute)
+        }
+        var first = text(names.firstName) ?? ""
+        var last = text(names.lastName) ?? ""
+        if first.isEmpty && last.isEmpty, let display = text(names.displayName) {
+            // "Last, First" or "First Last"
+            if let comma = display.firstIndex(of: ",") {
+                last = String(display[..<comma]).trimmingCharacters(in: .whitespaces)
+                first = String(display[display.index(after: comma)...]).trimmingCharacters(in: .whitespaces)
+            } else {
+                last = display
+            }
+        }
+        var autoLogout = configuration.users.defaultAutoLogoutMinutes
+        if let attribute = names.autoLogoutMinutes, let value = entry.string(attribute) {
+            guard let minutes = Int(value), minutes > 0 else {
+                return fail("has auto-logout minutes '\(value)' in \(attribute), which is not a positive whole number; skipped")
+            }
+            autoLogout = minutes
+        }
+        var flags: [String: Bool] = [:]
+        for (flag, attribute) in configuration.users.flags {
+            if let value = entry.string(attribute)?.uppercased() { flags[flag] = value == "TRUE" }
+        }
+        let state = stateReader.state(of: entry, at: now)
+        let userCode = UserCode(code)
+        let breakGlass = configuration.users.breakGlassUserCodes.contains { UserCode($0) == userCode }
+        let user: User
+        do {
+            user = try User(
+                code: userCode, directoryID: directoryID(of: entry), directoryDN: entry.dn, firstName: first, lastName: last,
+                title: text(names.title), email: text(names.email), healthCenters: healthCenters,
+                isSuperAdministrator: superAdministrator,
+                state: AccountState().updatedByDirectory(locked: state.locked, inactive: state.inactive, reason: state.reason),
+                autoLogoutMinutes: autoLogout,
+                defaultViews: DefaultViews(workflow: text(names.defaultWorkflowView), patient: text(names.defaultPatientView),
+                                           documentTab: text(names.defaultDocumentTab)),
+                isBreakGlass: breakGlass, flags: flags)
+        } catch {
+            return fail("\(error); skipped")
+        }
+        var providerHealthCenter: HealthCenterID?
+        if isProvider {
+            if let attribute = configuration.providers.healthCenterAttribute, let value = entry.string(attribute) {
+                providerHealthCenter = healthCenterIDs[value.lowercased()]
+            } else {
+                providerHealthCenter = healthCenters.sorted().first
+            }
+        }
+        return .success(MappedUser(user: user, dn: DN.normalize(entry.dn), directoryID: user.directoryID, isProvider: isProvider,
+                                   providerHealthCenter: providerHealthCenter, directoryState: state))
+    }
+
+    /// What the reconcile knows about stored users the directory search did not return.
+    public struct MissingUsers: Sendable {
+        /// Confirmed gone (deleted, or out of the users' base or filter) by a direct lookup.
+        public var gone: Set<UserCode>
+        public init(gone: Set<UserCode> = []) { self.gone = gone }
+    }
+
+    /// The result of mapping a whole directory.
+    public struct Mapping: Sendable {
+        public var changeset: Changeset
+        public var problems: [MappingProblem]
+        /// Providers that appear for the first time.
+        public var newProviders: [ProviderID]
+        /// Users whose directory state changes by itself later (expiry, lockout end).
+        public var nextChanges: [UserCode: Date]
+    }
+
+    /// Builds the complete desired model from mapped users and directory groups, against
+    /// what the mirror holds now (`stored`): users are never dropped, directory-caused
+    /// state never clears a local lock, break-glass accounts are left as they are, and new
+    /// providers join auto-add groups.
+    public func desiredState(users mappedUsers: [MappedUser], groups directoryGroups: [DirectoryGroup],
+                             stored: AccessSnapshot, missing: MissingUsers, problems initialProblems: [MappingProblem]) -> Mapping {
+        var problems = initialProblems
+        var reported = Set(problems.map(\.dn))
+        func report(_ dn: String, _ message: String) {
+            if reported.insert(dn).inserted { problems.append(MappingProblem(dn: dn, message: message)) }
+        }
+
+        // Users: one per code; two entries with one code are both skipped.
+        var byCode: [UserCode: MappedUser] = [:]
+        var duplicateCodes = Set<UserCode>()
+        for mapped in mappedUsers {
+            if let other = byCode[mapped.user.code] {
+                duplicateCodes.insert(mapped.user.code)
+                report(mapped.user.directoryDN ?? mapped.dn,
+                       "has user code '\(mapped.user.code.rawValue)', which \(other.user.directoryDN ?? other.dn) also has (codes compare case-insensitively); both skipped")
+                report(other.user.directoryDN ?? other.dn,
+                       "has user code '\(other.user.code.rawValue)', which \(mapped.user.directoryDN ?? mapped.dn) also has (codes compare case-insensitively); both skipped")
+            } else {
+                byCode[mapped.user.code] = mapped
+            }
+        }
+        for code in duplicateCodes { byCode[code] = nil }
+        let codeByDN = Dictionary(byCode.values.map { ($0.dn, $0.user.code) }, uniquingKeysWith: { a, _ in a })
+
+        var users: [User] = []
+        users.reserveCapacity(max(byCode.count, stored.users.count))
+        var nextChanges: [UserCode: Date] = [:]
+        var keptAsStored = Set<UserCode>()
+        for mapped in byCode.values {
+            var user = mapped.user
+            if let previous = stored.users[user.code] {
+                if previous.isBreakGlass || user.isBreakGlass, stored.users[user.code] != nil {
+                    // Emergency accounts: never changed by a bulk plan.
+                    users.append(previous)
+                    keptAsStored.insert(user.code)
+                    continue
+                }
+                user.state = previous.state.updatedByDirectory(locked: mapped.directoryState.locked,
+                                                               inactive: mapped.directoryState.inactive,
+                                                               reason: mapped.directoryState.reason)
+            }
+            if let next = mapped.directoryState.nextChange { nextChanges[user.code] = next }
+            users.append(user)
+        }
+        for (code, previous) in stored.users where byCode[code] == nil {
+            if missing.gone.contains(code) && !previous.isBreakGlass {
+                var user = previous
+                user.state = previous.state.updatedByDirectory(locked: previous.state.lockedByDirectory, inactive: true,
+                                                               reason: "no longer in the directory (deleted or out of the configured scope)")
+                users.append(user)
+            } else {
+                users.append(previous)
+                keptAsStored.insert(code)
+            }
+        }
+
+        // Health centers and care venues come from the configuration.
+        let healthCenters = configuration.healthCenters.map { HealthCenter(id: $0.id, name: $0.name) }
+        let careVenues = Array(careVenueIDs.values).sorted { $0.id < $1.id }
+
+        // Providers.
+        var providers: [ProviderID: Provider] = [:]
+        for mapped in byCode.values where mapped.isProvider {
+            guard let center = mapped.providerHealthCenter else {
+                report(mapped.user.directoryDN ?? mapped.dn, "is a provider without a configured health center; not made a provider")
+                continue
+            }
+            let id = ProviderID(mapped.user.code.rawValue)
+            providers[id] = Provider(id: id, healthCenter: center, displayName: mapped.user.displayName, directoryID: mapped.directoryID)
+        }
+        for code in keptAsStored {
+            let id = ProviderID(code.rawValue)
+            if let provider = stored.providers[id] { providers[id] = provider }
+        }
+        let newProviders = providers.keys.filter { stored.providers[$0] == nil }.sorted()
+
+        // Directory groups by normalized DN, with their members as user codes.
+        var groupsByDN: [String: DirectoryGroup] = [:]
+        for group in directoryGroups { groupsByDN[group.dn] = group }
+        func memberCodes(_ dn: String) -> Set<UserCode> {
+            Set((groupsByDN[DN.normalize(dn)]?.members ?? []).compactMap { codeByDN[$0] })
+        }
+        func providersAmongMembers(_ dn: String) -> [ProviderID] {
+            memberCodes(dn).map { ProviderID($0.rawValue) }.filter { providers[$0] != nil }
+        }
+
+        // Pools.
+        var pools: [Pool] = []
+        for pool in configuration.pools {
+            pools.append(Pool(id: pool.id, healthCenter: pool.healthCenter, name: pool.name,
+                              providers: Set(providersAmongMembers(pool.providersGroup)), visibility: pool.visibility))
+        }
+
+        // Clinic groups from mappings and pattern rules.
+        var groups: [GroupID: Group] = [:]
+        var groupMembers: [GroupID: Set<UserCode>] = [:]
+        let explicit = Dictionary(configuration.groups.mappings.map { (DN.normalize($0.directoryGroup), $0) }, uniquingKeysWith: { a, _ in a })
+        let rules = configuration.groups.patternRules.compactMap { rule in
+            (try? Regex(rule.pattern)).map { (rule, $0.ignoresCase()) }
+        }
+        for directoryGroup in directoryGroups.sorted(by: { $0.dn < $1.dn }) {
+            var spec: RosterConfiguration.ClinicGroupSpec?
+            if let mapping = explicit[directoryGroup.dn] {
+                spec = mapping.group
+            } else {
+                for (rule, regex) in rules {
+                    let subject = rule.target == .cn ? (directoryGroup.cn ?? DN.firstValue(directoryGroup.dn) ?? "") : directoryGroup.dn
+                    if let match = try? regex.wholeMatch(in: subject) {
+                        spec = resolve(rule.template, captures: match)
+                        break
+                    }
+                }
+            }
+            guard let spec else { continue }
+            switch buildGroup(spec, directoryDN: directoryGroup.dn, providers: providers, providersAmongMembers: providersAmongMembers) {
+            case .failure(let problem):
+                report(problem.dn, problem.message)
+            case .success(var group):
+                if groups[group.id] != nil {
+                    report(directoryGroup.dn, "maps to clinic group '\(group.name)' at \(group.healthCenter), which another directory group already maps to; skipped")
+                    continue
+                }
+                if group.autoAddNewProviders, let previous = stored.groups[group.id] {
+                    // Keep providers added automatically before, and add the new ones (rule 6).
+                    for (module, grant) in previous.modules where group.modules[module] != nil {
+                        for (target, entry) in grant.targets where providers[ProviderID(target)] != nil {
+                            group = (try? group.withModules(group.modules.merging([module: mergedTarget(group.modules[module]!, target, entry)]) { _, new in new })) ?? group
+                        }
+                    }
+                }
+                if group.autoAddNewProviders {
+                    for provider in newProviders where providers[provider]?.healthCenter == group.healthCenter {
+                        group = group.addingProvider(provider)
+                    }
+                }
+                groups[group.id] = group
+                groupMembers[group.id] = Set(directoryGroup.members.compactMap { codeByDN[$0] })
+            }
+        }
+
+        // Each provider's own group (rule 6).
+        if let own = configuration.providers.ownGroup {
+            for provider in providers.values.sorted(by: { $0.id < $1.id }) {
+                let venues = own.careVenues.isEmpty
+                    ? Set(careVenues.filter { $0.healthCenter == provider.healthCenter }.map(\.id))
+                    : Set(own.careVenues)
+                var modules: [Module: ModuleGrant] = [:]
+                for (module, setting) in own.modules where module.isProviderScoped {
+                    modules[module] = .providers([provider.id: TargetGrant(setting.privilege)], privacy: setting.privacy, defaultPrivilege: setting.privilege)
+                }
+                let id = GroupID("\(provider.healthCenter.rawValue)/provider:\(provider.id.rawValue.lowercased())")
+                do {
+                    let group = try Group(id: id, name: provider.displayName, kind: .provider, healthCenter: provider.healthCenter,
+                                          careVenues: venues, modules: modules)
+                    if groups[id] == nil {
+                        groups[id] = group
+                        groupMembers[id] = []
+                    }
+                } catch {
+                    report(provider.id.rawValue, "its own provider group cannot be made: \(error)")
+                }
+            }
+        }
+
+        // Users skipped but still in the directory keep their memberships in groups that remain.
+        for code in keptAsStored {
+            for (groupID, members) in stored.groupMembers where members.contains(code) && groups[groupID] != nil {
+                groupMembers[groupID, default: []].insert(code)
+            }
+        }
+
+        // Roles.
+        var roles: [Role] = []
+        var roleHolders: [RoleName: Set<UserCode>] = [:]
+        for role in configuration.roles {
+            roles.append(Role(id: role.name, modules: role.modules))
+            roleHolders[role.name] = role.directoryGroup.map(memberCodes) ?? []
+        }
+        for code in keptAsStored {
+            for (name, holders) in stored.roleHolders where holders.contains(code) && roleHolders[name] != nil {
+                roleHolders[name, default: []].insert(code)
+            }
+        }
+
+        let changeset = Changeset(
+            scope: .complete, healthCenters: healthCenters, careVenues: careVenues,
+            providers: providers.values.sorted { $0.id < $1.id }, pools: pools,
+            groups: groups.values.sorted { $0.id < $1.id }, roles: roles, users: users.sorted { $0.code < $1.code },
+            groupMembers: groupMembers, roleHolders: roleHolders)
+        return Mapping(changeset: changeset, problems: problems, newProviders: newProviders, nextChanges: nextChanges)
+    }
+
+    private func mergedTarget(_ grant: ModuleGrant, _ target: String, _ entry: TargetGrant) -> ModuleGrant {
+        var copy = grant
+        if copy.targets[target] == nil { copy.targets[target] = entry }
+        return copy
+    }
+
+    /// A pattern rule's template with `{name}` placeholders replaced by the match's captures.
+    func resolve(_ template: RosterConfiguration.ClinicGroupSpec, captures match: Regex<AnyRegexOutput>.Match) -> RosterConfiguration.ClinicGroupSpec {
+        var values: [String: String] = [:]
+        for element in match.output {
+            if let name = element.name, let substring = element.substring { values[name] = String(substring) }
+        }
+        func fill(_ text: String) -> String {
+            var result = text
+            for (name, value) in values { result = result.replacingOccurrences(of: "{\(name)}", with: value) }
+            return result
+        }
+        var spec = template
+        spec.name = fill(spec.name)
+        spec.healthCenter = fill(spec.healthCenter)
+        spec.careVenues = spec.careVenues.map(fill)
+        switch spec.providers {
+        case .membersOf(let dn): spec.providers = .membersOf(fill(dn))
+        case .listed(let codes): spec.providers = .listed(codes.map(fill))
+        case .pools(let ids): spec.providers = .pools(ids.map { PoolID(fill($0.rawValue)) })
+        case .allInHealthCenter: break
+        }
+        return spec
+    }
+
+    /// The clinic group a mapping describes, or why it cannot be built.
+    func buildGroup(_ spec: RosterConfiguration.ClinicGroupSpec, directoryDN: String, providers: [ProviderID: Provider],
+                    providersAmongMembers: (String) -> [ProviderID]) -> Swift.Result<Group, MappingProblem> {
+        func fail(_ message: String) -> Swift.Result<Group, MappingProblem> { .failure(MappingProblem(dn: directoryDN, message: message)) }
+        guard let center = healthCenterIDs[spec.healthCenter.lowercased()] else {
+            return fail("maps to health center '\(spec.healthCenter)', which is not configured; skipped")
+        }
+        var venues = Set<CareVenueID>()
+        for name in spec.careVenues {
+            guard let venue = careVenueIDs[name.lowercased()], venue.healthCenter == center else {
+                return fail("maps to care venue '\(name)', which is not configured at \(center); skipped")
+            }
+            venues.insert(venue.id)
+        }
+        var targets: [String] = []
+        switch spec.providers {
+        case .allInHealthCenter:
+            targets = providers.values.filter { $0.healthCenter == center }.map(\.id.rawValue)
+        case .membersOf(let dn):
+            targets = providersAmongMembers(dn).filter { providers[$0]?.healthCenter == center }.map(\.rawValue)
+        case .listed(let codes):
+            targets = codes.compactMap { code in providers.keys.first { $0.rawValue.lowercased() == code.lowercased() }?.rawValue }
+        case .pools(let ids):
+            targets = ids.map(\.rawValue)
+        }
+        var modules: [Module: ModuleGrant] = [:]
+        for (module, setting) in spec.modules {
+            var entries: [String: TargetGrant] = [:]
+            if module.isProviderScoped {
+                for target in targets {
+                    let override = setting.overrides.first { $0.key.lowercased() == target.lowercased() }?.value
+                    entries[target] = TargetGrant(override?.privilege ?? setting.privilege, privacyOverride: override?.privacy)
+                }
+            }
+            modules[module] = ModuleGrant(privacy: setting.privacy, defaultPrivilege: setting.privilege, targets: entries)
+        }
+        do {
+            let group = try Group(id: GroupID("\(center.rawValue)/\(spec.name)"), name: spec.name, kind: spec.kind, healthCenter: center,
+                                  careVenues: venues, modules: modules, schedulingAbility: spec.schedulingAbility,
+                                  autoAddNewProviders: spec.autoAddNewProviders, directoryDN: directoryDN)
+            return .success(group)
+        } catch {
+            return fail("\(error); skipped")
+        }
+    }
+}

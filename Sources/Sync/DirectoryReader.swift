@@ -1,0 +1,126 @@
+import AccessModel
+import Foundation
+import LDAPKit
+import RosterConfig
+
+/// Everything a full reconcile reads from the directory, already mapped per entry.
+public struct DirectoryRead: Sendable {
+    public var users: [MappedUser]
+    public var groups: [DirectoryGroup]
+    public var problems: [MappingProblem]
+    public var lockoutDuration: TimeInterval?
+}
+
+/// Reads users, groups and providers from the directory with paged, streaming searches,
+/// mapping user entries as they arrive so that only compact values are held.
+public struct DirectoryReader: Sendable {
+    public let configuration: RosterConfiguration
+    public let connection: LDAPConnection
+
+    public init(configuration: RosterConfiguration, connection: LDAPConnection) {
+        self.configuration = configuration
+        self.connection = connection
+    }
+
+    private var pageSize: Int { configuration.directory.pageSize }
+
+    public func read(now: Date, progress: (@Sendable (Int) -> Void)? = nil) async throws -> DirectoryRead {
+        let lockoutDuration = try await readLockoutDuration()
+        let groups = try await readGroups()
+        let superAdministratorGroups = Set(configuration.users.superAdministratorGroups.map(DN.normalize))
+        var superAdministrators = Set<String>()
+        for group in groups where superAdministratorGroups.contains(group.dn) { superAdministrators.formUnion(group.members) }
+        let providerDNs = try await readProviderDNs()
+
+        let mapper = DirectoryMapper(configuration: configuration, now: now, lockoutDuration: lockoutDuration)
+        var users: [MappedUser] = []
+        var problems: [MappingProblem] = []
+        var count = 0
+        for try await entry in connection.search(base: configuration.users.base, filter: configuration.users.filter,
+                                                 attributes: mapper.userAttributes, pageSize: pageSize) {
+            let dn = DN.normalize(entry.dn)
+            switch mapper.mapUser(entry, isProvider: providerDNs.contains(dn), superAdministrator: superAdministrators.contains(dn)) {
+            case .success(let user): users.append(user)
+            case .failure(let problem): problems.append(problem)
+            }
+            count += 1
+            if count % 10_000 == 0 { progress?(count) }
+        }
+        progress?(count)
+        return DirectoryRead(users: users, groups: groups, problems: problems, lockoutDuration: lockoutDuration)
+    }
+
+    /// Groups under the configured base, with member DNs normalized.
+    func readGroups() async throws -> [DirectoryGroup] {
+        let member = configuration.groups.memberAttribute
+        var groups: [DirectoryGroup] = []
+        for try await entry in connection.search(base: configuration.groups.base, filter: configuration.groups.filter,
+                                                 attributes: ["cn", member], pageSize: pageSize) {
+            groups.append(DirectoryGroup(dn: DN.normalize(entry.dn), cn: entry.string("cn"),
+                                         members: entry.strings(member).map(DN.normalize)))
+        }
+        return groups
+    }
+
+    /// DNs of user entries that are providers (the server evaluates the provider filter).
+    func readProviderDNs() async throws -> Set<String> {
+        guard let filter = configuration.providers.filter else { return [] }
+        var dns = Set<String>()
+        for try await entry in connection.search(base: configuration.users.base, filter: "(&\(configuration.users.filter)\(filter))",
+                                                 attributes: ["1.1"], pageSize: pageSize) {
+            dns.insert(DN.normalize(entry.dn))
+        }
+        return dns
+    }
+
+    /// ppolicy's lockout duration, when the directory has exactly one password policy.
+    func readLockoutDuration() async throws -> TimeInterval? {
+        guard configuration.directory.flavor == .openldap else { return nil }
+        var durations: [TimeInterval] = []
+        do {
+            for try await entry in connection.search(base: configuration.directory.baseDN, filter: "(objectClass=pwdPolicy)",
+                                                     attributes: ["pwdLockoutDuration"], pageSize: pageSize) {
+                durations.append(entry.string("pwdLockoutDuration").flatMap(TimeInterval.init) ?? 0)
+            }
+        } catch let error as LDAPError where error.code == .noSuchObject || error.code == .undefinedType {
+            return nil
+        }
+        return durations.count == 1 ? durations[0] : nil
+    }
+
+    /// Whether a stored user's entry is really gone: not at its DN within the user filter,
+    /// and not anywhere under the users' base with its directory identity.
+    func isGone(_ user: User) async throws -> Bool {
+        let filter = configuration.users.filter
+        if let dn = user.directoryDN {
+            do {
+                let found = try await connection.search(base: dn, scope: .base, filter: filter, attributes: ["1.1"], pageSize: nil).collect()
+                if !found.isEmpty { return false }
+            } catch let error as LDAPError where error.code == .noSuchObject {
+                // gone from that DN; check by identity below
+            }
+        }
+        if let id = user.directoryID, configuration.directory.flavor != .activedirectory {
+            let byID = "(&\(filter)(entryUUID=\(escapeFilterValue(id))))"
+            let found = try await connection.search(base: configuration.users.base, filter: byID, attributes: ["1.1"], pageSize: nil).collect()
+            if !found.isEmpty { return false }
+        }
+        return true
+    }
+}
+
+/// RFC 4515 escaping of a value placed in an LDAP filter.
+func escapeFilterValue(_ value: String) -> String {
+    var result = ""
+    for scalar in value.unicodeScalars {
+        switch scalar {
+        case "*": result += "\\2a"
+        case "(": result += "\\28"
+        case ")": result += "\\29"
+        case "\\": result += "\\5c"
+        case "\0": result += "\\00"
+        default: result.unicodeScalars.append(scalar)
+        }
+    }
+    return result
+}

@@ -1,0 +1,95 @@
+import AccessModel
+
+/// What a reconcile changes, counted the way an administrator reads a plan. Pure: computed
+/// from the stored model and the desired changeset.
+public struct PlanCounts: Sendable, Equatable, Codable {
+    public var usersAdded = 0
+    public var usersUpdated = 0
+    public var usersLocked = 0
+    public var usersUnlocked = 0
+    public var usersDeactivated = 0
+    public var usersReactivated = 0
+    public var groupsCreated = 0
+    public var groupsChanged = 0
+    public var groupsRemoved = 0
+    public var membershipsAdded = 0
+    public var membershipsRemoved = 0
+    public var providersAutoAdded = 0
+
+    public init() {}
+
+    /// Accounts this plan takes access from (locks or deactivations of active users): what
+    /// the safety breaker limits.
+    public var revocations: Int { usersLocked + usersDeactivated }
+
+    public var isEmpty: Bool { self == PlanCounts() }
+
+    /// Counts the differences between `stored` and `desired`.
+    public static func between(stored: AccessSnapshot, desired: Changeset, newProviders: [ProviderID]) -> PlanCounts {
+        var counts = PlanCounts()
+        for user in desired.users {
+            guard let previous = stored.users[user.code] else {
+                counts.usersAdded += 1
+                if user.state.isLocked { counts.usersLocked += 1 }
+                continue
+            }
+            var comparable = user
+            comparable.state = previous.state
+            if comparable != previous { counts.usersUpdated += 1 }
+            if previous.state.isActive && !user.state.isActive { counts.usersDeactivated += 1 }
+            if !previous.state.isActive && user.state.isActive { counts.usersReactivated += 1 }
+            if !previous.state.isLocked && user.state.isLocked { counts.usersLocked += 1 }
+            if previous.state.isLocked && !user.state.isLocked { counts.usersUnlocked += 1 }
+        }
+        let desiredGroups = Dictionary(desired.groups.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        for group in desired.groups {
+            if let previous = stored.groups[group.id] {
+                if previous != group { counts.groupsChanged += 1 }
+            } else {
+                counts.groupsCreated += 1
+            }
+        }
+        counts.groupsRemoved = stored.groups.keys.filter { desiredGroups[$0] == nil }.count
+        for (group, members) in desired.groupMembers {
+            let before = stored.groupMembers[group] ?? []
+            counts.membershipsAdded += members.subtracting(before).count
+            counts.membershipsRemoved += before.subtracting(members).count
+        }
+        for (group, before) in stored.groupMembers where desired.groupMembers[group] == nil {
+            counts.membershipsRemoved += before.count
+        }
+        let fresh = Set(newProviders.map(\.rawValue))
+        for group in desired.groups where group.autoAddNewProviders {
+            counts.providersAutoAdded += group.modules.values.reduce(0) { $0 + $1.targets.keys.filter(fresh.contains).count }
+        }
+        return counts
+    }
+}
+
+/// Why the safety breaker refused a plan.
+public struct BreakerTrip: Error, Sendable, Equatable, CustomStringConvertible {
+    public var reason: String
+
+    public var description: String {
+        "\(reason) Nothing was changed. If the directory really changed this much, check it and run `roster sync --force`."
+    }
+
+    /// Checks a plan against the limits: nil when it may be applied.
+    public static func check(counts: PlanCounts, activeUsersBefore: Int, usersInDirectory: Int,
+                             maxDeactivations: Int, maxPercent: Double) -> BreakerTrip? {
+        if usersInDirectory == 0 && activeUsersBefore > 0 {
+            return BreakerTrip(reason: "The directory returned no users at all, while the mirror has \(activeUsersBefore) active users: the base DN, the filter or the bind account's rights are probably wrong.")
+        }
+        let revocations = counts.revocations
+        guard revocations > 0 else { return nil }
+        if revocations > maxDeactivations {
+            return BreakerTrip(reason: "The plan would lock or deactivate \(revocations) users, more than the limit of \(maxDeactivations) (safety.max_deactivations).")
+        }
+        let share = activeUsersBefore == 0 ? 0 : Double(revocations) * 100 / Double(activeUsersBefore)
+        if share > maxPercent {
+            let shown = (share * 10).rounded() / 10
+            return BreakerTrip(reason: "The plan would lock or deactivate \(revocations) of \(activeUsersBefore) active users (\(shown) %), more than the limit of \(maxPercent) % (safety.max_deactivation_percent).")
+        }
+        return nil
+    }
+}

@@ -1,0 +1,278 @@
+import AccessModel
+import Foundation
+import LDAPKit
+import Mirror
+import RosterConfig
+import SlapdHarness
+import Sync
+import Testing
+
+/// A slapd with a clinic-shaped directory, a fresh mirror, and the configuration mapping them.
+struct ClinicFixture {
+    let server: SlapdServer
+    let clinic: ClinicDirectory
+    var configuration: RosterConfiguration
+    let mirror: Mirror
+
+    static func start(_ clinic: ClinicDirectory = ClinicDirectory(suffix: "dc=clinic,dc=test"), extraLDIF: String = "") async throws -> ClinicFixture {
+        let server = try await SlapdServer.start(suffix: clinic.suffix, ldif: clinic.ldif() + extraLDIF)
+        let mirrorPath = server.directory.appendingPathComponent("mirror/roster.sqlite").path
+        let configuration = clinic.configuration(url: server.url, passwordFile: server.adminPasswordFile, bindDN: server.adminDN,
+                                                 mirrorPath: mirrorPath)
+        return ClinicFixture(server: server, clinic: clinic, configuration: configuration, mirror: try Mirror(path: mirrorPath))
+    }
+
+    func sync(dryRun: Bool = false, force: Bool = false, now: Date = Date()) async throws -> ReconcileReport {
+        try await Reconciler(configuration: configuration, mirror: mirror).run(ReconcileOptions(dryRun: dryRun, force: force), now: now)
+    }
+
+    func user(_ code: String) throws -> User? { try mirror.snapshot().users[UserCode(code)] }
+
+    func writer() async throws -> LDAPConnection { try await LDAPConnection.connect(server.adminConfiguration()) }
+}
+
+@Suite("Full reconcile of a clinic directory against a real slapd")
+struct ReconcileTests {
+    @Test("First sync maps users, providers, groups, pools and roles; a second sync changes nothing")
+    func firstAndSecondSync() async throws {
+        let fixture = try await ClinicFixture.start()
+        defer { fixture.server.shutdown() }
+        let clinic = fixture.clinic
+        let first = try await fixture.sync()
+        #expect(first.problems == [])
+        #expect(first.counts.usersAdded == clinic.userCount)
+        #expect(first.counts.usersDeactivated == 0)
+        let snapshot = try fixture.mirror.snapshot()
+        #expect(snapshot.users.count == clinic.userCount)
+        let expectedProviders = 36
+        #expect(snapshot.providers.count == expectedProviders)
+        // 4 mapped teams + 4 MOA offices per center, plus one own group per provider.
+        let expectedGroups = 3 * 8 + 36
+        #expect(snapshot.groups.count == expectedGroups)
+        #expect(first.newProviders.count == 36)
+
+        // An MOA reaches her office's surgeons in Provider's Office at Full Access, and in
+        // Reports read-only; nothing of another office.
+        let moa = try fixture.mirror.effectiveAccess(of: UserCode(clinic.assistant(2, 3, 1)))
+        let office = (1...3).map { ProviderID(clinic.provider(2, 3, $0)) }
+        for provider in office {
+            #expect(moa.level(for: GrantKey(.providersOffice, "HC2", provider))?.privilege == .fullAccess)
+            #expect(moa.level(for: GrantKey(.reports, "HC2", provider))?.privilege == .readOnly)
+        }
+        #expect(moa.level(for: GrantKey(.providersOffice, "HC2", ProviderID(clinic.provider(2, 1, 1)))) == nil)
+
+        // The booking team reaches every provider of its health center, none elsewhere.
+        let booker = try fixture.mirror.effectiveAccess(of: UserCode(clinic.teamMember(1, "booking", 2)))
+        #expect(booker.grants.filter { $0.module == .careVenue }.count == 12)
+        #expect(booker.grants.allSatisfy { $0.healthCenter == "HC1" })
+
+        // Reporting is a pool group: the pool's three providers, read-only.
+        let reporter = try fixture.mirror.effectiveAccess(of: UserCode(clinic.teamMember(3, "reporting", 1)))
+        #expect(Set(reporter.grants.filter { $0.module == .reports }.compactMap(\.provider)) == Set((1...3).map { ProviderID(clinic.provider(3, 1, $0)) }))
+
+        // Super administrators have everything; staff in no group have no access.
+        #expect(try fixture.user("it-admin1")?.isSuperAdministrator == true)
+        #expect(try fixture.mirror.effectiveAccess(of: "it-admin1").grants.count > 100)
+        #expect(try fixture.mirror.effectiveAccess(of: UserCode(ClinicDirectory.breakGlass)) == .noAccess(.noGroup))
+
+        let second = try await fixture.sync()
+        #expect(second.counts.isEmpty, "\(second.counts)")
+        #expect(second.changes.isEmpty)
+        #expect(try fixture.mirror.verifyAuditLog() == nil)
+    }
+
+    @Test("Locks, unlocks, deletes and moves out of scope; a user is never deleted; local locks stay")
+    func accountStates() async throws {
+        let fixture = try await ClinicFixture.start()
+        defer { fixture.server.shutdown() }
+        let clinic = fixture.clinic
+        _ = try await fixture.sync()
+        let writer = try await fixture.writer()
+        let locked = clinic.assistant(1, 1, 1)
+        let deleted = clinic.assistant(1, 1, 2)
+        let moved = clinic.teamMember(1, "booking", 1)
+        let localLock = clinic.teamMember(1, "booking", 2)
+        try await writer.modify(clinic.dn(locked), [.replace("pwdAccountLockedTime", [DirectoryTime.permanentLockValue])])
+        try await writer.delete(clinic.dn(deleted))
+        try await fixture.server.ldapmodify("dn: \(clinic.dn(moved))\nchangetype: modrdn\nnewrdn: uid=\(moved)\ndeleteoldrdn: 1\nnewsuperior: ou=policies,\(clinic.suffix)\n")
+        _ = try fixture.mirror.setLocalLock(of: UserCode(localLock), locked: true, reason: "suspended by HR", actor: .local("test"))
+
+        let report = try await fixture.sync()
+        #expect(report.counts.usersLocked == 1)
+        #expect(report.counts.usersDeactivated == 2)
+        #expect(try fixture.user(locked)?.state.isLocked == true)
+        #expect(try fixture.mirror.effectiveAccess(of: UserCode(locked)) == .noAccess(.locked))
+        for code in [deleted, moved] {
+            let user = try #require(try fixture.user(code))
+            #expect(!user.state.isActive)
+            #expect(try fixture.mirror.effectiveAccess(of: UserCode(code)) == .noAccess(.inactive))
+        }
+        #expect(try fixture.user(localLock)?.state.lockedLocally == true)
+
+        // Clearing the directory lock unlocks; the local lock is not the directory's to clear.
+        try await writer.modify(clinic.dn(locked), [.delete("pwdAccountLockedTime")])
+        let after = try await fixture.sync()
+        #expect(after.counts.usersUnlocked == 1)
+        #expect(try fixture.user(locked)?.state.isLocked == false)
+        #expect(try fixture.user(localLock)?.state.isLocked == true)
+        #expect(try fixture.mirror.snapshot().users.count == clinic.userCount)
+        await writer.close()
+    }
+
+    @Test("A new provider gets a group of their own and joins the auto-add groups of their health center")
+    func newProvider() async throws {
+        let fixture = try await ClinicFixture.start()
+        defer { fixture.server.shutdown() }
+        _ = try await fixture.sync()
+        let uid = "hc2-newsurgeon"
+        try await fixture.server.ldapmodify("""
+            dn: uid=\(uid),ou=people,\(fixture.clinic.suffix)
+            changetype: add
+            objectClass: inetOrgPerson
+            uid: \(uid)
+            cn: Felicity Grey
+            givenName: Felicity
+            sn: Grey
+            departmentNumber: HC2
+            employeeType: provider
+
+            """)
+        let report = try await fixture.sync()
+        #expect(report.newProviders == [ProviderID(uid)])
+        #expect(report.counts.usersAdded == 1)
+        // Booking and screening of HC2 are auto-add groups, one module each.
+        #expect(report.counts.providersAutoAdded == 2)
+        let snapshot = try fixture.mirror.snapshot()
+        let own = try #require(snapshot.groups.values.first { $0.name == "Grey, Felicity" })
+        #expect(own.healthCenter == "HC2")
+        #expect(own.modules[.providersOffice]?.targets[uid] != nil)
+        let booking = try #require(snapshot.groups[GroupID("HC2/HC2 OR Booking")])
+        #expect(booking.modules[.careVenue]?.targets[uid]?.privilege == .fullAccess)
+        let booker = try fixture.mirror.effectiveAccess(of: UserCode(fixture.clinic.teamMember(2, "booking", 1)))
+        #expect(booker.level(for: GrantKey(.careVenue, "HC2", ProviderID(uid))) != nil)
+        let otherCenter = try #require(snapshot.groups[GroupID("HC1/HC1 OR Booking")])
+        #expect(otherCenter.modules[.careVenue]?.targets[uid] == nil)
+    }
+
+    @Test("The safety breaker holds for an empty subtree and for mass deactivations; --force applies")
+    func breaker() async throws {
+        var fixture = try await ClinicFixture.start()
+        defer { fixture.server.shutdown() }
+        _ = try await fixture.sync()
+        let before = try fixture.mirror.snapshot()
+
+        // Base DN pointed at an empty subtree: nothing comes back, nothing may be revoked.
+        var emptied = fixture
+        emptied.configuration.users.base = "ou=policies,\(fixture.clinic.suffix)"
+        await #expect(throws: ReconcileError.self) { _ = try await emptied.sync() }
+        do {
+            _ = try await emptied.sync()
+        } catch let ReconcileError.breaker(trip, _) {
+            #expect(trip.description.contains("no users at all"))
+        }
+        #expect(try fixture.mirror.snapshot() == before)
+
+        // Ten deletions: 8 % of the active users, over the 5 % limit. Refused.
+        let writer = try await fixture.writer()
+        let doomed = (1...10).map { fixture.clinic.teamMember(2, ClinicDirectory.teams[$0 % 4], $0 / 4 + 1) }
+        for uid in doomed { try await writer.delete(fixture.clinic.dn(uid)) }
+        func refusal() async throws -> (BreakerTrip, PlanCounts)? {
+            do {
+                _ = try await fixture.sync()
+            } catch let ReconcileError.breaker(trip, counts) {
+                return (trip, counts)
+            }
+            return nil
+        }
+        let byShare = try #require(try await refusal())
+        #expect(byShare.0.description.contains("10 of \(before.users.count) active users"))
+        #expect(byShare.0.description.contains("--force"))
+        #expect(byShare.1.usersDeactivated == 10)
+        #expect(try fixture.mirror.snapshot() == before)
+
+        // Over an absolute limit: refused too.
+        fixture.configuration.safety = .init(maxDeactivations: 9, maxDeactivationPercent: 100)
+        let byCount = try #require(try await refusal())
+        #expect(byCount.0.description.contains("more than the limit of 9"))
+        #expect(try fixture.mirror.snapshot() == before)
+
+        let forced = try await fixture.sync(force: true)
+        #expect(forced.counts.usersDeactivated == 10)
+        #expect(try fixture.mirror.snapshot().users.count == before.users.count)
+        await writer.close()
+    }
+
+    @Test("Entries the mapping cannot handle are skipped and reported once; the rest syncs")
+    func badEntries() async throws {
+        let suffix = "dc=clinic,dc=test"
+        let extra = """
+            dn: cn=No Code,ou=people,\(suffix)
+            objectClass: inetOrgPerson
+            cn: No Code
+            sn: Code
+
+            dn: uid=Twin,ou=people,\(suffix)
+            objectClass: inetOrgPerson
+            uid: Twin
+            cn: Twin One
+            sn: One
+
+            dn: cn=twin two,ou=people,\(suffix)
+            objectClass: inetOrgPerson
+            uid: twin
+            cn: twin two
+            sn: Two
+
+            dn: uid=lost,ou=people,\(suffix)
+            objectClass: inetOrgPerson
+            uid: lost
+            cn: Lost Soul
+            sn: Soul
+            departmentNumber: HC9
+
+            dn: cn=Smith\\, John,ou=people,\(suffix)
+            objectClass: inetOrgPerson
+            uid: jsmith
+            cn: Smith, John
+            sn: Smith
+            givenName: John
+            departmentNumber: HC1
+
+
+            """
+        let fixture = try await ClinicFixture.start(extraLDIF: extra)
+        defer { fixture.server.shutdown() }
+        let report = try await fixture.sync()
+        let messages = report.problems.map(\.description)
+        #expect(report.problems.count == 4, "\(messages)")
+        #expect(messages.contains { $0.contains("cn=No Code") && $0.contains("no uid") })
+        #expect(messages.filter { $0.lowercased().contains("twin") && $0.contains("also has") }.count == 2)
+        #expect(messages.contains { $0.contains("uid=lost") && $0.contains("HC9") })
+        #expect(report.counts.usersAdded == fixture.clinic.userCount + 1)
+        let smith = try #require(try fixture.user("jsmith"))
+        #expect(smith.displayName == "Smith, John")
+        #expect(try fixture.user("twin") == nil)
+        let again = try await fixture.sync()
+        #expect(again.counts.isEmpty)
+    }
+
+    @Test("A dry run reports the plan and changes nothing; break-glass accounts are left alone by bulk plans")
+    func dryRunAndBreakGlass() async throws {
+        let fixture = try await ClinicFixture.start()
+        defer { fixture.server.shutdown() }
+        let plan = try await fixture.sync(dryRun: true)
+        #expect(plan.dryRun)
+        #expect(plan.counts.usersAdded == fixture.clinic.userCount)
+        #expect(!plan.changes.isEmpty)
+        #expect(try fixture.mirror.snapshot().users.isEmpty)
+        #expect(try fixture.mirror.auditRowCount() == 0)
+
+        _ = try await fixture.sync()
+        let writer = try await fixture.writer()
+        try await writer.modify(fixture.clinic.dn(ClinicDirectory.breakGlass), [.replace("pwdAccountLockedTime", [DirectoryTime.permanentLockValue])])
+        let report = try await fixture.sync()
+        #expect(report.counts.usersLocked == 0)
+        #expect(try fixture.user(ClinicDirectory.breakGlass)?.state.isLocked == false)
+        await writer.close()
+    }
+}
