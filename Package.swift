@@ -119,6 +119,11 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(
+            name: "SyncTests",
+            dependencies: ["Sync", "LDAPKit", "AccessModel", "RosterConfig"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
             name: "IntegrationTests",
             dependencies: ["LDAPKit", "SlapdHarness", "Sync", "Mirror", "AccessModel", "RosterConfig"],
             swiftSettings: strictSettings

@@ -52,25 +52,31 @@ public enum DN {
         result.reserveCapacity(dn.utf8.count)
         var escaped = false
         var pendingSpace = false
+        var afterSeparator = true
         for character in dn {
             if escaped {
                 result.append(contentsOf: character.lowercased())
                 escaped = false
+                afterSeparator = false
                 continue
             }
             switch character {
-            case "\\":
-                if pendingSpace { result.append(" "); pendingSpace = false }
-                result.append("\\")
-                escaped = true
             case " ":
-                pendingSpace = !result.isEmpty && result.last != "," && result.last != "=" && result.last != "+"
+                pendingSpace = !afterSeparator
             case ",", "=", "+":
                 pendingSpace = false
+                afterSeparator = true
                 result.append(character)
             default:
-                if pendingSpace { result.append(" "); pendingSpace = false }
-                result.append(contentsOf: character.lowercased())
+                if pendingSpace { result.append(" ") }
+                pendingSpace = false
+                afterSeparator = false
+                if character == "\\" {
+                    result.append("\\")
+                    escaped = true
+                } else {
+                    result.append(contentsOf: character.lowercased())
+                }
             }
         }
         return result

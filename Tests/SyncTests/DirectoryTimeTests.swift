@@ -1,0 +1,98 @@
+import Foundation
+import LDAPKit
+import RosterConfig
+@testable import Sync
+import Testing
+
+@Suite("Directory time values and account states")
+struct DirectoryTimeTests {
+    @Test("GeneralizedTime parses with and without seconds, fractions and offsets", arguments: [
+        ("20261123164942Z", 1_795_452_582.0),
+        ("20261123164942.5Z", 1_795_452_582.5),
+        ("202611231649Z", 1_795_452_540.0),
+        ("2026112316Z", 1_795_449_600.0),
+        ("20261123174942+0100", 1_795_452_582.0),
+        ("20261123154942-0100", 1_795_452_582.0),
+        ("19700101000000Z", 0.0),
+        ("20240229120000Z", 1_709_208_000.0),
+    ])
+    func generalizedTime(text: String, expected: Double) throws {
+        let date = try #require(DirectoryTime.parseGeneralizedTime(text))
+        #expect(abs(date.timeIntervalSince1970 - expected) < 0.001)
+    }
+
+    @Test("Malformed GeneralizedTime is refused", arguments: [
+        "", "2026", "20261123164942", "20261323164942Z", "20230229120000Z", "20261123246000Z", "20261123164942.Z",
+        "20261123164942Zjunk", "2026112316494xZ", "20261123164942+25", "٢٠٢٦١١٢٣١٦٤٩٤٢Z",
+    ])
+    func malformedGeneralizedTime(text: String) {
+        #expect(DirectoryTime.parseGeneralizedTime(text) == nil)
+    }
+
+    @Test("Windows file times: 0 and max mean never")
+    func windowsFileTime() throws {
+        #expect(DirectoryTime.parseWindowsFileTime("0") == nil)
+        #expect(DirectoryTime.parseWindowsFileTime("9223372036854775807") == nil)
+        #expect(DirectoryTime.parseWindowsFileTime("x") == nil)
+        let date = try #require(DirectoryTime.parseWindowsFileTime("116444736000000000"))
+        #expect(date.timeIntervalSince1970 == 0)
+        #expect(try #require(DirectoryTime.parseShadowExpire("2")).timeIntervalSince1970 == 172_800)
+        #expect(DirectoryTime.parseShadowExpire("-1") == nil)
+    }
+
+    static let now = Date(timeIntervalSince1970: 1_795_452_582)
+
+    func entry(_ attributes: [String: String]) -> LDAPEntry {
+        LDAPEntry(dn: "uid=x,dc=t", attributes: attributes.map { ($0.key, [LDAPValue($0.value)]) })
+    }
+
+    @Test("OpenLDAP ppolicy: permanent locks, lockouts with a duration and their end")
+    func openLDAP() {
+        let permanent = AccountStateReader(flavor: .openldap).state(of: entry(["pwdAccountLockedTime": "000001010000Z"]), at: Self.now)
+        #expect(permanent.locked && !permanent.inactive && permanent.nextChange == nil)
+        let reader = AccountStateReader(flavor: .openldap, lockoutDuration: 600)
+        let recent = reader.state(of: entry(["pwdAccountLockedTime": "20261123164442Z"]), at: Self.now)
+        #expect(recent.locked)
+        #expect(recent.nextChange == Self.now.addingTimeInterval(300))
+        let expired = reader.state(of: entry(["pwdAccountLockedTime": "20261123163442Z"]), at: Self.now)
+        #expect(!expired.locked)
+        let garbage = reader.state(of: entry(["pwdAccountLockedTime": "soon"]), at: Self.now)
+        #expect(garbage.locked, "an unreadable lock must never let someone in")
+        #expect(reader.state(of: entry([:]), at: Self.now) == .active)
+        let shadow = reader.state(of: entry(["shadowExpire": "20000"]), at: Self.now)
+        #expect(shadow.inactive)
+        let future = reader.state(of: entry(["shadowExpire": "30000"]), at: Self.now)
+        #expect(!future.inactive && future.nextChange == Date(timeIntervalSince1970: 30000 * 86400))
+    }
+
+    @Test("Active Directory: disabled bit, computed lockout bit, account expiry")
+    func activeDirectory() {
+        let reader = AccountStateReader(flavor: .activedirectory)
+        #expect(reader.state(of: entry(["userAccountControl": "514"]), at: Self.now).inactive)
+        #expect(!reader.state(of: entry(["userAccountControl": "512"]), at: Self.now).inactive)
+        #expect(reader.state(of: entry(["msDS-User-Account-Control-Computed": "16"]), at: Self.now).locked)
+        #expect(reader.state(of: entry(["accountExpires": "116444736000000000"]), at: Self.now).inactive)
+        #expect(!reader.state(of: entry(["accountExpires": "0"]), at: Self.now).inactive)
+        let later = reader.state(of: entry(["accountExpires": "199999999999999999"]), at: Self.now)
+        #expect(!later.inactive && later.nextChange != nil)
+    }
+
+    @Test("389-ds: nsAccountLock deactivates, accountUnlockTime locks until then")
+    func ds389() {
+        let reader = AccountStateReader(flavor: .ds389)
+        #expect(reader.state(of: entry(["nsAccountLock": "TRUE"]), at: Self.now).inactive)
+        #expect(!reader.state(of: entry(["nsAccountLock": "false"]), at: Self.now).inactive)
+        let locked = reader.state(of: entry(["accountUnlockTime": "20261123170000Z"]), at: Self.now)
+        #expect(locked.locked && locked.nextChange != nil)
+    }
+
+    @Test("DNs normalize for comparison; the first RDN value unescapes")
+    func distinguishedNames() {
+        #expect(DN.normalize("CN=Ortho MOAs, OU=Groups,dc=Clinic") == DN.normalize("cn=ortho moas,ou=groups,DC=clinic"))
+        #expect(DN.normalize("cn=Smith\\, John,ou=people") == "cn=smith\\, john,ou=people")
+        #expect(DN.firstValue("cn=Smith\\, John,ou=people") == "Smith, John")
+        #expect(DN.firstValue("cn=hc1-office2-moa,ou=groups") == "hc1-office2-moa")
+        #expect(escapeFilterValue("a*(b)\\c") == "a\\2a\\28b\\29\\5cc")
+        #expect(escapeFilterValue("Zoë") == "Zoë")
+    }
+}
