@@ -1,0 +1,135 @@
+import AccessModel
+import Foundation
+import GRDB
+
+/// One user as the clinic application and `roster user show --json` see them: identity,
+/// state, memberships and effective access. The same document `/v1/users/{code}` serves.
+public struct UserDocument: Codable, Sendable, Equatable {
+    public struct GroupRef: Codable, Sendable, Equatable {
+        public var id: String
+        public var name: String
+        public var healthCenter: String
+        public var kind: String
+    }
+
+    public struct AccessEntry: Codable, Sendable, Equatable {
+        public var module: String
+        public var healthCenter: String
+        public var provider: String?
+        public var privilege: String
+        public var privacy: String
+    }
+
+    public var userCode: String
+    public var displayName: String
+    public var firstName: String
+    public var lastName: String
+    public var title: String?
+    public var email: String?
+    public var active: Bool
+    public var locked: Bool
+    /// Why the user is locked or inactive, when they are.
+    public var stateReason: String?
+    /// `directory` or `local`: who caused the lock or deactivation.
+    public var stateSource: String?
+    public var superAdministrator: Bool
+    public var breakGlass: Bool
+    public var autoLogoutMinutes: Int
+    public var healthCenters: [String]
+    public var groups: [GroupRef]
+    public var roles: [String]
+    /// `no_group`, `locked`, `inactive` when the user has no access; nil otherwise.
+    public var noAccessReason: String?
+    public var access: [AccessEntry]
+    public var directoryDN: String?
+}
+
+/// A line of a user listing.
+public struct UserSummary: Codable, Sendable, Equatable {
+    public var userCode: String
+    public var displayName: String
+    public var email: String?
+    public var active: Bool
+    public var locked: Bool
+}
+
+extension Mirror {
+    /// The user document for `code` (compared case-insensitively), or nil.
+    public func userDocument(_ code: UserCode) throws -> UserDocument? {
+        let access = try effectiveAccess(of: code)
+        return try pool.read { db -> UserDocument? in
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: """
+                SELECT user_code, display_name, first_name, last_name, title, email, active, locked, state_reason, state_source,
+                       super_administrator, break_glass, auto_logout_minutes, directory_dn, user_code_key
+                FROM user_account WHERE user_code_key = ?
+                """), arguments: [code.key]) else { return nil }
+            let key: String = row[14]
+            let centers = try String.fetchAll(db.cachedStatement(sql: "SELECT health_center FROM user_health_center WHERE user_code_key = ? ORDER BY health_center"), arguments: [key])
+            let groups = try Row.fetchAll(db.cachedStatement(sql: """
+                SELECT g.id, g.name, g.health_center, g.kind FROM group_membership m JOIN access_group g ON g.id = m.group_id
+                WHERE m.user_code_key = ? ORDER BY g.health_center, g.name
+                """), arguments: [key]).map { UserDocument.GroupRef(id: $0[0], name: $0[1], healthCenter: $0[2], kind: $0[3]) }
+            let roles = try String.fetchAll(db.cachedStatement(sql: "SELECT role FROM role_membership WHERE user_code_key = ? ORDER BY role"), arguments: [key])
+            return UserDocument(
+                userCode: row[0], displayName: row[1], firstName: row[2], lastName: row[3], title: row[4], email: row[5],
+                active: row[6], locked: row[7], stateReason: row[8], stateSource: row[9], superAdministrator: row[10],
+                breakGlass: row[11], autoLogoutMinutes: row[12], healthCenters: centers, groups: groups, roles: roles,
+                noAccessReason: access.noAccessReason?.rawValue,
+                access: access.grants.map {
+                    UserDocument.AccessEntry(module: $0.module.rawValue, healthCenter: $0.healthCenter.rawValue, provider: $0.provider?.rawValue,
+                                             privilege: $0.privilege.name, privacy: $0.privacy.name)
+                },
+                directoryDN: row[13])
+        }
+    }
+
+    /// Users whose code or name contains `text` (case-insensitively), by code.
+    public func searchUsers(_ text: String, limit: Int = 500) throws -> [UserSummary] {
+        let pattern = "%" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
+            .replacingOccurrences(of: "_", with: "\\_") + "%"
+        return try pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT user_code, display_name, email, active, locked FROM user_account
+                WHERE user_code LIKE ?1 ESCAPE '\\' OR display_name LIKE ?1 ESCAPE '\\'
+                ORDER BY user_code_key LIMIT ?2
+                """, arguments: [pattern, limit]).map {
+                UserSummary(userCode: $0[0], displayName: $0[1], email: $0[2], active: $0[3], locked: $0[4])
+            }
+        }
+    }
+
+    /// Every user's email address (all users, active or not), sorted, without duplicates.
+    public func emailList(activeOnly: Bool = false) throws -> [String] {
+        try pool.read { db in
+            try String.fetchAll(db, sql: "SELECT DISTINCT email FROM user_account WHERE email IS NOT NULL AND email <> ''"
+                + (activeOnly ? " AND active = 1" : "") + " ORDER BY email COLLATE NOCASE")
+        }
+    }
+
+    /// The newest audit rows, newest last.
+    public func auditTail(limit: Int = 20) throws -> [AuditRow] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT id, at, actor_kind, actor, source, action, entity_type, entity_key, before, after
+                FROM (SELECT * FROM audit_log ORDER BY id DESC LIMIT ?) ORDER BY id
+                """, arguments: [limit]).map {
+                AuditRow(id: $0[0], at: $0[1], actorKind: $0[2], actor: $0[3], source: $0[4], action: $0[5],
+                         entityType: $0[6], entityKey: $0[7], before: $0[8], after: $0[9])
+            }
+        }
+    }
+}
+
+/// One audit log row.
+public struct AuditRow: Codable, Sendable, Equatable {
+    public var id: Int64
+    public var at: String
+    public var actorKind: String
+    public var actor: String
+    public var source: String?
+    public var action: String
+    public var entityType: String
+    public var entityKey: String
+    public var before: String?
+    public var after: String?
+}
