@@ -207,7 +207,8 @@ struct Value {
                 collector.report("secrets are never written in roster.yaml; put it in a file readable only by roster and name that file with '\(replacement)'",
                                  at: Position(key.mark), path: keyPath)
             } else {
-                collector.report("unknown key '\(name)' \(place)" + suggestion(for: name, among: known),
+                let quoting = name.contains("=") ? "; a DN written inside {...} must be quoted, as commas separate entries there" : ""
+                collector.report("unknown key '\(name)' \(place)" + suggestion(for: name, among: known) + quoting,
                                  at: Position(key.mark), path: keyPath)
             }
         }

@@ -268,10 +268,15 @@ struct Validator {
     }
 
     @discardableResult
+    /// A hint for a DN cut short at its first comma by a YAML flow collection.
+    private func quoting(_ name: DistinguishedName) -> String {
+        name.rdns.count == 1 ? " (a DN written inside {...} or [...] must be quoted, as commas separate entries there)" : ""
+    }
+
     private func searchBase(_ text: String, _ path: String, directoryBase: DistinguishedName?) -> DistinguishedName? {
         guard let name = dn(text, path) else { return nil }
         if let directoryBase, !name.isWithin(directoryBase) {
-            report("'\(text)' is not under directory.base_dn '\(directoryBase)'; searches start at the base DN", path)
+            report("'\(text)' is not under directory.base_dn '\(directoryBase)'; searches start at the base DN" + quoting(name), path)
         }
         return name
     }
@@ -282,7 +287,7 @@ struct Validator {
         guard let name = dn(text, path) else { return nil }
         if let groupsBase, !name.isWithin(groupsBase) {
             report("'\(text)' is not under groups.base '\(groupsBase)', where Roster reads directory groups; "
-                   + "fix the DN or widen groups.base", path)
+                   + "fix the DN or widen groups.base" + quoting(name), path)
         }
         return name
     }
