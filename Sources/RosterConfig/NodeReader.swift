@@ -243,7 +243,7 @@ struct Fields {
 func suggestion(for word: String, among known: [String]) -> String {
     let scored = known.map { ($0, editDistance(word.lowercased(), $0.lowercased())) }
     guard let best = scored.min(by: { $0.1 < $1.1 }) else { return "" }
-    let limit = max(1, min(3, word.count / 2))
+    let limit = max(1, min(3, word.count / 3))
     return best.1 <= limit ? "; did you mean '\(best.0)'?" : ""
 }
 

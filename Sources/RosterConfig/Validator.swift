@@ -274,6 +274,8 @@ struct Validator {
     }
 
     private func searchBase(_ text: String, _ path: String, directoryBase: DistinguishedName?) -> DistinguishedName? {
+        // The default, the directory's base DN, was checked as directory.base_dn.
+        if text == configuration.directory.baseDN { return directoryBase }
         guard let name = dn(text, path) else { return nil }
         if let directoryBase, !name.isWithin(directoryBase) {
             report("'\(text)' is not under directory.base_dn '\(directoryBase)'; searches start at the base DN" + quoting(name), path)
