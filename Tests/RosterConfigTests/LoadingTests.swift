@@ -1,0 +1,112 @@
+import AccessModel
+import Foundation
+import RosterConfig
+import Testing
+
+@Suite struct LoadingTests {
+    static let examplePath = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("config/roster.yaml").path
+
+    @Test func theAnnotatedExampleLoadsWithItsValues() throws {
+        let yaml = try String(contentsOfFile: Self.examplePath, encoding: .utf8)
+        let config = try ConfigurationLoader.load(yaml: yaml, file: "roster.yaml", files: FakeFiles.example)
+
+        #expect(config.directory.urls == ["ldaps://dc1.clinic.example", "ldaps://dc2.clinic.example:636"])
+        #expect(config.directory.bind == .simple(dn: "cn=roster,ou=services,dc=clinic,dc=example",
+                                                 passwordFile: "/etc/roster/bind-password"))
+        #expect(config.directory.caFile == "/etc/roster/ca.pem")
+        #expect(config.directory.plaintext == false)
+        #expect(config.users.base == "ou=people,dc=clinic,dc=example")
+        #expect(config.users.attributes.healthCenters == "clinicHealthCenter")
+        #expect(config.users.flags == ["gi_dsp": "clinicGIDSP", "can_book_overtime": "clinicOvertime"])
+        #expect(config.users.breakGlassUserCodes == ["breakglass1", "breakglass2"])
+        #expect(config.providers.ownGroup?.modules[.reports] == .init(privilege: .readOnly))
+        #expect(config.healthCenters.map(\.id) == ["HC1", "HC2", "HC3"])
+        #expect(config.pools.map(\.visibility) == [.allProviders, .reachableProvidersOnly])
+
+        let mappings = config.groups.mappings
+        #expect(mappings.count == 4)
+        #expect(mappings[0].group.providers == .allInHealthCenter)
+        #expect(mappings[0].group.autoAddNewProviders)
+        #expect(mappings[1].group.providers == .listed(["drgrey", "drshepherd"]))
+        #expect(mappings[1].group.modules[.providersOffice]?.overrides["drshepherd"]
+                == .init(privilege: .readOnly, privacy: .forcedPatientAndProvider))
+        #expect(mappings[2].group.providers == .membersOf("cn=hc2-surgeons,ou=groups,dc=clinic,dc=example"))
+        #expect(mappings[2].group.schedulingAbility == false)
+        #expect(mappings[2].group.modules[.patientRegistration] == .init())
+        #expect(mappings[3].group.kind == .pool)
+        #expect(mappings[3].group.providers == .pools(["hc1-ortho"]))
+        #expect(config.groups.patternRules.map(\.target) == [.cn, .dn])
+        #expect(config.groups.patternRules[0].template.careVenues == ["{hc}-CLINIC"])
+        #expect(config.roles.map(\.name) == ["Clinical Manager", "Patient Coordinator", "Medical Director"])
+        #expect(config.roles[2].directoryGroup == nil)
+        #expect(config.http.tokenFile == "/etc/roster/http-token")
+        #expect(config.mirror.readerGroup == "clinicapp")
+
+        #expect(summary(of: config) == "roster.yaml is valid: openldap directory at ldaps://dc1.clinic.example, "
+                + "ldaps://dc2.clinic.example:636, 3 health centers, 6 care venues, 2 pools, 4 group mappings, "
+                + "2 pattern rules, 3 roles.")
+    }
+
+    @Test func theExampleNeedsItsFiles() throws {
+        let yaml = try String(contentsOfFile: Self.examplePath, encoding: .utf8)
+        let found = problems(yaml, files: FakeFiles())
+        #expect(found.map(\.keyPath).sorted() == [
+            "directory.bind.password_file", "directory.tls.ca_file", "directory.tls.certificate_file",
+            "directory.tls.key_file", "http.token_file",
+        ])
+    }
+
+    @Test func omittedKeysTakeTheInitializersDefaults() throws {
+        let config = try ConfigurationLoader.load(yaml: minimalYAML, file: "roster.yaml", files: FakeFiles())
+        #expect(config.directory == .init(urls: ["ldaps://dc1.clinic.example"], baseDN: "dc=clinic,dc=example"))
+        #expect(config.users == .init(base: "dc=clinic,dc=example"))
+        #expect(config.groups == .init(base: "dc=clinic,dc=example"))
+        #expect(config.providers == .init())
+        #expect(config.pools.isEmpty && config.roles.isEmpty)
+        #expect(config.safety == .init())
+        #expect(config.schedule == .init())
+        #expect(config.mirror == .init())
+        #expect(config.http == .init())
+        #expect(config.healthCenters[0].careVenues.map(\.id) == ["HC1-OR1", "HC1-CLINIC"])
+        #expect(summary(of: config, file: "/etc/roster/roster.yaml") == "/etc/roster/roster.yaml is valid: openldap directory "
+                + "at ldaps://dc1.clinic.example, 2 health centers, 3 care venues, 0 pools, 0 group mappings, "
+                + "0 pattern rules, 0 roles.")
+    }
+
+    @Test func nullAttributesAreNotReadAndOwnGroupTakesDefaults() throws {
+        let config = try ConfigurationLoader.load(yaml: minimalYAML + """
+            users:
+              attributes: {email: ~, title: null, user_code: sAMAccountName}
+            providers:
+              own_group:
+            """, file: "roster.yaml", files: FakeFiles())
+        #expect(config.users.attributes.email == nil)
+        #expect(config.users.attributes.title == nil)
+        #expect(config.users.attributes.userCode == "sAMAccountName")
+        #expect(config.users.attributes.firstName == "givenName")
+        #expect(config.providers.ownGroup == .init())
+    }
+
+    @Test func relativeFilePathsAreTakenFromTheConfigurationsDirectory() throws {
+        let yaml = """
+            directory:
+              urls: [ldaps://dc1.clinic.example]
+              base_dn: dc=clinic,dc=example
+              bind: {method: simple, dn: 'cn=roster,dc=clinic,dc=example', password_file: secrets/bind}
+            health_centers: [{id: HC1, name: North, care_venues: []}]
+            """
+        let files = FakeFiles(["/etc/roster/roster.yaml": yaml, "/etc/roster/secrets/bind": "pw"])
+        let config = try ConfigurationLoader.load(path: "/etc/roster/roster.yaml", files: files)
+        #expect(config.directory.bind == .simple(dn: "cn=roster,dc=clinic,dc=example", passwordFile: "/etc/roster/secrets/bind"))
+    }
+
+    @Test func anUnreadableFileIsOneProblem() {
+        #expect(throws: ConfigurationErrors(problems: [ConfigurationProblem(
+            file: "/etc/roster/roster.yaml", line: 0, column: 0, keyPath: "",
+            message: "the configuration file cannot be read; check that it exists and that roster may read it")])) {
+            try ConfigurationLoader.load(path: "/etc/roster/roster.yaml", files: FakeFiles())
+        }
+    }
+}

@@ -1,2 +1,0 @@
-import RosterConfig
-import Testing
