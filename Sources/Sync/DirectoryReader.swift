@@ -109,18 +109,3 @@ public struct DirectoryReader: Sendable {
     }
 }
 
-/// RFC 4515 escaping of a value placed in an LDAP filter.
-func escapeFilterValue(_ value: String) -> String {
-    var result = ""
-    for scalar in value.unicodeScalars {
-        switch scalar {
-        case "*": result += "\\2a"
-        case "(": result += "\\28"
-        case ")": result += "\\29"
-        case "\\": result += "\\5c"
-        case "\0": result += "\\00"
-        default: result.unicodeScalars.append(scalar)
-        }
-    }
-    return result
-}
