@@ -46,6 +46,8 @@ let package = Package(
             dependencies: [
                 "AccessModel",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                // SQLite's C API, for binding bulk rows without GRDB's per-value boxing.
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ],
             swiftSettings: strictSettings
         ),

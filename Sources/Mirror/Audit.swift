@@ -95,8 +95,8 @@ final class ChangeWriter {
     private var previousHash: String
     /// The bytes of the row being hashed; kept to reuse its storage.
     private var hashInput: [UInt8] = []
-    private let auditStatement: Statement
-    private let eventStatement: Statement
+    private let auditStatement: RowStatement
+    private let eventStatement: RowStatement
     /// Users whose effective access may have changed, by key, with the spelling to report.
     var accessChanged: [String: String] = [:]
 
@@ -105,11 +105,11 @@ final class ChangeWriter {
         self.actor = actor
         self.at = at
         previousHash = try String.fetchOne(db, sql: "SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1") ?? AuditChain.genesis
-        auditStatement = try db.cachedStatement(sql: """
+        auditStatement = try RowStatement(db, sql: """
             INSERT INTO audit_log (at, actor_kind, actor, source, action, entity_type, entity_key, before, after, prev_hash, hash)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
-        eventStatement = try db.cachedStatement(sql: "INSERT INTO events (type, at, user_code, group_id, detail) VALUES (?, ?, ?, ?, ?)")
+        eventStatement = try RowStatement(db, sql: "INSERT INTO events (type, at, user_code, group_id, detail) VALUES (?, ?, ?, ?, ?)")
     }
 
     /// Appends one audit row (chained to the previous one) and records the change.
@@ -117,14 +117,14 @@ final class ChangeWriter {
         let hash = AuditChain.hash(
             into: &hashInput, previous: previousHash, at: at, actorKind: actor.kind.rawValue, actor: actor.name, source: source,
             action: action, entityType: entityType, entityKey: entityKey, before: before, after: after)
-        try auditStatement.execute(arguments: [at, actor.kind.rawValue, actor.name, source, action, entityType, entityKey, before, after, previousHash, hash])
+        try auditStatement.execute(at, actor.kind.rawValue, actor.name, source, action, entityType, entityKey, before, after, previousHash, hash)
         previousHash = hash
         changes.append(Change(action: action, entityType: entityType, entityKey: entityKey, before: before, after: after))
     }
 
     /// Appends one event for the clinic application.
     func event(_ type: String, user: String?, group: String? = nil, detail: String? = nil) throws {
-        try eventStatement.execute(arguments: [type, at, user, group, detail])
+        try eventStatement.execute(type, at, user, group, detail)
         eventCount += 1
     }
 
