@@ -40,11 +40,14 @@ let package = Package(
         ),
         // The clinic access model and its rules: pure values, no I/O.
         .target(name: "AccessModel", swiftSettings: strictSettings),
+        // SHA-256 compression with the x86 SHA extensions, for the audit log's hash chain.
+        .target(name: "CSHA256"),
         // The SQLite mirror the clinic application reads.
         .target(
             name: "Mirror",
             dependencies: [
                 "AccessModel",
+                "CSHA256",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 // SQLite's C API, for binding bulk rows without GRDB's per-value boxing.
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),

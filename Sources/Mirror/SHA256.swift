@@ -1,10 +1,16 @@
+import CSHA256
+
 /// SHA-256 (FIPS 180-4) in plain Swift, for the audit log's hash chain. Not constant-time;
 /// it hashes public audit rows, never secrets.
 ///
 /// A bulk apply hashes one audit row per change (a quarter of a million for a first sync), so
 /// this works on whole 64-byte blocks straight from the caller's buffer, with the message
-/// schedule and state in registers or on the stack, and no per-byte appends or arrays.
+/// schedule and state in registers or on the stack, and no per-byte appends or arrays. On x86
+/// CPUs with the SHA extensions the compression runs in `CSHA256` (about five times faster).
 enum SHA256 {
+    /// Whether the CPU's SHA instructions are used.
+    static let hardware = roster_sha256_hardware_available() != 0
+
     /// The round constants.
     private static let k: [UInt32] = [
         0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -19,8 +25,8 @@ enum SHA256 {
 
     typealias Digest = (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32)
 
-    /// The digest of `message`, as eight big-endian words.
-    static func hash(_ message: UnsafeRawBufferPointer) -> Digest {
+    /// The digest of `message`, as eight big-endian words; `portable` forces the Swift compression.
+    static func hash(_ message: UnsafeRawBufferPointer, portable: Bool = false) -> Digest {
         var h: Digest = (0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19)
         let count = message.count
         k.withUnsafeBufferPointer { k in
@@ -29,8 +35,13 @@ enum SHA256 {
                 let k = k.baseAddress!
                 // Whole blocks straight from the message.
                 let whole = count / 64
-                if let base = message.baseAddress {
-                    for block in 0..<whole { compress(&h, base + block * 64, w, k) }
+                let hardware = hardware && !portable
+                if let base = message.baseAddress, whole > 0 {
+                    if hardware {
+                        compressInHardware(&h, base, whole)
+                    } else {
+                        for block in 0..<whole { compress(&h, base + block * 64, w, k) }
+                    }
                 }
                 // The tail, the 0x80 marker and the bit length: one or two more blocks.
                 withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 128) { tail in
@@ -41,11 +52,22 @@ enum SHA256 {
                     tail.storeBytes(of: 0x80, toByteOffset: rest, as: UInt8.self)
                     let blocks = rest + 9 <= 64 ? 1 : 2
                     tail.storeBytes(of: (UInt64(count) &* 8).bigEndian, toByteOffset: blocks * 64 - 8, as: UInt64.self)
-                    for block in 0..<blocks { compress(&h, UnsafeRawPointer(tail + block * 64), w, k) }
+                    if hardware {
+                        compressInHardware(&h, UnsafeRawPointer(tail), blocks)
+                    } else {
+                        for block in 0..<blocks { compress(&h, UnsafeRawPointer(tail + block * 64), w, k) }
+                    }
                 }
             }
         }
         return h
+    }
+
+    @inline(__always)
+    private static func compressInHardware(_ h: inout Digest, _ blocks: UnsafeRawPointer, _ count: Int) {
+        withUnsafeMutableBytes(of: &h) { state in
+            roster_sha256_hardware_blocks(state.baseAddress!.assumingMemoryBound(to: UInt32.self), blocks.assumingMemoryBound(to: UInt8.self), count)
+        }
     }
 
     @inline(__always)
@@ -83,8 +105,8 @@ enum SHA256 {
     }
 
     /// The lowercase hex digest of `message`.
-    static func hex(_ message: UnsafeRawBufferPointer) -> String {
-        let h = hash(message)
+    static func hex(_ message: UnsafeRawBufferPointer, portable: Bool = false) -> String {
+        let h = hash(message, portable: portable)
         return String(unsafeUninitializedCapacity: 64) { out in
             withUnsafeBytes(of: h) { words in
                 for i in 0..<8 {
@@ -100,9 +122,9 @@ enum SHA256 {
     }
 
     /// The lowercase hex digest of a UTF-8 string.
-    static func hex(_ string: String) -> String {
+    static func hex(_ string: String, portable: Bool = false) -> String {
         var string = string
-        return string.withUTF8 { hex(UnsafeRawBufferPointer($0)) }
+        return string.withUTF8 { hex(UnsafeRawBufferPointer($0), portable: portable) }
     }
 
     @inline(__always) private static func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 &- n)) }
