@@ -86,6 +86,11 @@ enum AuditChain {
 }
 
 /// Writes audit rows and events inside one transaction, and collects the changes made.
+///
+/// Rows are buffered and inserted up to ``batchSize`` per statement: for `AUTOINCREMENT` tables
+/// SQLite reads and updates `sqlite_sequence` once per statement, and each statement execution has
+/// its own setup, so one row per statement cost several times the insert itself. Ids and order are
+/// the same as row by row. ``finish()`` writes what is left; call it before the transaction ends.
 final class ChangeWriter {
     let db: Database
     let actor: Actor
@@ -95,21 +100,41 @@ final class ChangeWriter {
     private var previousHash: String
     /// The bytes of the row being hashed; kept to reuse its storage.
     private var hashInput: [UInt8] = []
-    private let auditStatement: RowStatement
-    private let eventStatement: RowStatement
     /// Users whose effective access may have changed, by key, with the spelling to report.
     var accessChanged: [String: String] = [:]
+
+    static let batchSize = 64
+
+    private struct AuditRow {
+        var source: String?
+        var action: String
+        var entityType: String
+        var entityKey: String
+        var before: String?
+        var after: String?
+        var prevHash: String
+        var hash: String
+    }
+
+    private struct EventRow {
+        var type: String
+        var user: String?
+        var group: String?
+        var detail: String?
+    }
+
+    private var pendingAudit: [AuditRow] = []
+    private var pendingEvents: [EventRow] = []
+    private var auditStatements: [Int: RowStatement] = [:]
+    private var eventStatements: [Int: RowStatement] = [:]
 
     init(db: Database, actor: Actor, at: String) throws {
         self.db = db
         self.actor = actor
         self.at = at
         previousHash = try String.fetchOne(db, sql: "SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1") ?? AuditChain.genesis
-        auditStatement = try RowStatement(db, sql: """
-            INSERT INTO audit_log (at, actor_kind, actor, source, action, entity_type, entity_key, before, after, prev_hash, hash)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """)
-        eventStatement = try RowStatement(db, sql: "INSERT INTO events (type, at, user_code, group_id, detail) VALUES (?, ?, ?, ?, ?)")
+        pendingAudit.reserveCapacity(ChangeWriter.batchSize)
+        pendingEvents.reserveCapacity(ChangeWriter.batchSize)
     }
 
     /// Appends one audit row (chained to the previous one) and records the change.
@@ -117,15 +142,63 @@ final class ChangeWriter {
         let hash = AuditChain.hash(
             into: &hashInput, previous: previousHash, at: at, actorKind: actor.kind.rawValue, actor: actor.name, source: source,
             action: action, entityType: entityType, entityKey: entityKey, before: before, after: after)
-        try auditStatement.execute(at, actor.kind.rawValue, actor.name, source, action, entityType, entityKey, before, after, previousHash, hash)
+        pendingAudit.append(AuditRow(
+            source: source, action: action, entityType: entityType, entityKey: entityKey, before: before, after: after,
+            prevHash: previousHash, hash: hash))
+        if pendingAudit.count == ChangeWriter.batchSize { try writeAudit() }
         previousHash = hash
         changes.append(Change(action: action, entityType: entityType, entityKey: entityKey, before: before, after: after))
     }
 
     /// Appends one event for the clinic application.
     func event(_ type: String, user: String?, group: String? = nil, detail: String? = nil) throws {
-        try eventStatement.execute(type, at, user, group, detail)
+        pendingEvents.append(EventRow(type: type, user: user, group: group, detail: detail))
+        if pendingEvents.count == ChangeWriter.batchSize { try writeEvents() }
         eventCount += 1
+    }
+
+    /// Writes the buffered audit rows and events.
+    func finish() throws {
+        try writeAudit()
+        try writeEvents()
+    }
+
+    private func writeAudit() throws {
+        let rows = pendingAudit.count
+        guard rows > 0 else { return }
+        let statement = try auditStatements[rows] ?? {
+            let values = Array(repeating: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", count: rows).joined(separator: ", ")
+            let statement = try RowStatement(db, sql: """
+                INSERT INTO audit_log (at, actor_kind, actor, source, action, entity_type, entity_key, before, after, prev_hash, hash)
+                VALUES \(values)
+                """)
+            auditStatements[rows] = statement
+            return statement
+        }()
+        try statement.execute { b in
+            for row in pendingAudit {
+                b.bind(at); b.bind(actor.kind.rawValue); b.bind(actor.name); b.bind(row.source); b.bind(row.action)
+                b.bind(row.entityType); b.bind(row.entityKey); b.bind(row.before); b.bind(row.after); b.bind(row.prevHash); b.bind(row.hash)
+            }
+        }
+        pendingAudit.removeAll(keepingCapacity: true)
+    }
+
+    private func writeEvents() throws {
+        let rows = pendingEvents.count
+        guard rows > 0 else { return }
+        let statement = try eventStatements[rows] ?? {
+            let values = Array(repeating: "(?, ?, ?, ?, ?)", count: rows).joined(separator: ", ")
+            let statement = try RowStatement(db, sql: "INSERT INTO events (type, at, user_code, group_id, detail) VALUES \(values)")
+            eventStatements[rows] = statement
+            return statement
+        }()
+        try statement.execute { b in
+            for row in pendingEvents {
+                b.bind(row.type); b.bind(at); b.bind(row.user); b.bind(row.group); b.bind(row.detail)
+            }
+        }
+        pendingEvents.removeAll(keepingCapacity: true)
     }
 
     func markAccessChanged(key: String, code: String) {

@@ -72,4 +72,24 @@ final class RowStatement {
         assert(Int(index) == parameterCount, "\(statement.sql): \(index) values for \(parameterCount) parameters")
         try statement.execute()
     }
+
+    /// Binds values in order.
+    struct Binder {
+        fileprivate let handle: OpaquePointer
+        fileprivate(set) var count: Int32 = 0
+
+        mutating func bind<V: RowValue>(_ value: V) {
+            count += 1
+            value.bind(to: handle, at: count)
+        }
+    }
+
+    /// Runs the statement once with the values `body` binds, in order (for multi-row inserts).
+    func execute(binding body: (inout Binder) -> Void) throws {
+        _ = sqlite3_reset(handle)
+        var binder = Binder(handle: handle)
+        body(&binder)
+        assert(Int(binder.count) == parameterCount, "\(statement.sql): \(binder.count) values for \(parameterCount) parameters")
+        try statement.execute()
+    }
 }
