@@ -50,12 +50,17 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // SHA-256 compression with the x86 SHA extensions, for the audit log's hash chain.
+        .target(name: "CSHA256"),
         // The SQLite mirror the clinic application reads.
         .target(
             name: "Mirror",
             dependencies: [
                 "AccessModel",
+                "CSHA256",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                // SQLite's C API, for binding bulk rows without GRDB's per-value boxing.
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ],
             swiftSettings: strictSettings
         ),

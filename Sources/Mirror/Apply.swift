@@ -16,6 +16,27 @@ final class Applier {
     private let roles: [RoleName: Role]
     private let users: [String: User]
 
+    /// A stored user, as the diff needs it.
+    struct StoredUser {
+        var code: String
+        var record: String
+        var state: AccountState
+    }
+
+    /// Above this many users or memberships in a changeset, the stored users and memberships are
+    /// read in one pass per table instead of one lookup per entity.
+    static let bulkThreshold = 256
+    /// Every stored user by key, read once at the start, when the changeset is large.
+    private var storedUsers: [String: StoredUser]?
+    /// Every stored membership (group id -> user keys), read once at the start, when the changeset is large.
+    private var storedMembers: [String: Set<String>]?
+
+    private var userStatement: RowStatement?
+    private var userHealthCenterStatement: RowStatement?
+    private var clearUserHealthCentersStatement: RowStatement?
+    private var addMemberStatement: RowStatement?
+    private var removeMemberStatement: RowStatement?
+
     init(writer: ChangeWriter, changeset: Changeset) {
         db = writer.db
         w = writer
@@ -30,6 +51,7 @@ final class Applier {
     }
 
     func run() throws {
+        try loadStoredState()
         for hc in changeset.healthCenters { try upsert(hc) }
         for venue in changeset.careVenues { try upsert(venue) }
         for provider in changeset.providers { try upsert(provider) }
@@ -50,6 +72,42 @@ final class Applier {
         for group in changeset.removedGroups { try removeGroup(group) }
         if changeset.scope == .complete { try removeUnlisted() }
         try w.flushAccessChanged()
+    }
+
+    /// Reads the stored users and memberships in one pass each, if the changeset is large
+    /// enough for that to beat a lookup per entity.
+    private func loadStoredState() throws {
+        let memberCount = changeset.groupMembers.values.reduce(0) { $0 + $1.count }
+        if changeset.scope == .complete || changeset.users.count > Applier.bulkThreshold {
+            var stored: [String: StoredUser] = [:]
+            stored.reserveCapacity(changeset.users.count)
+            let rows = try Row.fetchCursor(db, sql: """
+                SELECT user_code_key, user_code, record, locked_by_directory, locked_locally, inactive_by_directory,
+                  inactive_locally, state_reason
+                FROM user_account
+                """)
+            while let row = try rows.next() {
+                stored[row[0]] = StoredUser(
+                    code: row[1], record: row[2],
+                    state: AccountState(lockedByDirectory: row[3], lockedLocally: row[4], inactiveByDirectory: row[5], inactiveLocally: row[6], reason: row[7]))
+            }
+            storedUsers = stored
+        }
+        if changeset.scope == .complete || memberCount > Applier.bulkThreshold {
+            var stored: [String: Set<String>] = [:]
+            let rows = try Row.fetchCursor(db, sql: "SELECT group_id, user_code_key FROM group_membership")
+            while let row = try rows.next() {
+                stored[row[0], default: []].insert(row[1])
+            }
+            storedMembers = stored
+        }
+    }
+
+    private func prepared(_ slot: inout RowStatement?, _ sql: String) throws -> RowStatement {
+        if let statement = slot { return statement }
+        let statement = try RowStatement(db, sql: sql)
+        slot = statement
+        return statement
     }
 
     // MARK: lookups: the changeset first, then the database
@@ -78,7 +136,27 @@ final class Applier {
     }
 
     private func userExists(_ code: UserCode) throws -> Bool {
-        try users[code.key] != nil || fetchString("SELECT user_code_key FROM user_account WHERE user_code_key = ?", [code.key]) != nil
+        if users[code.key] != nil { return true }
+        if let storedUsers { return storedUsers[code.key] != nil }
+        return try fetchString("SELECT user_code_key FROM user_account WHERE user_code_key = ?", [code.key]) != nil
+    }
+
+    /// A user as stored before this apply (users this apply writes are all in the changeset).
+    private func storedUser(_ key: String) throws -> StoredUser? {
+        if let storedUsers { return storedUsers[key] }
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: """
+            SELECT user_code, record, locked_by_directory, locked_locally, inactive_by_directory, inactive_locally, state_reason
+            FROM user_account WHERE user_code_key = ?
+            """), arguments: [key]) else { return nil }
+        return StoredUser(
+            code: row[0], record: row[1],
+            state: AccountState(lockedByDirectory: row[2], lockedLocally: row[3], inactiveByDirectory: row[4], inactiveLocally: row[5], reason: row[6]))
+    }
+
+    /// The spelling stored for a user's code, or nil for an unknown user.
+    private func storedCode(_ key: String) throws -> String? {
+        if let storedUsers, let user = storedUsers[key] { return users[key]?.code.rawValue ?? user.code }
+        return try fetchString("SELECT user_code FROM user_account WHERE user_code_key = ?", [key])
     }
 
     private func requireHealthCenter(_ id: HealthCenterID, for entity: String) throws {
@@ -276,37 +354,33 @@ final class Applier {
     }
 
     private func upsert(_ user: User) throws {
-        let entity = "User '\(user.code)'"
-        for hc in user.healthCenters.sorted() { try requireHealthCenter(hc, for: entity) }
+        if !user.healthCenters.allSatisfy({ healthCenters[$0] != nil }) {
+            for hc in user.healthCenters.sorted() { try requireHealthCenter(hc, for: "User '\(user.code)'") }
+        }
         let key = user.code.key
-        let stored = try Row.fetchOne(db.cachedStatement(sql: """
-            SELECT record, locked_by_directory, locked_locally, inactive_by_directory, inactive_locally, state_reason
-            FROM user_account WHERE user_code_key = ?
-            """), arguments: [key])
+        let stored = try storedUser(key)
         let record = Canonical.record(user)
         guard let stored else {
-            try insertUser(user, record: record)
+            try insertUser(user, record: record, isNew: true)
             try w.audit("user.created", "user", user.code.rawValue, before: nil, after: record, source: user.directoryDN)
             if user.isBreakGlass { try w.event("break_glass.changed", user: user.code.rawValue, detail: "created") }
             return
         }
-        let storedState = AccountState(
-            lockedByDirectory: stored[1], lockedLocally: stored[2], inactiveByDirectory: stored[3], inactiveLocally: stored[4], reason: stored[5])
-        let before: String = stored[0]
+        let before = stored.record
         if before != record {
-            try insertUser(user, record: record)
+            try insertUser(user, record: record, isNew: false)
             try w.audit("user.updated", "user", user.code.rawValue, before: before, after: record, source: user.directoryDN)
             if before.contains("\"break_glass\":true") || user.isBreakGlass {
                 try w.event("break_glass.changed", user: user.code.rawValue, detail: "updated")
             }
             w.markAccessChanged(key: key, code: user.code.rawValue)
         }
-        try changeState(of: user.code, from: storedState, to: user.state.keepingLocalFlags(of: storedState), source: user.directoryDN)
+        try changeState(of: user.code, from: stored.state, to: user.state.keepingLocalFlags(of: stored.state), source: user.directoryDN)
     }
 
-    private func insertUser(_ user: User, record: String) throws {
+    private func insertUser(_ user: User, record: String, isNew: Bool) throws {
         let state = user.state
-        try db.cachedStatement(sql: """
+        try prepared(&userStatement, """
             INSERT INTO user_account (user_code_key, user_code, directory_id, directory_dn, display_name, first_name, last_name,
               title, email, super_administrator, active, locked, locked_by_directory, locked_locally, inactive_by_directory,
               inactive_locally, state_reason, state_source, auto_logout_minutes, default_workflow_view, default_patient_view,
@@ -319,16 +393,17 @@ final class Applier {
               default_workflow_view = excluded.default_workflow_view, default_patient_view = excluded.default_patient_view,
               default_document_tab = excluded.default_document_tab, break_glass = excluded.break_glass, flags = excluded.flags,
               record = excluded.record
-            """).execute(arguments: [
+            """).execute(
                 user.code.key, user.code.rawValue, user.directoryID, user.directoryDN, user.displayName, user.firstName, user.lastName,
                 user.title, user.email, user.isSuperAdministrator, state.isActive, state.isLocked, state.lockedByDirectory,
                 state.lockedLocally, state.inactiveByDirectory, state.inactiveLocally, state.reason, state.source?.rawValue,
                 user.autoLogoutMinutes, user.defaultViews.workflow, user.defaultViews.patient, user.defaultViews.documentTab,
-                user.isBreakGlass, Canonical.flags(user.flags), record,
-            ])
-        try db.cachedStatement(sql: "DELETE FROM user_health_center WHERE user_code_key = ?").execute(arguments: [user.code.key])
-        let insert = try db.cachedStatement(sql: "INSERT INTO user_health_center (user_code_key, health_center) VALUES (?, ?)")
-        for hc in user.healthCenters.sorted() { try insert.execute(arguments: [user.code.key, hc.rawValue]) }
+                user.isBreakGlass, Canonical.flags(user.flags), record)
+        if !isNew {
+            try prepared(&clearUserHealthCentersStatement, "DELETE FROM user_health_center WHERE user_code_key = ?").execute(user.code.key)
+        }
+        let insert = try prepared(&userHealthCenterStatement, "INSERT INTO user_health_center (user_code_key, health_center) VALUES (?, ?)")
+        for hc in user.healthCenters.sorted() { try insert.execute(user.code.key, hc.rawValue) }
     }
 
     /// Stores a user's new account state with an audit row and the lock/deactivation events.
@@ -358,12 +433,17 @@ final class Applier {
         guard try groupExists(group) else {
             throw MirrorError.invalid(.unknownReference(entity: "A membership", refersTo: "group '\(group)'"))
         }
-        let stored = try Set(String.fetchAll(db.cachedStatement(sql: "SELECT user_code_key FROM group_membership WHERE group_id = ?"), arguments: [group.rawValue]))
-        let wanted = Dictionary(desired.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
-        for (key, code) in wanted.sorted(by: { $0.key < $1.key }) where !stored.contains(key) {
+        let stored: Set<String>
+        if let storedMembers {
+            stored = storedMembers[group.rawValue] ?? []
+        } else {
+            stored = try Set(String.fetchAll(db.cachedStatement(sql: "SELECT user_code_key FROM group_membership WHERE group_id = ?"), arguments: [group.rawValue]))
+        }
+        // A set of codes holds each key once: codes are equal when their keys are.
+        for code in desired.filter({ !stored.contains($0.key) }).sorted() {
             try addMember(code, to: group, checked: false)
         }
-        for key in stored.sorted() where wanted[key] == nil {
+        for key in stored.sorted() where !desired.contains(UserCode(key)) {
             try removeMember(UserCode(key), from: group)
         }
     }
@@ -378,11 +458,11 @@ final class Applier {
             let name = try groups[group]?.name ?? fetchString("SELECT name FROM access_group WHERE id = ?", [group.rawValue]) ?? group.rawValue
             throw MirrorError.invalid(.unknownReference(entity: "Group '\(name)'", refersTo: "member '\(user)'"))
         }
-        let insert = try db.cachedStatement(sql: "INSERT INTO group_membership (group_id, user_code_key) VALUES (?, ?) ON CONFLICT DO NOTHING")
-        try insert.execute(arguments: [group.rawValue, user.key])
+        try prepared(&addMemberStatement, "INSERT INTO group_membership (group_id, user_code_key) VALUES (?, ?) ON CONFLICT DO NOTHING")
+            .execute(group.rawValue, user.key)
         guard db.changesCount > 0 else { return false }
         let code = users[user.key]?.code.rawValue ?? user.rawValue
-        try w.audit("membership.added", "membership", "\(group.rawValue)/\(code)", before: nil, after: group.rawValue, source: nil)
+        try w.audit("membership.added", "membership", group.rawValue + "/" + code, before: nil, after: group.rawValue, source: nil)
         try w.event("membership.added", user: code, group: group.rawValue)
         w.markAccessChanged(key: user.key, code: code)
         return true
@@ -391,10 +471,10 @@ final class Applier {
     /// Removes one membership with its audit row and events; false if there was none.
     @discardableResult
     func removeMember(_ user: UserCode, from group: GroupID) throws -> Bool {
-        try db.cachedStatement(sql: "DELETE FROM group_membership WHERE group_id = ? AND user_code_key = ?").execute(arguments: [group.rawValue, user.key])
+        try prepared(&removeMemberStatement, "DELETE FROM group_membership WHERE group_id = ? AND user_code_key = ?").execute(group.rawValue, user.key)
         guard db.changesCount > 0 else { return false }
-        let code = try fetchString("SELECT user_code FROM user_account WHERE user_code_key = ?", [user.key]) ?? user.rawValue
-        try w.audit("membership.removed", "membership", "\(group.rawValue)/\(code)", before: group.rawValue, after: nil, source: nil)
+        let code = try storedCode(user.key) ?? user.rawValue
+        try w.audit("membership.removed", "membership", group.rawValue + "/" + code, before: group.rawValue, after: nil, source: nil)
         try w.event("membership.removed", user: code, group: group.rawValue)
         w.markAccessChanged(key: user.key, code: code)
         return true
@@ -436,9 +516,15 @@ final class Applier {
     }
 
     private func removeUnlisted() throws {
-        let listedUsers = Set(changeset.users.map(\.code.key))
-        for code in try String.fetchAll(db, sql: "SELECT user_code FROM user_account ORDER BY user_code_key") where !listedUsers.contains(UserCode(code).key) {
-            throw MirrorError.invalid(.userDeleted(user: UserCode(code)))
+        // Every user written by this apply is listed, so only users stored before it can be unlisted.
+        if let storedUsers {
+            if let key = storedUsers.keys.filter({ users[$0] == nil }).min() {
+                throw MirrorError.invalid(.userDeleted(user: UserCode(storedUsers[key]!.code)))
+            }
+        } else {
+            for code in try String.fetchAll(db, sql: "SELECT user_code FROM user_account ORDER BY user_code_key") where users[UserCode(code).key] == nil {
+                throw MirrorError.invalid(.userDeleted(user: UserCode(code)))
+            }
         }
         for id in try String.fetchAll(db, sql: "SELECT id FROM access_group ORDER BY id") where groups[GroupID(id)] == nil {
             try removeGroup(GroupID(id))

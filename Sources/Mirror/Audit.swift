@@ -6,26 +6,62 @@ enum AuditChain {
     static let genesis = String(repeating: "0", count: 64)
 
     /// The hash of one row: SHA-256 over the previous hash and each field, length-prefixed so that
-    /// no two different rows hash the same input.
+    /// no two different rows hash the same input: `previous`, then per field `|<utf8 length>:<field>`,
+    /// or `|-` for NULL.
     static func hash(
         previous: String, at: String, actorKind: String, actor: String, source: String?, action: String,
         entityType: String, entityKey: String, before: String?, after: String?
     ) -> String {
-        var input = previous
-        for field in [at, actorKind, actor, source, action, entityType, entityKey, before, after] {
-            if let field {
-                input += "|\(field.utf8.count):"
-                input += field
-            } else {
-                input += "|-"
-            }
+        var input: [UInt8] = []
+        return hash(into: &input, previous: previous, at: at, actorKind: actorKind, actor: actor, source: source,
+                    action: action, entityType: entityType, entityKey: entityKey, before: before, after: after)
+    }
+
+    /// ``hash(previous:at:actorKind:actor:source:action:entityType:entityKey:before:after:)`` reusing
+    /// `input`'s storage for the bytes hashed, so that a bulk apply allocates nothing per row for it.
+    static func hash(
+        into input: inout [UInt8], previous: String, at: String, actorKind: String, actor: String, source: String?,
+        action: String, entityType: String, entityKey: String, before: String?, after: String?
+    ) -> String {
+        input.removeAll(keepingCapacity: true)
+        input.append(contentsOf: previous.utf8)
+        append(at, to: &input)
+        append(actorKind, to: &input)
+        append(actor, to: &input)
+        append(source, to: &input)
+        append(action, to: &input)
+        append(entityType, to: &input)
+        append(entityKey, to: &input)
+        append(before, to: &input)
+        append(after, to: &input)
+        return input.withUnsafeBytes { SHA256.hex($0) }
+    }
+
+    @inline(__always)
+    private static func append(_ field: String?, to input: inout [UInt8]) {
+        input.append(0x7C)  // |
+        guard let field else {
+            input.append(0x2D)  // -
+            return
         }
-        return SHA256.hex(input)
+        let utf8 = field.utf8
+        var length = utf8.count
+        // The length in decimal, most significant digit first.
+        var divisor = 1
+        while divisor <= length / 10 { divisor *= 10 }
+        while divisor > 0 {
+            input.append(0x30 + UInt8(length / divisor))
+            length %= divisor
+            divisor /= 10
+        }
+        input.append(0x3A)  // :
+        input.append(contentsOf: utf8)
     }
 
     /// The first row whose hash or link to its predecessor does not match, or nil if the chain holds.
     static func verify(_ db: Database) throws -> AuditChainBreak? {
         var previous = genesis
+        var input: [UInt8] = []
         let rows = try Row.fetchCursor(db, sql: """
             SELECT id, at, actor_kind, actor, source, action, entity_type, entity_key, before, after, prev_hash, hash
             FROM audit_log ORDER BY id
@@ -37,7 +73,7 @@ enum AuditChain {
                 return AuditChainBreak(rowID: id, problem: "it links to \(prevHash.prefix(12))…, but the row before it hashes to \(previous.prefix(12))… (a row was removed, inserted or altered)")
             }
             let expected = hash(
-                previous: prevHash, at: row[1], actorKind: row[2], actor: row[3], source: row[4], action: row[5],
+                into: &input, previous: prevHash, at: row[1], actorKind: row[2], actor: row[3], source: row[4], action: row[5],
                 entityType: row[6], entityKey: row[7], before: row[8], after: row[9])
             let stored: String = row[11]
             if stored != expected {
@@ -50,6 +86,11 @@ enum AuditChain {
 }
 
 /// Writes audit rows and events inside one transaction, and collects the changes made.
+///
+/// Rows are buffered and inserted up to ``batchSize`` per statement: for `AUTOINCREMENT` tables
+/// SQLite reads and updates `sqlite_sequence` once per statement, and each statement execution has
+/// its own setup, so one row per statement cost several times the insert itself. Ids and order are
+/// the same as row by row. ``finish()`` writes what is left; call it before the transaction ends.
 final class ChangeWriter {
     let db: Database
     let actor: Actor
@@ -57,37 +98,107 @@ final class ChangeWriter {
     private(set) var changes: [Change] = []
     private(set) var eventCount = 0
     private var previousHash: String
-    private let auditStatement: Statement
-    private let eventStatement: Statement
+    /// The bytes of the row being hashed; kept to reuse its storage.
+    private var hashInput: [UInt8] = []
     /// Users whose effective access may have changed, by key, with the spelling to report.
     var accessChanged: [String: String] = [:]
+
+    static let batchSize = 64
+
+    private struct AuditRow {
+        var source: String?
+        var action: String
+        var entityType: String
+        var entityKey: String
+        var before: String?
+        var after: String?
+        var prevHash: String
+        var hash: String
+    }
+
+    private struct EventRow {
+        var type: String
+        var user: String?
+        var group: String?
+        var detail: String?
+    }
+
+    private var pendingAudit: [AuditRow] = []
+    private var pendingEvents: [EventRow] = []
+    private var auditStatements: [Int: RowStatement] = [:]
+    private var eventStatements: [Int: RowStatement] = [:]
 
     init(db: Database, actor: Actor, at: String) throws {
         self.db = db
         self.actor = actor
         self.at = at
         previousHash = try String.fetchOne(db, sql: "SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1") ?? AuditChain.genesis
-        auditStatement = try db.cachedStatement(sql: """
-            INSERT INTO audit_log (at, actor_kind, actor, source, action, entity_type, entity_key, before, after, prev_hash, hash)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """)
-        eventStatement = try db.cachedStatement(sql: "INSERT INTO events (type, at, user_code, group_id, detail) VALUES (?, ?, ?, ?, ?)")
+        pendingAudit.reserveCapacity(ChangeWriter.batchSize)
+        pendingEvents.reserveCapacity(ChangeWriter.batchSize)
     }
 
     /// Appends one audit row (chained to the previous one) and records the change.
     func audit(_ action: String, _ entityType: String, _ entityKey: String, before: String?, after: String?, source: String?) throws {
         let hash = AuditChain.hash(
-            previous: previousHash, at: at, actorKind: actor.kind.rawValue, actor: actor.name, source: source,
+            into: &hashInput, previous: previousHash, at: at, actorKind: actor.kind.rawValue, actor: actor.name, source: source,
             action: action, entityType: entityType, entityKey: entityKey, before: before, after: after)
-        try auditStatement.execute(arguments: [at, actor.kind.rawValue, actor.name, source, action, entityType, entityKey, before, after, previousHash, hash])
+        pendingAudit.append(AuditRow(
+            source: source, action: action, entityType: entityType, entityKey: entityKey, before: before, after: after,
+            prevHash: previousHash, hash: hash))
+        if pendingAudit.count == ChangeWriter.batchSize { try writeAudit() }
         previousHash = hash
         changes.append(Change(action: action, entityType: entityType, entityKey: entityKey, before: before, after: after))
     }
 
     /// Appends one event for the clinic application.
     func event(_ type: String, user: String?, group: String? = nil, detail: String? = nil) throws {
-        try eventStatement.execute(arguments: [type, at, user, group, detail])
+        pendingEvents.append(EventRow(type: type, user: user, group: group, detail: detail))
+        if pendingEvents.count == ChangeWriter.batchSize { try writeEvents() }
         eventCount += 1
+    }
+
+    /// Writes the buffered audit rows and events.
+    func finish() throws {
+        try writeAudit()
+        try writeEvents()
+    }
+
+    private func writeAudit() throws {
+        let rows = pendingAudit.count
+        guard rows > 0 else { return }
+        let statement = try auditStatements[rows] ?? {
+            let values = Array(repeating: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", count: rows).joined(separator: ", ")
+            let statement = try RowStatement(db, sql: """
+                INSERT INTO audit_log (at, actor_kind, actor, source, action, entity_type, entity_key, before, after, prev_hash, hash)
+                VALUES \(values)
+                """)
+            auditStatements[rows] = statement
+            return statement
+        }()
+        try statement.execute { b in
+            for row in pendingAudit {
+                b.bind(at); b.bind(actor.kind.rawValue); b.bind(actor.name); b.bind(row.source); b.bind(row.action)
+                b.bind(row.entityType); b.bind(row.entityKey); b.bind(row.before); b.bind(row.after); b.bind(row.prevHash); b.bind(row.hash)
+            }
+        }
+        pendingAudit.removeAll(keepingCapacity: true)
+    }
+
+    private func writeEvents() throws {
+        let rows = pendingEvents.count
+        guard rows > 0 else { return }
+        let statement = try eventStatements[rows] ?? {
+            let values = Array(repeating: "(?, ?, ?, ?, ?)", count: rows).joined(separator: ", ")
+            let statement = try RowStatement(db, sql: "INSERT INTO events (type, at, user_code, group_id, detail) VALUES \(values)")
+            eventStatements[rows] = statement
+            return statement
+        }()
+        try statement.execute { b in
+            for row in pendingEvents {
+                b.bind(row.type); b.bind(at); b.bind(row.user); b.bind(row.group); b.bind(row.detail)
+            }
+        }
+        pendingEvents.removeAll(keepingCapacity: true)
     }
 
     func markAccessChanged(key: String, code: String) {

@@ -2,69 +2,93 @@ import AccessModel
 
 /// Deterministic JSON for entities: fixed field order, sorted maps. Stored in each table's
 /// `record` column to tell whether anything changed, and written to the audit log as before/after.
+///
+/// Built as UTF-8 bytes in one buffer and turned into a `String` once: a bulk apply builds one
+/// record per entity (100k users), so string concatenation was a measurable part of it.
 struct JSONObject {
-    private var text: String
-
-    init() {
-        text = "{"
-        text.reserveCapacity(256)
-    }
+    private var bytes: [UInt8]
     private var first = true
 
+    init() {
+        bytes = [0x7B]  // {
+        bytes.reserveCapacity(256)
+    }
+
     private mutating func key(_ name: String) {
-        if !first { text += "," }
+        if !first { bytes.append(0x2C) }  // ,
         first = false
-        text += "\""
-        text += name
-        text += "\":"
+        JSONObject.quote(name, into: &bytes)
+        bytes.append(0x3A)  // :
     }
 
     mutating func add(_ name: String, _ value: String?) {
         key(name)
-        if let value { text += JSONObject.quote(value) } else { text += "null" }
+        if let value { JSONObject.quote(value, into: &bytes) } else { bytes.append(contentsOf: "null".utf8) }
     }
 
     mutating func add(_ name: String, _ value: Int) {
         key(name)
-        text += String(value)
+        bytes.append(contentsOf: String(value).utf8)
     }
 
     mutating func add(_ name: String, _ value: Bool) {
         key(name)
-        text += value ? "true" : "false"
+        bytes.append(contentsOf: value ? "true".utf8 : "false".utf8)
     }
 
     mutating func add(_ name: String, strings: [String]) {
         key(name)
-        text += "[" + strings.map(JSONObject.quote).joined(separator: ",") + "]"
-    }
-
-    mutating func add(_ name: String, raw: String) {
-        key(name)
-        text += raw
-    }
-
-    var string: String { text + "}" }
-
-    static func quote(_ value: String) -> String {
-        if !value.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
-            return "\"" + value + "\""
+        bytes.append(0x5B)  // [
+        for (i, string) in strings.enumerated() {
+            if i > 0 { bytes.append(0x2C) }
+            JSONObject.quote(string, into: &bytes)
         }
-        var out = "\""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
+        bytes.append(0x5D)  // ]
+    }
+
+    /// Adds a nested object.
+    mutating func add(_ name: String, object: JSONObject) {
+        key(name)
+        bytes.append(contentsOf: object.bytes)
+        bytes.append(0x7D)
+    }
+
+    var string: String {
+        var out = bytes
+        out.append(0x7D)  // }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends `value` as a JSON string: quotes, backslashes and control characters escaped,
+    /// everything else (non-ASCII too) as is.
+    static func quote(_ value: String, into bytes: inout [UInt8]) {
+        bytes.append(0x22)
+        let utf8 = value.utf8
+        if !utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
+            bytes.append(contentsOf: utf8)
+        } else {
+            // Only ASCII bytes need escaping, and UTF-8 never uses them inside a multi-byte character.
+            for byte in utf8 {
+                switch byte {
+                case 0x22: bytes.append(contentsOf: [0x5C, 0x22])
+                case 0x5C: bytes.append(contentsOf: [0x5C, 0x5C])
+                case 0x0A: bytes.append(contentsOf: [0x5C, 0x6E])
+                case 0x0D: bytes.append(contentsOf: [0x5C, 0x72])
+                case 0x09: bytes.append(contentsOf: [0x5C, 0x74])
+                case 0..<0x20:
+                    let hex: [UInt8] = Array("0123456789abcdef".utf8)
+                    bytes.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
+                default: bytes.append(byte)
+                }
             }
         }
-        return out + "\""
+        bytes.append(0x22)
+    }
+
+    static func quote(_ value: String) -> String {
+        var bytes: [UInt8] = []
+        quote(value, into: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
     }
 }
 
@@ -109,7 +133,7 @@ enum Canonical {
         o.add("all_access", role.isAllAccess)
         var modules = JSONObject()
         for (module, privilege) in role.modules.sorted(by: { $0.key < $1.key }) { modules.add(module.rawValue, privilege.name) }
-        o.add("modules", raw: modules.string)
+        o.add("modules", object: modules)
         return o.string
     }
 
@@ -133,12 +157,12 @@ enum Canonical {
                 var t = JSONObject()
                 t.add("privilege", entry.privilege.name)
                 if let override = entry.privacyOverride { t.add("privacy", override.name) }
-                targets.add(target, raw: t.string)
+                targets.add(target, object: t)
             }
-            m.add(group.kind == .provider ? "providers" : "pools", raw: targets.string)
-            modules.add(module.rawValue, raw: m.string)
+            m.add(group.kind == .provider ? "providers" : "pools", object: targets)
+            modules.add(module.rawValue, object: m)
         }
-        o.add("modules", raw: modules.string)
+        o.add("modules", object: modules)
         return o.string
     }
 
@@ -159,14 +183,18 @@ enum Canonical {
         o.add("default_patient_view", user.defaultViews.patient)
         o.add("default_document_tab", user.defaultViews.documentTab)
         o.add("break_glass", user.isBreakGlass)
-        o.add("flags", raw: flags(user.flags))
+        o.add("flags", object: flagsObject(user.flags))
         return o.string
     }
 
     static func flags(_ flags: [String: Bool]) -> String {
+        flagsObject(flags).string
+    }
+
+    private static func flagsObject(_ flags: [String: Bool]) -> JSONObject {
         var o = JSONObject()
         for (name, value) in flags.sorted(by: { $0.key < $1.key }) { o.add(name, value) }
-        return o.string
+        return o
     }
 
     static func record(_ state: AccountState) -> String {

@@ -164,6 +164,7 @@ public final class Mirror: Sendable {
             try db.inTransaction(.immediate) {
                 let writer = try ChangeWriter(db: db, actor: actor, at: at)
                 try body(Applier(writer: writer, changeset: changeset))
+                try writer.finish()
                 summary.changes = writer.changes
                 summary.eventCount = writer.eventCount
                 return dryRun ? .rollback : .commit

@@ -259,6 +259,19 @@ enum Sample {
         #expect(SHA256.hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         #expect(SHA256.hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
         #expect(SHA256.hex(String(repeating: "a", count: 1000)) == "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3")
+        for portable in [false, true] {
+            #expect(SHA256.hex("abc", portable: portable) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+            #expect(SHA256.hex(String(repeating: "a", count: 1000), portable: portable) == "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3")
+        }
+    }
+
+    /// The hardware path (where the CPU has it) and the portable one agree on every length
+    /// around the block and padding boundaries.
+    @Test func sha256PathsAgree() {
+        for length in 0..<300 {
+            let message = String((0..<length).map { Character(UnicodeScalar(UInt8(32 + ($0 * 7 + length) % 90))) })
+            #expect(SHA256.hex(message) == SHA256.hex(message, portable: true), "length \(length)")
+        }
     }
 
     @Test func filesAreNotWorldReadable() throws {
