@@ -76,6 +76,8 @@ let package = Package(
                 "LDAPKit",
                 "AccessModel",
                 "Mirror",
+                "RosterConfig",
+                "Sync",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

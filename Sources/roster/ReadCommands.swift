@@ -1,0 +1,230 @@
+import AccessModel
+import ArgumentParser
+import Foundation
+import Mirror
+import Sync
+
+struct UserCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "user", abstract: "One user: details and where their access comes from.",
+                                                    subcommands: [Show.self, Explain.self])
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "A user's state, groups and effective access.")
+        @OptionGroup var options: ConfigOption
+        @Argument(help: "The user code (case-insensitive).") var code: String
+        @Flag(help: "Print JSON (the document /v1/users/{code} serves).") var json = false
+
+        func run() throws {
+            let mirror = try openMirror(try loadConfiguration(options.config))
+            guard let document = try mirror.userDocument(UserCode(code)) else {
+                printError("No user '\(code)' is in the mirror; check the code, or run `roster sync` first.")
+                throw ExitCode.failure
+            }
+            if json { return try printJSON(document) }
+            var state = document.active ? (document.locked ? "locked" : "active") : "inactive"
+            if let reason = document.stateReason { state += " (\(reason)\(document.stateSource.map { ", \($0)" } ?? ""))" }
+            print("\(document.userCode)  \(document.displayName)  <\(document.email ?? "no email")>")
+            print("  state: \(state)")
+            if document.superAdministrator { print("  super administrator") }
+            if document.breakGlass { print("  break-glass account") }
+            print("  health centers: \(document.healthCenters.joined(separator: ", "))")
+            print("  auto-logout: \(document.autoLogoutMinutes) min")
+            print("  groups: \(document.groups.isEmpty ? "none" : document.groups.map { "\($0.name) [\($0.healthCenter)]" }.joined(separator: "; "))")
+            if !document.roles.isEmpty { print("  roles: \(document.roles.joined(separator: ", "))") }
+            if let reason = document.noAccessReason {
+                print("  access: none (\(NoAccessReason(rawValue: reason)?.description ?? reason))")
+                return
+            }
+            var table = TextTable("module", "health center", "provider", "privilege", "privacy")
+            for entry in document.access {
+                table.add(entry.module, entry.healthCenter, entry.provider ?? "-", entry.privilege, entry.privacy)
+            }
+            print("  access (\(document.access.count) grants):")
+            print(table.render().split(separator: "\n").map { "    " + $0 }.joined(separator: "\n"))
+        }
+    }
+
+    struct Explain: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Which directory group and rule gave each grant, and which restriction won.")
+        @OptionGroup var options: ConfigOption
+        @Argument(help: "The user code (case-insensitive).") var code: String
+
+        func run() throws {
+            let mirror = try openMirror(try loadConfiguration(options.config))
+            let explanation: AccessExplanation
+            do {
+                explanation = try AccessExplanation(user: UserCode(code), in: try mirror.snapshot())
+            } catch let error as ExplanationError {
+                printError(error.description)
+                throw ExitCode.failure
+            }
+            print("\(explanation.user.code.rawValue) (\(explanation.user.displayName)): \(explanation.user.state)")
+            if explanation.user.isSuperAdministrator {
+                print("  super administrator: every module, every provider, Full Access (from the super administrator groups)")
+                return
+            }
+            if case .noAccess(let reason) = explanation.result {
+                print("  no access: \(reason)")
+                return
+            }
+            for line in explanation.lines {
+                print("  \(line.grant.key): \(line.grant.level)")
+                for contribution in line.contributions {
+                    let source = contribution.directoryGroup.map { " from \($0)" } ?? ""
+                    let mark = contribution.decides && line.contributions.count > 1 ? "  <- most restrictive" : ""
+                    print("      \(contribution.kind) '\(contribution.name)'\(source) via \(contribution.via): \(contribution.level)\(mark)")
+                }
+            }
+        }
+    }
+}
+
+struct UsersCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "users", abstract: "Find users; list email addresses.",
+                                                    subcommands: [Search.self, EmailList.self])
+
+    struct Search: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Users whose code or name contains TEXT (case-insensitive).")
+        @OptionGroup var options: ConfigOption
+        @Argument var text: String
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            let users = try openMirror(try loadConfiguration(options.config)).searchUsers(text)
+            if json { return try printJSON(users) }
+            var table = TextTable("code", "name", "email", "state")
+            for user in users {
+                table.add(user.userCode, user.displayName, user.email ?? "", user.active ? (user.locked ? "locked" : "active") : "inactive")
+            }
+            print(table.render())
+            print("\(users.count) user\(users.count == 1 ? "" : "s")")
+        }
+    }
+
+    struct EmailList: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "email-list", abstract: "Every user's email address, for a BCC field.")
+        @OptionGroup var options: ConfigOption
+        @Flag(help: "Only active users.") var activeOnly = false
+
+        func run() throws {
+            print(try openMirror(try loadConfiguration(options.config)).emailList(activeOnly: activeOnly).joined(separator: "; "))
+        }
+    }
+}
+
+struct GroupsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "groups", abstract: "Clinic groups.", subcommands: [List.self, Show.self])
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Groups with their counts and listed access level.")
+        @OptionGroup var options: ConfigOption
+        @Option(help: "Only this health center.") var healthCenter: String?
+        @Option(help: "provider or pool.") var kind: GroupKind?
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            let snapshot = try openMirror(try loadConfiguration(options.config)).snapshot()
+            let groups = snapshot.groups.values
+                .filter { group in healthCenter.map { group.healthCenter.rawValue.lowercased() == $0.lowercased() } ?? true }
+                .filter { group in kind.map { group.kind == $0 } ?? true }
+                .sorted { ($0.healthCenter, $0.name) < ($1.healthCenter, $1.name) }
+            let rows = groups.map { GroupRow($0, members: snapshot.groupMembers[$0.id]?.count ?? 0) }
+            if json { return try printJSON(rows) }
+            var table = TextTable("health center", "group", "kind", "modules", "providers", "pools", "users", "access", "auto-add")
+            for row in rows {
+                table.add(row.healthCenter, row.name, row.kind, "\(row.modules)", "\(row.providers)", "\(row.pools)", "\(row.users)",
+                          row.access, row.autoAddNewProviders ? "yes" : "no")
+            }
+            print(table.render())
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "A group's care venues, modules, providers with privilege and privacy, and members.")
+        @OptionGroup var options: ConfigOption
+        @Argument(help: "The group name (or id HC/name).") var name: String
+
+        func run() throws {
+            let snapshot = try openMirror(try loadConfiguration(options.config)).snapshot()
+            let matches = snapshot.groups.values.filter {
+                $0.name.lowercased() == name.lowercased() || $0.id.rawValue.lowercased() == name.lowercased()
+            }
+            guard let group = matches.first, matches.count == 1 else {
+                printError(matches.isEmpty ? "No group named '\(name)' is in the mirror." : "Several groups are named '\(name)'; give the id (HEALTH-CENTER/name): \(matches.map(\.id.rawValue).sorted().joined(separator: ", ")).")
+                throw ExitCode.failure
+            }
+            print("\(group.name)  [\(group.kind) group at \(group.healthCenter)]  id \(group.id)")
+            if let dn = group.directoryDN { print("  from directory group \(dn)") }
+            print("  care venues: \(group.careVenues.map(\.rawValue).sorted().joined(separator: ", "))")
+            print("  scheduling ability: \(group.schedulingAbility ? "on" : "off"); auto-add new providers: \(group.autoAddNewProviders ? "yes" : "no")")
+            print("  listed access: \(group.listedLevel)")
+            for module in group.modules.keys.sorted() {
+                let grant = group.modules[module]!
+                print("  \(module.displayName): privacy \(grant.privacy.name), default \(grant.defaultPrivilege.name)")
+                for target in grant.targets.keys.sorted() {
+                    let entry = grant.targets[target]!
+                    let label = group.kind == .pool ? "pool" : "provider"
+                    print("    \(label) \(target): \(entry.privilege.name)\(entry.privacyOverride.map { ", privacy \($0.name)" } ?? "")")
+                }
+            }
+            let members = (snapshot.groupMembers[group.id] ?? []).sorted()
+            print("  members (\(members.count)): \(members.map(\.rawValue).joined(separator: ", "))")
+        }
+    }
+
+    struct GroupRow: Encodable {
+        var id, name, healthCenter, kind, access: String
+        var modules, providers, pools, users: Int
+        var autoAddNewProviders: Bool
+
+        init(_ group: Group, members: Int) {
+            id = group.id.rawValue
+            name = group.name
+            healthCenter = group.healthCenter.rawValue
+            kind = group.kind.rawValue
+            access = group.listedLevel.description
+            let targets = Set(group.modules.values.flatMap(\.targets.keys))
+            modules = group.modules.count
+            providers = group.kind == .provider ? targets.count : 0
+            pools = group.kind == .pool ? targets.count : 0
+            users = members
+            autoAddNewProviders = group.autoAddNewProviders
+        }
+    }
+}
+
+extension GroupKind: ExpressibleByArgument {}
+
+struct AuditCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "audit", abstract: "The append-only, hash-chained audit log.",
+                                                    subcommands: [Tail.self, Verify.self])
+
+    struct Tail: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The newest audit rows.")
+        @OptionGroup var options: ConfigOption
+        @Option(name: .shortAndLong, help: "How many rows.") var count = 20
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            let rows = try openMirror(try loadConfiguration(options.config)).auditTail(limit: count)
+            if json { return try printJSON(rows) }
+            var table = TextTable("id", "at", "actor", "action", "entity", "source")
+            for row in rows { table.add("\(row.id)", row.at, "\(row.actorKind) \(row.actor)", row.action, row.entityKey, row.source ?? "") }
+            print(table.render())
+        }
+    }
+
+    struct Verify: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Checks the hash chain of the whole audit log (exit 1 at the first broken row).")
+        @OptionGroup var options: ConfigOption
+
+        func run() throws {
+            let mirror = try openMirror(try loadConfiguration(options.config))
+            if let broken = try mirror.verifyAuditLog() {
+                printError(broken.description)
+                throw ExitCode.failure
+            }
+            print("The audit log's \(try mirror.auditRowCount()) rows form an unbroken hash chain.")
+        }
+    }
+}

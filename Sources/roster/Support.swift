@@ -1,0 +1,56 @@
+import ArgumentParser
+import Foundation
+import Mirror
+import RosterConfig
+
+/// Loads the configuration or exits 2 after printing every problem.
+func loadConfiguration(_ path: String) throws -> RosterConfiguration {
+    do {
+        return try ConfigurationLoader.load(path: path)
+    } catch {
+        printError(error.description)
+        printError("\(error.problems.count) problem\(error.problems.count == 1 ? "" : "s") in \(path); nothing was done.")
+        throw ExitCode(2)
+    }
+}
+
+/// Opens the mirror the configuration names.
+func openMirror(_ configuration: RosterConfiguration) throws -> Mirror {
+    do {
+        return try Mirror(path: configuration.mirror.path, readerGroup: configuration.mirror.readerGroup)
+    } catch {
+        printError("The mirror at \(configuration.mirror.path) cannot be opened: \(error)")
+        throw ExitCode.failure
+    }
+}
+
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+/// Prints a value as pretty, key-sorted JSON.
+func printJSON(_ value: some Encodable) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
+/// Aligned text columns for people.
+struct TextTable {
+    var header: [String]
+    var rows: [[String]] = []
+
+    init(_ header: String...) { self.header = header }
+
+    mutating func add(_ cells: String...) { rows.append(cells) }
+
+    func render() -> String {
+        let all = [header] + rows
+        let widths = header.indices.map { column in all.map { $0.indices.contains(column) ? $0[column].count : 0 }.max() ?? 0 }
+        return all.map { row in
+            row.enumerated().map { index, cell in
+                index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+            }.joined(separator: "  ")
+        }.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,148 @@
+import AccessModel
+import Foundation
+import RosterConfig
+import SlapdHarness
+import Testing
+
+/// Runs the built `roster` executable, as IT would.
+struct RosterCLI {
+    static var executable: String {
+        // The test bundle sits beside the executables in the build folder.
+        let bundle = Bundle.main.bundleURL.deletingLastPathComponent()
+        for candidate in [bundle.appendingPathComponent("roster"), bundle.deletingLastPathComponent().appendingPathComponent("roster")] {
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate.path }
+        }
+        return URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("roster").path
+    }
+
+    struct Output {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static func run(_ arguments: [String]) throws -> Output {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Output(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+    }
+}
+
+@Suite("The roster command line against a real slapd")
+struct CommandLineTests {
+    @Test("check-config, sync (dry run, real, JSON), user show/explain, users, groups and audit commands")
+    func endToEnd() async throws {
+        let clinic = ClinicDirectory(suffix: "dc=cli,dc=test")
+        let server = try await SlapdServer.start(suffix: clinic.suffix, ldif: clinic.ldif())
+        defer { server.shutdown() }
+        let mirrorPath = server.directory.appendingPathComponent("state/roster.sqlite").path
+        let configPath = server.directory.appendingPathComponent("roster.yaml").path
+        try clinic.yaml(url: server.url, passwordFile: server.adminPasswordFile, bindDN: server.adminDN, mirrorPath: mirrorPath)
+            .write(toFile: configPath, atomically: true, encoding: .utf8)
+
+        let check = try RosterCLI.run(["check-config", "--config", configPath])
+        #expect(check.status == 0, "\(check.stderr)")
+        #expect(check.stdout.contains("valid"))
+
+        let dry = try RosterCLI.run(["sync", "--config", configPath, "--dry-run"])
+        #expect(dry.status == 0, "\(dry.stderr)")
+        #expect(dry.stdout.contains("dry run"))
+        #expect(dry.stdout.contains("users added") && dry.stdout.contains("\(clinic.userCount)"))
+        let afterDryRun = try RosterCLI.run(["users", "search", "hc", "--config", configPath])
+        #expect(afterDryRun.stdout.contains("0 users"), "a dry run must not change the mirror")
+
+        let sync = try RosterCLI.run(["sync", "--config", configPath, "--json"])
+        #expect(sync.status == 0, "\(sync.stderr)")
+        let plan = try JSONSerialization.jsonObject(with: Data(sync.stdout.utf8)) as? [String: Any]
+        #expect((plan?["plan"] as? [String: Any])?["usersAdded"] as? Int == clinic.userCount)
+        #expect(((plan?["changes"] as? [Any])?.count ?? 0) > clinic.userCount)
+
+        let moa = clinic.assistant(1, 2, 1)
+        let show = try RosterCLI.run(["user", "show", moa.uppercased(), "--json", "--config", configPath])
+        #expect(show.status == 0, "\(show.stderr)")
+        let document = try JSONSerialization.jsonObject(with: Data(show.stdout.utf8)) as? [String: Any]
+        #expect(document?["userCode"] as? String == moa)
+        for key in ["displayName", "email", "active", "locked", "superAdministrator", "healthCenters", "groups", "access"] {
+            #expect(document?[key] != nil, "missing \(key)")
+        }
+        let access = document?["access"] as? [[String: Any]] ?? []
+        #expect(access.contains { $0["module"] as? String == "providers_office" && $0["privilege"] as? String == "full_access" })
+
+        let text = try RosterCLI.run(["user", "show", moa, "--config", configPath])
+        #expect(text.stdout.contains("providers_office") && text.stdout.contains("HC1 office2 MOAs"))
+
+        let explain = try RosterCLI.run(["user", "explain", moa, "--config", configPath])
+        #expect(explain.status == 0)
+        #expect(explain.stdout.contains("cn=hc1-office2-moa"))
+        #expect(explain.stdout.contains("read_only") || explain.stdout.contains("Read-Only") || explain.stdout.contains("read"))
+
+        let search = try RosterCLI.run(["users", "search", "office2hc1", "--config", configPath])
+        #expect(search.stdout.contains(moa))
+        let emails = try RosterCLI.run(["users", "email-list", "--config", configPath])
+        #expect(emails.stdout.contains("\(moa)@clinic.example"))
+
+        let groups = try RosterCLI.run(["groups", "list", "--health-center", "HC2", "--kind", "pool", "--config", configPath])
+        #expect(groups.stdout.contains("HC2 Reporting"))
+        #expect(!groups.stdout.contains("HC1 Reporting"))
+        let group = try RosterCLI.run(["groups", "show", "HC1 OR Booking", "--config", configPath])
+        #expect(group.status == 0, "\(group.stderr)")
+        #expect(group.stdout.contains("Care Venue") && group.stdout.contains(clinic.provider(1, 1, 1)))
+
+        let tail = try RosterCLI.run(["audit", "tail", "-c", "5", "--config", configPath])
+        #expect(tail.stdout.split(separator: "\n").count == 6)
+        let verify = try RosterCLI.run(["audit", "verify", "--config", configPath])
+        #expect(verify.status == 0 && verify.stdout.contains("unbroken"))
+    }
+
+    @Test("An invalid configuration prints every problem with file, line and key, and exits 2")
+    func invalidConfiguration() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("roster-cli-\(UUID().uuidString.prefix(6))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("roster.yaml").path
+        try """
+        directory:
+          urls: [ldap://127.0.0.1:1]
+          base_dn: dc=x
+          bind: {method: simple, dn: 'cn=a,dc=x', password: hunter2}
+        users:
+          filtr: (uid=*)
+        health_centers: []
+
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        let result = try RosterCLI.run(["check-config", "--config", path])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("roster.yaml:6:3"), "\(result.stderr)")
+        #expect(result.stderr.contains("filtr") && result.stderr.contains("filter"))
+        #expect(result.stderr.contains("password_file"))
+        #expect(!result.stderr.contains("hunter2"))
+        let sync = try RosterCLI.run(["sync", "--config", path])
+        #expect(sync.status == 2)
+    }
+
+    @Test("A sync the breaker refuses exits 3 and says how to proceed")
+    func breakerExit() async throws {
+        let clinic = ClinicDirectory(suffix: "dc=clibreaker,dc=test")
+        let server = try await SlapdServer.start(suffix: clinic.suffix, ldif: clinic.ldif())
+        defer { server.shutdown() }
+        let mirrorPath = server.directory.appendingPathComponent("state/roster.sqlite").path
+        let configPath = server.directory.appendingPathComponent("roster.yaml").path
+        let yaml = clinic.yaml(url: server.url, passwordFile: server.adminPasswordFile, bindDN: server.adminDN, mirrorPath: mirrorPath)
+        try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
+        #expect(try RosterCLI.run(["sync", "--config", configPath]).status == 0)
+        try yaml.replacingOccurrences(of: "base: 'ou=people,", with: "base: 'ou=policies,")
+            .write(toFile: configPath, atomically: true, encoding: .utf8)
+        let refused = try RosterCLI.run(["sync", "--config", configPath])
+        #expect(refused.status == 3)
+        #expect(refused.stderr.contains("--force"))
+        #expect(refused.stderr.contains("no users"))
+    }
+}
