@@ -83,10 +83,29 @@ public struct ResilientSyncStream: AsyncSequence, Sendable {
                     self.events = nil
                     stream?.cancel()
                     stream = nil
+                    if error.code == .unwillingToPerform, request.cookie != nil {
+                        // The server refuses the cookie (e.g. "consumer state is newer than
+                        // provider" after it lost its latest state in a crash): reload.
+                        request.cookie = nil
+                        return .sync(.refreshRequired)
+                    }
                     return disconnected(error)
                 }
             }
             return nil
+        }
+
+        /// The next event if it already arrived with the last one (its cookie, usually),
+        /// without waiting for the server.
+        public mutating func nextIfBuffered() -> Event? {
+            guard var events, let event = events.nextIfBuffered() else { return nil }
+            self.events = events
+            switch event {
+            case .cookie(let cookie): request.cookie = cookie
+            case .refreshRequired: request.cookie = nil
+            default: break
+            }
+            return .sync(event)
         }
 
         private mutating func disconnected(_ error: LDAPError) -> Event {

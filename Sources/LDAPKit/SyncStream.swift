@@ -118,6 +118,14 @@ public final class LDAPSyncStream: Sendable {
                 self.onCancel = onCancel
             }
 
+            /// The next event if it already arrived with the last one (its cookie, usually),
+            /// without waiting for the server.
+            public mutating func nextIfBuffered() -> SyncEvent? {
+                guard position < batch.count else { return nil }
+                defer { position += 1 }
+                return batch[position]
+            }
+
             public mutating func next() async throws -> SyncEvent? {
                 while position == batch.count {
                     let next: [SyncEvent]?

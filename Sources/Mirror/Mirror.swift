@@ -82,16 +82,19 @@ public final class Mirror: Sendable {
     /// ``MirrorError/invalid(_:)`` and nothing is written. With `dryRun` the changes are
     /// computed and returned but rolled back.
     @discardableResult
-    public func apply(_ changeset: Changeset, actor: Actor, at date: Date = Date(), dryRun: Bool = false) throws -> ApplySummary {
+    /// With `saving`, the sync state (the stream's cookie) is stored in the same transaction,
+    /// so a restart resumes exactly after the last change applied.
+    public func apply(_ changeset: Changeset, actor: Actor, at date: Date = Date(), dryRun: Bool = false, saving syncState: SyncState? = nil) throws -> ApplySummary {
         do { try changeset.validateStandalone() } catch { throw MirrorError.invalid(error) }
-        return try write(actor: actor, at: date, dryRun: dryRun, changeset: changeset) { applier in try applier.run() }
+        return try write(actor: actor, at: date, dryRun: dryRun, changeset: changeset, saving: syncState) { applier in try applier.run() }
     }
 
     /// Applies the directory's view of one user's account (real-time stream): only the
     /// directory-caused lock and inactivity change; a lock set locally stays (rule 8).
     @discardableResult
-    public func setDirectoryState(of user: UserCode, locked: Bool, inactive: Bool, reason: String? = nil, actor: Actor, at date: Date = Date()) throws -> ApplySummary {
-        try changeState(of: user, actor: actor, at: date) { $0.updatedByDirectory(locked: locked, inactive: inactive, reason: reason) }
+    public func setDirectoryState(of user: UserCode, locked: Bool, inactive: Bool, reason: String? = nil, actor: Actor, at date: Date = Date(),
+                                  saving syncState: SyncState? = nil) throws -> ApplySummary {
+        try changeState(of: user, actor: actor, at: date, saving: syncState) { $0.updatedByDirectory(locked: locked, inactive: inactive, reason: reason) }
     }
 
     /// Locks or unlocks a user locally (an admin in Roster); the directory never clears this lock.
@@ -134,19 +137,47 @@ public final class Mirror: Sendable {
         }
     }
 
+    /// Makes `members` the whole member set of a stored group in one transaction (the
+    /// real-time stream's view of a directory group), saving the stream's state with it.
+    @discardableResult
+    public func setMembers(of group: GroupID, to members: Set<UserCode>, actor: Actor, at date: Date = Date(),
+                           saving syncState: SyncState? = nil) throws -> ApplySummary {
+        try write(actor: actor, at: date, dryRun: false, saving: syncState) { applier in
+            let stored = try String.fetchAll(applier.db, sql: "SELECT user_code_key FROM group_membership WHERE group_id = ?",
+                                             arguments: [group.rawValue])
+            guard try Bool.fetchOne(applier.db, sql: "SELECT 1 FROM access_group WHERE id = ?", arguments: [group.rawValue]) != nil else {
+                throw MirrorError.unknownGroup(group)
+            }
+            let wanted = Dictionary(members.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
+            for key in stored where wanted[key] == nil {
+                let code = try String.fetchOne(applier.db, sql: "SELECT user_code FROM user_account WHERE user_code_key = ?", arguments: [key])
+                try applier.removeMember(UserCode(code ?? key), from: group)
+            }
+            let present = Set(stored)
+            for (key, code) in wanted where !present.contains(key) {
+                guard try Bool.fetchOne(applier.db, sql: "SELECT 1 FROM user_account WHERE user_code_key = ?", arguments: [key]) != nil else { continue }
+                try applier.addMember(code, to: group, checked: true)
+            }
+            try applier.w.flushAccessChanged()
+        }
+    }
+
     /// Stores where the sync with a directory stands.
     public func saveSyncState(_ state: SyncState) throws {
-        try pool.write { db in
+        try pool.write { db in try Mirror.store(state, db) }
+    }
+
+    static func store(_ state: SyncState, _ db: Database) throws {
             try db.execute(sql: """
                 INSERT INTO sync_state (directory, cookie, last_full_reconcile, last_change_applied) VALUES (?, ?, ?, ?)
                 ON CONFLICT (directory) DO UPDATE SET cookie = excluded.cookie, last_full_reconcile = excluded.last_full_reconcile,
                   last_change_applied = excluded.last_change_applied
                 """, arguments: [state.directory, state.cookie.map { Data($0) }, state.lastFullReconcile, state.lastChangeApplied])
-        }
     }
 
-    private func changeState(of user: UserCode, actor: Actor, at date: Date, _ transform: @escaping (AccountState) -> AccountState) throws -> ApplySummary {
-        try write(actor: actor, at: date, dryRun: false) { applier in
+    private func changeState(of user: UserCode, actor: Actor, at date: Date, saving syncState: SyncState? = nil,
+                             _ transform: @escaping (AccountState) -> AccountState) throws -> ApplySummary {
+        try write(actor: actor, at: date, dryRun: false, saving: syncState) { applier in
             guard let row = try Row.fetchOne(applier.db, sql: """
                 SELECT locked_by_directory, locked_locally, inactive_by_directory, inactive_locally, state_reason, directory_dn
                 FROM user_account WHERE user_code_key = ?
@@ -157,7 +188,8 @@ public final class Mirror: Sendable {
         }
     }
 
-    private func write(actor: Actor, at date: Date, dryRun: Bool, changeset: Changeset = Changeset(), _ body: @escaping (Applier) throws -> Void) throws -> ApplySummary {
+    private func write(actor: Actor, at date: Date, dryRun: Bool, changeset: Changeset = Changeset(), saving syncState: SyncState? = nil,
+                       _ body: @escaping (Applier) throws -> Void) throws -> ApplySummary {
         let at = Mirror.timestamp(date)
         return try pool.writeWithoutTransaction { db in
             var summary = ApplySummary(changes: [], eventCount: 0, dryRun: dryRun)
@@ -165,6 +197,7 @@ public final class Mirror: Sendable {
                 let writer = try ChangeWriter(db: db, actor: actor, at: at)
                 try body(Applier(writer: writer, changeset: changeset))
                 try writer.finish()
+                if let syncState { try Mirror.store(syncState, db) }
                 summary.changes = writer.changes
                 summary.eventCount = writer.eventCount
                 return dryRun ? .rollback : .commit

@@ -126,21 +126,8 @@ extension Mirror {
             userHCs[row[0], default: []].insert(HealthCenterID(row[1] as String))
         }
         var users: [User] = []
-        for row in try Row.fetchAll(db, sql: """
-            SELECT user_code_key, user_code, directory_id, directory_dn, first_name, last_name, title, email, super_administrator,
-              locked_by_directory, locked_locally, inactive_by_directory, inactive_locally, state_reason, auto_logout_minutes,
-              default_workflow_view, default_patient_view, default_document_tab, break_glass
-            FROM user_account
-            """) {
-            let key: String = row[0]
-            let state = AccountState(lockedByDirectory: row[9], lockedLocally: row[10], inactiveByDirectory: row[11], inactiveLocally: row[12], reason: row[13])
-            do {
-                users.append(try User(
-                    code: UserCode(row[1] as String), directoryID: row[2], directoryDN: row[3], firstName: row[4], lastName: row[5],
-                    title: row[6], email: row[7], healthCenters: userHCs[key] ?? [], isSuperAdministrator: row[8], state: state,
-                    autoLogoutMinutes: row[14], defaultViews: DefaultViews(workflow: row[15], patient: row[16], documentTab: row[17]),
-                    isBreakGlass: row[18]))
-            } catch { throw MirrorError.invalid(error) }
+        for row in try Row.fetchAll(db, sql: "SELECT \(userColumns) FROM user_account") {
+            users.append(try user(from: row, healthCenters: userHCs[row[0] as String] ?? []))
         }
         let codes = Dictionary(users.map { ($0.code.key, $0.code) }, uniquingKeysWith: { a, _ in a })
         var members: [GroupID: Set<UserCode>] = [:]
@@ -154,5 +141,36 @@ extension Mirror {
         return AccessSnapshot(
             healthCenters: healthCenters, careVenues: venues, providers: providers, pools: pools, groups: groups,
             roles: roles, users: users, groupMembers: members, roleHolders: holders)
+    }
+
+    static let userColumns = """
+        user_code_key, user_code, directory_id, directory_dn, first_name, last_name, title, email, super_administrator,
+        locked_by_directory, locked_locally, inactive_by_directory, inactive_locally, state_reason, auto_logout_minutes,
+        default_workflow_view, default_patient_view, default_document_tab, break_glass, flags
+        """
+
+    /// A user from a row of `userColumns`.
+    static func user(from row: Row, healthCenters: Set<HealthCenterID>) throws -> User {
+        let state = AccountState(lockedByDirectory: row[9], lockedLocally: row[10], inactiveByDirectory: row[11], inactiveLocally: row[12], reason: row[13])
+        let flagsText: String = row[19]
+        let flags = (try? JSONDecoder().decode([String: Bool].self, from: Data(flagsText.utf8))) ?? [:]
+        do {
+            return try User(
+                code: UserCode(row[1] as String), directoryID: row[2], directoryDN: row[3], firstName: row[4], lastName: row[5],
+                title: row[6], email: row[7], healthCenters: healthCenters, isSuperAdministrator: row[8], state: state,
+                autoLogoutMinutes: row[14], defaultViews: DefaultViews(workflow: row[15], patient: row[16], documentTab: row[17]),
+                isBreakGlass: row[18], flags: flags)
+        } catch { throw MirrorError.invalid(error) }
+    }
+
+    /// One stored user (code compared case-insensitively), or nil.
+    public func user(_ code: UserCode) throws -> User? {
+        try pool.read { db -> User? in
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Mirror.userColumns) FROM user_account WHERE user_code_key = ?"),
+                                             arguments: [code.key]) else { return nil }
+            let centers = try String.fetchAll(db.cachedStatement(sql: "SELECT health_center FROM user_health_center WHERE user_code_key = ?"),
+                                              arguments: [code.key])
+            return try Mirror.user(from: row, healthCenters: Set(centers.map(HealthCenterID.init(rawValue:))))
+        }
     }
 }

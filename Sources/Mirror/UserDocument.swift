@@ -133,3 +133,22 @@ public struct AuditRow: Codable, Sendable, Equatable {
     public var before: String?
     public var after: String?
 }
+
+extension Mirror {
+    /// The user whose directory identity (entryUUID / objectGUID text) is `id`.
+    public func userCode(directoryID id: String) throws -> UserCode? {
+        let code = try pool.read { db -> String? in
+            try String.fetchOne(db.cachedStatement(sql: "SELECT user_code FROM user_account WHERE directory_id = ? COLLATE NOCASE"), arguments: [id])
+        }
+        return code.map { UserCode($0) }
+    }
+}
+
+extension Mirror {
+    /// Whether `code` is not (yet) a stored provider.
+    public func snapshotProviderMissing(_ code: UserCode) throws -> Bool {
+        try pool.read { db in
+            try Int.fetchOne(db.cachedStatement(sql: "SELECT COUNT(*) FROM provider WHERE code = ? COLLATE NOCASE"), arguments: [code.rawValue]) == 0
+        }
+    }
+}

@@ -1,0 +1,265 @@
+import AccessModel
+import Foundation
+import LDAPKit
+import Mirror
+import RosterConfig
+
+/// The two change streams Roster follows: users and groups, each with its own filter and
+/// cookie.
+public enum ChangeStreamKind: String, Sendable, CaseIterable {
+    case users, groups
+
+    /// The sync-state key of this stream's cookie.
+    public func stateKey(_ directory: String) -> String { "\(directory)/\(rawValue)" }
+}
+
+/// What applying one change did.
+public struct AppliedChange: Sendable, Equatable {
+    /// Rows changed in the mirror (0 when the change was already there).
+    public var changes = 0
+    /// Whether someone lost access (locked, deactivated, removed from a group).
+    public var revocation = false
+    /// Whether the change needs a full reconcile to be reflected completely (a new
+    /// provider, a group used as a provider source, a group deleted...).
+    public var needsFullReconcile = false
+    /// Entries skipped, with why.
+    public var problems: [MappingProblem] = []
+    /// When the user's directory state changes by itself next (expiry, lockout end).
+    public var nextChange: (UserCode, Date)?
+
+    public static func == (lhs: AppliedChange, rhs: AppliedChange) -> Bool {
+        lhs.changes == rhs.changes && lhs.revocation == rhs.revocation && lhs.needsFullReconcile == rhs.needsFullReconcile
+            && lhs.problems == rhs.problems
+    }
+}
+
+/// Applies directory changes one at a time, each in its own small transaction with its
+/// audit rows, events and the stream's cookie: the real-time path. Used by one task.
+public final class ChangeApplier {
+    public let configuration: RosterConfiguration
+    public let mirror: Mirror
+    /// A connection for the few lookups a change needs (is this user a provider?),
+    /// opened again when it drops.
+    private let ldap: LDAPConfiguration
+    private var current: LDAPConnection?
+    private let actor: Actor
+    private var codeByID: [String: UserCode] = [:]
+    private var codeByDN: [String: UserCode] = [:]
+    private var groupsByDN: [String: [GroupID]] = [:]
+    /// DNs of directory groups the mapping reads beyond membership (provider sources,
+    /// pools, roles, super administrators): a change to one needs a full reconcile.
+    private let referencedGroups: Set<String>
+    private let superAdministratorGroups: Set<String>
+    /// Entries reported during the current refresh (for a present phase).
+    private var seenInRefresh: [ChangeStreamKind: Set<String>] = [:]
+
+    public init(configuration: RosterConfiguration, mirror: Mirror, lookup: LDAPConnection? = nil) {
+        self.configuration = configuration
+        self.mirror = mirror
+        self.current = lookup
+        self.ldap = Reconciler.ldapConfiguration(configuration.directory)
+        actor = .directory(configuration.directory.name)
+        var referenced = Set(configuration.pools.map { DN.normalize($0.providersGroup) })
+        referenced.formUnion(configuration.roles.compactMap { $0.directoryGroup.map(DN.normalize) })
+        for mapping in configuration.groups.mappings {
+            if case .membersOf(let dn) = mapping.group.providers { referenced.insert(DN.normalize(dn)) }
+        }
+        superAdministratorGroups = Set(configuration.users.superAdministratorGroups.map(DN.normalize))
+        referenced.formUnion(superAdministratorGroups)
+        referencedGroups = referenced
+    }
+
+    /// Loads the identities of stored users and groups (call after each full reconcile).
+    public func reload() throws {
+        let snapshot = try mirror.snapshot()
+        codeByID = [:]
+        codeByDN = [:]
+        for user in snapshot.users.values {
+            if let id = user.directoryID { codeByID[id.lowercased()] = user.code }
+            if let dn = user.directoryDN { codeByDN[DN.normalize(dn)] = user.code }
+        }
+        groupsByDN = [:]
+        for group in snapshot.groups.values {
+            if let dn = group.directoryDN { groupsByDN[DN.normalize(dn), default: []].append(group.id) }
+        }
+    }
+
+    /// Applies one event of a stream; `cookie` (the cookie that came with it) is stored in
+    /// the same transaction.
+    public func apply(_ event: SyncEvent, from stream: ChangeStreamKind, cookie: [UInt8]?, now: Date = Date()) async throws -> AppliedChange {
+        let state = cookie.map { SyncState(directory: stream.stateKey(configuration.directory.name), cookie: $0,
+                                           lastChangeApplied: now.formatted(.iso8601)) }
+        var result = AppliedChange()
+        switch (stream, event) {
+        case (.users, .add(let id, let entry)), (.users, .modify(let id, let entry)):
+            seenInRefresh[.users]?.insert(id.description)
+            result = try await applyUser(entry, id: id, saving: state, now: now)
+        case (.users, .delete(let id, _)):
+            result = try deactivate([id], saving: state, now: now)
+        case (.users, .deleteIDs(let ids)):
+            result = try deactivate(ids, saving: state, now: now)
+        case (.groups, .add(let id, let entry)), (.groups, .modify(let id, let entry)):
+            seenInRefresh[.groups]?.insert(id.description)
+            result = try applyGroup(entry, saving: state, now: now)
+        case (.groups, .delete(let id, _)):
+            result.needsFullReconcile = try await mayBeMappedGroup(id)
+            if let state { try mirror.saveSyncState(state) }
+        case (.groups, .deleteIDs(let ids)):
+            for id in ids where try await mayBeMappedGroup(id) {
+                result.needsFullReconcile = true
+                break
+            }
+            if let state { try mirror.saveSyncState(state) }
+        case (_, .present(let id, _)):
+            seenInRefresh[stream]?.insert(id.description)
+        case (_, .presentIDs(let ids)):
+            seenInRefresh[stream, default: []].formUnion(ids.map(\.description))
+        case (_, .refreshDone(let presentPhase)):
+            // After a present phase, whatever was not reported is gone; the full reconcile
+            // confirms each absence with a direct lookup and keeps the safety breaker.
+            if presentPhase { result.needsFullReconcile = true }
+            seenInRefresh[stream] = nil
+            if let state { try mirror.saveSyncState(state) }
+        case (_, .cookie):
+            if let state { try mirror.saveSyncState(state) }
+        case (_, .refreshRequired):
+            result.needsFullReconcile = true
+        }
+        return result
+    }
+
+    /// Marks the start of a refresh (for present-phase bookkeeping).
+    public func refreshStarted(_ stream: ChangeStreamKind) { seenInRefresh[stream] = [] }
+
+    private func applyUser(_ entry: LDAPEntry, id: EntryUUID, saving state: SyncState?, now: Date) async throws -> AppliedChange {
+        var result = AppliedChange()
+        let dn = DN.normalize(entry.dn)
+        let isProvider = try await isProvider(entry.dn)
+        let isSuperAdministrator = try await isSuperAdministrator(entry.dn)
+        let mapper = DirectoryMapper(configuration: configuration, now: now)
+        let mapped: MappedUser
+        switch mapper.mapUser(entry, isProvider: isProvider, superAdministrator: isSuperAdministrator) {
+        case .success(let value): mapped = value
+        case .failure(let problem):
+            result.problems = [problem]
+            if let state { try mirror.saveSyncState(state) }
+            return result
+        }
+        var user = mapped.user
+        let stored = try mirror.user(user.code)
+        if let stored {
+            user.state = stored.state.updatedByDirectory(locked: mapped.directoryState.locked, inactive: mapped.directoryState.inactive,
+                                                         reason: mapped.directoryState.reason)
+            result.revocation = (stored.state.isActive && !user.state.isActive) || (!stored.state.isLocked && user.state.isLocked)
+        } else {
+            result.needsFullReconcile = isProvider  // own group and auto-add groups
+        }
+        if let next = mapped.directoryState.nextChange { result.nextChange = (user.code, next) }
+        if isProvider, let stored, try mirror.snapshotProviderMissing(stored.code) { result.needsFullReconcile = true }
+        codeByID[id.description.lowercased()] = user.code
+        codeByDN[dn] = user.code
+        if stored == user {
+            if let state { try mirror.saveSyncState(state) }
+            return result
+        }
+        let summary = try mirror.apply(Changeset(scope: .partial, users: [user]), actor: actor, at: now, saving: state)
+        result.changes = summary.changes.count
+        return result
+    }
+
+    private func deactivate(_ ids: [EntryUUID], saving state: SyncState?, now: Date) throws -> AppliedChange {
+        var result = AppliedChange()
+        var codes: [UserCode] = []
+        for id in ids {
+            if let code = try codeByID[id.description.lowercased()] ?? mirror.userCode(directoryID: id.description) { codes.append(code) }
+        }
+        if codes.isEmpty {
+            if let state { try mirror.saveSyncState(state) }
+            return result
+        }
+        for (index, code) in codes.enumerated() {
+            guard let stored = try mirror.user(code) else { continue }
+            let summary = try mirror.setDirectoryState(
+                of: code, locked: stored.state.lockedByDirectory, inactive: true,
+                reason: "deleted from the directory, or no longer matching the user filter", actor: actor, at: now,
+                saving: index == codes.count - 1 ? state : nil)
+            result.changes += summary.changes.count
+            if stored.state.isActive { result.revocation = true }
+        }
+        return result
+    }
+
+    private func applyGroup(_ entry: LDAPEntry, saving state: SyncState?, now: Date) throws -> AppliedChange {
+        var result = AppliedChange()
+        let dn = DN.normalize(entry.dn)
+        if referencedGroups.contains(dn) { result.needsFullReconcile = true }
+        let targets = groupsByDN[dn] ?? []
+        if targets.isEmpty {
+            // Not mapped yet: a mapping or pattern rule may now apply.
+            result.needsFullReconcile = true
+            if let state { try mirror.saveSyncState(state) }
+            return result
+        }
+        let members = Set(entry.strings(configuration.groups.memberAttribute).map(DN.normalize).compactMap { codeByDN[$0] })
+        for (index, group) in targets.enumerated() {
+            let summary = try mirror.setMembers(of: group, to: members, actor: actor, at: now,
+                                                saving: index == targets.count - 1 ? state : nil)
+            result.changes += summary.changes.count
+            if summary.changes.contains(where: { $0.action == "membership.removed" }) { result.revocation = true }
+        }
+        return result
+    }
+
+    /// Searches on the lookup connection, reconnecting once when it has dropped.
+    private func lookupSearch(base: String, scope: LDAPScope = .subtree, filter: String) async throws -> [LDAPEntry] {
+        for attempt in 0..<2 {
+            do {
+                if current == nil { current = try await LDAPConnection.connect(ldap) }
+                return try await current!.search(base: base, scope: scope, filter: filter, attributes: ["1.1"], pageSize: nil).collect()
+            } catch let error as LDAPError where error.code.isConnectionFailure && attempt == 0 {
+                await current?.close()
+                current = nil
+            }
+        }
+        return []
+    }
+
+    /// Closes the lookup connection.
+    public func close() async {
+        await current?.close()
+        current = nil
+    }
+
+    /// Whether a UUID the groups stream reports deleted may be a mapped group. syncprov
+    /// also reports entries outside the stream's scope (users changed while away) as
+    /// deleted; those still exist, or are known users.
+    private func mayBeMappedGroup(_ id: EntryUUID) async throws -> Bool {
+        if codeByID[id.description.lowercased()] != nil { return false }
+        let found = try await lookupSearch(base: configuration.directory.baseDN, filter: "(entryUUID=\(id))")
+        guard let entry = found.first else { return true }  // gone: perhaps a group
+        return groupsByDN[DN.normalize(entry.dn)] != nil  // a mapped group that left the groups filter
+    }
+
+    private func isProvider(_ dn: String) async throws -> Bool {
+        guard let filter = configuration.providers.filter else { return false }
+        do {
+            return !(try await lookupSearch(base: dn, scope: .base, filter: "(&\(configuration.users.filter)\(filter))")).isEmpty
+        } catch let error as LDAPError where error.code == .noSuchObject {
+            return false
+        }
+    }
+
+    private func isSuperAdministrator(_ dn: String) async throws -> Bool {
+        guard !configuration.users.superAdministratorGroups.isEmpty else { return false }
+        let member = configuration.groups.memberAttribute
+        for group in configuration.users.superAdministratorGroups {
+            do {
+                let found = try await lookupSearch(base: group, scope: .base, filter: "(\(member)=\(escapeFilterValue(dn)))")
+                if !found.isEmpty { return true }
+            } catch let error as LDAPError where error.code == .noSuchObject {
+                continue
+            }
+        }
+        return false
+    }
+}

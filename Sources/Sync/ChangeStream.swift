@@ -1,0 +1,159 @@
+import AccessModel
+import Foundation
+import LDAPKit
+import Mirror
+import RosterConfig
+
+/// What the change stream reports as it goes, for health, metrics and logs.
+public enum ChangeStreamStatus: Sendable {
+    case connected(ChangeStreamKind, resuming: Bool)
+    case disconnected(ChangeStreamKind, LDAPError, retryIn: Duration)
+    /// Both streams finished their refresh: the mirror is current.
+    case refreshComplete
+    /// One change applied (or found already applied), and how long it took from arrival
+    /// to commit.
+    case applied(ChangeStreamKind, AppliedChange, latency: Duration)
+    case fullReconcileNeeded(String)
+    case problem(String)
+}
+
+/// Follows the directory's users and groups with RFC 4533 refreshAndPersist streams and
+/// applies each change at once through `ChangeApplier`, resuming from the stored cookies.
+/// Without stored cookies (first start, or refresh required) it reloads with a full
+/// reconcile before following changes.
+public struct ChangeStream: Sendable {
+    public let configuration: RosterConfiguration
+    public let mirror: Mirror
+    public let backoff: Backoff
+
+    public init(configuration: RosterConfiguration, mirror: Mirror, backoff: Backoff = Backoff()) {
+        self.configuration = configuration
+        self.mirror = mirror
+        self.backoff = backoff
+    }
+
+    /// Runs until cancelled. `reconcile` runs a full reconcile (with the safety breaker)
+    /// and returns whether it applied.
+    public func run(status: @escaping @Sendable (ChangeStreamStatus) -> Void,
+                    reconcile: @escaping @Sendable (String) async -> Bool) async throws {
+        let ldap = Reconciler.ldapConfiguration(configuration.directory)
+        let applier = ChangeApplier(configuration: configuration, mirror: mirror)
+        try applier.reload()
+
+        let users = try mirror.syncState(for: ChangeStreamKind.users.stateKey(configuration.directory.name))?.cookie
+        let groups = try mirror.syncState(for: ChangeStreamKind.groups.stateKey(configuration.directory.name))?.cookie
+        let requests: [(ChangeStreamKind, SyncRequest)] = [
+            (.users, SyncRequest(base: configuration.users.base, filter: configuration.users.filter,
+                                 attributes: DirectoryMapper(configuration: configuration, now: Date()).userAttributes + ["entryUUID"],
+                                 cookie: users)),
+            (.groups, SyncRequest(base: configuration.groups.base, filter: configuration.groups.filter,
+                                  attributes: ["cn", configuration.groups.memberAttribute, "entryUUID"], cookie: groups)),
+        ]
+        // One task reads both streams into one ordered queue; a single consumer applies.
+        let (queue, continuation) = AsyncStream.makeStream(of: (ChangeStreamKind, ResilientSyncStream.Event, [UInt8]?, ContinuousClock.Instant).self,
+                                                           bufferingPolicy: .bufferingOldest(10_000))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (kind, request) in requests {
+                let stream = ResilientSyncStream(configuration: ldap, request: request, backoff: backoff)
+                group.addTask {
+                    // A reader that stops (configuration error, cancellation) stops everything.
+                    defer { continuation.finish() }
+                    var events = stream.makeAsyncIterator()
+                    while let event = try await events.next() {
+                        // An event's cookie normally arrives with it: apply them together.
+                        var cookie: [UInt8]?
+                        if case .sync(let inner) = event, !(inner.isCookie) {
+                            if let next = events.nextIfBuffered() {
+                                if case .sync(.cookie(let value)) = next {
+                                    cookie = value
+                                } else {
+                                    continuation.yield((kind, event, nil, .now))
+                                    continuation.yield((kind, next, nil, .now))
+                                    continue
+                                }
+                            }
+                        }
+                        continuation.yield((kind, event, cookie, .now))
+                    }
+                }
+            }
+            // The applier is used by this task only.
+            try await consume(queue, applier: applier, initialCookies: [.users: users, .groups: groups],
+                              status: status, reconcile: reconcile)
+            group.cancelAll()
+            while let _ = try await group.next() {}
+        }
+        await applier.close()
+    }
+
+    private func consume(_ queue: AsyncStream<(ChangeStreamKind, ResilientSyncStream.Event, [UInt8]?, ContinuousClock.Instant)>,
+                         applier: ChangeApplier, initialCookies: [ChangeStreamKind: [UInt8]?],
+                         status: @escaping @Sendable (ChangeStreamStatus) -> Void,
+                         reconcile: @escaping @Sendable (String) async -> Bool) async throws {
+        var reloading: Set<ChangeStreamKind> = Set(initialCookies.filter { $0.value == nil }.map(\.key))
+        var refreshed = Set<ChangeStreamKind>()
+        var announcedReady = false
+        for await (kind, event, cookie, arrived) in queue {
+            switch event {
+            case .connected(let from):
+                status(.connected(kind, resuming: from != nil))
+                if from == nil { reloading.insert(kind) }
+                applier.refreshStarted(kind)
+            case .disconnected(let error, let delay):
+                status(.disconnected(kind, error, retryIn: delay))
+            case .sync(let inner):
+                if reloading.contains(kind) {
+                    // A full refresh: the entries are read again by the reconcile that ends it.
+                    if case .refreshRequired = inner { continue }
+                    if case .cookie(let value) = inner, refreshed.contains(kind) {
+                        try mirror.saveSyncState(SyncState(directory: kind.stateKey(configuration.directory.name), cookie: value))
+                        reloading.remove(kind)
+                    }
+                    if case .refreshDone = inner {
+                        refreshed.insert(kind)
+                        if await reconcile("full refresh of the \(kind.rawValue) stream") { try applier.reload() }
+                        if let cookie {
+                            try mirror.saveSyncState(SyncState(directory: kind.stateKey(configuration.directory.name), cookie: cookie))
+                            reloading.remove(kind)
+                        }
+                    }
+                } else {
+                    if case .refreshRequired = inner {
+                        reloading.insert(kind)
+                        continue
+                    }
+                    if case .refreshDone = inner { refreshed.insert(kind) }
+                    // A change is applied before anything after it: when the directory drops
+                    // in the middle, retry it until it goes through (never skip it).
+                    var retry = backoff
+                    while true {
+                    do {
+                        let applied = try await applier.apply(inner, from: kind, cookie: cookie)
+                        if applied.changes > 0 || applied.revocation {
+                            status(.applied(kind, applied, latency: .now - arrived))
+                        }
+                        for problem in applied.problems { status(.problem(problem.description)) }
+                        if applied.needsFullReconcile {
+                            status(.fullReconcileNeeded("a \(kind.rawValue) change the stream alone cannot map"))
+                            if await reconcile("a \(kind.rawValue) change") { try applier.reload() }
+                        }
+                        break
+                    } catch let error as LDAPError {
+                        let delay = retry.nextDelay()
+                        status(.problem("A change could not be applied yet, retrying in \(delay): \(error)"))
+                        try await Task.sleep(for: delay)
+                    }
+                    }
+                }
+                if !announcedReady, refreshed.count == ChangeStreamKind.allCases.count, reloading.isEmpty {
+                    announcedReady = true
+                    status(.refreshComplete)
+                }
+            }
+        }
+    }
+}
+
+extension SyncEvent {
+    var isCookie: Bool { if case .cookie = self { true } else { false } }
+}

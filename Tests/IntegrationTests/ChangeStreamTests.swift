@@ -1,0 +1,150 @@
+import AccessModel
+import Foundation
+import LDAPKit
+import Mirror
+import RosterConfig
+import SlapdHarness
+import Sync
+import Synchronization
+import Testing
+
+/// What a background change stream reported.
+final class StreamRecorder: Sendable {
+    private struct State {
+        var log: [String] = []
+        var ready = false
+        var reconciles = 0
+    }
+    private let state = Mutex(State())
+
+    func record(_ message: String) { state.withLock { $0.log.append(message) } }
+    func markReady() { state.withLock { $0.ready = true } }
+    func countReconcile() { state.withLock { $0.reconciles += 1 } }
+    var isReady: Bool { state.withLock { $0.ready } }
+    var reconcileCount: Int { state.withLock { $0.reconciles } }
+    var messages: [String] { state.withLock { $0.log } }
+}
+
+/// Runs the change stream in the background and records what it reports.
+final class StreamRun: Sendable {
+    let task: Task<Void, any Error>
+    let recorder = StreamRecorder()
+
+    init(_ fixture: ClinicFixture) {
+        let configuration = fixture.configuration
+        let mirror = fixture.mirror
+        let stream = ChangeStream(configuration: configuration, mirror: mirror, backoff: Backoff(initial: .milliseconds(50), maximum: .milliseconds(300)))
+        let recorder = self.recorder
+        task = Task {
+            try await stream.run(status: { status in
+                recorder.record("\(status)")
+                if case .refreshComplete = status { recorder.markReady() }
+            }, reconcile: { why in
+                recorder.countReconcile()
+                do {
+                    _ = try await Reconciler(configuration: configuration, mirror: mirror).run()
+                    return true
+                } catch {
+                    recorder.record("reconcile failed: \(error)")
+                    return false
+                }
+            })
+        }
+    }
+
+    var isReady: Bool { recorder.isReady }
+    var reconcileCount: Int { recorder.reconcileCount }
+    var messages: [String] { recorder.messages }
+
+    func stop() async {
+        task.cancel()
+        _ = await task.result
+    }
+}
+
+/// Polls until `condition` holds, for at most `timeout`.
+func eventually(within timeout: Duration = .seconds(2), _ condition: () throws -> Bool) async throws -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try condition() { return true }
+        try await Task.sleep(for: .milliseconds(5))
+    }
+    return try condition()
+}
+
+@Suite("Real-time revocation through the change stream against a real slapd", .serialized)
+struct ChangeStreamTests {
+    @Test("Revocations in each way reach the mirror and its events within a second; restarts resume from the cookie")
+    func revocations() async throws {
+        var fixture = try await ClinicFixture.start()
+        defer { fixture.server.shutdown() }
+        fixture.configuration.users.filter = "(&(objectClass=inetOrgPerson)(!(employeeType=former)))"
+        let clinic = fixture.clinic
+        var run = StreamRun(fixture)
+        #expect(try await eventually(within: .seconds(20)) { run.isReady }, "\(run.messages)")
+        #expect(run.reconcileCount >= 1)
+        #expect(try fixture.mirror.snapshot().users.count == clinic.userCount)
+
+        func expectRevoked(_ code: String, _ event: String, comment: Comment, change: String, _ check: @escaping (User) -> Bool) async throws {
+            let lastEvent = try fixture.mirror.events(after: 0, limit: 1_000_000).last?.id ?? 0
+            try fixture.server.ldapmodify(change)
+            let seen = try await eventually(within: .seconds(1)) { try fixture.mirror.user(UserCode(code)).map(check) ?? false }
+            #expect(seen, comment)
+            let events = try fixture.mirror.events(after: lastEvent)
+            #expect(events.contains { $0.type == event && $0.userCode?.lowercased() == code.lowercased() }, "\(comment): \(events)")
+        }
+
+        // 1. ppolicy lock.
+        let locked = clinic.assistant(1, 1, 1)
+        try await expectRevoked(locked, "user.locked", comment: "locked by ppolicy",
+                                change: "dn: \(clinic.dn(locked))\nchangetype: modify\nreplace: pwdAccountLockedTime\npwdAccountLockedTime: 000001010000Z\n") { $0.state.isLocked }
+        #expect(try fixture.mirror.effectiveAccess(of: UserCode(locked)) == .noAccess(.locked))
+
+        // 2. Entry deleted.
+        let deleted = clinic.assistant(1, 1, 2)
+        try await expectRevoked(deleted, "user.deactivated", comment: "entry deleted",
+                                change: "dn: \(clinic.dn(deleted))\nchangetype: delete\n") { !$0.state.isActive }
+
+        // 3. No longer matching the user filter.
+        let unmatched = clinic.teamMember(2, "booking", 1)
+        try await expectRevoked(unmatched, "user.deactivated", comment: "out of the user filter",
+                                change: "dn: \(clinic.dn(unmatched))\nchangetype: modify\nadd: employeeType\nemployeeType: former\n") { !$0.state.isActive }
+
+        // 4. Removed from a mapped group.
+        let removed = clinic.teamMember(3, "booking", 2)
+        #expect(try fixture.mirror.effectiveAccess(of: UserCode(removed)).grants.contains { $0.module == .careVenue })
+        try await expectRevoked(removed, "membership.removed", comment: "removed from a mapped group",
+                                change: "dn: \(clinic.groupDN("hc3-booking"))\nchangetype: modify\ndelete: member\nmember: \(clinic.dn(removed))\n") { _ in true }
+        #expect(try await eventually { try fixture.mirror.effectiveAccess(of: UserCode(removed)) == .noAccess(.noGroup) })
+
+        // Stop Roster while changes continue; a restart applies exactly the missed ones.
+        await run.stop()
+        let missedLock = clinic.teamMember(1, "screening", 3)
+        let missedTitle = clinic.provider(2, 2, 2)
+        try fixture.server.ldapmodify("dn: \(clinic.dn(missedLock))\nchangetype: modify\nreplace: pwdAccountLockedTime\npwdAccountLockedTime: 000001010000Z\n")
+        try fixture.server.ldapmodify("dn: \(clinic.dn(missedTitle))\nchangetype: modify\nreplace: title\ntitle: Chief Surgeon\n")
+        let auditBefore = try fixture.mirror.auditRowCount()
+        run = StreamRun(fixture)
+        #expect(try await eventually(within: .seconds(10)) { run.isReady }, "\(run.messages)")
+        #expect(try await eventually { try fixture.mirror.user(UserCode(missedLock))?.state.isLocked == true })
+        #expect(try await eventually { try fixture.mirror.user(UserCode(missedTitle))?.title == "Chief Surgeon" })
+        #expect(run.reconcileCount == 0, "a valid cookie must not cause a full reload: \(run.messages)")
+        let auditAdded = try fixture.mirror.auditRowCount() - auditBefore
+        #expect(auditAdded == 2, "only the two missed changes are applied")
+
+        // slapd killed and restarted under a running Roster: it reconnects and catches up,
+        // and nobody still valid is revoked.
+        let activeBefore = try fixture.mirror.snapshot().users.values.filter { $0.state.isActive && !$0.state.isLocked }.count
+        fixture.server.crash()
+        try await Task.sleep(for: .milliseconds(300))
+        try await fixture.server.restart()
+        let afterRestart = clinic.teamMember(2, "registration", 4)
+        try fixture.server.ldapmodify("dn: \(clinic.dn(afterRestart))\nchangetype: modify\nreplace: pwdAccountLockedTime\npwdAccountLockedTime: 000001010000Z\n")
+        #expect(try await eventually(within: .seconds(10)) { try fixture.mirror.user(UserCode(afterRestart))?.state.isLocked == true }, "\(run.messages)")
+        let activeAfter = try fixture.mirror.snapshot().users.values.filter { $0.state.isActive && !$0.state.isLocked }.count
+        #expect(activeAfter == activeBefore - 1)
+        #expect(run.messages.contains { $0.hasPrefix("disconnected") })
+        await run.stop()
+        #expect(try fixture.mirror.verifyAuditLog() == nil)
+    }
+}
