@@ -88,10 +88,13 @@ struct ChangeStreamTests {
         func expectRevoked(_ code: String, _ event: String, comment: Comment, change: String, _ check: @escaping (User) -> Bool) async throws {
             let lastEvent = try fixture.mirror.events(after: 0, limit: 1_000_000).last?.id ?? 0
             try fixture.server.ldapmodify(change)
-            let seen = try await eventually(within: .seconds(1)) { try fixture.mirror.user(UserCode(code)).map(check) ?? false }
-            #expect(seen, comment)
+            // The mirror's state and the event the application reads, within a second.
+            let seen = try await eventually(within: .seconds(1)) {
+                try (fixture.mirror.user(UserCode(code)).map(check) ?? false)
+                    && fixture.mirror.events(after: lastEvent).contains { $0.type == event && $0.userCode?.lowercased() == code.lowercased() }
+            }
             let events = try fixture.mirror.events(after: lastEvent)
-            #expect(events.contains { $0.type == event && $0.userCode?.lowercased() == code.lowercased() }, "\(comment): \(events)")
+            #expect(seen, "\(comment): \(events)")
         }
 
         // 1. ppolicy lock.
