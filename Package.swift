@@ -115,6 +115,13 @@ let package = Package(
             path: "Benchmarks/MirrorBenchmark",
             swiftSettings: strictSettings
         ),
+        // swift run -c release SyncBenchmark: sync and revocation figures against ldapsearch.
+        .executableTarget(
+            name: "SyncBenchmark",
+            dependencies: ["SlapdHarness", "Sync", "Mirror", "RosterConfig", "LDAPKit", "AccessModel"],
+            path: "Benchmarks/SyncBenchmark",
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "LDAPKitTests",
             dependencies: ["LDAPKit"],

@@ -26,6 +26,8 @@ public struct AppliedChange: Sendable, Equatable {
     public var problems: [MappingProblem] = []
     /// When the user's directory state changes by itself next (expiry, lockout end).
     public var nextChange: (UserCode, Date)?
+    /// The user the change was about, when it was about one.
+    public var user: UserCode?
 
     public static func == (lhs: AppliedChange, rhs: AppliedChange) -> Bool {
         lhs.changes == rhs.changes && lhs.revocation == rhs.revocation && lhs.needsFullReconcile == rhs.needsFullReconcile
@@ -155,6 +157,7 @@ public final class ChangeApplier {
             result.needsFullReconcile = isProvider  // own group and auto-add groups
         }
         if let next = mapped.directoryState.nextChange { result.nextChange = (user.code, next) }
+        result.user = user.code
         if isProvider, let stored, try mirror.snapshotProviderMissing(stored.code) { result.needsFullReconcile = true }
         codeByID[id.description.lowercased()] = user.code
         codeByDN[dn] = user.code
@@ -185,6 +188,7 @@ public final class ChangeApplier {
                 saving: index == codes.count - 1 ? state : nil)
             result.changes += summary.changes.count
             if stored.state.isActive { result.revocation = true }
+            result.user = code
         }
         return result
     }

@@ -8,15 +8,23 @@ public final class ChildProcess: @unchecked Sendable {
     public let pid: pid_t
     private let lock = NSLock()
     private var exitStatus: Int32?
+    /// The child's peak resident memory in bytes, once it has exited.
+    public private(set) var peakMemoryBytes: Int?
 
-    /// Starts `path` with `arguments`, stdout and stderr appended to `logFile`.
-    public init(path: String, arguments: [String], logFile: String) throws {
+    /// Starts `path` with `arguments`, stdout and stderr appended to `logFile`
+    /// (stdout to `outputFile` instead, when given).
+    public init(path: String, arguments: [String], logFile: String, outputFile: String? = nil) throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, logFile, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        if let outputFile {
+            posix_spawn_file_actions_addopen(&actions, 1, outputFile, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            posix_spawn_file_actions_addopen(&actions, 2, logFile, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 1, logFile, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        }
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -71,8 +79,10 @@ public final class ChildProcess: @unchecked Sendable {
         lock.withLock {
             if let exitStatus { return exitStatus }
             var status: Int32 = 0
-            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            var usage = rusage()
+            while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
             exitStatus = status
+            peakMemoryBytes = usage.ru_maxrss * 1024
             return status
         }
     }
