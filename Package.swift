@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-async-algorithms", from: "1.1.4"),
     ],
     targets: [
         // OpenLDAP's libldap/liblber, with a shim for what Swift cannot import.
@@ -67,7 +68,10 @@ let package = Package(
         // Directory -> model: mapping, account states, plans and the reconcile.
         .target(
             name: "Sync",
-            dependencies: ["LDAPKit", "AccessModel", "RosterConfig", "Mirror"],
+            dependencies: [
+                "LDAPKit", "AccessModel", "RosterConfig", "Mirror",
+                .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
+            ],
             swiftSettings: strictSettings
         ),
         .executableTarget(

@@ -1,4 +1,5 @@
 import AccessModel
+import AsyncAlgorithms
 import Foundation
 import LDAPKit
 import Mirror
@@ -49,17 +50,28 @@ public struct ChangeStream: Sendable {
             (.groups, SyncRequest(base: configuration.groups.base, filter: configuration.groups.filter,
                                   attributes: ["cn", configuration.groups.memberAttribute, "entryUUID"], cookie: groups)),
         ]
-        // One task reads both streams into one ordered queue; a single consumer applies.
-        let (queue, continuation) = AsyncStream.makeStream(of: (ChangeStreamKind, ResilientSyncStream.Event, [UInt8]?, ContinuousClock.Instant).self,
-                                                           bufferingPolicy: .bufferingOldest(10_000))
+        // Both streams feed one queue that a single consumer applies in order. Sending waits
+        // while the consumer is busy (a reconcile, say), so the readers hold back the network
+        // reads instead of dropping or piling up changes.
+        let queue = AsyncChannel<QueuedEvent>()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for (kind, request) in requests {
                 let stream = ResilientSyncStream(configuration: ldap, request: request, backoff: backoff)
                 group.addTask {
                     // A reader that stops (configuration error, cancellation) stops everything.
-                    defer { continuation.finish() }
+                    defer { queue.finish() }
                     var events = stream.makeAsyncIterator()
+                    var fullRefresh = false
                     while let event = try await events.next() {
+                        switch event {
+                        case .connected(let from): fullRefresh = from == nil
+                        case .sync(.refreshRequired): fullRefresh = true
+                        case .sync(.refreshDone): break
+                        case .sync(.add), .sync(.present), .sync(.presentIDs), .sync(.modify):
+                            // A full refresh's entries are read again by the reconcile that ends it.
+                            if fullRefresh { continue }
+                        default: break
+                        }
                         // An event's cookie normally arrives with it: apply them together.
                         var cookie: [UInt8]?
                         if case .sync(let inner) = event, !(inner.isCookie) {
@@ -67,13 +79,14 @@ public struct ChangeStream: Sendable {
                                 if case .sync(.cookie(let value)) = next {
                                     cookie = value
                                 } else {
-                                    continuation.yield((kind, event, nil, .now))
-                                    continuation.yield((kind, next, nil, .now))
+                                    await queue.send(QueuedEvent(kind: kind, event: event, cookie: nil, arrived: .now))
+                                    await queue.send(QueuedEvent(kind: kind, event: next, cookie: nil, arrived: .now))
                                     continue
                                 }
                             }
                         }
-                        continuation.yield((kind, event, cookie, .now))
+                        if case .sync(.refreshDone) = event { fullRefresh = false }
+                        await queue.send(QueuedEvent(kind: kind, event: event, cookie: cookie, arrived: .now))
                     }
                 }
             }
@@ -86,14 +99,15 @@ public struct ChangeStream: Sendable {
         await applier.close()
     }
 
-    private func consume(_ queue: AsyncStream<(ChangeStreamKind, ResilientSyncStream.Event, [UInt8]?, ContinuousClock.Instant)>,
+    private func consume(_ queue: AsyncChannel<QueuedEvent>,
                          applier: ChangeApplier, initialCookies: [ChangeStreamKind: [UInt8]?],
                          status: @escaping @Sendable (ChangeStreamStatus) -> Void,
                          reconcile: @escaping @Sendable (String) async -> Bool) async throws {
         var reloading: Set<ChangeStreamKind> = Set(initialCookies.filter { $0.value == nil }.map(\.key))
         var refreshed = Set<ChangeStreamKind>()
         var announcedReady = false
-        for await (kind, event, cookie, arrived) in queue {
+        for await queued in queue {
+            let (kind, event, cookie, arrived) = (queued.kind, queued.event, queued.cookie, queued.arrived)
             switch event {
             case .connected(let from):
                 status(.connected(kind, resuming: from != nil))
@@ -152,6 +166,14 @@ public struct ChangeStream: Sendable {
             }
         }
     }
+}
+
+/// One event of one stream, with the cookie that came with it and when it arrived.
+struct QueuedEvent: Sendable {
+    var kind: ChangeStreamKind
+    var event: ResilientSyncStream.Event
+    var cookie: [UInt8]?
+    var arrived: ContinuousClock.Instant
 }
 
 extension SyncEvent {
