@@ -14,12 +14,14 @@ final class Applier {
     private let pools: [PoolID: Pool]
     private let groups: [GroupID: Group]
     private let roles: [RoleName: Role]
-    private let users: [String: User]
+    /// The changeset's users by key: their index in `changeset.users` (no copies of the users).
+    private let users: [String: Int]
 
     /// A stored user, as the diff needs it.
     struct StoredUser {
         var code: String
-        var record: String
+        /// ``Canonical/fingerprint(_:)-(String)`` of the user's record; nil only if never computed.
+        var fingerprint: Int64?
         var state: AccountState
     }
 
@@ -37,6 +39,20 @@ final class Applier {
     private var addMemberStatement: RowStatement?
     private var removeMemberStatement: RowStatement?
 
+    /// Rows per multi-row INSERT of new users, their health centers and new memberships.
+    static let userBatch = 16
+    static let pairBatch = 64
+    /// The bytes of the user record being built; kept to reuse its storage.
+    private var recordBuffer: [UInt8] = []
+    /// New users (index in `changeset.users`, fingerprint) not yet inserted; see ``flushNewUsers()``.
+    private var pendingUsers: [(index: Int, fingerprint: Int64)] = []
+    private var pendingUserHealthCenters: [(key: String, healthCenter: String)] = []
+    /// New memberships (group id, user key) not yet inserted; see ``flushNewMembers()``.
+    private var pendingMembers: [(group: String, key: String)] = []
+    private var userStatements: [Int: RowStatement] = [:]
+    private var userHealthCenterStatements: [Int: RowStatement] = [:]
+    private var memberStatements: [Int: RowStatement] = [:]
+
     init(writer: ChangeWriter, changeset: Changeset) {
         db = writer.db
         w = writer
@@ -47,7 +63,14 @@ final class Applier {
         pools = Dictionary(changeset.pools.map { ($0.id, $0) }, uniquingKeysWith: { _, b in b })
         groups = Dictionary(changeset.groups.map { ($0.id, $0) }, uniquingKeysWith: { _, b in b })
         roles = Dictionary(changeset.roles.map { ($0.id, $0) }, uniquingKeysWith: { _, b in b })
-        users = Dictionary(changeset.users.map { ($0.code.key, $0) }, uniquingKeysWith: { _, b in b })
+        var users: [String: Int] = [:]
+        users.reserveCapacity(changeset.users.count)
+        for (index, user) in changeset.users.enumerated() { users[user.code.key] = index }
+        self.users = users
+    }
+
+    private func changesetUser(_ key: String) -> User? {
+        users[key].map { changeset.users[$0] }
     }
 
     func run() throws {
@@ -60,6 +83,7 @@ final class Applier {
         try checkGroupNames()
         for group in changeset.groups { try upsert(group) }
         for user in changeset.users { try upsert(user) }
+        try flushNewUsers()
 
         var members = changeset.groupMembers
         var holders = changeset.roleHolders
@@ -68,6 +92,7 @@ final class Applier {
             for role in changeset.roles where holders[role.id] == nil { holders[role.id] = [] }
         }
         for (group, users) in members.sorted(by: { $0.key < $1.key }) { try setMembers(of: group, to: users) }
+        try flushNewMembers()
         for (role, users) in holders.sorted(by: { $0.key < $1.key }) { try setHolders(of: role, to: users) }
         for group in changeset.removedGroups { try removeGroup(group) }
         if changeset.scope == .complete { try removeUnlisted() }
@@ -82,13 +107,13 @@ final class Applier {
             var stored: [String: StoredUser] = [:]
             stored.reserveCapacity(changeset.users.count)
             let rows = try Row.fetchCursor(db, sql: """
-                SELECT user_code_key, user_code, record, locked_by_directory, locked_locally, inactive_by_directory,
+                SELECT user_code_key, user_code, fingerprint, locked_by_directory, locked_locally, inactive_by_directory,
                   inactive_locally, state_reason
                 FROM user_account
                 """)
             while let row = try rows.next() {
                 stored[row[0]] = StoredUser(
-                    code: row[1], record: row[2],
+                    code: row[1], fingerprint: row[2],
                     state: AccountState(lockedByDirectory: row[3], lockedLocally: row[4], inactiveByDirectory: row[5], inactiveLocally: row[6], reason: row[7]))
             }
             storedUsers = stored
@@ -145,17 +170,17 @@ final class Applier {
     private func storedUser(_ key: String) throws -> StoredUser? {
         if let storedUsers { return storedUsers[key] }
         guard let row = try Row.fetchOne(db.cachedStatement(sql: """
-            SELECT user_code, record, locked_by_directory, locked_locally, inactive_by_directory, inactive_locally, state_reason
+            SELECT user_code, fingerprint, locked_by_directory, locked_locally, inactive_by_directory, inactive_locally, state_reason
             FROM user_account WHERE user_code_key = ?
             """), arguments: [key]) else { return nil }
         return StoredUser(
-            code: row[0], record: row[1],
+            code: row[0], fingerprint: row[1],
             state: AccountState(lockedByDirectory: row[2], lockedLocally: row[3], inactiveByDirectory: row[4], inactiveLocally: row[5], reason: row[6]))
     }
 
     /// The spelling stored for a user's code, or nil for an unknown user.
     private func storedCode(_ key: String) throws -> String? {
-        if let storedUsers, let user = storedUsers[key] { return users[key]?.code.rawValue ?? user.code }
+        if let storedUsers, let user = storedUsers[key] { return changesetUser(key)?.code.rawValue ?? user.code }
         return try fetchString("SELECT user_code FROM user_account WHERE user_code_key = ?", [key])
     }
 
@@ -359,49 +384,114 @@ final class Applier {
         }
         let key = user.code.key
         let stored = try storedUser(key)
-        let record = Canonical.record(user)
+        Canonical.write(user, into: &recordBuffer)
+        let fingerprint = recordBuffer.withUnsafeBytes { Canonical.fingerprint($0) }
         guard let stored else {
-            try insertUser(user, record: record, isNew: true)
+            let record = String(decoding: recordBuffer, as: UTF8.self)
+            pendingUsers.append((users[key]!, fingerprint))
+            for hc in user.healthCenters.sorted() { pendingUserHealthCenters.append((key, hc.rawValue)) }
+            if pendingUsers.count == Applier.userBatch { try flushNewUsers() }
             try w.audit("user.created", "user", user.code.rawValue, before: nil, after: record, source: user.directoryDN)
             if user.isBreakGlass { try w.event("break_glass.changed", user: user.code.rawValue, detail: "created") }
             return
         }
-        let before = stored.record
-        if before != record {
-            try insertUser(user, record: record, isNew: false)
-            try w.audit("user.updated", "user", user.code.rawValue, before: before, after: record, source: user.directoryDN)
-            if before.contains("\"break_glass\":true") || user.isBreakGlass {
-                try w.event("break_glass.changed", user: user.code.rawValue, detail: "updated")
+        if stored.fingerprint != fingerprint {
+            let before = try storedRecord(key)
+            let record = String(decoding: recordBuffer, as: UTF8.self)
+            if before != record {
+                try updateUser(user, fingerprint: fingerprint)
+                try w.audit("user.updated", "user", user.code.rawValue, before: before, after: record, source: user.directoryDN)
+                if before.contains("\"break_glass\":true") || user.isBreakGlass {
+                    try w.event("break_glass.changed", user: user.code.rawValue, detail: "updated")
+                }
+                w.markAccessChanged(key: key, code: user.code.rawValue)
+            } else {
+                // Same record, fingerprint never stored: store it, which changes nothing the application sees.
+                try db.cachedStatement(sql: "UPDATE user_account SET fingerprint = ? WHERE user_code_key = ?").execute(arguments: [fingerprint, key])
             }
-            w.markAccessChanged(key: key, code: user.code.rawValue)
         }
         try changeState(of: user.code, from: stored.state, to: user.state.keepingLocalFlags(of: stored.state), source: user.directoryDN)
     }
 
-    private func insertUser(_ user: User, record: String, isNew: Bool) throws {
+    /// A stored user's record, as the audit log's `before`: the `record` text of a row written
+    /// before migration v2, else rebuilt from the columns (the same text).
+    private func storedRecord(_ key: String) throws -> String {
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: """
+            SELECT record, user_code, directory_id, directory_dn, first_name, last_name, title, email, super_administrator,
+              auto_logout_minutes, default_workflow_view, default_patient_view, default_document_tab, break_glass, flags
+            FROM user_account WHERE user_code_key = ?
+            """), arguments: [key]) else { throw MirrorError.unknownUser(UserCode(key)) }
+        let record: String = row[0]
+        if !record.isEmpty { return record }
+        let healthCenters = try String.fetchAll(db.cachedStatement(sql: "SELECT health_center FROM user_health_center WHERE user_code_key = ?"), arguments: [key])
+        return Canonical.userRecord(
+            code: row[1], directoryID: row[2], directoryDN: row[3], firstName: row[4], lastName: row[5], title: row[6], email: row[7],
+            healthCenters: healthCenters, superAdministrator: row[8], autoLogoutMinutes: row[9], workflow: row[10], patient: row[11],
+            documentTab: row[12], breakGlass: row[13], flags: row[14])
+    }
+
+    private static let userColumns = """
+        user_code_key, user_code, directory_id, directory_dn, display_name, first_name, last_name,
+          title, email, super_administrator, active, locked, locked_by_directory, locked_locally, inactive_by_directory,
+          inactive_locally, state_reason, state_source, auto_logout_minutes, default_workflow_view, default_patient_view,
+          default_document_tab, break_glass, flags, record, fingerprint
+        """
+
+    /// Binds one user_account row, in ``userColumns`` order; `record` is stored empty (see migration v2).
+    private static func bindUser(_ user: User, fingerprint: Int64, _ b: inout RowStatement.Binder) {
         let state = user.state
-        try prepared(&userStatement, """
-            INSERT INTO user_account (user_code_key, user_code, directory_id, directory_dn, display_name, first_name, last_name,
-              title, email, super_administrator, active, locked, locked_by_directory, locked_locally, inactive_by_directory,
-              inactive_locally, state_reason, state_source, auto_logout_minutes, default_workflow_view, default_patient_view,
-              default_document_tab, break_glass, flags, record)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT (user_code_key) DO UPDATE SET user_code = excluded.user_code, directory_id = excluded.directory_id,
-              directory_dn = excluded.directory_dn, display_name = excluded.display_name, first_name = excluded.first_name,
-              last_name = excluded.last_name, title = excluded.title, email = excluded.email,
-              super_administrator = excluded.super_administrator, auto_logout_minutes = excluded.auto_logout_minutes,
-              default_workflow_view = excluded.default_workflow_view, default_patient_view = excluded.default_patient_view,
-              default_document_tab = excluded.default_document_tab, break_glass = excluded.break_glass, flags = excluded.flags,
-              record = excluded.record
-            """).execute(
-                user.code.key, user.code.rawValue, user.directoryID, user.directoryDN, user.displayName, user.firstName, user.lastName,
-                user.title, user.email, user.isSuperAdministrator, state.isActive, state.isLocked, state.lockedByDirectory,
-                state.lockedLocally, state.inactiveByDirectory, state.inactiveLocally, state.reason, state.source?.rawValue,
-                user.autoLogoutMinutes, user.defaultViews.workflow, user.defaultViews.patient, user.defaultViews.documentTab,
-                user.isBreakGlass, Canonical.flags(user.flags), record)
-        if !isNew {
-            try prepared(&clearUserHealthCentersStatement, "DELETE FROM user_health_center WHERE user_code_key = ?").execute(user.code.key)
+        b.bind(user.code.key); b.bind(user.code.rawValue); b.bind(user.directoryID); b.bind(user.directoryDN)
+        b.bind(user.displayName); b.bind(user.firstName); b.bind(user.lastName); b.bind(user.title); b.bind(user.email)
+        b.bind(user.isSuperAdministrator); b.bind(state.isActive); b.bind(state.isLocked); b.bind(state.lockedByDirectory)
+        b.bind(state.lockedLocally); b.bind(state.inactiveByDirectory); b.bind(state.inactiveLocally); b.bind(state.reason)
+        b.bind(state.source?.rawValue); b.bind(user.autoLogoutMinutes); b.bind(user.defaultViews.workflow)
+        b.bind(user.defaultViews.patient); b.bind(user.defaultViews.documentTab); b.bind(user.isBreakGlass)
+        b.bind(Canonical.flags(user.flags)); b.bind(""); b.bind(Int(fingerprint))
+    }
+
+    /// A multi-row statement `prefix VALUES (?, ...), ...` for `rows` rows, prepared once per size.
+    private func batchStatement(_ cache: inout [Int: RowStatement], rows: Int, columns: Int, _ prefix: String) throws -> RowStatement {
+        if let statement = cache[rows] { return statement }
+        let row = "(" + Array(repeating: "?", count: columns).joined(separator: ", ") + ")"
+        let statement = try RowStatement(db, sql: prefix + " VALUES " + Array(repeating: row, count: rows).joined(separator: ", "))
+        cache[rows] = statement
+        return statement
+    }
+
+    /// Inserts the new users queued so far, then their health centers, several rows per statement.
+    private func flushNewUsers() throws {
+        if !pendingUsers.isEmpty {
+            let statement = try batchStatement(&userStatements, rows: pendingUsers.count, columns: 26, "INSERT INTO user_account (\(Applier.userColumns))")
+            try statement.execute { b in
+                for (index, fingerprint) in pendingUsers { Applier.bindUser(changeset.users[index], fingerprint: fingerprint, &b) }
+            }
+            pendingUsers.removeAll(keepingCapacity: true)
         }
+        var start = 0
+        while start < pendingUserHealthCenters.count {
+            let end = min(start + Applier.pairBatch, pendingUserHealthCenters.count)
+            let statement = try batchStatement(&userHealthCenterStatements, rows: end - start, columns: 2, "INSERT INTO user_health_center (user_code_key, health_center)")
+            try statement.execute { b in
+                for (key, hc) in pendingUserHealthCenters[start..<end] { b.bind(key); b.bind(hc) }
+            }
+            start = end
+        }
+        pendingUserHealthCenters.removeAll(keepingCapacity: true)
+    }
+
+    /// Rewrites a stored user's fields and health centers (not the account state: ``changeState(of:from:to:source:)``).
+    private func updateUser(_ user: User, fingerprint: Int64) throws {
+        try prepared(&userStatement, """
+            UPDATE user_account SET user_code = ?, directory_id = ?, directory_dn = ?, display_name = ?, first_name = ?,
+              last_name = ?, title = ?, email = ?, super_administrator = ?, auto_logout_minutes = ?, default_workflow_view = ?,
+              default_patient_view = ?, default_document_tab = ?, break_glass = ?, flags = ?, record = '', fingerprint = ?
+            WHERE user_code_key = ?
+            """).execute(
+                user.code.rawValue, user.directoryID, user.directoryDN, user.displayName, user.firstName, user.lastName,
+                user.title, user.email, user.isSuperAdministrator, user.autoLogoutMinutes, user.defaultViews.workflow,
+                user.defaultViews.patient, user.defaultViews.documentTab, user.isBreakGlass, Canonical.flags(user.flags),
+                Int(fingerprint), user.code.key)
+        try prepared(&clearUserHealthCentersStatement, "DELETE FROM user_health_center WHERE user_code_key = ?").execute(user.code.key)
         let insert = try prepared(&userHealthCenterStatement, "INSERT INTO user_health_center (user_code_key, health_center) VALUES (?, ?)")
         for hc in user.healthCenters.sorted() { try insert.execute(user.code.key, hc.rawValue) }
     }
@@ -441,7 +531,12 @@ final class Applier {
         }
         // A set of codes holds each key once: codes are equal when their keys are.
         for code in desired.filter({ !stored.contains($0.key) }).sorted() {
-            try addMember(code, to: group, checked: false)
+            if storedMembers != nil {
+                // Every stored membership is known, so this one is new: queue it for a multi-row INSERT.
+                try queueNewMember(code, to: group)
+            } else {
+                try addMember(code, to: group, checked: false)
+            }
         }
         for key in stored.sorted() where !desired.contains(UserCode(key)) {
             try removeMember(UserCode(key), from: group)
@@ -461,11 +556,36 @@ final class Applier {
         try prepared(&addMemberStatement, "INSERT INTO group_membership (group_id, user_code_key) VALUES (?, ?) ON CONFLICT DO NOTHING")
             .execute(group.rawValue, user.key)
         guard db.changesCount > 0 else { return false }
-        let code = users[user.key]?.code.rawValue ?? user.rawValue
+        let code = changesetUser(user.key)?.code.rawValue ?? user.rawValue
         try w.audit("membership.added", "membership", group.rawValue + "/" + code, before: nil, after: group.rawValue, source: nil)
         try w.event("membership.added", user: code, group: group.rawValue)
         w.markAccessChanged(key: user.key, code: code)
         return true
+    }
+
+    /// Adds one membership known not to be stored, with its audit row and events; the row itself
+    /// is inserted by ``flushNewMembers()`` (before anything else reads or writes memberships).
+    private func queueNewMember(_ user: UserCode, to group: GroupID) throws {
+        guard try userExists(user) else {
+            let name = try groups[group]?.name ?? fetchString("SELECT name FROM access_group WHERE id = ?", [group.rawValue]) ?? group.rawValue
+            throw MirrorError.invalid(.unknownReference(entity: "Group '\(name)'", refersTo: "member '\(user)'"))
+        }
+        pendingMembers.append((group.rawValue, user.key))
+        if pendingMembers.count == Applier.pairBatch { try flushNewMembers() }
+        let code = changesetUser(user.key)?.code.rawValue ?? user.rawValue
+        try w.audit("membership.added", "membership", group.rawValue + "/" + code, before: nil, after: group.rawValue, source: nil)
+        try w.event("membership.added", user: code, group: group.rawValue)
+        w.markAccessChanged(key: user.key, code: code)
+    }
+
+    /// Inserts the memberships ``queueNewMember(_:to:)`` queued, several rows per statement.
+    private func flushNewMembers() throws {
+        guard !pendingMembers.isEmpty else { return }
+        let statement = try batchStatement(&memberStatements, rows: pendingMembers.count, columns: 2, "INSERT INTO group_membership (group_id, user_code_key)")
+        try statement.execute { b in
+            for (group, key) in pendingMembers { b.bind(group); b.bind(key) }
+        }
+        pendingMembers.removeAll(keepingCapacity: true)
     }
 
     /// Removes one membership with its audit row and events; false if there was none.
@@ -491,7 +611,7 @@ final class Applier {
                 throw MirrorError.invalid(.unknownReference(entity: "Role '\(role)'", refersTo: "holder '\(code)'"))
             }
             try db.cachedStatement(sql: "INSERT INTO role_membership (role, user_code_key) VALUES (?, ?)").execute(arguments: [role.rawValue, key])
-            let name = users[key]?.code.rawValue ?? code.rawValue
+            let name = changesetUser(key)?.code.rawValue ?? code.rawValue
             try w.audit("role.assigned", "role_assignment", "\(role.rawValue)/\(name)", before: nil, after: role.rawValue, source: nil)
             try w.event("role.assigned", user: name, detail: role.rawValue)
             w.markAccessChanged(key: key, code: name)
