@@ -33,11 +33,28 @@ final class Applier {
     /// Every stored membership (group id -> user keys), read once at the start, when the changeset is large.
     private var storedMembers: [String: Set<String>]?
 
+    /// A stored group, as the diff needs it.
+    struct StoredGroup {
+        var kind: String
+        var healthCenter: String
+        var name: String
+        var record: String
+    }
+    /// Every stored group by id, read once at the start when the changeset has many groups, and
+    /// kept up to date as groups are written; `groupNames` maps health center + name to the id.
+    private var storedGroups: [String: StoredGroup]?
+    private var groupNames: [String: String] = [:]
+
     private var userStatement: RowStatement?
     private var userHealthCenterStatement: RowStatement?
     private var clearUserHealthCentersStatement: RowStatement?
     private var addMemberStatement: RowStatement?
     private var removeMemberStatement: RowStatement?
+    private var groupStatement: RowStatement?
+    private var groupVenueStatement: RowStatement?
+    private var groupModuleStatement: RowStatement?
+    private var groupProviderGrantStatement: RowStatement?
+    private var groupPoolGrantStatement: RowStatement?
 
     /// Rows per multi-row INSERT of new users, their health centers and new memberships.
     static let userBatch = 16
@@ -69,8 +86,10 @@ final class Applier {
         self.users = users
     }
 
-    private func changesetUser(_ key: String) -> User? {
-        users[key].map { changeset.users[$0] }
+    /// The spelling the changeset gives a user's code, if it lists the user.
+    private func changesetCode(_ key: String) -> String? {
+        guard let index = users[key] else { return nil }
+        return changeset.users[index].code.rawValue
     }
 
     func run() throws {
@@ -102,6 +121,16 @@ final class Applier {
     /// Reads the stored users and memberships in one pass each, if the changeset is large
     /// enough for that to beat a lookup per entity.
     private func loadStoredState() throws {
+        if changeset.scope == .complete || changeset.groups.count > Applier.bulkThreshold {
+            var stored: [String: StoredGroup] = [:]
+            let rows = try Row.fetchCursor(db, sql: "SELECT id, kind, health_center, name, record FROM access_group")
+            while let row = try rows.next() {
+                let group = StoredGroup(kind: row[1], healthCenter: row[2], name: row[3], record: row[4])
+                stored[row[0]] = group
+                groupNames[group.healthCenter + "\u{0}" + group.name] = row[0]
+            }
+            storedGroups = stored
+        }
         let memberCount = changeset.groupMembers.values.reduce(0) { $0 + $1.count }
         if changeset.scope == .complete || changeset.users.count > Applier.bulkThreshold {
             var stored: [String: StoredUser] = [:]
@@ -180,7 +209,7 @@ final class Applier {
 
     /// The spelling stored for a user's code, or nil for an unknown user.
     private func storedCode(_ key: String) throws -> String? {
-        if let storedUsers, let user = storedUsers[key] { return changesetUser(key)?.code.rawValue ?? user.code }
+        if let storedUsers, let user = storedUsers[key] { return changesetCode(key) ?? user.code }
         return try fetchString("SELECT user_code FROM user_account WHERE user_code_key = ?", [key])
     }
 
@@ -309,9 +338,17 @@ final class Applier {
     private func upsert(_ group: Group) throws {
         let entity = "Group '\(group.name)'"
         try requireHealthCenter(group.healthCenter, for: entity)
-        if let stored = try Row.fetchOne(db.cachedStatement(sql: "SELECT kind, health_center FROM access_group WHERE id = ?"), arguments: [group.id.rawValue]) {
-            let kindName: String = stored[0]
-            let hc: String = stored[1]
+        let storedGroup: StoredGroup?
+        if let storedGroups {
+            storedGroup = storedGroups[group.id.rawValue]
+        } else if let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT kind, health_center, name, record FROM access_group WHERE id = ?"), arguments: [group.id.rawValue]) {
+            storedGroup = StoredGroup(kind: row[0], healthCenter: row[1], name: row[2], record: row[3])
+        } else {
+            storedGroup = nil
+        }
+        if let storedGroup {
+            let kindName = storedGroup.kind
+            let hc = storedGroup.healthCenter
             do {
                 try Group.checkTransition(
                     name: group.name, fromKind: GroupKind(rawValue: kindName) ?? group.kind, toKind: group.kind,
@@ -339,35 +376,50 @@ final class Applier {
                 }
             }
         }
-        if let holder = try fetchString("SELECT id FROM access_group WHERE health_center = ? AND name = ? AND id <> ?", [group.healthCenter.rawValue, group.name, group.id.rawValue]),
+        let nameHolder: String?
+        if storedGroups != nil {
+            nameHolder = groupNames[group.healthCenter.rawValue + "\u{0}" + group.name].flatMap { $0 == group.id.rawValue ? nil : $0 }
+        } else {
+            nameHolder = try fetchString("SELECT id FROM access_group WHERE health_center = ? AND name = ? AND id <> ?", [group.healthCenter.rawValue, group.name, group.id.rawValue])
+        }
+        if let holder = nameHolder,
            groups[GroupID(holder)] == nil || groups[GroupID(holder)]?.name == group.name {
             throw MirrorError.invalid(.duplicateGroupName(name: group.name, healthCenter: group.healthCenter, groups: [GroupID(holder), group.id]))
         }
 
         let record = Canonical.record(group)
         let id = group.id.rawValue
-        let result = try upsertRecord(entity: "group", key: id, record: record, source: group.directoryDN,
-                                      lookup: "SELECT record FROM access_group WHERE id = ?") {
-            try db.cachedStatement(sql: """
+        let before = storedGroup?.record
+        let result: (changed: Bool, before: String?) = (before != record, before)
+        if result.changed {
+            try prepared(&groupStatement, """
                 INSERT INTO access_group (id, name, kind, health_center, scheduling_ability, auto_add_new_providers, directory_dn, record)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, scheduling_ability = excluded.scheduling_ability,
                   auto_add_new_providers = excluded.auto_add_new_providers, directory_dn = excluded.directory_dn, record = excluded.record
-                """).execute(arguments: [id, group.name, group.kind.rawValue, group.healthCenter.rawValue, group.schedulingAbility,
-                                         group.autoAddNewProviders, group.directoryDN, record])
-            try db.cachedStatement(sql: "DELETE FROM group_care_venue WHERE group_id = ?").execute(arguments: [id])
-            try db.cachedStatement(sql: "DELETE FROM group_module WHERE group_id = ?").execute(arguments: [id])
-            let venue = try db.cachedStatement(sql: "INSERT INTO group_care_venue (group_id, care_venue) VALUES (?, ?)")
-            for v in group.careVenues.sorted() { try venue.execute(arguments: [id, v.rawValue]) }
-            let module = try db.cachedStatement(sql: "INSERT INTO group_module (group_id, module, privacy, default_privilege) VALUES (?, ?, ?, ?)")
-            let target = try db.cachedStatement(sql: group.kind == .provider
-                ? "INSERT INTO group_provider_grant (group_id, module, provider, privilege, privacy_override) VALUES (?, ?, ?, ?, ?)"
-                : "INSERT INTO group_pool_grant (group_id, module, pool, privilege, privacy_override) VALUES (?, ?, ?, ?, ?)")
+                """).execute(id, group.name, group.kind.rawValue, group.healthCenter.rawValue, group.schedulingAbility,
+                             group.autoAddNewProviders, group.directoryDN, record)
+            if storedGroup != nil {
+                try db.cachedStatement(sql: "DELETE FROM group_care_venue WHERE group_id = ?").execute(arguments: [id])
+                try db.cachedStatement(sql: "DELETE FROM group_module WHERE group_id = ?").execute(arguments: [id])
+            }
+            let venue = try prepared(&groupVenueStatement, "INSERT INTO group_care_venue (group_id, care_venue) VALUES (?, ?)")
+            for v in group.careVenues.sorted() { try venue.execute(id, v.rawValue) }
+            let module = try prepared(&groupModuleStatement, "INSERT INTO group_module (group_id, module, privacy, default_privilege) VALUES (?, ?, ?, ?)")
+            let target = group.kind == .provider
+                ? try prepared(&groupProviderGrantStatement, "INSERT INTO group_provider_grant (group_id, module, provider, privilege, privacy_override) VALUES (?, ?, ?, ?, ?)")
+                : try prepared(&groupPoolGrantStatement, "INSERT INTO group_pool_grant (group_id, module, pool, privilege, privacy_override) VALUES (?, ?, ?, ?, ?)")
             for (m, grant) in group.modules.sorted(by: { $0.key < $1.key }) {
-                try module.execute(arguments: [id, m.rawValue, grant.privacy.rawValue, grant.defaultPrivilege.rawValue])
+                try module.execute(id, m.rawValue, grant.privacy.rawValue, grant.defaultPrivilege.rawValue)
                 for (t, entry) in grant.targets.sorted(by: { $0.key < $1.key }) {
-                    try target.execute(arguments: [id, m.rawValue, t, entry.privilege.rawValue, entry.privacyOverride?.rawValue])
+                    try target.execute(id, m.rawValue, t, entry.privilege.rawValue, entry.privacyOverride?.rawValue)
                 }
+            }
+            try w.audit(before == nil ? "group.created" : "group.updated", "group", id, before: before, after: record, source: group.directoryDN)
+            if storedGroups != nil {
+                if let storedGroup { groupNames[storedGroup.healthCenter + "\u{0}" + storedGroup.name] = nil }
+                storedGroups![id] = StoredGroup(kind: group.kind.rawValue, healthCenter: group.healthCenter.rawValue, name: group.name, record: record)
+                groupNames[group.healthCenter.rawValue + "\u{0}" + group.name] = id
             }
         }
         if result.changed, result.before != nil {
@@ -556,7 +608,7 @@ final class Applier {
         try prepared(&addMemberStatement, "INSERT INTO group_membership (group_id, user_code_key) VALUES (?, ?) ON CONFLICT DO NOTHING")
             .execute(group.rawValue, user.key)
         guard db.changesCount > 0 else { return false }
-        let code = changesetUser(user.key)?.code.rawValue ?? user.rawValue
+        let code = changesetCode(user.key) ?? user.rawValue
         try w.audit("membership.added", "membership", group.rawValue + "/" + code, before: nil, after: group.rawValue, source: nil)
         try w.event("membership.added", user: code, group: group.rawValue)
         w.markAccessChanged(key: user.key, code: code)
@@ -572,7 +624,7 @@ final class Applier {
         }
         pendingMembers.append((group.rawValue, user.key))
         if pendingMembers.count == Applier.pairBatch { try flushNewMembers() }
-        let code = changesetUser(user.key)?.code.rawValue ?? user.rawValue
+        let code = changesetCode(user.key) ?? user.rawValue
         try w.audit("membership.added", "membership", group.rawValue + "/" + code, before: nil, after: group.rawValue, source: nil)
         try w.event("membership.added", user: code, group: group.rawValue)
         w.markAccessChanged(key: user.key, code: code)
@@ -611,7 +663,7 @@ final class Applier {
                 throw MirrorError.invalid(.unknownReference(entity: "Role '\(role)'", refersTo: "holder '\(code)'"))
             }
             try db.cachedStatement(sql: "INSERT INTO role_membership (role, user_code_key) VALUES (?, ?)").execute(arguments: [role.rawValue, key])
-            let name = changesetUser(key)?.code.rawValue ?? code.rawValue
+            let name = changesetCode(key) ?? code.rawValue
             try w.audit("role.assigned", "role_assignment", "\(role.rawValue)/\(name)", before: nil, after: role.rawValue, source: nil)
             try w.event("role.assigned", user: name, detail: role.rawValue)
             w.markAccessChanged(key: key, code: name)
@@ -632,6 +684,9 @@ final class Applier {
         let members = try String.fetchAll(db.cachedStatement(sql: "SELECT user_code_key FROM group_membership WHERE group_id = ? ORDER BY user_code_key"), arguments: [id.rawValue])
         for key in members { try removeMember(UserCode(key), from: id) }
         try db.execute(sql: "DELETE FROM access_group WHERE id = ?", arguments: [id.rawValue])
+        if let stored = storedGroups?.removeValue(forKey: id.rawValue) {
+            groupNames[stored.healthCenter + "\u{0}" + stored.name] = nil
+        }
         try w.audit("group.removed", "group", id.rawValue, before: before, after: nil, source: nil)
     }
 

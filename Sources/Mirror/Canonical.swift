@@ -99,10 +99,12 @@ struct JSONObject {
     /// everything else (non-ASCII too) as is.
     static func quote(_ value: String, into bytes: inout [UInt8]) {
         bytes.append(0x22)
-        let utf8 = value.utf8
-        if !utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
-            bytes.append(contentsOf: utf8)
-        } else {
+        var value = value
+        value.withUTF8 { utf8 in
+            if !utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
+                bytes.append(contentsOf: utf8)
+                return
+            }
             // Only ASCII bytes need escaping, and UTF-8 never uses them inside a multi-byte character.
             for byte in utf8 {
                 switch byte {

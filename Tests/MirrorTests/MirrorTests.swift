@@ -273,6 +273,38 @@ enum Sample {
     }
 }
 
+/// A complete changeset reads the stored groups in one pass (the bulk path): the same checks and
+/// audit rows as one lookup per group.
+@Suite struct MirrorBulkGroupTests {
+    @Test func aCompleteChangesetChecksAndAuditsGroupsLikeAPartialOne() throws {
+        let mirror = try makeMirror()
+        let first = try mirror.apply(Sample.changeset(scope: .complete), actor: .system)
+        var moved = Sample.changeset(scope: .complete)
+        moved.groups[0] = try Group(id: "g-grey", name: "Grey office", kind: .provider, healthCenter: "HC2", careVenues: ["HC2-MAIN"])
+        let error = #expect(throws: MirrorError.self) { try mirror.apply(moved, actor: .system) }
+        #expect(error?.description == "Group 'Grey office' cannot move from health center HC1 to HC2: a group's health center never changes.")
+
+        var clash = Sample.changeset(scope: .complete)
+        let ro = clash.groups.firstIndex { $0.id == "g-ro" }!
+        clash.groups[ro] = try Group(id: "g-other", name: "Grey office", kind: .provider, healthCenter: "HC1", careVenues: ["HC1-OR1"])
+        clash.groupMembers["g-ro"] = nil
+        #expect(throws: MirrorError.self) { try mirror.apply(clash, actor: .system) }
+
+        var renamed = Sample.changeset(scope: .complete)
+        let grey = renamed.groups.firstIndex { $0.id == "g-grey" }!
+        renamed.groups[grey] = try Group(
+            id: "g-grey", name: "Grey office (renamed)", kind: .provider, healthCenter: "HC1", careVenues: ["HC1-OR1"],
+            modules: Sample.greyOffice.modules)
+        let summary = try mirror.apply(renamed, actor: .system)
+        #expect(summary.counts["group.updated"] == 1)
+        let created = first.changes.first { $0.action == "group.created" && $0.entityKey == "g-grey" }
+        #expect(summary.changes.first { $0.action == "group.updated" }?.before == created?.after)
+        #expect(try mirror.apply(renamed, actor: .system).isEmpty)
+        #expect(try mirror.snapshot().groups["g-grey"]?.name == "Grey office (renamed)")
+        #expect(try mirror.verifyAuditLog() == nil)
+    }
+}
+
 @Suite struct MirrorFastPathTests {
     @Test func aLocalLockIsNotClearedByTheDirectory() throws {
         let mirror = try makeMirror()
