@@ -65,7 +65,10 @@ func buildChangeset() throws -> Changeset {
 }
 
 let directory = FileManager.default.temporaryDirectory.appendingPathComponent("roster-bench-\(UUID().uuidString)")
-defer { try? FileManager.default.removeItem(at: directory) }
+// ROSTER_BENCH_KEEP=1 keeps the database for a look (e.g. sqlite3's dbstat); its path is printed.
+let keep = ProcessInfo.processInfo.environment["ROSTER_BENCH_KEEP"] != nil
+defer { if !keep { try? FileManager.default.removeItem(at: directory) } }
+if keep { print("database: \(directory.path)/mirror.sqlite") }
 let mirror = try Mirror(path: directory.appendingPathComponent("mirror.sqlite").path)
 
 var changeset: Changeset!
@@ -74,6 +77,9 @@ let membershipCount = changeset.groupMembers.values.reduce(0) { $0 + $1.count }
 
 var first: ApplySummary!
 let applyTime = try seconds { first = try mirror.apply(changeset, actor: .directory("ldap://bench")) }
+func fileSize(_ path: String) -> Int { (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0 }
+let databaseBytes = fileSize(mirror.path)
+let walBytes = fileSize(mirror.path + "-wal")
 var second: ApplySummary!
 let reapplyTime = try seconds { second = try mirror.apply(changeset, actor: .directory("ldap://bench")) }
 
@@ -109,4 +115,4 @@ print("| lock one user (fast path, own transaction)      | \(ms(lockTime)) |    
 print("| effective access of one user, median           | \(ms(readTimes[samples / 2])) | < 1 ms  |")
 print("| effective access of one user, p99              | \(ms(readTimes[samples * 99 / 100])) |         |")
 print("| verify audit chain (\(try mirror.auditRowCount()) rows, ok: \(chainOK))    | \(ms(verifyTime)) |         |")
-print("(average \(grantCount / samples) grants per user read)")
+print("(average \(grantCount / samples) grants per user read; after the first apply the database was \(databaseBytes / 1_000_000) MB, its WAL \(walBytes / 1_000_000) MB)")

@@ -14,12 +14,14 @@ final class Applier {
     private let pools: [PoolID: Pool]
     private let groups: [GroupID: Group]
     private let roles: [RoleName: Role]
-    private let users: [String: User]
+    /// The changeset's users by key: their index in `changeset.users` (no copies of the users).
+    private let users: [String: Int]
 
     /// A stored user, as the diff needs it.
     struct StoredUser {
         var code: String
-        var record: String
+        /// ``Canonical/fingerprint(_:)-(String)`` of the user's record; nil only if never computed.
+        var fingerprint: Int64?
         var state: AccountState
     }
 
@@ -31,11 +33,42 @@ final class Applier {
     /// Every stored membership (group id -> user keys), read once at the start, when the changeset is large.
     private var storedMembers: [String: Set<String>]?
 
+    /// A stored group, as the diff needs it.
+    struct StoredGroup {
+        var kind: String
+        var healthCenter: String
+        var name: String
+        var record: String
+    }
+    /// Every stored group by id, read once at the start when the changeset has many groups, and
+    /// kept up to date as groups are written; `groupNames` maps health center + name to the id.
+    private var storedGroups: [String: StoredGroup]?
+    private var groupNames: [String: String] = [:]
+
     private var userStatement: RowStatement?
     private var userHealthCenterStatement: RowStatement?
     private var clearUserHealthCentersStatement: RowStatement?
     private var addMemberStatement: RowStatement?
     private var removeMemberStatement: RowStatement?
+    private var groupStatement: RowStatement?
+    private var groupVenueStatement: RowStatement?
+    private var groupModuleStatement: RowStatement?
+    private var groupProviderGrantStatement: RowStatement?
+    private var groupPoolGrantStatement: RowStatement?
+
+    /// Rows per multi-row INSERT of new users, their health centers and new memberships.
+    static let userBatch = 16
+    static let pairBatch = 64
+    /// The bytes of the user record being built; kept to reuse its storage.
+    private var recordBuffer: [UInt8] = []
+    /// New users (index in `changeset.users`, fingerprint) not yet inserted; see ``flushNewUsers()``.
+    private var pendingUsers: [(index: Int, fingerprint: Int64)] = []
+    private var pendingUserHealthCenters: [(key: String, healthCenter: String)] = []
+    /// New memberships (group id, user key) not yet inserted; see ``flushNewMembers()``.
+    private var pendingMembers: [(group: String, key: String)] = []
+    private var userStatements: [Int: RowStatement] = [:]
+    private var userHealthCenterStatements: [Int: RowStatement] = [:]
+    private var memberStatements: [Int: RowStatement] = [:]
 
     init(writer: ChangeWriter, changeset: Changeset) {
         db = writer.db
@@ -47,7 +80,16 @@ final class Applier {
         pools = Dictionary(changeset.pools.map { ($0.id, $0) }, uniquingKeysWith: { _, b in b })
         groups = Dictionary(changeset.groups.map { ($0.id, $0) }, uniquingKeysWith: { _, b in b })
         roles = Dictionary(changeset.roles.map { ($0.id, $0) }, uniquingKeysWith: { _, b in b })
-        users = Dictionary(changeset.users.map { ($0.code.key, $0) }, uniquingKeysWith: { _, b in b })
+        var users: [String: Int] = [:]
+        users.reserveCapacity(changeset.users.count)
+        for (index, user) in changeset.users.enumerated() { users[user.code.key] = index }
+        self.users = users
+    }
+
+    /// The spelling the changeset gives a user's code, if it lists the user.
+    private func changesetCode(_ key: String) -> String? {
+        guard let index = users[key] else { return nil }
+        return changeset.users[index].code.rawValue
     }
 
     func run() throws {
@@ -60,6 +102,7 @@ final class Applier {
         try checkGroupNames()
         for group in changeset.groups { try upsert(group) }
         for user in changeset.users { try upsert(user) }
+        try flushNewUsers()
 
         var members = changeset.groupMembers
         var holders = changeset.roleHolders
@@ -68,6 +111,7 @@ final class Applier {
             for role in changeset.roles where holders[role.id] == nil { holders[role.id] = [] }
         }
         for (group, users) in members.sorted(by: { $0.key < $1.key }) { try setMembers(of: group, to: users) }
+        try flushNewMembers()
         for (role, users) in holders.sorted(by: { $0.key < $1.key }) { try setHolders(of: role, to: users) }
         for group in changeset.removedGroups { try removeGroup(group) }
         if changeset.scope == .complete { try removeUnlisted() }
@@ -77,18 +121,28 @@ final class Applier {
     /// Reads the stored users and memberships in one pass each, if the changeset is large
     /// enough for that to beat a lookup per entity.
     private func loadStoredState() throws {
+        if changeset.scope == .complete || changeset.groups.count > Applier.bulkThreshold {
+            var stored: [String: StoredGroup] = [:]
+            let rows = try Row.fetchCursor(db, sql: "SELECT id, kind, health_center, name, record FROM access_group")
+            while let row = try rows.next() {
+                let group = StoredGroup(kind: row[1], healthCenter: row[2], name: row[3], record: row[4])
+                stored[row[0]] = group
+                groupNames[group.healthCenter + "\u{0}" + group.name] = row[0]
+            }
+            storedGroups = stored
+        }
         let memberCount = changeset.groupMembers.values.reduce(0) { $0 + $1.count }
         if changeset.scope == .complete || changeset.users.count > Applier.bulkThreshold {
             var stored: [String: StoredUser] = [:]
             stored.reserveCapacity(changeset.users.count)
             let rows = try Row.fetchCursor(db, sql: """
-                SELECT user_code_key, user_code, record, locked_by_directory, locked_locally, inactive_by_directory,
+                SELECT user_code_key, user_code, fingerprint, locked_by_directory, locked_locally, inactive_by_directory,
                   inactive_locally, state_reason
                 FROM user_account
                 """)
             while let row = try rows.next() {
                 stored[row[0]] = StoredUser(
-                    code: row[1], record: row[2],
+                    code: row[1], fingerprint: row[2],
                     state: AccountState(lockedByDirectory: row[3], lockedLocally: row[4], inactiveByDirectory: row[5], inactiveLocally: row[6], reason: row[7]))
             }
             storedUsers = stored
@@ -145,17 +199,17 @@ final class Applier {
     private func storedUser(_ key: String) throws -> StoredUser? {
         if let storedUsers { return storedUsers[key] }
         guard let row = try Row.fetchOne(db.cachedStatement(sql: """
-            SELECT user_code, record, locked_by_directory, locked_locally, inactive_by_directory, inactive_locally, state_reason
+            SELECT user_code, fingerprint, locked_by_directory, locked_locally, inactive_by_directory, inactive_locally, state_reason
             FROM user_account WHERE user_code_key = ?
             """), arguments: [key]) else { return nil }
         return StoredUser(
-            code: row[0], record: row[1],
+            code: row[0], fingerprint: row[1],
             state: AccountState(lockedByDirectory: row[2], lockedLocally: row[3], inactiveByDirectory: row[4], inactiveLocally: row[5], reason: row[6]))
     }
 
     /// The spelling stored for a user's code, or nil for an unknown user.
     private func storedCode(_ key: String) throws -> String? {
-        if let storedUsers, let user = storedUsers[key] { return users[key]?.code.rawValue ?? user.code }
+        if let storedUsers, let user = storedUsers[key] { return changesetCode(key) ?? user.code }
         return try fetchString("SELECT user_code FROM user_account WHERE user_code_key = ?", [key])
     }
 
@@ -284,9 +338,17 @@ final class Applier {
     private func upsert(_ group: Group) throws {
         let entity = "Group '\(group.name)'"
         try requireHealthCenter(group.healthCenter, for: entity)
-        if let stored = try Row.fetchOne(db.cachedStatement(sql: "SELECT kind, health_center FROM access_group WHERE id = ?"), arguments: [group.id.rawValue]) {
-            let kindName: String = stored[0]
-            let hc: String = stored[1]
+        let storedGroup: StoredGroup?
+        if let storedGroups {
+            storedGroup = storedGroups[group.id.rawValue]
+        } else if let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT kind, health_center, name, record FROM access_group WHERE id = ?"), arguments: [group.id.rawValue]) {
+            storedGroup = StoredGroup(kind: row[0], healthCenter: row[1], name: row[2], record: row[3])
+        } else {
+            storedGroup = nil
+        }
+        if let storedGroup {
+            let kindName = storedGroup.kind
+            let hc = storedGroup.healthCenter
             do {
                 try Group.checkTransition(
                     name: group.name, fromKind: GroupKind(rawValue: kindName) ?? group.kind, toKind: group.kind,
@@ -314,35 +376,50 @@ final class Applier {
                 }
             }
         }
-        if let holder = try fetchString("SELECT id FROM access_group WHERE health_center = ? AND name = ? AND id <> ?", [group.healthCenter.rawValue, group.name, group.id.rawValue]),
+        let nameHolder: String?
+        if storedGroups != nil {
+            nameHolder = groupNames[group.healthCenter.rawValue + "\u{0}" + group.name].flatMap { $0 == group.id.rawValue ? nil : $0 }
+        } else {
+            nameHolder = try fetchString("SELECT id FROM access_group WHERE health_center = ? AND name = ? AND id <> ?", [group.healthCenter.rawValue, group.name, group.id.rawValue])
+        }
+        if let holder = nameHolder,
            groups[GroupID(holder)] == nil || groups[GroupID(holder)]?.name == group.name {
             throw MirrorError.invalid(.duplicateGroupName(name: group.name, healthCenter: group.healthCenter, groups: [GroupID(holder), group.id]))
         }
 
         let record = Canonical.record(group)
         let id = group.id.rawValue
-        let result = try upsertRecord(entity: "group", key: id, record: record, source: group.directoryDN,
-                                      lookup: "SELECT record FROM access_group WHERE id = ?") {
-            try db.cachedStatement(sql: """
+        let before = storedGroup?.record
+        let result: (changed: Bool, before: String?) = (before != record, before)
+        if result.changed {
+            try prepared(&groupStatement, """
                 INSERT INTO access_group (id, name, kind, health_center, scheduling_ability, auto_add_new_providers, directory_dn, record)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, scheduling_ability = excluded.scheduling_ability,
                   auto_add_new_providers = excluded.auto_add_new_providers, directory_dn = excluded.directory_dn, record = excluded.record
-                """).execute(arguments: [id, group.name, group.kind.rawValue, group.healthCenter.rawValue, group.schedulingAbility,
-                                         group.autoAddNewProviders, group.directoryDN, record])
-            try db.cachedStatement(sql: "DELETE FROM group_care_venue WHERE group_id = ?").execute(arguments: [id])
-            try db.cachedStatement(sql: "DELETE FROM group_module WHERE group_id = ?").execute(arguments: [id])
-            let venue = try db.cachedStatement(sql: "INSERT INTO group_care_venue (group_id, care_venue) VALUES (?, ?)")
-            for v in group.careVenues.sorted() { try venue.execute(arguments: [id, v.rawValue]) }
-            let module = try db.cachedStatement(sql: "INSERT INTO group_module (group_id, module, privacy, default_privilege) VALUES (?, ?, ?, ?)")
-            let target = try db.cachedStatement(sql: group.kind == .provider
-                ? "INSERT INTO group_provider_grant (group_id, module, provider, privilege, privacy_override) VALUES (?, ?, ?, ?, ?)"
-                : "INSERT INTO group_pool_grant (group_id, module, pool, privilege, privacy_override) VALUES (?, ?, ?, ?, ?)")
+                """).execute(id, group.name, group.kind.rawValue, group.healthCenter.rawValue, group.schedulingAbility,
+                             group.autoAddNewProviders, group.directoryDN, record)
+            if storedGroup != nil {
+                try db.cachedStatement(sql: "DELETE FROM group_care_venue WHERE group_id = ?").execute(arguments: [id])
+                try db.cachedStatement(sql: "DELETE FROM group_module WHERE group_id = ?").execute(arguments: [id])
+            }
+            let venue = try prepared(&groupVenueStatement, "INSERT INTO group_care_venue (group_id, care_venue) VALUES (?, ?)")
+            for v in group.careVenues.sorted() { try venue.execute(id, v.rawValue) }
+            let module = try prepared(&groupModuleStatement, "INSERT INTO group_module (group_id, module, privacy, default_privilege) VALUES (?, ?, ?, ?)")
+            let target = group.kind == .provider
+                ? try prepared(&groupProviderGrantStatement, "INSERT INTO group_provider_grant (group_id, module, provider, privilege, privacy_override) VALUES (?, ?, ?, ?, ?)")
+                : try prepared(&groupPoolGrantStatement, "INSERT INTO group_pool_grant (group_id, module, pool, privilege, privacy_override) VALUES (?, ?, ?, ?, ?)")
             for (m, grant) in group.modules.sorted(by: { $0.key < $1.key }) {
-                try module.execute(arguments: [id, m.rawValue, grant.privacy.rawValue, grant.defaultPrivilege.rawValue])
+                try module.execute(id, m.rawValue, grant.privacy.rawValue, grant.defaultPrivilege.rawValue)
                 for (t, entry) in grant.targets.sorted(by: { $0.key < $1.key }) {
-                    try target.execute(arguments: [id, m.rawValue, t, entry.privilege.rawValue, entry.privacyOverride?.rawValue])
+                    try target.execute(id, m.rawValue, t, entry.privilege.rawValue, entry.privacyOverride?.rawValue)
                 }
+            }
+            try w.audit(before == nil ? "group.created" : "group.updated", "group", id, before: before, after: record, source: group.directoryDN)
+            if storedGroups != nil {
+                if let storedGroup { groupNames[storedGroup.healthCenter + "\u{0}" + storedGroup.name] = nil }
+                storedGroups![id] = StoredGroup(kind: group.kind.rawValue, healthCenter: group.healthCenter.rawValue, name: group.name, record: record)
+                groupNames[group.healthCenter.rawValue + "\u{0}" + group.name] = id
             }
         }
         if result.changed, result.before != nil {
@@ -359,49 +436,114 @@ final class Applier {
         }
         let key = user.code.key
         let stored = try storedUser(key)
-        let record = Canonical.record(user)
+        Canonical.write(user, into: &recordBuffer)
+        let fingerprint = recordBuffer.withUnsafeBytes { Canonical.fingerprint($0) }
         guard let stored else {
-            try insertUser(user, record: record, isNew: true)
+            let record = String(decoding: recordBuffer, as: UTF8.self)
+            pendingUsers.append((users[key]!, fingerprint))
+            for hc in user.healthCenters.sorted() { pendingUserHealthCenters.append((key, hc.rawValue)) }
+            if pendingUsers.count == Applier.userBatch { try flushNewUsers() }
             try w.audit("user.created", "user", user.code.rawValue, before: nil, after: record, source: user.directoryDN)
             if user.isBreakGlass { try w.event("break_glass.changed", user: user.code.rawValue, detail: "created") }
             return
         }
-        let before = stored.record
-        if before != record {
-            try insertUser(user, record: record, isNew: false)
-            try w.audit("user.updated", "user", user.code.rawValue, before: before, after: record, source: user.directoryDN)
-            if before.contains("\"break_glass\":true") || user.isBreakGlass {
-                try w.event("break_glass.changed", user: user.code.rawValue, detail: "updated")
+        if stored.fingerprint != fingerprint {
+            let before = try storedRecord(key)
+            let record = String(decoding: recordBuffer, as: UTF8.self)
+            if before != record {
+                try updateUser(user, fingerprint: fingerprint)
+                try w.audit("user.updated", "user", user.code.rawValue, before: before, after: record, source: user.directoryDN)
+                if before.contains("\"break_glass\":true") || user.isBreakGlass {
+                    try w.event("break_glass.changed", user: user.code.rawValue, detail: "updated")
+                }
+                w.markAccessChanged(key: key, code: user.code.rawValue)
+            } else {
+                // Same record, fingerprint never stored: store it, which changes nothing the application sees.
+                try db.cachedStatement(sql: "UPDATE user_account SET fingerprint = ? WHERE user_code_key = ?").execute(arguments: [fingerprint, key])
             }
-            w.markAccessChanged(key: key, code: user.code.rawValue)
         }
         try changeState(of: user.code, from: stored.state, to: user.state.keepingLocalFlags(of: stored.state), source: user.directoryDN)
     }
 
-    private func insertUser(_ user: User, record: String, isNew: Bool) throws {
+    /// A stored user's record, as the audit log's `before`: the `record` text of a row written
+    /// before migration v2, else rebuilt from the columns (the same text).
+    private func storedRecord(_ key: String) throws -> String {
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: """
+            SELECT record, user_code, directory_id, directory_dn, first_name, last_name, title, email, super_administrator,
+              auto_logout_minutes, default_workflow_view, default_patient_view, default_document_tab, break_glass, flags
+            FROM user_account WHERE user_code_key = ?
+            """), arguments: [key]) else { throw MirrorError.unknownUser(UserCode(key)) }
+        let record: String = row[0]
+        if !record.isEmpty { return record }
+        let healthCenters = try String.fetchAll(db.cachedStatement(sql: "SELECT health_center FROM user_health_center WHERE user_code_key = ?"), arguments: [key])
+        return Canonical.userRecord(
+            code: row[1], directoryID: row[2], directoryDN: row[3], firstName: row[4], lastName: row[5], title: row[6], email: row[7],
+            healthCenters: healthCenters, superAdministrator: row[8], autoLogoutMinutes: row[9], workflow: row[10], patient: row[11],
+            documentTab: row[12], breakGlass: row[13], flags: row[14])
+    }
+
+    private static let userColumns = """
+        user_code_key, user_code, directory_id, directory_dn, display_name, first_name, last_name,
+          title, email, super_administrator, active, locked, locked_by_directory, locked_locally, inactive_by_directory,
+          inactive_locally, state_reason, state_source, auto_logout_minutes, default_workflow_view, default_patient_view,
+          default_document_tab, break_glass, flags, record, fingerprint
+        """
+
+    /// Binds one user_account row, in ``userColumns`` order; `record` is stored empty (see migration v2).
+    private static func bindUser(_ user: User, fingerprint: Int64, _ b: inout RowStatement.Binder) {
         let state = user.state
-        try prepared(&userStatement, """
-            INSERT INTO user_account (user_code_key, user_code, directory_id, directory_dn, display_name, first_name, last_name,
-              title, email, super_administrator, active, locked, locked_by_directory, locked_locally, inactive_by_directory,
-              inactive_locally, state_reason, state_source, auto_logout_minutes, default_workflow_view, default_patient_view,
-              default_document_tab, break_glass, flags, record)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT (user_code_key) DO UPDATE SET user_code = excluded.user_code, directory_id = excluded.directory_id,
-              directory_dn = excluded.directory_dn, display_name = excluded.display_name, first_name = excluded.first_name,
-              last_name = excluded.last_name, title = excluded.title, email = excluded.email,
-              super_administrator = excluded.super_administrator, auto_logout_minutes = excluded.auto_logout_minutes,
-              default_workflow_view = excluded.default_workflow_view, default_patient_view = excluded.default_patient_view,
-              default_document_tab = excluded.default_document_tab, break_glass = excluded.break_glass, flags = excluded.flags,
-              record = excluded.record
-            """).execute(
-                user.code.key, user.code.rawValue, user.directoryID, user.directoryDN, user.displayName, user.firstName, user.lastName,
-                user.title, user.email, user.isSuperAdministrator, state.isActive, state.isLocked, state.lockedByDirectory,
-                state.lockedLocally, state.inactiveByDirectory, state.inactiveLocally, state.reason, state.source?.rawValue,
-                user.autoLogoutMinutes, user.defaultViews.workflow, user.defaultViews.patient, user.defaultViews.documentTab,
-                user.isBreakGlass, Canonical.flags(user.flags), record)
-        if !isNew {
-            try prepared(&clearUserHealthCentersStatement, "DELETE FROM user_health_center WHERE user_code_key = ?").execute(user.code.key)
+        b.bind(user.code.key); b.bind(user.code.rawValue); b.bind(user.directoryID); b.bind(user.directoryDN)
+        b.bind(user.displayName); b.bind(user.firstName); b.bind(user.lastName); b.bind(user.title); b.bind(user.email)
+        b.bind(user.isSuperAdministrator); b.bind(state.isActive); b.bind(state.isLocked); b.bind(state.lockedByDirectory)
+        b.bind(state.lockedLocally); b.bind(state.inactiveByDirectory); b.bind(state.inactiveLocally); b.bind(state.reason)
+        b.bind(state.source?.rawValue); b.bind(user.autoLogoutMinutes); b.bind(user.defaultViews.workflow)
+        b.bind(user.defaultViews.patient); b.bind(user.defaultViews.documentTab); b.bind(user.isBreakGlass)
+        b.bind(Canonical.flags(user.flags)); b.bind(""); b.bind(Int(fingerprint))
+    }
+
+    /// A multi-row statement `prefix VALUES (?, ...), ...` for `rows` rows, prepared once per size.
+    private func batchStatement(_ cache: inout [Int: RowStatement], rows: Int, columns: Int, _ prefix: String) throws -> RowStatement {
+        if let statement = cache[rows] { return statement }
+        let row = "(" + Array(repeating: "?", count: columns).joined(separator: ", ") + ")"
+        let statement = try RowStatement(db, sql: prefix + " VALUES " + Array(repeating: row, count: rows).joined(separator: ", "))
+        cache[rows] = statement
+        return statement
+    }
+
+    /// Inserts the new users queued so far, then their health centers, several rows per statement.
+    private func flushNewUsers() throws {
+        if !pendingUsers.isEmpty {
+            let statement = try batchStatement(&userStatements, rows: pendingUsers.count, columns: 26, "INSERT INTO user_account (\(Applier.userColumns))")
+            try statement.execute { b in
+                for (index, fingerprint) in pendingUsers { Applier.bindUser(changeset.users[index], fingerprint: fingerprint, &b) }
+            }
+            pendingUsers.removeAll(keepingCapacity: true)
         }
+        var start = 0
+        while start < pendingUserHealthCenters.count {
+            let end = min(start + Applier.pairBatch, pendingUserHealthCenters.count)
+            let statement = try batchStatement(&userHealthCenterStatements, rows: end - start, columns: 2, "INSERT INTO user_health_center (user_code_key, health_center)")
+            try statement.execute { b in
+                for (key, hc) in pendingUserHealthCenters[start..<end] { b.bind(key); b.bind(hc) }
+            }
+            start = end
+        }
+        pendingUserHealthCenters.removeAll(keepingCapacity: true)
+    }
+
+    /// Rewrites a stored user's fields and health centers (not the account state: ``changeState(of:from:to:source:)``).
+    private func updateUser(_ user: User, fingerprint: Int64) throws {
+        try prepared(&userStatement, """
+            UPDATE user_account SET user_code = ?, directory_id = ?, directory_dn = ?, display_name = ?, first_name = ?,
+              last_name = ?, title = ?, email = ?, super_administrator = ?, auto_logout_minutes = ?, default_workflow_view = ?,
+              default_patient_view = ?, default_document_tab = ?, break_glass = ?, flags = ?, record = '', fingerprint = ?
+            WHERE user_code_key = ?
+            """).execute(
+                user.code.rawValue, user.directoryID, user.directoryDN, user.displayName, user.firstName, user.lastName,
+                user.title, user.email, user.isSuperAdministrator, user.autoLogoutMinutes, user.defaultViews.workflow,
+                user.defaultViews.patient, user.defaultViews.documentTab, user.isBreakGlass, Canonical.flags(user.flags),
+                Int(fingerprint), user.code.key)
+        try prepared(&clearUserHealthCentersStatement, "DELETE FROM user_health_center WHERE user_code_key = ?").execute(user.code.key)
         let insert = try prepared(&userHealthCenterStatement, "INSERT INTO user_health_center (user_code_key, health_center) VALUES (?, ?)")
         for hc in user.healthCenters.sorted() { try insert.execute(user.code.key, hc.rawValue) }
     }
@@ -441,7 +583,12 @@ final class Applier {
         }
         // A set of codes holds each key once: codes are equal when their keys are.
         for code in desired.filter({ !stored.contains($0.key) }).sorted() {
-            try addMember(code, to: group, checked: false)
+            if storedMembers != nil {
+                // Every stored membership is known, so this one is new: queue it for a multi-row INSERT.
+                try queueNewMember(code, to: group)
+            } else {
+                try addMember(code, to: group, checked: false)
+            }
         }
         for key in stored.sorted() where !desired.contains(UserCode(key)) {
             try removeMember(UserCode(key), from: group)
@@ -461,11 +608,36 @@ final class Applier {
         try prepared(&addMemberStatement, "INSERT INTO group_membership (group_id, user_code_key) VALUES (?, ?) ON CONFLICT DO NOTHING")
             .execute(group.rawValue, user.key)
         guard db.changesCount > 0 else { return false }
-        let code = users[user.key]?.code.rawValue ?? user.rawValue
+        let code = changesetCode(user.key) ?? user.rawValue
         try w.audit("membership.added", "membership", group.rawValue + "/" + code, before: nil, after: group.rawValue, source: nil)
         try w.event("membership.added", user: code, group: group.rawValue)
         w.markAccessChanged(key: user.key, code: code)
         return true
+    }
+
+    /// Adds one membership known not to be stored, with its audit row and events; the row itself
+    /// is inserted by ``flushNewMembers()`` (before anything else reads or writes memberships).
+    private func queueNewMember(_ user: UserCode, to group: GroupID) throws {
+        guard try userExists(user) else {
+            let name = try groups[group]?.name ?? fetchString("SELECT name FROM access_group WHERE id = ?", [group.rawValue]) ?? group.rawValue
+            throw MirrorError.invalid(.unknownReference(entity: "Group '\(name)'", refersTo: "member '\(user)'"))
+        }
+        pendingMembers.append((group.rawValue, user.key))
+        if pendingMembers.count == Applier.pairBatch { try flushNewMembers() }
+        let code = changesetCode(user.key) ?? user.rawValue
+        try w.audit("membership.added", "membership", group.rawValue + "/" + code, before: nil, after: group.rawValue, source: nil)
+        try w.event("membership.added", user: code, group: group.rawValue)
+        w.markAccessChanged(key: user.key, code: code)
+    }
+
+    /// Inserts the memberships ``queueNewMember(_:to:)`` queued, several rows per statement.
+    private func flushNewMembers() throws {
+        guard !pendingMembers.isEmpty else { return }
+        let statement = try batchStatement(&memberStatements, rows: pendingMembers.count, columns: 2, "INSERT INTO group_membership (group_id, user_code_key)")
+        try statement.execute { b in
+            for (group, key) in pendingMembers { b.bind(group); b.bind(key) }
+        }
+        pendingMembers.removeAll(keepingCapacity: true)
     }
 
     /// Removes one membership with its audit row and events; false if there was none.
@@ -491,7 +663,7 @@ final class Applier {
                 throw MirrorError.invalid(.unknownReference(entity: "Role '\(role)'", refersTo: "holder '\(code)'"))
             }
             try db.cachedStatement(sql: "INSERT INTO role_membership (role, user_code_key) VALUES (?, ?)").execute(arguments: [role.rawValue, key])
-            let name = users[key]?.code.rawValue ?? code.rawValue
+            let name = changesetCode(key) ?? code.rawValue
             try w.audit("role.assigned", "role_assignment", "\(role.rawValue)/\(name)", before: nil, after: role.rawValue, source: nil)
             try w.event("role.assigned", user: name, detail: role.rawValue)
             w.markAccessChanged(key: key, code: name)
@@ -512,6 +684,9 @@ final class Applier {
         let members = try String.fetchAll(db.cachedStatement(sql: "SELECT user_code_key FROM group_membership WHERE group_id = ? ORDER BY user_code_key"), arguments: [id.rawValue])
         for key in members { try removeMember(UserCode(key), from: id) }
         try db.execute(sql: "DELETE FROM access_group WHERE id = ?", arguments: [id.rawValue])
+        if let stored = storedGroups?.removeValue(forKey: id.rawValue) {
+            groupNames[stored.healthCenter + "\u{0}" + stored.name] = nil
+        }
         try w.audit("group.removed", "group", id.rawValue, before: before, after: nil, source: nil)
     }
 

@@ -24,7 +24,8 @@ enum AuditChain {
         action: String, entityType: String, entityKey: String, before: String?, after: String?
     ) -> String {
         input.removeAll(keepingCapacity: true)
-        input.append(contentsOf: previous.utf8)
+        var previous = previous
+        previous.withUTF8 { input.append(contentsOf: $0) }
         append(at, to: &input)
         append(actorKind, to: &input)
         append(actor, to: &input)
@@ -40,11 +41,15 @@ enum AuditChain {
     @inline(__always)
     private static func append(_ field: String?, to input: inout [UInt8]) {
         input.append(0x7C)  // |
-        guard let field else {
+        guard var field else {
             input.append(0x2D)  // -
             return
         }
-        let utf8 = field.utf8
+        field.withUTF8 { utf8 in appendLengthPrefixed(utf8, to: &input) }
+    }
+
+    @inline(__always)
+    private static func appendLengthPrefixed(_ utf8: UnsafeBufferPointer<UInt8>, to input: inout [UInt8]) {
         var length = utf8.count
         // The length in decimal, most significant digit first.
         var divisor = 1

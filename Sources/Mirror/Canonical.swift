@@ -1,7 +1,8 @@
 import AccessModel
 
 /// Deterministic JSON for entities: fixed field order, sorted maps. Stored in each table's
-/// `record` column to tell whether anything changed, and written to the audit log as before/after.
+/// `record` column to tell whether anything changed (for users, only its fingerprint: see migration
+/// v2), and written to the audit log as before/after.
 ///
 /// Built as UTF-8 bytes in one buffer and turned into a `String` once: a bulk apply builds one
 /// record per entity (100k users), so string concatenation was a measurable part of it.
@@ -12,6 +13,41 @@ struct JSONObject {
     init() {
         bytes = [0x7B]  // {
         bytes.reserveCapacity(256)
+    }
+
+    /// An object written into `buffer`'s storage (emptied first), so that a loop over many
+    /// entities allocates nothing per entity: get the storage back with ``finish()``.
+    init(reusing buffer: consuming [UInt8]) {
+        bytes = buffer
+        bytes.removeAll(keepingCapacity: true)
+        bytes.append(0x7B)  // {
+    }
+
+    /// Closes the object and hands its bytes (the storage passed in, if any) back.
+    mutating func finish() -> [UInt8] {
+        bytes.append(0x7D)  // }
+        let out = bytes
+        bytes = []
+        return out
+    }
+
+    /// Opens a nested object named `name`; add its members, then ``closeObject()``.
+    mutating func openObject(_ name: String) {
+        key(name)
+        bytes.append(0x7B)  // {
+        first = true
+    }
+
+    /// Closes the object ``openObject(_:)`` opened.
+    mutating func closeObject() {
+        bytes.append(0x7D)  // }
+        first = false
+    }
+
+    /// Adds `json`, already valid JSON text, as the value of `name`.
+    mutating func add(_ name: String, json: String) {
+        key(name)
+        bytes.append(contentsOf: json.utf8)
     }
 
     private mutating func key(_ name: String) {
@@ -63,10 +99,12 @@ struct JSONObject {
     /// everything else (non-ASCII too) as is.
     static func quote(_ value: String, into bytes: inout [UInt8]) {
         bytes.append(0x22)
-        let utf8 = value.utf8
-        if !utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
-            bytes.append(contentsOf: utf8)
-        } else {
+        var value = value
+        value.withUTF8 { utf8 in
+            if !utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
+                bytes.append(contentsOf: utf8)
+                return
+            }
             // Only ASCII bytes need escaping, and UTF-8 never uses them inside a multi-byte character.
             for byte in utf8 {
                 switch byte {
@@ -168,23 +206,78 @@ enum Canonical {
 
     /// Everything about a user except their account state, which has its own columns and events.
     static func record(_ user: User) -> String {
+        var buffer: [UInt8] = []
+        write(user, into: &buffer)
+        return String(decoding: buffer, as: UTF8.self)
+    }
+
+    /// ``record(_:)-(User)`` as UTF-8 bytes in `buffer`'s storage (replacing what it held).
+    static func write(_ user: User, into buffer: inout [UInt8]) {
+        var o = JSONObject(reusing: buffer)
+        buffer = []
+        userFields(
+            &o, code: user.code.rawValue, directoryID: user.directoryID, directoryDN: user.directoryDN,
+            firstName: user.firstName, lastName: user.lastName, title: user.title, email: user.email,
+            healthCenters: user.healthCenters.count == 1 ? [user.healthCenters.first!.rawValue] : user.healthCenters.map(\.rawValue).sorted(),
+            superAdministrator: user.isSuperAdministrator, autoLogoutMinutes: user.autoLogoutMinutes,
+            workflow: user.defaultViews.workflow, patient: user.defaultViews.patient, documentTab: user.defaultViews.documentTab,
+            breakGlass: user.isBreakGlass)
+        o.openObject("flags")
+        for (name, value) in user.flags.sorted(by: { $0.key < $1.key }) { o.add(name, value) }
+        o.closeObject()
+        buffer = o.finish()
+    }
+
+    /// A user's record rebuilt from its stored columns (`flags` is the stored `flags` column,
+    /// which ``flags(_:)`` wrote): the same text ``record(_:)-(User)`` gave when it was stored.
+    static func userRecord(
+        code: String, directoryID: String?, directoryDN: String?, firstName: String, lastName: String, title: String?,
+        email: String?, healthCenters: [String], superAdministrator: Bool, autoLogoutMinutes: Int, workflow: String?,
+        patient: String?, documentTab: String?, breakGlass: Bool, flags: String
+    ) -> String {
         var o = JSONObject()
-        o.add("user_code", user.code.rawValue)
-        o.add("directory_id", user.directoryID)
-        o.add("directory_dn", user.directoryDN)
-        o.add("first_name", user.firstName)
-        o.add("last_name", user.lastName)
-        o.add("title", user.title)
-        o.add("email", user.email)
-        o.add("health_centers", strings: user.healthCenters.map(\.rawValue).sorted())
-        o.add("super_administrator", user.isSuperAdministrator)
-        o.add("auto_logout_minutes", user.autoLogoutMinutes)
-        o.add("default_workflow_view", user.defaultViews.workflow)
-        o.add("default_patient_view", user.defaultViews.patient)
-        o.add("default_document_tab", user.defaultViews.documentTab)
-        o.add("break_glass", user.isBreakGlass)
-        o.add("flags", object: flagsObject(user.flags))
+        userFields(
+            &o, code: code, directoryID: directoryID, directoryDN: directoryDN, firstName: firstName, lastName: lastName,
+            title: title, email: email, healthCenters: healthCenters.sorted(), superAdministrator: superAdministrator,
+            autoLogoutMinutes: autoLogoutMinutes, workflow: workflow, patient: patient, documentTab: documentTab, breakGlass: breakGlass)
+        o.add("flags", json: flags)
         return o.string
+    }
+
+    /// The record's fields before `flags`, in their fixed order.
+    private static func userFields(
+        _ o: inout JSONObject, code: String, directoryID: String?, directoryDN: String?, firstName: String, lastName: String,
+        title: String?, email: String?, healthCenters: [String], superAdministrator: Bool, autoLogoutMinutes: Int,
+        workflow: String?, patient: String?, documentTab: String?, breakGlass: Bool
+    ) {
+        o.add("user_code", code)
+        o.add("directory_id", directoryID)
+        o.add("directory_dn", directoryDN)
+        o.add("first_name", firstName)
+        o.add("last_name", lastName)
+        o.add("title", title)
+        o.add("email", email)
+        o.add("health_centers", strings: healthCenters)
+        o.add("super_administrator", superAdministrator)
+        o.add("auto_logout_minutes", autoLogoutMinutes)
+        o.add("default_workflow_view", workflow)
+        o.add("default_patient_view", patient)
+        o.add("default_document_tab", documentTab)
+        o.add("break_glass", breakGlass)
+    }
+
+    /// A 64-bit fingerprint of a record's bytes: the first 8 bytes of their SHA-256. Stored beside
+    /// an entity so that a re-apply compares 8 bytes instead of the whole record. A cryptographic
+    /// hash, because whoever edits the directory chooses the bytes: with a weak hash a crafted
+    /// change could match the stored fingerprint and go unwritten and unaudited.
+    static func fingerprint(_ bytes: UnsafeRawBufferPointer) -> Int64 {
+        let h = SHA256.hash(bytes)
+        return Int64(bitPattern: UInt64(h.0) << 32 | UInt64(h.1))
+    }
+
+    static func fingerprint(_ record: String) -> Int64 {
+        var record = record
+        return record.withUTF8 { fingerprint(UnsafeRawBufferPointer($0)) }
     }
 
     static func flags(_ flags: [String: Bool]) -> String {

@@ -15,6 +15,20 @@ enum Schema {
             }
             try db.execute(sql: v1Views)
         }
+        migrator.registerMigration("v2: user fingerprints") { db in
+            // A user's record is no longer stored in `record` (it repeated what the columns and
+            // the audit log's `after` hold): `fingerprint` says whether a re-apply changes the
+            // user, and the record is rebuilt from the columns when an update is audited. Rows
+            // written before keep their `record` text, and get its fingerprint here.
+            try db.execute(sql: "ALTER TABLE user_account ADD COLUMN fingerprint INTEGER")
+            let rows = try Row.fetchAll(db, sql: "SELECT user_code_key, record FROM user_account")
+            let update = try db.makeStatement(sql: "UPDATE user_account SET fingerprint = ? WHERE user_code_key = ?")
+            for row in rows {
+                let key: String = row[0]
+                let record: String = row[1]
+                try update.execute(arguments: [Canonical.fingerprint(record), key])
+            }
+        }
         return migrator
     }
 

@@ -197,6 +197,114 @@ enum Sample {
     }
 }
 
+/// Users are compared by fingerprint and their records rebuilt from the columns (migration v2):
+/// the audit log must read exactly as when the whole record was stored.
+@Suite struct MirrorUserRecordTests {
+    static func changed(_ user: User) -> User {
+        var user = user
+        user.title = "Charge nurse"
+        user.healthCenters = ["HC1", "HC2"]
+        user.flags["twain"] = false
+        user.flags["scanner"] = true
+        return user
+    }
+
+    @Test(arguments: [Changeset.Scope.partial, .complete])
+    func anUpdateAuditsTheStoredRecordAsBefore(scope: Changeset.Scope) throws {
+        let mirror = try makeMirror()
+        let first = try mirror.apply(Sample.changeset(scope: scope), actor: .system)
+        var next = Sample.changeset(scope: scope)
+        let index = next.users.firstIndex { $0.code == "rita" }!
+        next.users[index] = Self.changed(next.users[index])
+        let summary = try mirror.apply(next, actor: .system)
+        #expect(summary.counts == ["user.updated": 1])
+        let created = first.changes.first { $0.action == "user.created" && $0.entityKey == "rita" }
+        let updated = summary.changes.first { $0.action == "user.updated" }
+        #expect(updated?.before != nil && updated?.before == created?.after)
+        #expect(updated?.after == Canonical.record(next.users[index]))
+        // And the next update's `before` is this one's `after`.
+        next.users[index].email = "rita@elsewhere.test"
+        let third = try mirror.apply(next, actor: .system)
+        #expect(third.changes.map(\.before) == [updated?.after])
+        #expect(try mirror.apply(next, actor: .system).isEmpty)
+        #expect(try mirror.verifyAuditLog() == nil)
+    }
+
+    @Test func aRecordRebuiltFromColumnsIsTheRecord() throws {
+        let user = Self.changed(Sample.user("Rita", hcs: ["HC2", "HC1"]))
+        let rebuilt = Canonical.userRecord(
+            code: user.code.rawValue, directoryID: user.directoryID, directoryDN: user.directoryDN, firstName: user.firstName,
+            lastName: user.lastName, title: user.title, email: user.email, healthCenters: ["HC2", "HC1"],
+            superAdministrator: user.isSuperAdministrator, autoLogoutMinutes: user.autoLogoutMinutes,
+            workflow: user.defaultViews.workflow, patient: user.defaultViews.patient, documentTab: user.defaultViews.documentTab,
+            breakGlass: user.isBreakGlass, flags: Canonical.flags(user.flags))
+        #expect(rebuilt == Canonical.record(user))
+    }
+
+    /// A mirror written before v2 (the record in `record`, no fingerprint) migrates, re-applies
+    /// without changes, and audits its stored record as `before`.
+    @Test func aVersion1MirrorMigrates() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("roster-mirror-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let path = dir.appendingPathComponent("mirror.sqlite").path
+        let user = Sample.user("Rita")
+        let legacyRecord = Canonical.record(user)
+        let queue = try DatabaseQueue(path: path)
+        try Schema.migrator.migrate(queue, upTo: "v1: model, audit log, events, sync state")
+        try queue.write { db in
+            try db.execute(sql: "INSERT INTO health_center (code, name, record) VALUES ('HC1', 'General Hospital', ?)", arguments: [Canonical.record(Sample.hc1)])
+            try db.execute(sql: """
+                INSERT INTO user_account (user_code_key, user_code, directory_dn, display_name, first_name, last_name, email,
+                  super_administrator, active, locked, locked_by_directory, locked_locally, inactive_by_directory, inactive_locally,
+                  auto_logout_minutes, break_glass, flags, record)
+                VALUES ('rita', 'Rita', ?, ?, ?, ?, ?, 0, 1, 0, 0, 0, 0, 0, ?, 0, ?, ?)
+                """, arguments: [user.directoryDN, user.displayName, user.firstName, user.lastName, user.email, user.autoLogoutMinutes,
+                                 Canonical.flags(user.flags), legacyRecord])
+            try db.execute(sql: "INSERT INTO user_health_center (user_code_key, health_center) VALUES ('rita', 'HC1')")
+        }
+        try queue.close()
+        let mirror = try Mirror(path: path)
+        #expect(try mirror.apply(Changeset(healthCenters: [Sample.hc1], users: [user]), actor: .system).isEmpty)
+        var retitled = user
+        retitled.title = "Charge nurse"
+        let summary = try mirror.apply(Changeset(healthCenters: [Sample.hc1], users: [retitled]), actor: .system)
+        #expect(summary.changes.count == 1)
+        #expect(summary.changes.first?.before == legacyRecord)
+    }
+}
+
+/// A complete changeset reads the stored groups in one pass (the bulk path): the same checks and
+/// audit rows as one lookup per group.
+@Suite struct MirrorBulkGroupTests {
+    @Test func aCompleteChangesetChecksAndAuditsGroupsLikeAPartialOne() throws {
+        let mirror = try makeMirror()
+        let first = try mirror.apply(Sample.changeset(scope: .complete), actor: .system)
+        var moved = Sample.changeset(scope: .complete)
+        moved.groups[0] = try Group(id: "g-grey", name: "Grey office", kind: .provider, healthCenter: "HC2", careVenues: ["HC2-MAIN"])
+        let error = #expect(throws: MirrorError.self) { try mirror.apply(moved, actor: .system) }
+        #expect(error?.description == "Group 'Grey office' cannot move from health center HC1 to HC2: a group's health center never changes.")
+
+        var clash = Sample.changeset(scope: .complete)
+        let ro = clash.groups.firstIndex { $0.id == "g-ro" }!
+        clash.groups[ro] = try Group(id: "g-other", name: "Grey office", kind: .provider, healthCenter: "HC1", careVenues: ["HC1-OR1"])
+        clash.groupMembers["g-ro"] = nil
+        #expect(throws: MirrorError.self) { try mirror.apply(clash, actor: .system) }
+
+        var renamed = Sample.changeset(scope: .complete)
+        let grey = renamed.groups.firstIndex { $0.id == "g-grey" }!
+        renamed.groups[grey] = try Group(
+            id: "g-grey", name: "Grey office (renamed)", kind: .provider, healthCenter: "HC1", careVenues: ["HC1-OR1"],
+            modules: Sample.greyOffice.modules)
+        let summary = try mirror.apply(renamed, actor: .system)
+        #expect(summary.counts["group.updated"] == 1)
+        let created = first.changes.first { $0.action == "group.created" && $0.entityKey == "g-grey" }
+        #expect(summary.changes.first { $0.action == "group.updated" }?.before == created?.after)
+        #expect(try mirror.apply(renamed, actor: .system).isEmpty)
+        #expect(try mirror.snapshot().groups["g-grey"]?.name == "Grey office (renamed)")
+        #expect(try mirror.verifyAuditLog() == nil)
+    }
+}
+
 @Suite struct MirrorFastPathTests {
     @Test func aLocalLockIsNotClearedByTheDirectory() throws {
         let mirror = try makeMirror()
