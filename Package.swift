@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "LDAPKit", targets: ["LDAPKit"]),
         .library(name: "AccessModel", targets: ["AccessModel"]),
         .library(name: "Mirror", targets: ["Mirror"]),
+        .library(name: "RosterService", targets: ["RosterService"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -23,6 +24,14 @@ let package = Package(
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-async-algorithms", from: "1.1.4"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // Already built for Hummingbird; named for the types RosterService uses directly
+        // (HTTP field names, channels) and for RosterServiceTests' raw HTTP client.
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         // OpenLDAP's libldap/liblber, with a shim for what Swift cannot import.
@@ -71,6 +80,21 @@ let package = Package(
             dependencies: [
                 "LDAPKit", "AccessModel", "RosterConfig", "Mirror",
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The daemon's services: shared state, HTTP (health, metrics, read API, events), systemd.
+        .target(
+            name: "RosterService",
+            dependencies: [
+                "Mirror",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: strictSettings
         ),
@@ -139,6 +163,20 @@ let package = Package(
         .testTarget(
             name: "SyncTests",
             dependencies: ["Sync", "LDAPKit", "AccessModel", "RosterConfig"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "RosterServiceTests",
+            dependencies: [
+                "RosterService",
+                "Mirror",
+                "AccessModel",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(
