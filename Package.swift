@@ -87,6 +87,10 @@ let package = Package(
         .target(
             name: "RosterService",
             dependencies: [
+                "Sync",
+                "RosterConfig",
+                "LDAPKit",
+                "AccessModel",
                 "Mirror",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -106,8 +110,12 @@ let package = Package(
                 "Mirror",
                 "RosterConfig",
                 "Sync",
+                "RosterService",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: strictSettings
         ),

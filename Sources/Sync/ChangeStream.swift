@@ -4,6 +4,7 @@ import Foundation
 import LDAPKit
 import Mirror
 import RosterConfig
+import Synchronization
 
 /// What the change stream reports as it goes, for health, metrics and logs.
 public enum ChangeStreamStatus: Sendable {
@@ -26,11 +27,15 @@ public struct ChangeStream: Sendable {
     public let configuration: RosterConfiguration
     public let mirror: Mirror
     public let backoff: Backoff
+    /// Set by whoever changes the mirror behind the stream's back (a scheduled reconcile),
+    /// so the stream reloads the identities it keeps.
+    public let reloadSignal: ReloadSignal
 
-    public init(configuration: RosterConfiguration, mirror: Mirror, backoff: Backoff = Backoff()) {
+    public init(configuration: RosterConfiguration, mirror: Mirror, backoff: Backoff = Backoff(), reloadSignal: ReloadSignal = ReloadSignal()) {
         self.configuration = configuration
         self.mirror = mirror
         self.backoff = backoff
+        self.reloadSignal = reloadSignal
     }
 
     /// Runs until cancelled. `reconcile` runs a full reconcile (with the safety breaker)
@@ -108,6 +113,7 @@ public struct ChangeStream: Sendable {
         var announcedReady = false
         for await queued in queue {
             let (kind, event, cookie, arrived) = (queued.kind, queued.event, queued.cookie, queued.arrived)
+            if reloadSignal.take() { try applier.reload() }
             switch event {
             case .connected(let from):
                 status(.connected(kind, resuming: from != nil))
@@ -166,6 +172,14 @@ public struct ChangeStream: Sendable {
             }
         }
     }
+}
+
+/// A flag one task raises and the change stream lowers when it reloads.
+public final class ReloadSignal: Sendable {
+    private let raised = Mutex(false)
+    public init() {}
+    public func raise() { raised.withLock { $0 = true } }
+    func take() -> Bool { raised.withLock { value in defer { value = false }; return value } }
 }
 
 /// One event of one stream, with the cookie that came with it and when it arrived.

@@ -6,7 +6,7 @@ struct Roster: AsyncParsableCommand {
         commandName: "roster",
         abstract: "Keeps a clinic application's users, groups and access in step with an LDAP directory.",
         discussion: "Exit codes: 0 success, 1 failure, 2 invalid configuration, 3 refused by the safety breaker.",
-        subcommands: [CheckConfig.self, SyncCommand.self, UserCommand.self, UsersCommand.self, GroupsCommand.self, AuditCommand.self])
+        subcommands: [CheckConfig.self, SyncCommand.self, RunCommand.self, UserCommand.self, UsersCommand.self, GroupsCommand.self, AuditCommand.self])
 }
 
 /// `--config PATH`, shared by every command.

@@ -1,0 +1,226 @@
+import AccessModel
+import Foundation
+import LDAPKit
+import Logging
+import Mirror
+import RosterConfig
+import ServiceLifecycle
+import Sync
+import Synchronization
+
+/// The daemon's directory side, as one `Service`: the change stream that applies each
+/// directory change at once, the scheduled full reconcile (with the safety breaker), and
+/// the timers that flip accounts at their expiry or lockout end. It reports to
+/// `ServiceState` (health and metrics), wakes event-stream clients after each commit, and
+/// tells systemd when the first refresh is done. SIGHUP reloads the configuration: a bad
+/// new file is logged problem by problem and the old one stays.
+public final class DirectoryService: Service, Sendable {
+    private let configurationPath: String
+    private let current: Mutex<RosterConfiguration>
+    private let mirror: Mirror
+    private let state: ServiceState
+    private let notifier: EventNotifier
+    private let systemd: SystemdNotifier
+    private let logger: Logger
+    private let reconcileGate = ReconcileGate()
+    private let reloadSignal = ReloadSignal()
+    private let timers = ExpiryTimers()
+
+    public init(configurationPath: String, configuration: RosterConfiguration, mirror: Mirror, state: ServiceState,
+                notifier: EventNotifier, systemd: SystemdNotifier, logger: Logger) {
+        self.configurationPath = configurationPath
+        self.current = Mutex(configuration)
+        self.mirror = mirror
+        self.state = state
+        self.notifier = notifier
+        self.systemd = systemd
+        self.logger = logger
+    }
+
+    public var configuration: RosterConfiguration { current.withLock { $0 } }
+
+    public func run() async throws {
+        let reloads = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let signalSource = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        signal(SIGHUP, SIG_IGN)
+        signalSource.setEventHandler { reloads.continuation.yield() }
+        signalSource.resume()
+        defer { signalSource.cancel() }
+
+        // On SIGTERM everything is cancelled: a change being applied is a synchronous SQLite
+        // transaction, which commits (with its cookie) or rolls back whole before the
+        // cancellation is seen.
+        do {
+            try await withGracefulShutdownHandler {
+                try await cancelWhenGracefulShutdown {
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        group.addTask { try await self.followChanges(reloads: reloads.stream) }
+                        group.addTask { try await self.scheduleReconciles() }
+                        group.addTask { try await self.runTimers() }
+                        try await group.next()
+                        group.cancelAll()
+                    }
+                }
+            } onGracefulShutdown: {
+                self.systemd.stopping()
+                self.logger.info("Stopping: finishing the change being applied.")
+            }
+        } catch is CancellationError {
+            // A graceful stop.
+        }
+    }
+
+    /// Runs the change stream; restarts it with the new configuration after a valid SIGHUP.
+    private func followChanges(reloads: AsyncStream<Void>) async throws {
+        var reloadIterator = reloads.makeAsyncIterator()
+        while !Task.isCancelled {
+            let configuration = self.configuration
+            let stream = ChangeStream(configuration: configuration, mirror: mirror, reloadSignal: reloadSignal)
+            let streamTask = Task {
+                try await stream.run(status: { [self] status in self.report(status) },
+                                     reconcile: { [self] why in await self.reconcile(because: why) })
+            }
+            // Wait for a reload request (or cancellation), then swap the configuration.
+            while !Task.isCancelled {
+                guard await reloadIterator.next() != nil else { break }
+                if reloadConfiguration() { break }
+            }
+            streamTask.cancel()
+            _ = await streamTask.result
+        }
+    }
+
+    /// Loads the configuration file again; true when it was valid and replaced the old one.
+    private func reloadConfiguration() -> Bool {
+        do {
+            let next = try ConfigurationLoader.load(path: configurationPath)
+            current.withLock { $0 = next }
+            logger.notice("Configuration reloaded from \(configurationPath).")
+            return true
+        } catch {
+            for problem in error.problems { logger.error("\(problem)") }
+            logger.error("The new configuration in \(configurationPath) has \(error.problems.count) problem(s); Roster keeps running with the old one.")
+            return false
+        }
+    }
+
+    private func report(_ status: ChangeStreamStatus) {
+        switch status {
+        case .connected(let kind, let resuming):
+            state.markDirectoryConnected(true)
+            logger.info("Following \(kind.rawValue) changes\(resuming ? ", resuming from the stored cookie" : " from a full refresh").")
+        case .disconnected(let kind, let error, let delay):
+            state.markDirectoryConnected(false)
+            logger.warning("The \(kind.rawValue) change stream is down (\(error)); retrying in \(delay). The mirror keeps serving its last state.")
+        case .refreshComplete:
+            state.markRefreshComplete()
+            systemd.ready()
+            logger.info("The mirror is current; following changes.")
+        case .applied(_, let change, let latency):
+            state.recordApplied(events: max(1, change.changes), revocationLatency: change.revocation ? latency : nil)
+            notifier.notify()
+            if let (user, date) = change.nextChange { timers.schedule(user, at: date) }
+        case .fullReconcileNeeded(let why):
+            logger.info("A full reconcile follows: \(why).")
+        case .problem(let text):
+            logger.warning("\(text)")
+        }
+    }
+
+    /// One full reconcile at a time, whoever asks.
+    private func reconcile(because why: String) async -> Bool {
+        await reconcileGate.run { [self] in
+            let configuration = self.configuration
+            do {
+                let report = try await Reconciler(configuration: configuration, mirror: mirror).run()
+                state.recordReconcile(at: Date(), succeeded: true, detail: "\(report.changes.count) changes")
+                for problem in report.problems { logger.warning("Skipped \(problem)") }
+                for (user, date) in report.nextChanges { timers.schedule(user, at: date) }
+                reloadSignal.raise()
+                if !report.changes.isEmpty { notifier.notify() }
+                logger.info("Full reconcile (\(why)): \(report.changes.count) changes, \(report.eventCount) events.")
+                return true
+            } catch let ReconcileError.breaker(trip, _) {
+                state.recordBreakerTrip(reason: trip.description)
+                state.recordReconcile(at: Date(), succeeded: false, detail: trip.description)
+                logger.error("Safety breaker: \(trip)")
+                return false
+            } catch {
+                state.recordReconcile(at: Date(), succeeded: false, detail: "\(error)")
+                logger.error("Full reconcile failed, nothing was changed: \(error)")
+                return false
+            }
+        }
+    }
+
+    private func scheduleReconciles() async throws {
+        while !Task.isCancelled {
+            let minutes = configuration.schedule.reconcileIntervalMinutes
+            try await Task.sleep(for: .milliseconds(Int64(minutes * 60_000)))
+            _ = await reconcile(because: "the schedule (every \(minutes) minutes)")
+        }
+    }
+
+    /// Flips accounts when an expiry or a lockout end comes, without a directory event: the
+    /// entry is read again and its state applied.
+    private func runTimers() async throws {
+        while !Task.isCancelled {
+            let due = timers.takeDue(at: Date())
+            if !due.isEmpty {
+                let configuration = self.configuration
+                let reader = AccountStateReader(flavor: configuration.directory.flavor)
+                do {
+                    let connection = try await LDAPConnection.connect(Reconciler.ldapConfiguration(configuration.directory))
+                    for user in due {
+                        guard let stored = try mirror.user(user), let dn = stored.directoryDN,
+                              let entry = try await connection.read(dn, attributes: reader.attributes) else { continue }
+                        let now = Date()
+                        let fresh = reader.state(of: entry, at: now)
+                        let summary = try mirror.setDirectoryState(of: user, locked: fresh.locked, inactive: fresh.inactive || stored.state.inactiveByDirectory,
+                                                                   reason: fresh.reason, actor: .rule("expiry timer"), at: now)
+                        if !summary.changes.isEmpty { notifier.notify() }
+                        if let next = fresh.nextChange { timers.schedule(user, at: next) }
+                    }
+                    await connection.close()
+                } catch {
+                    logger.warning("An expiry timer could not read the directory (\(error)); retrying soon.")
+                    for user in due { timers.schedule(user, at: Date().addingTimeInterval(30)) }
+                }
+            }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+    }
+}
+
+/// Runs one body at a time.
+actor ReconcileGate {
+    private var running = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    func run<T: Sendable>(_ body: @Sendable () async -> T) async -> T {
+        while running { await withCheckedContinuation { waiters.append($0) } }
+        running = true
+        defer {
+            running = false
+            if !waiters.isEmpty { waiters.removeFirst().resume() }
+        }
+        return await body()
+    }
+}
+
+/// When each user's directory state changes by itself next.
+final class ExpiryTimers: Sendable {
+    private let due = Mutex<[UserCode: Date]>([:])
+
+    func schedule(_ user: UserCode, at date: Date) {
+        due.withLock { $0[user] = min($0[user] ?? date, date) }
+    }
+
+    func takeDue(at now: Date) -> [UserCode] {
+        due.withLock { entries in
+            let ready = entries.filter { $0.value <= now }.map(\.key)
+            for user in ready { entries[user] = nil }
+            return ready
+        }
+    }
+}

@@ -1,0 +1,53 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Prometheus
+import RosterConfig
+import RosterService
+import ServiceLifecycle
+import UnixSignals
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Runs the daemon: follows directory changes in real time, reconciles on a schedule, serves health, metrics and the read API.",
+        discussion: "SIGTERM stops it gracefully; SIGHUP reloads the configuration (an invalid one is logged and ignored).")
+
+    @OptionGroup var options: ConfigOption
+
+    func run() async throws {
+        LoggingSystem.bootstrap { JournaldLogHandler(label: $0) }
+        let logger = Logger(label: "roster")
+        let configuration = try loadConfiguration(options.config)
+        let mirror = try openMirror(configuration)
+        let registry = PrometheusCollectorRegistry()
+        _ = RosterMetrics.bootstrapMetricsSystem(with: registry)
+        let state = ServiceState(stalenessLimit: .milliseconds(Int64(configuration.schedule.stalenessLimitSeconds * 1000)), registry: registry)
+        let notifier = EventNotifier()
+        let systemd = SystemdNotifier()
+
+        var token: String?
+        if let file = configuration.http.tokenFile {
+            do {
+                token = try String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            } catch {
+                printError("The HTTP token file \(file) cannot be read: \(error.localizedDescription)")
+                throw ExitCode(2)
+            }
+        }
+        let http = HTTPService(
+            configuration: HTTPConfiguration(address: configuration.http.address, port: configuration.http.port, bearerToken: token),
+            mirror: mirror, state: state, notifier: notifier, metrics: registry, logger: Logger(label: "roster.http"),
+            onServerRunning: { port in logger.info("Serving health, metrics and the read API on \(configuration.http.address):\(port).") })
+        let directory = DirectoryService(configurationPath: options.config, configuration: configuration, mirror: mirror, state: state,
+                                         notifier: notifier, systemd: systemd, logger: Logger(label: "roster.directory"))
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: http), .init(service: directory), .init(service: WatchdogService(notifier: systemd))],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        logger.info("Roster starts: directory \(configuration.directory.urls.joined(separator: " ")), mirror \(configuration.mirror.path).")
+        try await group.run()
+        notifier.finishAll()
+        logger.info("Roster stopped.")
+    }
+}
