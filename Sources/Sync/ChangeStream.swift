@@ -42,6 +42,66 @@ public struct ChangeStream: Sendable {
     /// and returns whether it applied.
     public func run(status: @escaping @Sendable (ChangeStreamStatus) -> Void,
                     reconcile: @escaping @Sendable (String) async -> Bool) async throws {
+        if configuration.directory.flavor == .generic {
+            return try await poll(status: status, reconcile: reconcile)
+        }
+        do {
+            try await follow(status: status, reconcile: reconcile)
+        } catch is SyncNotSupported {
+            status(.problem("The directory does not offer RFC 4533 content synchronization; polling modifyTimestamp every \(configuration.schedule.pollIntervalSeconds) s instead."))
+            try await poll(status: status, reconcile: reconcile)
+        }
+    }
+
+    /// Without a change stream: every `schedule.poll_interval_seconds`, entries modified
+    /// since the last poll (by `modifyTimestamp`, with an overlap for clock skew) are applied
+    /// as changes; deletions are caught by the scheduled full reconcile, which confirms each
+    /// absence with a direct lookup.
+    func poll(status: @escaping @Sendable (ChangeStreamStatus) -> Void,
+              reconcile: @escaping @Sendable (String) async -> Bool) async throws {
+        let ldap = Reconciler.ldapConfiguration(configuration.directory)
+        let applier = ChangeApplier(configuration: configuration, mirror: mirror)
+        var since = Date()
+        _ = await reconcile("start of polling")
+        try applier.reload()
+        status(.refreshComplete)
+        let interval = Duration.milliseconds(Int64(configuration.schedule.pollIntervalSeconds * 1000))
+        var retry = backoff
+        let userAttributes = DirectoryMapper(configuration: configuration, now: Date()).userAttributes + ["entryUUID"]
+        let groupAttributes = ["cn", configuration.groups.memberAttribute, "entryUUID"]
+        while !Task.isCancelled {
+            try await Task.sleep(for: interval)
+            let started = Date()
+            if reloadSignal.take() { try applier.reload() }
+            let stamp = DirectoryTime.generalizedTime(since.addingTimeInterval(-2))
+            do {
+                let connection = try await LDAPConnection.connect(ldap)
+                defer { Task { await connection.close() } }
+                status(.connected(.users, resuming: true))
+                for (kind, base, filter, attributes) in [(ChangeStreamKind.users, configuration.users.base, configuration.users.filter, userAttributes),
+                                                         (.groups, configuration.groups.base, configuration.groups.filter, groupAttributes)] {
+                    for try await entry in connection.search(base: base, filter: "(&\(filter)(modifyTimestamp>=\(stamp)))",
+                                                             attributes: attributes, pageSize: configuration.directory.pageSize) {
+                        guard let id = entry.string("entryUUID").flatMap(EntryUUID.init) else { continue }
+                        let arrived = ContinuousClock.now
+                        let applied = try await applier.apply(.modify(id, entry), from: kind, cookie: nil)
+                        if applied.changes > 0 || applied.revocation { status(.applied(kind, applied, latency: .now - arrived)) }
+                        if applied.needsFullReconcile, await reconcile("a polled \(kind.rawValue) change") { try applier.reload() }
+                    }
+                }
+                since = started
+                retry.reset()
+            } catch let error as LDAPError {
+                let delay = retry.nextDelay()
+                status(.disconnected(.users, error, retryIn: delay))
+                try await Task.sleep(for: delay)
+            }
+        }
+        await applier.close()
+    }
+
+    private func follow(status: @escaping @Sendable (ChangeStreamStatus) -> Void,
+                        reconcile: @escaping @Sendable (String) async -> Bool) async throws {
         let ldap = Reconciler.ldapConfiguration(configuration.directory)
         let applier = ChangeApplier(configuration: configuration, mirror: mirror)
         try applier.reload()
@@ -69,6 +129,8 @@ public struct ChangeStream: Sendable {
                     var fullRefresh = false
                     while let event = try await events.next() {
                         switch event {
+                        case .disconnected(let error, _) where error.code == .unavailableCriticalExtension:
+                            throw SyncNotSupported()
                         case .connected(let from): fullRefresh = from == nil
                         case .sync(.refreshRequired): fullRefresh = true
                         case .sync(.refreshDone): break
@@ -173,6 +235,9 @@ public struct ChangeStream: Sendable {
         }
     }
 }
+
+/// The server refuses the RFC 4533 sync control.
+struct SyncNotSupported: Error {}
 
 /// A flag one task raises and the change stream lowers when it reloads.
 public final class ReloadSignal: Sendable {

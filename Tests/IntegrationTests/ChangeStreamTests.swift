@@ -150,4 +150,26 @@ struct ChangeStreamTests {
         await run.stop()
         #expect(try fixture.mirror.verifyAuditLog() == nil)
     }
+
+    @Test("A directory without a change stream is polled: a lock arrives within the poll interval; nothing is revoked wrongly")
+    func pollingFallback() async throws {
+        var fixture = try await ClinicFixture.start(syncProvider: false)
+        defer { fixture.server.shutdown() }
+        fixture.configuration.schedule.pollIntervalSeconds = 0.5
+        let clinic = fixture.clinic
+        let run = StreamRun(fixture)
+        #expect(try await eventually(within: .seconds(20)) { run.isReady }, "\(run.messages)")
+        #expect(run.messages.contains { $0.contains("polling modifyTimestamp") }, "\(run.messages)")
+        let activeBefore = try fixture.mirror.snapshot().users.values.filter { $0.state.isActive && !$0.state.isLocked }.count
+        #expect(activeBefore == clinic.userCount)
+        let user = clinic.assistant(2, 2, 2)
+        try fixture.server.ldapmodify("dn: \(clinic.dn(user))\nchangetype: modify\nreplace: pwdAccountLockedTime\npwdAccountLockedTime: 000001010000Z\n")
+        #expect(try await eventually(within: .seconds(5)) { try fixture.mirror.user(UserCode(user))?.state.isLocked == true })
+        let removed = clinic.teamMember(1, "screening", 1)
+        try fixture.server.ldapmodify("dn: \(clinic.groupDN("hc1-screening"))\nchangetype: modify\ndelete: member\nmember: \(clinic.dn(removed))\n")
+        #expect(try await eventually(within: .seconds(5)) { try fixture.mirror.effectiveAccess(of: UserCode(removed)) == .noAccess(.noGroup) })
+        let activeAfter = try fixture.mirror.snapshot().users.values.filter { $0.state.isActive && !$0.state.isLocked }.count
+        #expect(activeAfter == activeBefore - 1)
+        await run.stop()
+    }
 }

@@ -14,8 +14,9 @@ struct ClinicFixture {
     var configuration: RosterConfiguration
     let mirror: Mirror
 
-    static func start(_ clinic: ClinicDirectory = ClinicDirectory(suffix: "dc=clinic,dc=test"), extraLDIF: String = "") async throws -> ClinicFixture {
-        let server = try await SlapdServer.start(suffix: clinic.suffix, ldif: clinic.ldif() + extraLDIF)
+    static func start(_ clinic: ClinicDirectory = ClinicDirectory(suffix: "dc=clinic,dc=test"), extraLDIF: String = "",
+                      syncProvider: Bool = true) async throws -> ClinicFixture {
+        let server = try await SlapdServer.start(suffix: clinic.suffix, ldif: clinic.ldif() + extraLDIF, syncProvider: syncProvider)
         let mirrorPath = server.directory.appendingPathComponent("mirror/roster.sqlite").path
         let configuration = clinic.configuration(url: server.url, passwordFile: server.adminPasswordFile, bindDN: server.adminDN,
                                                  mirrorPath: mirrorPath)

@@ -29,6 +29,13 @@ struct DirectoryTimeTests {
         #expect(DirectoryTime.parseGeneralizedTime(text) == nil)
     }
 
+    @Test("Dates format as GeneralizedTime and parse back", arguments: [0.0, 951_782_400, 1_795_452_582, 4_102_444_799, -86_400])
+    func formatRoundTrip(seconds: Double) throws {
+        let text = DirectoryTime.generalizedTime(Date(timeIntervalSince1970: seconds))
+        #expect(text.count == 15 && text.hasSuffix("Z"))
+        #expect(try #require(DirectoryTime.parseGeneralizedTime(text)).timeIntervalSince1970 == seconds)
+    }
+
     @Test("Windows file times: 0 and max mean never")
     func windowsFileTime() throws {
         #expect(DirectoryTime.parseWindowsFileTime("0") == nil)

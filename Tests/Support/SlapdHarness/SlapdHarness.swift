@@ -46,7 +46,8 @@ public final class SlapdServer: @unchecked Sendable {
         ldif: String = "",
         includeSuffixEntry: Bool = true,
         tls: Bool = false,
-        extraConfiguration: String = ""
+        extraConfiguration: String = "",
+        syncProvider: Bool = true
     ) async throws -> SlapdServer {
         try Tools.requireInstalled()
         let directory = FileManager.default.temporaryDirectory
@@ -57,7 +58,7 @@ public final class SlapdServer: @unchecked Sendable {
         if tls {
             server.certificates = try TestCertificates.make(in: directory.appendingPathComponent("tls"))
         }
-        try server.writeConfiguration(extra: extraConfiguration)
+        try server.writeConfiguration(extra: extraConfiguration, syncProvider: syncProvider)
         var data = ""
         if includeSuffixEntry {
             let first = suffix.split(separator: ",")[0].split(separator: "=")
@@ -82,7 +83,7 @@ public final class SlapdServer: @unchecked Sendable {
 
     private var configurationFile: String { directory.appendingPathComponent("slapd.conf").path }
 
-    private func writeConfiguration(extra: String) throws {
+    private func writeConfiguration(extra: String, syncProvider: Bool) throws {
         var tlsLines = ""
         if let certificates {
             tlsLines = """
@@ -120,9 +121,7 @@ public final class SlapdServer: @unchecked Sendable {
         access to attrs=userPassword by self write by anonymous auth by * none
         access to * by * read
         \(extra)
-        overlay syncprov
-        syncprov-checkpoint 100 10
-        syncprov-sessionlog 100000
+        \(syncProvider ? "overlay syncprov\nsyncprov-checkpoint 100 10\nsyncprov-sessionlog 100000" : "")
         overlay ppolicy
         overlay memberof
         memberof-group-oc groupOfNames
