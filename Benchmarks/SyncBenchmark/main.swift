@@ -98,8 +98,14 @@ func runRoster(_ arguments: [String]) throws -> (seconds: Double, peak: Int, sta
 log("roster sync into an empty mirror…")
 let first = try runRoster(["sync", "--config", configPath])
 guard first.status == 0 else { fatalError("roster sync failed; see \(work.path)/roster.log") }
+func phases() -> String {
+    let output = (try? String(contentsOfFile: work.appendingPathComponent("roster.out").path, encoding: .utf8)) ?? ""
+    return output.split(separator: "\n").first { $0.contains("time") }.map { String($0).trimmingCharacters(in: .whitespaces) } ?? ""
+}
+let firstPhases = phases()
 log("roster sync again, nothing changed…")
 let second = try runRoster(["sync", "--config", configPath])
+let secondPhases = phases()
 
 // Revocation latency: the change stream runs in this process; each revocation is timed
 // from the modify's acknowledgement to the commit of its transaction.
@@ -153,6 +159,8 @@ let results: [(String, String)] = [
     ("ldapsearch paged dump (floor)", String(format: "%.2f s", floor)),
     ("roster sync, empty mirror", String(format: "%.2f s  (%.2fx the floor; target <= 1.5x)", first.seconds, first.seconds / floor)),
     ("roster sync, nothing changed", String(format: "%.2f s  (%.2fx the floor; target <= 0.5x)", second.seconds, second.seconds / floor)),
+    ("  first sync phases", firstPhases),
+    ("  second sync phases", secondPhases),
     ("roster peak memory, first sync", String(format: "%.0f MB  (target < 300 MB)", Double(first.peak) / 1e6)),
     ("revocations committed", "\(latencies.count) of \(victims.count) (locked in mirror: \(lockedInMirror))"),
     ("revocation latency p50", String(format: "%.2f ms  (target < 10 ms)", percentile(latencies, 0.5))),

@@ -153,7 +153,9 @@ extension Mirror {
     static func user(from row: Row, healthCenters: Set<HealthCenterID>) throws -> User {
         let state = AccountState(lockedByDirectory: row[9], lockedLocally: row[10], inactiveByDirectory: row[11], inactiveLocally: row[12], reason: row[13])
         let flagsText: String = row[19]
-        let flags = (try? JSONDecoder().decode([String: Bool].self, from: Data(flagsText.utf8))) ?? [:]
+        // Most users carry no flags; decode only when there is something to decode.
+        let flags = flagsText == "{}" || flagsText.isEmpty ? [:]
+            : (try? JSONDecoder().decode([String: Bool].self, from: Data(flagsText.utf8))) ?? [:]
         do {
             return try User(
                 code: UserCode(row[1] as String), directoryID: row[2], directoryDN: row[3], firstName: row[4], lastName: row[5],

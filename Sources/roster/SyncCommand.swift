@@ -53,7 +53,10 @@ struct SyncCommand: AsyncParsableCommand {
         table.add("providers auto-added", "\(c.providersAutoAdded) (\(report.newProviders.count) new providers)")
         table.add("changes, events", "\(report.changes.count), \(report.eventCount)")
         let seconds = report.durations.values.reduce(Duration.zero, +)
-        table.add("time", "\(seconds.formatted(.units(allowed: [.seconds, .milliseconds], width: .narrow)))")
+        let phases = ["read", "lookups", "map", "apply"].compactMap { name in
+            report.durations[name].map { "\(name) \($0.formatted(.units(allowed: [.seconds, .milliseconds], width: .narrow)))" }
+        }
+        table.add("time", "\(seconds.formatted(.units(allowed: [.seconds, .milliseconds], width: .narrow))) (\(phases.joined(separator: ", ")))")
         print(table.render().split(separator: "\n").dropFirst().map { "  " + $0 }.joined(separator: "\n"))
         if !report.problems.isEmpty {
             print("Skipped \(report.problems.count) entr\(report.problems.count == 1 ? "y" : "ies"):")
