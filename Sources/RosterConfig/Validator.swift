@@ -271,12 +271,12 @@ struct Validator {
         }
     }
 
-    @discardableResult
     /// A hint for a DN cut short at its first comma by a YAML flow collection.
     private func quoting(_ name: DistinguishedName) -> String {
         name.rdns.count == 1 ? " (a DN written inside {...} or [...] must be quoted, as commas separate entries there)" : ""
     }
 
+    @discardableResult
     private func searchBase(_ text: String, _ path: String, directoryBase: DistinguishedName?) -> DistinguishedName? {
         // The default, the directory's base DN, was checked as directory.base_dn.
         if text == configuration.directory.baseDN { return directoryBase }
