@@ -107,8 +107,11 @@ private struct Reader {
                                      "safety", "schedule", "mirror", "http"]) else { return nil }
         let directory = self.directory(top.required("directory", hint: "say how to reach the LDAP directory"))
         let baseDN = directory.baseDN
-        let healthCenters = (top.required("health_centers", hint: "list the clinic's health centers and their care venues")?
-            .items ?? []).map(healthCenter)
+        let centers = top.required("health_centers", hint: "list the clinic's health centers and their care venues")
+        let healthCenters = (centers?.items ?? []).map(healthCenter)
+        if let centers, healthCenters.isEmpty, case .sequence = centers.node {
+            centers.report("list at least one health center, e.g. [{id: HC1, name: North Hospital, care_venues: []}]")
+        }
         return RosterConfiguration(
             directory: directory,
             users: users(top["users"], baseDN: baseDN),
@@ -134,8 +137,10 @@ private struct Reader {
         var result = placeholder
         result.name = fields["name"]?.nonEmptyString ?? result.name
         if let urls = fields.required("urls", hint: "give at least one ldaps://, ldap:// or ldapi:// URL") {
-            result.urls = urls.stringList ?? []
-            if result.urls.isEmpty, urls.items?.isEmpty == true { urls.report("give at least one ldaps://, ldap:// or ldapi:// URL") }
+            if let list = urls.stringList {
+                result.urls = list
+                if list.isEmpty { urls.report("give at least one ldaps://, ldap:// or ldapi:// URL") }
+            }
         }
         result.flavor = fields["flavor"]?.choice(RosterConfiguration.Flavor.self) ?? result.flavor
         if let tls = fields["tls"]?.fields(["mode", "ca_file", "certificate_file", "key_file", "verify_server"]) {
@@ -355,12 +360,14 @@ private struct Reader {
         result.kind = fields.required("kind", hint: "provider or pool")?.choice(GroupKind.self) ?? result.kind
         result.healthCenter = fields.required("health_center")?.nonEmptyString ?? ""
         if let venues = fields.required("care_venues", hint: "a group covers at least one care venue") {
-            result.careVenues = venues.stringList ?? []
-            if venues.items?.isEmpty == true { venues.report("a group covers at least one care venue; list its care venue ids") }
+            if let list = venues.stringList {
+                result.careVenues = list
+                if list.isEmpty { venues.report("a group covers at least one care venue; list its care venue ids") }
+            }
         }
         if let modules = fields.required("modules", hint: "the modules the group grants, e.g. {providers_office: {privilege: full_access}}") {
             result.modules = self.modules(modules)
-            if modules.entries?.isEmpty == true { modules.report("a group grants at least one module") }
+            if case .mapping(let mapping) = modules.node, mapping.isEmpty { modules.report("a group grants at least one module") }
         }
         if let providers = fields.required("providers", hint: "all_in_health_center, {members_of: dn}, {listed: [codes]} or {pools: [ids]}") {
             result.providers = providerSource(providers) ?? result.providers

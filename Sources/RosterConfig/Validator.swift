@@ -8,15 +8,18 @@ struct Validator {
     let collector: ProblemCollector
     let files: any FileChecks
 
-    private var healthCenters: [HealthCenterID: RosterConfiguration.HealthCenterConfig] {
-        Dictionary(configuration.healthCenters.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
-    }
-    private var venueOwners: [CareVenueID: HealthCenterID] {
-        Dictionary(configuration.healthCenters.flatMap { center in center.careVenues.map { ($0.id, center.id) } },
-                   uniquingKeysWith: { first, _ in first })
-    }
-    private var pools: [PoolID: RosterConfiguration.PoolConfig] {
-        Dictionary(configuration.pools.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+    private let healthCenters: [HealthCenterID: RosterConfiguration.HealthCenterConfig]
+    private let venueOwners: [CareVenueID: HealthCenterID]
+    private let pools: [PoolID: RosterConfiguration.PoolConfig]
+
+    init(configuration: RosterConfiguration, collector: ProblemCollector, files: any FileChecks) {
+        self.configuration = configuration
+        self.collector = collector
+        self.files = files
+        healthCenters = Dictionary(configuration.healthCenters.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        venueOwners = Dictionary(configuration.healthCenters.flatMap { center in center.careVenues.map { ($0.id, center.id) } },
+                                 uniquingKeysWith: { first, _ in first })
+        pools = Dictionary(configuration.pools.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
     }
 
     func report(_ message: String, _ path: String) { collector.report(message, path: path) }
@@ -241,8 +244,9 @@ struct Validator {
 
     private func http() {
         let http = configuration.http
-        let address = http.address.lowercased().trimmingPrefix("[")
-        let loopback = address == "localhost" || address.hasPrefix("127.") || address.hasPrefix("::1")
+        var address = Substring(http.address.lowercased())
+        if address.hasPrefix("["), address.hasSuffix("]") { address = address.dropFirst().dropLast() }
+        let loopback = address == "localhost" || address.hasPrefix("127.") || address == "::1"
         if !loopback, http.tokenFile == nil {
             report("the HTTP endpoint on \(http.address) is reachable from other hosts; set http.token_file to a file "
                    + "holding the bearer token, or listen on 127.0.0.1", "http.address")
@@ -267,12 +271,12 @@ struct Validator {
         }
     }
 
-    @discardableResult
     /// A hint for a DN cut short at its first comma by a YAML flow collection.
     private func quoting(_ name: DistinguishedName) -> String {
         name.rdns.count == 1 ? " (a DN written inside {...} or [...] must be quoted, as commas separate entries there)" : ""
     }
 
+    @discardableResult
     private func searchBase(_ text: String, _ path: String, directoryBase: DistinguishedName?) -> DistinguishedName? {
         // The default, the directory's base DN, was checked as directory.base_dn.
         if text == configuration.directory.baseDN { return directoryBase }

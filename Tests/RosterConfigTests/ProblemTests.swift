@@ -298,3 +298,38 @@ extension String {
         replacing(target, with: replacement)
     }
 }
+
+@Suite struct MoreProblemTests {
+    @Test func aDocumentThatIsNotAMapping() {
+        #expect(problems("just text\n").map(\.description)
+                == ["roster.yaml:1:1: expected a mapping with keys such as 'directory', 'users', 'providers', found 'just text'"])
+    }
+
+    @Test func aWrongTypeIsReportedOnce() {
+        expectOne(withDirectory(urls: "ldaps://dc1.clinic.example"), line: 2, path: "directory.urls",
+                  "expected a list, found 'ldaps://dc1.clinic.example'")
+        expectOne(withMapping(["modules": "reports"]), line: 18, path: "groups.mappings[0].modules",
+                  "expected a mapping of names to values, found 'reports'")
+        expectOne(withMapping(["modules": "{}"]), line: 18, path: "groups.mappings[0].modules", "a group grants at least one module")
+    }
+
+    @Test func atLeastOneHealthCenter() {
+        expectOne(withDirectory().replacing(#/health_centers: .*\n/#, with: "health_centers: []\n"), line: 4, path: "health_centers",
+                  "list at least one health center")
+    }
+
+    @Test(arguments: ["127.0.0.1", "127.0.0.53", "::1", "[::1]", "localhost"])
+    func loopbackNeedsNoToken(_ address: String) throws {
+        let config = try ConfigurationLoader.load(yaml: minimalYAML + "http: {address: '\(address)'}\n", file: "roster.yaml",
+                                                  files: FakeFiles())
+        #expect(config.http.address == address)
+    }
+
+    @Test func aNonLoopbackAddressWithATokenFileIsAccepted() throws {
+        let config = try ConfigurationLoader.load(yaml: minimalYAML + "http: {address: 10.0.0.5, token_file: /etc/roster/t}\n",
+                                                  file: "roster.yaml", files: FakeFiles(["/etc/roster/t": "x"]))
+        #expect(config.http.tokenFile == "/etc/roster/t")
+        expectOne(minimalYAML + "http: {address: 10.0.0.5, token_file: /etc/roster/t}\n", line: 11, path: "http.token_file",
+                  "the token file '/etc/roster/t' is empty", files: FakeFiles(["/etc/roster/t": " \n"]))
+    }
+}
