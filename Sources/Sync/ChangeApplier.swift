@@ -159,6 +159,13 @@ public final class ChangeApplier {
         if let next = mapped.directoryState.nextChange { result.nextChange = (user.code, next) }
         result.user = user.code
         if isProvider, let stored, try mirror.snapshotProviderMissing(stored.code) { result.needsFullReconcile = true }
+        if let previous = codeByID[id.description.lowercased()], previous != user.code, let old = try mirror.user(previous), old.state.isActive {
+            // The login was renamed: the old code is no longer this person's account.
+            let summary = try mirror.setDirectoryState(of: previous, locked: old.state.lockedByDirectory, inactive: true,
+                                                       reason: "renamed to \(user.code.rawValue) in the directory", actor: actor, at: now)
+            result.changes += summary.changes.count
+            result.revocation = true
+        }
         codeByID[id.description.lowercased()] = user.code
         codeByDN[dn] = user.code
         if stored == user {

@@ -89,21 +89,27 @@ public struct DirectoryReader: Sendable {
     }
 
     /// Whether a stored user's entry is really gone: not at its DN within the user filter,
-    /// and not anywhere under the users' base with its directory identity.
+    /// and not anywhere under the users' base with its directory identity. An entry that is
+    /// still there but now carries another user code (a renamed login) counts as gone for
+    /// the old code: the new code is a user of its own.
     func isGone(_ user: User) async throws -> Bool {
         let filter = configuration.users.filter
+        let codeAttribute = configuration.users.attributes.userCode
+        func stillThisUser(_ entries: [LDAPEntry]) -> Bool {
+            entries.contains { entry in entry.strings(codeAttribute).contains { UserCode($0) == user.code } }
+        }
         if let dn = user.directoryDN {
             do {
-                let found = try await connection.search(base: dn, scope: .base, filter: filter, attributes: ["1.1"], pageSize: nil).collect()
-                if !found.isEmpty { return false }
+                let found = try await connection.search(base: dn, scope: .base, filter: filter, attributes: [codeAttribute], pageSize: nil).collect()
+                if stillThisUser(found) { return false }
             } catch let error as LDAPError where error.code == .noSuchObject {
                 // gone from that DN; check by identity below
             }
         }
         if let id = user.directoryID, configuration.directory.flavor != .activedirectory {
             let byID = "(&\(filter)(entryUUID=\(escapeFilterValue(id))))"
-            let found = try await connection.search(base: configuration.users.base, filter: byID, attributes: ["1.1"], pageSize: nil).collect()
-            if !found.isEmpty { return false }
+            let found = try await connection.search(base: configuration.users.base, filter: byID, attributes: [codeAttribute], pageSize: nil).collect()
+            if stillThisUser(found) { return false }
         }
         return true
     }

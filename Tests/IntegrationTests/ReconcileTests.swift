@@ -110,13 +110,21 @@ struct ReconcileTests {
         }
         #expect(try fixture.user(localLock)?.state.lockedLocally == true)
 
+        // A renamed login: the old code is deactivated, the new one is a user of its own.
+        let renamed = clinic.teamMember(1, "screening", 4)
+        try await fixture.server.ldapmodify("dn: \(clinic.dn(renamed))\nchangetype: modrdn\nnewrdn: uid=\(renamed)-new\ndeleteoldrdn: 1\n")
+        let afterRename = try await fixture.sync()
+        #expect(afterRename.counts.usersAdded == 1)
+        #expect(try fixture.user(renamed)?.state.isActive == false)
+        #expect(try fixture.user("\(renamed)-new")?.state.isActive == true)
+
         // Clearing the directory lock unlocks; the local lock is not the directory's to clear.
         try await writer.modify(clinic.dn(locked), [.delete("pwdAccountLockedTime")])
         let after = try await fixture.sync()
         #expect(after.counts.usersUnlocked == 1)
         #expect(try fixture.user(locked)?.state.isLocked == false)
         #expect(try fixture.user(localLock)?.state.isLocked == true)
-        #expect(try fixture.mirror.snapshot().users.count == clinic.userCount)
+        #expect(try fixture.mirror.snapshot().users.count == clinic.userCount + 1)
         await writer.close()
     }
 
