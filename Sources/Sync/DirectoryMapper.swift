@@ -269,11 +269,16 @@ public struct DirectoryMapper: Sendable {
                 }
                 if group.autoAddNewProviders, let previous = stored.groups[group.id] {
                     // Keep providers added automatically before, and add the new ones (rule 6).
-                    for (module, grant) in previous.modules where group.modules[module] != nil {
-                        for (target, entry) in grant.targets where providers[ProviderID(target)] != nil {
-                            group = (try? group.withModules(group.modules.merging([module: mergedTarget(group.modules[module]!, target, entry)]) { _, new in new })) ?? group
+                    var modules = group.modules
+                    for (module, grant) in previous.modules {
+                        guard let privacy = modules[module]?.privacy else { continue }
+                        for (target, entry) in grant.targets where providers[ProviderID(target)] != nil && modules[module]!.targets[target] == nil {
+                            // A per-provider privacy override stays valid only on a forced level.
+                            if entry.privacyOverride != nil && !privacy.isForced { continue }
+                            modules[module]!.targets[target] = entry
                         }
                     }
+                    group = (try? group.withModules(modules)) ?? group
                 }
                 if group.autoAddNewProviders {
                     for provider in newProviders where providers[provider]?.healthCenter == group.healthCenter {
@@ -335,12 +340,6 @@ public struct DirectoryMapper: Sendable {
             groups: groups.values.sorted { $0.id < $1.id }, roles: roles, users: users.sorted { $0.code < $1.code },
             groupMembers: groupMembers, roleHolders: roleHolders)
         return Mapping(changeset: changeset, problems: problems, newProviders: newProviders, nextChanges: nextChanges)
-    }
-
-    private func mergedTarget(_ grant: ModuleGrant, _ target: String, _ entry: TargetGrant) -> ModuleGrant {
-        var copy = grant
-        if copy.targets[target] == nil { copy.targets[target] = entry }
-        return copy
     }
 
     /// A pattern rule's template with `{name}` placeholders replaced by the match's captures.
