@@ -18,7 +18,7 @@ struct ClinicFixture {
                       syncProvider: Bool = true) async throws -> ClinicFixture {
         let server = try await SlapdServer.start(suffix: clinic.suffix, ldif: clinic.ldif() + extraLDIF, syncProvider: syncProvider)
         let mirrorPath = server.directory.appendingPathComponent("mirror/roster.sqlite").path
-        let configuration = clinic.configuration(url: server.url, passwordFile: server.adminPasswordFile, bindDN: server.adminDN,
+        let configuration = try clinic.configuration(url: server.url, passwordFile: server.adminPasswordFile, bindDN: server.adminDN,
                                                  mirrorPath: mirrorPath)
         return ClinicFixture(server: server, clinic: clinic, configuration: configuration, mirror: try Mirror(path: mirrorPath))
     }

@@ -99,54 +99,10 @@ public struct ClinicDirectory: Sendable {
         return text
     }
 
-    /// The mapping configuration for this directory.
-    public func configuration(url: String, passwordFile: String, bindDN: String, mirrorPath: String) -> RosterConfiguration {
-        let module = RosterConfiguration.ModuleSetting.init
-        let centers = (1...healthCenters).map { c in
-            RosterConfiguration.HealthCenterConfig(id: HealthCenterID(center(c)), name: "Health Center \(c)", careVenues: [
-                .init(id: CareVenueID("HC\(c)-OR1"), name: "Operating Room 1"),
-                .init(id: CareVenueID("HC\(c)-OR2"), name: "Operating Room 2"),
-                .init(id: CareVenueID("HC\(c)-CLINIC"), name: "Clinic"),
-            ])
-        }
-        var mappings: [RosterConfiguration.GroupMapping] = []
-        for c in 1...healthCenters {
-            let venues = ["HC\(c)-OR1", "HC\(c)-OR2"]
-            mappings.append(.init(directoryGroup: groupDN("hc\(c)-booking"), group: .init(
-                name: "HC\(c) OR Booking", kind: .provider, healthCenter: "HC\(c)", careVenues: venues,
-                modules: [.careVenue: module(.toggleDefaultOff, .fullAccess, [:])], providers: .allInHealthCenter,
-                autoAddNewProviders: true)))
-            mappings.append(.init(directoryGroup: groupDN("hc\(c)-screening"), group: .init(
-                name: "HC\(c) Pre-Surgical Screening", kind: .provider, healthCenter: "HC\(c)", careVenues: venues,
-                modules: [.preSurgicalScreening: module(.toggleDefaultOn, .fullAccess, [:])], providers: .allInHealthCenter,
-                autoAddNewProviders: true)))
-            mappings.append(.init(directoryGroup: groupDN("hc\(c)-registration"), group: .init(
-                name: "HC\(c) Registration", kind: .provider, healthCenter: "HC\(c)", careVenues: ["HC\(c)-CLINIC"],
-                modules: [.patientRegistration: module(.forcedPatient, .fullAccess, [:])], providers: .allInHealthCenter)))
-            mappings.append(.init(directoryGroup: groupDN("hc\(c)-reporting"), group: .init(
-                name: "HC\(c) Reporting", kind: .pool, healthCenter: "HC\(c)", careVenues: ["HC\(c)-CLINIC"],
-                modules: [.reports: module(.toggleDefaultOff, .readOnly, [:])], providers: .pools([PoolID("HC\(c)-ORTHO")]))))
-        }
-        let rule = RosterConfiguration.PatternRule(
-            target: .cn, pattern: "hc(?<hc>[0-9]+)-(?<office>office[0-9]+)-moa",
-            template: .init(name: "HC{hc} {office} MOAs", kind: .provider, healthCenter: "HC{hc}", careVenues: ["HC{hc}-CLINIC"],
-                            modules: [.providersOffice: module(.toggleDefaultOff, .fullAccess, [:]),
-                                      .reports: module(.toggleDefaultOff, .readOnly, [:])],
-                            providers: .membersOf(groupDN("hc{hc}-{office}-providers"))))
-        return RosterConfiguration(
-            directory: .init(name: "main", urls: [url], flavor: .openldap, plaintext: true,
-                             bind: .simple(dn: bindDN, passwordFile: passwordFile), baseDN: suffix),
-            users: .init(base: "ou=people,\(suffix)", attributes: .init(healthCenters: "departmentNumber"),
-                         defaultHealthCenters: [HealthCenterID("HC1")],
-                         superAdministratorGroups: [groupDN("roster-superadmins")], breakGlassUserCodes: [Self.breakGlass]),
-            providers: .init(filter: "(employeeType=provider)", ownGroup: .init()),
-            healthCenters: centers,
-            pools: (1...healthCenters).map { c in
-                .init(id: PoolID("HC\(c)-ORTHO"), name: "HC\(c) Orthopaedics", healthCenter: HealthCenterID("HC\(c)"),
-                      visibility: .allProviders, providersGroup: groupDN("hc\(c)-ortho-pool"))
-            },
-            groups: .init(base: "ou=groups,\(suffix)", mappings: mappings, patternRules: [rule]),
-            roles: [.init(name: "Medical Director", modules: [.reports: .fullAccess], directoryGroup: groupDN("hc1-reporting"))],
-            safety: .init(), schedule: .init(), mirror: .init(path: mirrorPath), http: .init())
+    /// The mapping configuration for this directory: `yaml(...)` loaded as Roster loads
+    /// roster.yaml, so tests, the demo and the benchmarks map the directory the same way.
+    public func configuration(url: String, passwordFile: String, bindDN: String, mirrorPath: String) throws -> RosterConfiguration {
+        try ConfigurationLoader.load(yaml: yaml(url: url, passwordFile: passwordFile, bindDN: bindDN, mirrorPath: mirrorPath),
+                                     file: "clinic.yaml")
     }
 }
