@@ -146,7 +146,7 @@ extension Mirror {
 
 extension Mirror {
     /// Whether `code` is not (yet) a stored provider.
-    public func snapshotProviderMissing(_ code: UserCode) throws -> Bool {
+    public func isMissingProvider(_ code: UserCode) throws -> Bool {
         try pool.read { db in
             try Int.fetchOne(db.cachedStatement(sql: "SELECT COUNT(*) FROM provider WHERE code = ? COLLATE NOCASE"), arguments: [code.rawValue]) == 0
         }

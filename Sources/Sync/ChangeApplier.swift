@@ -55,10 +55,9 @@ public final class ChangeApplier {
     /// Entries reported during the current refresh (for a present phase).
     private var seenInRefresh: [ChangeStreamKind: Set<String>] = [:]
 
-    public init(configuration: RosterConfiguration, mirror: Mirror, lookup: LDAPConnection? = nil) {
+    public init(configuration: RosterConfiguration, mirror: Mirror) {
         self.configuration = configuration
         self.mirror = mirror
-        self.current = lookup
         self.ldap = Reconciler.ldapConfiguration(configuration.directory)
         actor = .directory(configuration.directory.name)
         var referenced = Set(configuration.pools.map { DN.normalize($0.providersGroup) })
@@ -158,7 +157,7 @@ public final class ChangeApplier {
         }
         if let next = mapped.directoryState.nextChange { result.nextChange = (user.code, next) }
         result.user = user.code
-        if isProvider, let stored, try mirror.snapshotProviderMissing(stored.code) { result.needsFullReconcile = true }
+        if isProvider, let stored, try mirror.isMissingProvider(stored.code) { result.needsFullReconcile = true }
         if let previous = codeByID[id.description.lowercased()], previous != user.code, let old = try mirror.user(previous), old.state.isActive {
             // The login was renamed: the old code is no longer this person's account.
             let summary = try mirror.setDirectoryState(of: previous, locked: old.state.lockedByDirectory, inactive: true,
