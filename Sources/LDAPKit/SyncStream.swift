@@ -352,14 +352,23 @@ private final class SyncSession {
 
 /// Shuts a connection's socket down (without closing the descriptor, which libldap still
 /// owns) so that a libldap call blocked on it returns at once.
+/// An interrupt that comes before the session has its socket is kept, and applied as soon
+/// as the socket is set, so a stream cancelled while starting never blocks.
 final class SocketInterrupter: Sendable {
-    private let descriptor = Mutex<Int32>(-1)
+    private struct State { var descriptor: Int32 = -1; var interrupted = false }
+    private let state = Mutex(State())
 
-    func set(_ value: Int32) { descriptor.withLock { $0 = value } }
+    func set(_ value: Int32) {
+        state.withLock { state in
+            state.descriptor = value
+            if state.interrupted, value >= 0 { shutdown(value, Int32(SHUT_RDWR)) }
+        }
+    }
 
     func interrupt() {
-        descriptor.withLock { value in
-            if value >= 0 { shutdown(value, Int32(SHUT_RDWR)) }
+        state.withLock { state in
+            state.interrupted = true
+            if state.descriptor >= 0 { shutdown(state.descriptor, Int32(SHUT_RDWR)) }
         }
     }
 }

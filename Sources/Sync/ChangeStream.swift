@@ -119,41 +119,20 @@ public struct ChangeStream: Sendable {
         // while the consumer is busy (a reconcile, say), so the readers hold back the network
         // reads instead of dropping or piling up changes.
         let queue = AsyncChannel<QueuedEvent>()
+        // Why the first reader stopped. Recorded before the queue ends, so it is this error
+        // (not the other reader's cancellation that follows) that `follow` throws.
+        let readerFailure = FirstError()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for (kind, request) in requests {
                 let stream = ResilientSyncStream(configuration: ldap, request: request, backoff: backoff)
                 group.addTask {
-                    // A reader that stops (configuration error, cancellation) stops everything.
+                    // A reader that stops (configuration error, no sync control, cancellation)
+                    // stops everything.
                     defer { queue.finish() }
-                    var events = stream.makeAsyncIterator()
-                    var fullRefresh = false
-                    while let event = try await events.next() {
-                        switch event {
-                        case .disconnected(let error, _) where error.code == .unavailableCriticalExtension:
-                            throw SyncNotSupported()
-                        case .connected(let from): fullRefresh = from == nil
-                        case .sync(.refreshRequired): fullRefresh = true
-                        case .sync(.refreshDone): break
-                        case .sync(.add), .sync(.present), .sync(.presentIDs), .sync(.modify):
-                            // A full refresh's entries are read again by the reconcile that ends it.
-                            if fullRefresh { continue }
-                        default: break
-                        }
-                        // An event's cookie normally arrives with it: apply them together.
-                        var cookie: [UInt8]?
-                        if case .sync(let inner) = event, !(inner.isCookie) {
-                            if let next = events.nextIfBuffered() {
-                                if case .sync(.cookie(let value)) = next {
-                                    cookie = value
-                                } else {
-                                    await queue.send(QueuedEvent(kind: kind, event: event, cookie: nil, arrived: .now))
-                                    await queue.send(QueuedEvent(kind: kind, event: next, cookie: nil, arrived: .now))
-                                    continue
-                                }
-                            }
-                        }
-                        if case .sync(.refreshDone) = event { fullRefresh = false }
-                        await queue.send(QueuedEvent(kind: kind, event: event, cookie: cookie, arrived: .now))
+                    do {
+                        try await read(stream, kind: kind, into: queue)
+                    } catch {
+                        readerFailure.record(error)
                     }
                 }
             }
@@ -164,6 +143,43 @@ public struct ChangeStream: Sendable {
             while let _ = try await group.next() {}
         }
         await applier.close()
+        if let failure = readerFailure.error { throw failure }
+    }
+
+    /// Reads one sync stream into the shared queue, pairing each event with the cookie that
+    /// arrived with it, and skipping the entries of a full refresh (the reconcile that ends
+    /// it reads them again).
+    private func read(_ stream: ResilientSyncStream, kind: ChangeStreamKind, into queue: AsyncChannel<QueuedEvent>) async throws {
+        var events = stream.makeAsyncIterator()
+        var fullRefresh = false
+        while let event = try await events.next() {
+            switch event {
+            case .disconnected(let error, _) where error.code == .unavailableCriticalExtension:
+                throw SyncNotSupported()
+            case .connected(let from): fullRefresh = from == nil
+            case .sync(.refreshRequired): fullRefresh = true
+            case .sync(.refreshDone): break
+            case .sync(.add), .sync(.present), .sync(.presentIDs), .sync(.modify):
+                // A full refresh's entries are read again by the reconcile that ends it.
+                if fullRefresh { continue }
+            default: break
+            }
+            // An event's cookie normally arrives with it: apply them together.
+            var cookie: [UInt8]?
+            if case .sync(let inner) = event, !(inner.isCookie) {
+                if let next = events.nextIfBuffered() {
+                    if case .sync(.cookie(let value)) = next {
+                        cookie = value
+                    } else {
+                        await queue.send(QueuedEvent(kind: kind, event: event, cookie: nil, arrived: .now))
+                        await queue.send(QueuedEvent(kind: kind, event: next, cookie: nil, arrived: .now))
+                        continue
+                    }
+                }
+            }
+            if case .sync(.refreshDone) = event { fullRefresh = false }
+            await queue.send(QueuedEvent(kind: kind, event: event, cookie: cookie, arrived: .now))
+        }
     }
 
     private func consume(_ queue: AsyncChannel<QueuedEvent>,
@@ -238,6 +254,13 @@ public struct ChangeStream: Sendable {
 
 /// The server refuses the RFC 4533 sync control.
 struct SyncNotSupported: Error {}
+
+/// The first error several tasks report.
+final class FirstError: Sendable {
+    private let first = Mutex<(any Error)?>(nil)
+    func record(_ error: any Error) { first.withLock { if $0 == nil { $0 = error } } }
+    var error: (any Error)? { first.withLock { $0 } }
+}
 
 /// A flag one task raises and the change stream lowers when it reloads.
 public final class ReloadSignal: Sendable {

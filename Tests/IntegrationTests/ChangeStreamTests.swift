@@ -36,6 +36,7 @@ final class StreamRun: Sendable {
         let stream = ChangeStream(configuration: configuration, mirror: mirror, backoff: Backoff(initial: .milliseconds(50), maximum: .milliseconds(300)))
         let recorder = self.recorder
         task = Task {
+            do {
             try await stream.run(status: { status in
                 recorder.record("\(status)")
                 if case .refreshComplete = status { recorder.markReady() }
@@ -49,6 +50,10 @@ final class StreamRun: Sendable {
                     return false
                 }
             })
+            } catch {
+                recorder.record("the change stream ended: \(error)")
+                throw error
+            }
         }
     }
 

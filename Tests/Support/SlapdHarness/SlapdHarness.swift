@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import LDAPKit
 
 /// A real OpenLDAP slapd for tests: mdb database with the syncprov, ppolicy and memberof
@@ -286,24 +287,37 @@ public enum Tools {
         return text
     }
 
-    /// A TCP port on 127.0.0.1 that was free a moment ago.
+    /// A TCP port on 127.0.0.1 that is free now and that no other caller in this process
+    /// has been given. Ports come from below the kernel's ephemeral range (where the ports
+    /// of outgoing connections and of `bind(0)` are drawn), so a port a test hands to slapd
+    /// stays its own: after a crash, the restart gets the same port back instead of finding
+    /// another test's server listening there.
     public static func freePort() throws -> Int {
+        for _ in 0..<2000 {
+            let candidate = nextPort.withLock { next -> Int in
+                defer { next = next + 1 < portRange.upperBound ? next + 1 : portRange.lowerBound }
+                return next
+            }
+            if canBind(candidate) { return candidate }
+        }
+        throw HarnessError("no free TCP port on 127.0.0.1 between \(portRange.lowerBound) and \(portRange.upperBound)")
+    }
+
+    private static let portRange = 20_000..<32_000
+    /// Starts at a random place so that two test processes rarely walk the same ports.
+    private static let nextPort = Mutex(Int.random(in: portRange))
+
+    private static func canBind(_ port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw HarnessError("socket() failed: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { return false }
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        let bound = withUnsafePointer(to: &address) {
+        address.sin_port = UInt16(port).bigEndian
+        return withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0 else { throw HarnessError("bind() failed: \(String(cString: strerror(errno)))") }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
+        } == 0
     }
 
     /// Waits until something accepts TCP connections on 127.0.0.1:port.
@@ -311,7 +325,11 @@ public enum Tools {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             guard process.isRunning else { return false }
-            if canConnect(port) { return true }
+            if canConnect(port) {
+                // A slapd that could not bind exits at once; make sure the listener is ours.
+                try? await Task.sleep(for: .milliseconds(50))
+                return process.isRunning
+            }
             try? await Task.sleep(for: .milliseconds(20))
         }
         return false
