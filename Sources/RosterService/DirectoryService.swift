@@ -124,6 +124,9 @@ public final class DirectoryService: Service, Sendable {
             logger.info("A full reconcile follows: \(why).")
         case .problem(let text):
             logger.warning("\(text)")
+        case .breakerHolds(let trip):
+            state.recordBreakerTrip(reason: trip.reason)
+            logger.error("Safety breaker: \(trip)")
         }
     }
 

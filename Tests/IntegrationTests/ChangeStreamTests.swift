@@ -177,4 +177,32 @@ struct ChangeStreamTests {
         #expect(activeAfter == activeBefore - 1)
         await run.stop()
     }
+
+    @Test("An emptied subtree arriving as deletes: the stream deactivates up to the safety limit, holds the rest, and the reconcile's breaker holds too")
+    func streamBreaker() async throws {
+        var fixture = try await ClinicFixture.start()
+        defer { fixture.server.shutdown() }
+        fixture.configuration.safety.maxDeactivations = 3
+        let clinic = fixture.clinic
+        let run = StreamRun(fixture)
+        #expect(try await eventually(within: .seconds(20)) { run.isReady }, "\(run.messages)")
+        let doomed = (1...4).flatMap { office in (1...2).map { clinic.assistant(1, office, $0) } }
+        let ldif = doomed.map { "dn: \(clinic.dn($0))\nchangetype: delete\n" }.joined(separator: "\n")
+        try fixture.server.ldapmodify(ldif)
+        func inactive() throws -> [String] {
+            try doomed.filter { try fixture.mirror.user(UserCode($0))?.state.isActive == false }
+        }
+        #expect(try await eventually(within: .seconds(5)) { run.messages.contains { $0.hasPrefix("breakerHolds") } }, "\(run.messages)")
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(try inactive() == Array(doomed.prefix(3)), "the first three deletes revoke at once; the rest are held")
+        #expect(run.messages.filter { $0.contains("holds the deactivation") }.count == doomed.count - 3)
+        await run.stop()
+
+        // The held users stay active; the next reconcile sees them gone and its breaker refuses.
+        await #expect(throws: ReconcileError.self) { _ = try await fixture.sync() }
+        #expect(try inactive().count == 3)
+        let forced = try await fixture.sync(force: true)
+        #expect(forced.counts.usersDeactivated == doomed.count - 3)
+        #expect(try fixture.mirror.verifyAuditLog() == nil)
+    }
 }
