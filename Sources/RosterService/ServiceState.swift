@@ -197,7 +197,8 @@ public final class ServiceState: Sendable {
     public var readiness: Readiness { readiness(at: Date()) }
 
     /// Ready at `now`? Not before the first refresh, nor while the directory has been
-    /// unreachable longer than ``stalenessLimit``, nor while the breaker holds the last reconcile.
+    /// unreachable longer than ``stalenessLimit``, nor while the breaker holds, nor after a
+    /// failed reconcile until one succeeds.
     public func readiness(at now: Date) -> Readiness {
         let fields = fields.withLock { $0 }
         return Self.readiness(of: fields, at: now, stalenessLimit: stalenessLimit)
@@ -234,6 +235,10 @@ public final class ServiceState: Sendable {
         if fields.breakerHolding {
             return .notReady(reason: "The safety breaker refused the last reconcile (\(fields.lastBreakerReason ?? "no reason given")): "
                 + "the mirror keeps its previous state until a reconcile succeeds.")
+        }
+        if fields.lastReconcileSucceeded == false {
+            return .notReady(reason: "The last full reconcile failed (\(fields.lastReconcileDetail ?? "no reason given")): "
+                + "the mirror keeps its last good state until a reconcile succeeds.")
         }
         return .ready
     }

@@ -1,4 +1,6 @@
+import AccessModel
 import Foundation
+import Mirror
 import SlapdHarness
 import Testing
 
@@ -74,5 +76,65 @@ struct DaemonTests {
         let status = daemon.waitForExit()
         #expect(status == 0, "exit status \(status)")
         #expect(clock.now - started < .seconds(15))
+    }
+
+    @Test("The directory answers with nothing (bind account without read rights, wrong base DN): the breaker holds, nobody is deactivated, /readyz, /metrics and the log say why; it recovers")
+    func directoryAnswersNothing() async throws {
+        let clinic = ClinicDirectory(suffix: "dc=faults,dc=test")
+        let readerDN = "cn=roster-reader,\(clinic.suffix)"
+        let readerSecret = "reader-\(UInt64.random(in: 1...UInt64.max))"
+        let server = try await SlapdServer.start(suffix: clinic.suffix, ldif: clinic.ldif()
+            + "dn: \(readerDN)\nobjectClass: person\ncn: roster-reader\nsn: reader\nuserPassword: \(readerSecret)\n\n")
+        defer { server.shutdown() }
+        let passwordFile = server.directory.appendingPathComponent("reader.secret").path
+        try "\(readerSecret)\n".write(toFile: passwordFile, atomically: true, encoding: .utf8)
+        let httpPort = try Tools.freePort()
+        let configPath = server.directory.appendingPathComponent("roster.yaml").path
+        let mirrorPath = server.directory.appendingPathComponent("state/roster.sqlite").path
+        let yaml = clinic.yaml(url: server.url, passwordFile: passwordFile, bindDN: readerDN, mirrorPath: mirrorPath, httpPort: httpPort)
+            .replacingOccurrences(of: "reconcile_interval_minutes: 15", with: "reconcile_interval_minutes: 0.02")
+        try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
+        let log = server.directory.appendingPathComponent("roster.log").path
+        let daemon = try ChildProcess(path: RosterCLI.executable, arguments: ["run", "--config", configPath], logFile: log)
+        defer { daemon.terminate() }
+        let base = "http://127.0.0.1:\(httpPort)"
+        func logText() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+        #expect(try await eventually(within: .seconds(30)) { (try? curl(["\(base)/readyz"]).status) == 200 }, "\(logText())")
+        let mirror = try Mirror(path: mirrorPath)
+        func activeUsers() throws -> Int { try mirror.snapshot().users.values.filter { $0.state.isActive }.count }
+        #expect(try activeUsers() == clinic.userCount)
+
+        // 1. The bind account loses its read rights on the people subtree.
+        try await server.restart(accessRules: "access to dn.children=\"ou=people,\(clinic.suffix)\" by dn.exact=\"\(readerDN)\" none by * read")
+        #expect(try await eventually(within: .seconds(20)) {
+            let ready = try curl(["\(base)/readyz"])
+            return ready.status == 503 && ready.body.contains("no users at all")
+        }, "\((try? curl(["\(base)/readyz"]).body) ?? "")")
+        #expect(try curl(["\(base)/metrics"]).body.split(separator: "\n").contains { $0.hasPrefix("roster_breaker_trips_total") && !$0.hasSuffix(" 0") })
+        #expect(logText().contains("Safety breaker"))
+        #expect(try activeUsers() == clinic.userCount, "nobody is deactivated")
+
+        // Rights back: the next reconcile succeeds and the daemon is ready again.
+        try await server.restart(accessRules: "")
+        #expect(try await eventually(within: .seconds(30)) { (try? curl(["\(base)/readyz"]).status) == 200 }, "\((try? curl(["\(base)/readyz"]).body) ?? "")")
+
+        // 2. A configuration reloaded with a base DN that does not exist.
+        try yaml.replacingOccurrences(of: "base: 'ou=people,", with: "base: 'ou=nobody,")
+            .write(toFile: configPath, atomically: true, encoding: .utf8)
+        daemon.signal(SIGHUP)
+        #expect(try await eventually(within: .seconds(20)) {
+            let ready = try curl(["\(base)/readyz"])
+            return ready.status == 503 && ready.body.contains("ou=nobody")
+        }, "\((try? curl(["\(base)/readyz"]).body) ?? "")")
+        #expect(try activeUsers() == clinic.userCount, "nobody is deactivated")
+        #expect(try curl(["\(base)/v1/users/\(clinic.assistant(1, 1, 1))"]).status == 200, "the last good state is still served")
+        #expect(!logText().contains(readerSecret), "the bind password must never be logged")
+
+        // Fixed: ready again.
+        try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
+        daemon.signal(SIGHUP)
+        #expect(try await eventually(within: .seconds(30)) { (try? curl(["\(base)/readyz"]).status) == 200 }, "\((try? curl(["\(base)/readyz"]).body) ?? "")")
+        #expect(try activeUsers() == clinic.userCount)
+        #expect(try mirror.verifyAuditLog() == nil)
     }
 }

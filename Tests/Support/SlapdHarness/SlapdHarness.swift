@@ -59,7 +59,9 @@ public final class SlapdServer: @unchecked Sendable {
         if tls {
             server.certificates = try TestCertificates.make(in: directory.appendingPathComponent("tls"))
         }
-        try server.writeConfiguration(extra: extraConfiguration, syncProvider: syncProvider)
+        server.extraConfiguration = extraConfiguration
+        server.syncProvider = syncProvider
+        try server.writeConfiguration()
         var data = ""
         if includeSuffixEntry {
             let first = suffix.split(separator: ",")[0].split(separator: "=")
@@ -84,7 +86,13 @@ public final class SlapdServer: @unchecked Sendable {
 
     private var configurationFile: String { directory.appendingPathComponent("slapd.conf").path }
 
-    private func writeConfiguration(extra: String, syncProvider: Bool) throws {
+    private var extraConfiguration = ""
+    private var syncProvider = true
+    /// ACL lines placed before the harness's own (`access to * by * read`), so they win.
+    private var accessRules = ""
+
+    private func writeConfiguration() throws {
+        let extra = extraConfiguration
         var tlsLines = ""
         if let certificates {
             tlsLines = """
@@ -119,6 +127,7 @@ public final class SlapdServer: @unchecked Sendable {
         index entryUUID,entryCSN eq
         index uid,cn,memberOf,member eq
         limits dn.exact="\(adminDN)" size=unlimited time=unlimited
+        \(accessRules)
         access to attrs=userPassword by self write by anonymous auth by * none
         access to * by * read
         \(extra)
@@ -185,6 +194,15 @@ public final class SlapdServer: @unchecked Sendable {
     /// Starts slapd again on the same port(s) and data.
     public func restart() async throws {
         stop()
+        try await launch()
+    }
+
+    /// Restarts slapd with `rules` as its first access-control lines (e.g. to take a bind
+    /// account's read rights away); an empty string restores the defaults.
+    public func restart(accessRules rules: String) async throws {
+        stop()
+        accessRules = rules
+        try writeConfiguration()
         try await launch()
     }
 
