@@ -205,4 +205,26 @@ struct ChangeStreamTests {
         #expect(forced.counts.usersDeactivated == doomed.count - 3)
         #expect(try fixture.mirror.verifyAuditLog() == nil)
     }
+
+    @Test("slapd killed during the first refresh and restarted: Roster reconnects, completes the refresh, and revokes no one")
+    func crashDuringRefresh() async throws {
+        let fixture = try await ClinicFixture.start(ClinicDirectory.sized(3000, suffix: "dc=clinic,dc=test"))
+        defer { fixture.server.shutdown() }
+        let clinic = fixture.clinic
+        let run = StreamRun(fixture)
+        #expect(try await eventually(within: .seconds(10)) { run.messages.contains { $0.hasPrefix("connected") } })
+        try await Task.sleep(for: .milliseconds(30))
+        fixture.server.crash()
+        let readyWhenKilled = run.isReady
+        try await Task.sleep(for: .milliseconds(500))
+        try await fixture.server.restart()
+        #expect(try await eventually(within: .seconds(60)) { run.isReady }, "\(run.messages)")
+        #expect(!readyWhenKilled, "slapd was killed before the refresh completed")
+        #expect(run.messages.contains { $0.hasPrefix("disconnected") } || run.messages.contains { $0.contains("reconcile failed") }, "\(run.messages)")
+        let users = try fixture.mirror.snapshot().users.values
+        #expect(users.count == clinic.userCount)
+        #expect(users.filter { $0.state.isActive && !$0.state.isLocked }.count == clinic.userCount)
+        await run.stop()
+        #expect(try fixture.mirror.verifyAuditLog() == nil)
+    }
 }
