@@ -73,7 +73,7 @@ struct DaemonTests {
         let clock = ContinuousClock()
         let started = clock.now
         daemon.signal(SIGTERM)
-        let status = daemon.waitForExit()
+        let status = try await Tools.offPool { daemon.waitForExit() }
         #expect(status == 0, "exit status \(status)")
         #expect(clock.now - started < .seconds(15))
     }

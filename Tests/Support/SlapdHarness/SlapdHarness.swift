@@ -57,7 +57,8 @@ public final class SlapdServer: @unchecked Sendable {
         let server = SlapdServer(suffix: suffix, directory: directory)
         try server.adminPassword.write(toFile: server.adminPasswordFile, atomically: true, encoding: .utf8)
         if tls {
-            server.certificates = try TestCertificates.make(in: directory.appendingPathComponent("tls"))
+            let folder = directory.appendingPathComponent("tls")
+            server.certificates = try await Tools.offPool { try TestCertificates.make(in: folder) }
         }
         server.extraConfiguration = extraConfiguration
         server.syncProvider = syncProvider
@@ -68,7 +69,8 @@ public final class SlapdServer: @unchecked Sendable {
             data += "dn: \(suffix)\nobjectClass: dcObject\nobjectClass: organization\ndc: \(first[1])\no: \(first[1])\n\n"
         }
         data += ldif
-        try server.load(ldif: data)
+        let entries = data
+        try await Tools.offPool { try server.load(ldif: entries) }
         try await server.launch()
         return server
     }
@@ -193,14 +195,14 @@ public final class SlapdServer: @unchecked Sendable {
 
     /// Starts slapd again on the same port(s) and data.
     public func restart() async throws {
-        stop()
+        try await Tools.offPool { self.stop() }
         try await launch()
     }
 
     /// Restarts slapd with `rules` as its first access-control lines (e.g. to take a bind
     /// account's read rights away); an empty string restores the defaults.
     public func restart(accessRules rules: String) async throws {
-        stop()
+        try await Tools.offPool { self.stop() }
         accessRules = rules
         try writeConfiguration()
         try await launch()
@@ -262,6 +264,15 @@ public struct TestCertificates: Sendable {
 
 /// The system tools the harness runs.
 public enum Tools {
+    /// Runs blocking work (a child process to wait for) on a thread of its own, so that
+    /// tests running in parallel never starve Swift's cooperative pool (two threads on a
+    /// 2-core machine) and time out each other's async waits.
+    public static func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
+        }
+    }
+
     public static let slapd = "/usr/sbin/slapd"
     public static let slapadd = "/usr/sbin/slapadd"
     public static let ldapmodify = "/usr/bin/ldapmodify"
