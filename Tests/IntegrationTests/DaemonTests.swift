@@ -137,4 +137,60 @@ struct DaemonTests {
         #expect(try activeUsers() == clinic.userCount)
         #expect(try mirror.verifyAuditLog() == nil)
     }
+
+    @Test("At trace level, no secret (bind password, HTTP token) reaches the log or the mirror; the mirror is not world-readable")
+    func secretsStaySecret() async throws {
+        let clinic = ClinicDirectory(suffix: "dc=secrets,dc=test")
+        let readerDN = "cn=roster-reader,\(clinic.suffix)"
+        let password = "pw-\(UInt64.random(in: 1...UInt64.max))"
+        let token = "tk-\(UInt64.random(in: 1...UInt64.max))"
+        let server = try await SlapdServer.start(suffix: clinic.suffix, ldif: clinic.ldif()
+            + "dn: \(readerDN)\nobjectClass: person\ncn: roster-reader\nsn: reader\nuserPassword: \(password)\n\n")
+        defer { server.shutdown() }
+        let folder = server.directory
+        let passwordFile = folder.appendingPathComponent("reader.secret").path
+        let tokenFile = folder.appendingPathComponent("http.token").path
+        try "\(password)\n".write(toFile: passwordFile, atomically: true, encoding: .utf8)
+        try "\(token)\n".write(toFile: tokenFile, atomically: true, encoding: .utf8)
+        let httpPort = try Tools.freePort()
+        let configPath = folder.appendingPathComponent("roster.yaml").path
+        let stateFolder = folder.appendingPathComponent("state").path
+        let mirrorPath = stateFolder + "/roster.sqlite"
+        let yaml = clinic.yaml(url: server.url, passwordFile: passwordFile, bindDN: readerDN, mirrorPath: mirrorPath, httpPort: httpPort)
+            .replacingOccurrences(of: "http: {address: 127.0.0.1, port: \(httpPort)}",
+                                  with: "http: {address: 127.0.0.1, port: \(httpPort), token_file: '\(tokenFile)'}")
+        try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
+        let log = folder.appendingPathComponent("roster.log").path
+        let daemon = try ChildProcess(path: RosterCLI.executable, arguments: ["run", "--config", configPath, "--log-level", "trace"], logFile: log)
+        defer { daemon.terminate() }
+        let base = "http://127.0.0.1:\(httpPort)"
+        let bearer = ["-H", "Authorization: Bearer \(token)"]
+        func logText() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+
+        #expect(try await eventually(within: .seconds(30)) { (try? curl(bearer + ["\(base)/readyz"]).status) == 200 }, "\(logText())")
+        #expect(try curl(["-H", "Authorization: Bearer \(token)x", "\(base)/v1/status"]).status == 401)
+        #expect(try curl(["\(base)/v1/users/\(clinic.assistant(1, 1, 1))"]).status == 401)
+        let user = clinic.assistant(1, 1, 2)
+        try server.ldapmodify("dn: \(clinic.dn(user))\nchangetype: modify\nreplace: pwdAccountLockedTime\npwdAccountLockedTime: 000001010000Z\n")
+        #expect(try await eventually(within: .seconds(3)) { try curl(bearer + ["\(base)/v1/users/\(user)"]).body.contains("\"locked\":true") })
+        daemon.signal(SIGHUP)
+        #expect(try await eventually(within: .seconds(10)) { logText().contains("Configuration reloaded") })
+        daemon.signal(SIGTERM)
+        #expect(try await Tools.offPool { daemon.waitForExit() } == 0)
+
+        let text = logText()
+        #expect(text.contains("<7>"), "trace and debug messages were written")
+        for (name, secret) in [("bind password", password), ("HTTP token", token)] {
+            #expect(!text.contains(secret), "the \(name) appears in the log")
+            for file in try FileManager.default.contentsOfDirectory(atPath: stateFolder) {
+                let bytes = try Data(contentsOf: URL(fileURLWithPath: stateFolder + "/" + file))
+                #expect(bytes.range(of: Data(secret.utf8)) == nil, "the \(name) appears in the mirror file \(file)")
+            }
+        }
+        let attributes = try FileManager.default.attributesOfItem(atPath: mirrorPath)
+        let mode = (attributes[.posixPermissions] as? NSNumber)?.intValue ?? 0o777
+        #expect(mode & 0o007 == 0, "the mirror is world-accessible: \(String(mode, radix: 8))")
+        let folderMode = ((try FileManager.default.attributesOfItem(atPath: stateFolder))[.posixPermissions] as? NSNumber)?.intValue ?? 0o777
+        #expect(folderMode & 0o007 == 0, "the mirror's folder is world-accessible: \(String(folderMode, radix: 8))")
+    }
 }
