@@ -79,7 +79,7 @@ public final class DirectoryService: Service, Sendable {
             let streamTask = Task {
                 // The stream only ends on its own for a reason retrying may fix later (the
                 // bind account locked, say): say so, and start it again after a pause.
-                var retry = Backoff(initial: .seconds(5), maximum: .seconds(300))
+                var retry = Backoff(initial: .seconds(1), maximum: .seconds(60))
                 while !Task.isCancelled {
                     do {
                         try await stream.run(status: { [self] status in self.report(status) },
@@ -88,7 +88,7 @@ public final class DirectoryService: Service, Sendable {
                         return
                     } catch {
                         let delay = retry.nextDelay()
-                        state.markDirectoryConnected(false)
+                        state.recordStreamFailure("\(error)")
                         logger.error("The change stream stopped: \(error). Starting it again in \(delay); the mirror keeps serving its last state.")
                         try? await Task.sleep(for: delay)
                     }

@@ -193,4 +193,72 @@ struct DaemonTests {
         let folderMode = ((try FileManager.default.attributesOfItem(atPath: stateFolder))[.posixPermissions] as? NSNumber)?.intValue ?? 0o777
         #expect(folderMode & 0o007 == 0, "the mirror's folder is world-accessible: \(String(folderMode, radix: 8))")
     }
+
+    @Test("The mirror's disk full: Roster says why, keeps serving the last good state, and catches up when space returns; a read-only mirror is a clear error; the file stays sound")
+    func mirrorCannotBeWritten() async throws {
+        let clinic = ClinicDirectory(suffix: "dc=disk,dc=test")
+        let server = try await SlapdServer.start(suffix: clinic.suffix, ldif: clinic.ldif())
+        defer { server.shutdown() }
+        // A real small file system for the mirror (mounting needs root, as CI runs).
+        let disk = server.directory.appendingPathComponent("small-disk").path
+        try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
+        do {
+            try Tools.run("/bin/mount", ["-t", "tmpfs", "-o", "size=6m", "roster-test", disk])
+        } catch {
+            Issue.record("This test mounts a 6 MB tmpfs for the mirror and needs root: \(error)")
+            return
+        }
+        defer { _ = try? Tools.run("/bin/umount", ["-l", disk]) }
+        let httpPort = try Tools.freePort()
+        let configPath = server.directory.appendingPathComponent("roster.yaml").path
+        let mirrorPath = disk + "/state/roster.sqlite"
+        try clinic.yaml(url: server.url, passwordFile: server.adminPasswordFile, bindDN: server.adminDN, mirrorPath: mirrorPath, httpPort: httpPort)
+            .write(toFile: configPath, atomically: true, encoding: .utf8)
+        let log = server.directory.appendingPathComponent("roster.log").path
+        let daemon = try ChildProcess(path: RosterCLI.executable, arguments: ["run", "--config", configPath], logFile: log)
+        defer { daemon.terminate() }
+        let base = "http://127.0.0.1:\(httpPort)"
+        func logText() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+        func readyz() -> String { (try? curl(["\(base)/readyz"]).body) ?? "" }
+        func isLocked(_ user: String) throws -> Bool {
+            let body = try curl(["\(base)/v1/users/\(user)"]).body
+            return body.contains("\"locked\":true") || body.contains("\"locked\" : true")
+        }
+        func lock(_ user: String) throws {
+            try server.ldapmodify("dn: \(clinic.dn(user))\nchangetype: modify\nreplace: pwdAccountLockedTime\npwdAccountLockedTime: 000001010000Z\n")
+        }
+        #expect(try await eventually(within: .seconds(30)) { (try? curl(["\(base)/readyz"]).status) == 200 }, "\(logText())")
+
+        // 1. The disk fills up.
+        let filler = disk + "/filler"
+        FileManager.default.createFile(atPath: filler, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: filler))
+        let chunk = Data(count: 64 * 1024)
+        while (try? handle.write(contentsOf: chunk)) != nil {}
+        try? handle.close()
+        let first = clinic.assistant(1, 1, 1)
+        try lock(first)
+        #expect(try await eventually(within: .seconds(10)) { readyz().contains("full") }, "\(readyz())\n\(logText())")
+        #expect(try curl(["\(base)/v1/users/\(first)"]).status == 200, "the last good state is still served")
+        #expect(try !isLocked(first))
+        try FileManager.default.removeItem(atPath: filler)
+        #expect(try await eventually(within: .seconds(30)) { try isLocked(first) }, "\(logText())")
+        #expect(try await eventually(within: .seconds(10)) { (try? curl(["\(base)/readyz"]).status) == 200 }, "\(readyz())")
+
+        daemon.signal(SIGTERM)
+        #expect(try await Tools.offPool { daemon.waitForExit() } == 0)
+
+        // 2. The file system is read-only (remounted while Roster is stopped; a running
+        //    process's open files keep a tmpfs from being remounted).
+        try Tools.run("/bin/mount", ["-o", "remount,ro", disk])
+        let sync = try RosterCLI.run(["sync", "--config", configPath])
+        #expect(sync.status == 1, "\(sync.stderr)")
+        #expect(sync.stderr.contains(mirrorPath) && sync.stderr.lowercased().contains("read"), "\(sync.stderr)")
+        try Tools.run("/bin/mount", ["-o", "remount,rw", disk])
+        let again = try RosterCLI.run(["sync", "--config", configPath])
+        #expect(again.status == 0, "\(again.stderr)")
+        let mirror = try Mirror(path: mirrorPath)
+        #expect(try mirror.verifyAuditLog() == nil)
+        #expect(try mirror.integrityCheck() == "ok")
+    }
 }
