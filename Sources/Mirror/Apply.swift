@@ -1,5 +1,4 @@
 import AccessModel
-import Dispatch
 import GRDB
 
 /// Brings the stored model to a changeset's desired state inside one transaction, writing only
@@ -102,8 +101,7 @@ final class Applier {
         for role in changeset.roles { try upsert(role) }
         try checkGroupNames()
         for group in changeset.groups { try upsert(group) }
-        let records = prepareUserRecords()
-        for (index, user) in changeset.users.enumerated() { try upsert(user, record: records?[index]) }
+        for user in changeset.users { try upsert(user) }
         try flushNewUsers()
 
         var members = changeset.groupMembers
@@ -432,62 +430,16 @@ final class Applier {
         }
     }
 
-    /// A user's record as ``prepareUserRecords()`` made it: its fingerprint, and its text when
-    /// the apply may write it (the user is new, or its fingerprint differs from the stored one).
-    struct PreparedRecord {
-        var fingerprint: Int64
-        var text: String?
-    }
-
-    /// The records of a large changeset's users, built and fingerprinted on all cores before the
-    /// (sequential) writes begin: pure work that is a large part of a bulk apply. Nil for a small
-    /// changeset, whose users' records are built one by one as they are written.
-    private func prepareUserRecords() -> [PreparedRecord]? {
-        let users = changeset.users
-        guard users.count > Applier.bulkThreshold, let storedUsers else { return nil }
-        var records = [PreparedRecord](repeating: PreparedRecord(fingerprint: 0, text: nil), count: users.count)
-        let chunkSize = 2048
-        let chunks = (users.count + chunkSize - 1) / chunkSize
-        records.withUnsafeMutableBufferPointer { buffer in
-            // Each chunk writes only its own elements of `output`; `users` and `storedUsers` are only read.
-            nonisolated(unsafe) let output = buffer
-            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-                var buffer: [UInt8] = []
-                for index in chunk * chunkSize..<min(users.count, (chunk + 1) * chunkSize) {
-                    Canonical.write(users[index], into: &buffer)
-                    let fingerprint = buffer.withUnsafeBytes { Canonical.fingerprint($0) }
-                    let unchanged = storedUsers[users[index].code.key]?.fingerprint == fingerprint
-                    output[index] = PreparedRecord(fingerprint: fingerprint, text: unchanged ? nil : String(decoding: buffer, as: UTF8.self))
-                }
-            }
-        }
-        return records
-    }
-
-    private func upsert(_ user: User, record prepared: PreparedRecord?) throws {
+    private func upsert(_ user: User) throws {
         if !user.healthCenters.allSatisfy({ healthCenters[$0] != nil }) {
             for hc in user.healthCenters.sorted() { try requireHealthCenter(hc, for: "User '\(user.code)'") }
         }
         let key = user.code.key
         let stored = try storedUser(key)
-        let fingerprint: Int64
-        /// The record's text, built on first use.
-        var recordText: String?
-        if let prepared {
-            fingerprint = prepared.fingerprint
-            recordText = prepared.text
-        } else {
-            Canonical.write(user, into: &recordBuffer)
-            fingerprint = recordBuffer.withUnsafeBytes { Canonical.fingerprint($0) }
-        }
-        func text() -> String {
-            if let recordText { return recordText }
-            let made = prepared == nil ? String(decoding: recordBuffer, as: UTF8.self) : Canonical.record(user)
-            recordText = made
-            return made
-        }
+        Canonical.write(user, into: &recordBuffer)
+        let fingerprint = recordBuffer.withUnsafeBytes { Canonical.fingerprint($0) }
         guard let stored else {
-            let record = text()
+            let record = String(decoding: recordBuffer, as: UTF8.self)
             pendingUsers.append((users[key]!, fingerprint))
             for hc in user.healthCenters.sorted() { pendingUserHealthCenters.append((key, hc.rawValue)) }
             if pendingUsers.count == Applier.userBatch { try flushNewUsers() }
@@ -497,7 +449,7 @@ final class Applier {
         }
         if stored.fingerprint != fingerprint {
             let before = try storedRecord(key)
-            let record = text()
+            let record = String(decoding: recordBuffer, as: UTF8.self)
             if before != record {
                 try updateUser(user, fingerprint: fingerprint)
                 try w.audit("user.updated", "user", user.code.rawValue, before: before, after: record, source: user.directoryDN)
