@@ -30,6 +30,14 @@ extension berval {
         }
     }
 
+    /// Runs `body` on the bytes a berval points at, without copying them.
+    func withBytes<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        guard let base = bv_val, bv_len > 0 else { return body(UnsafeBufferPointer(start: nil, count: 0)) }
+        return base.withMemoryRebound(to: UInt8.self, capacity: Int(bv_len)) {
+            body(UnsafeBufferPointer(start: $0, count: Int(bv_len)))
+        }
+    }
+
     /// The berval as text (lossy for invalid UTF-8, which DNs and attribute names never are).
     var string: String {
         guard let base = bv_val, bv_len > 0 else { return "" }
@@ -74,11 +82,10 @@ func parseEntry(_ ld: OpaquePointer, _ message: OpaquePointer) -> LDAPEntry? {
         guard rc == LDAP_SUCCESS, name.bv_val != nil else { break }
         var list: [LDAPValue] = []
         if let values {
-            var position = 0
-            while let _ = values[position].bv_val {
-                list.append(LDAPValue(values[position].bytes))
-                position += 1
-            }
+            var count = 0
+            while values[count].bv_val != nil { count += 1 }
+            list.reserveCapacity(count)
+            for position in 0..<count { list.append(values[position].withBytes { LDAPValue(copying: $0) }) }
             ber_memfree(values)
         }
         entry.append(name.string, list)

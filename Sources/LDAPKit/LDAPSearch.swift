@@ -166,6 +166,8 @@ private func withOptionalBerval<R>(_ bytes: [UInt8]?, _ body: (UnsafeMutablePoin
 /// under the plain name, reading the remaining ranges with base searches on the same
 /// handle (Active Directory's ranged retrieval).
 private func completeRangedAttributes(_ entry: inout LDAPEntry, handle: LDAPHandle) throws {
+    // Only a name with an option (`;`) can be ranged: most entries have none, so skip the parse.
+    guard entry.attributes.contains(where: { $0.name.utf8.contains(0x3B) }) else { return }
     let ranged = entry.attributes.compactMap { attribute in
         AttributeRange(attributeName: attribute.name).map { (attribute.name, $0) }
     }

@@ -128,26 +128,41 @@ extension Mirror {
                     autoAddNewProviders: row[5], directoryDN: row[6]))
             } catch { throw MirrorError.invalid(error) }
         }
+        // The large tables are read through cursors: a cursor's row reads straight from the
+        // statement, where fetchAll copies every row (and every value) first.
         var userHCs: [String: Set<HealthCenterID>] = [:]
-        for row in try Row.fetchAll(db, sql: "SELECT user_code_key, health_center FROM user_health_center") {
+        let healthCenterRows = try Row.fetchCursor(db, sql: "SELECT user_code_key, health_center FROM user_health_center ORDER BY user_code_key")
+        while let row = try healthCenterRows.next() {
             userHCs[row[0], default: []].insert(HealthCenterID(row[1] as String))
         }
-        var users: [User] = []
-        for row in try Row.fetchAll(db, sql: "SELECT \(userColumns) FROM user_account") {
-            users.append(try user(from: row, healthCenters: userHCs[row[0] as String] ?? []))
+        // Users go straight into the snapshot's dictionary (keys are unique: the primary key).
+        var users: [UserCode: User] = [:]
+        users.reserveCapacity(userHCs.count)
+        var codes: [String: UserCode] = [:]
+        codes.reserveCapacity(userHCs.count)
+        let userRows = try Row.fetchCursor(db, sql: "SELECT \(userColumns) FROM user_account")
+        while let row = try userRows.next() {
+            let key: String = row[0]
+            let user = try user(from: row, healthCenters: userHCs[key] ?? [])
+            users[user.code] = user
+            if codes[user.code.key] == nil { codes[user.code.key] = user.code }
         }
-        let codes = Dictionary(users.map { ($0.code.key, $0.code) }, uniquingKeysWith: { a, _ in a })
+        userHCs = [:]
         var members: [GroupID: Set<UserCode>] = [:]
-        for row in try Row.fetchAll(db, sql: "SELECT group_id, user_code_key FROM group_membership") {
+        let memberRows = try Row.fetchCursor(db, sql: "SELECT group_id, user_code_key FROM group_membership")
+        while let row = try memberRows.next() {
             if let code = codes[row[1]] { members[GroupID(row[0] as String), default: []].insert(code) }
         }
         var holders: [RoleName: Set<UserCode>] = [:]
-        for row in try Row.fetchAll(db, sql: "SELECT role, user_code_key FROM role_membership") {
+        let holderRows = try Row.fetchCursor(db, sql: "SELECT role, user_code_key FROM role_membership")
+        while let row = try holderRows.next() {
             if let code = codes[row[1]] { holders[RoleName(row[0] as String), default: []].insert(code) }
         }
-        return AccessSnapshot(
+        var snapshot = AccessSnapshot(
             healthCenters: healthCenters, careVenues: venues, providers: providers, pools: pools, groups: groups,
-            roles: roles, users: users, groupMembers: members, roleHolders: holders)
+            roles: roles, groupMembers: members, roleHolders: holders)
+        snapshot.users = users
+        return snapshot
     }
 
     static let userColumns = """

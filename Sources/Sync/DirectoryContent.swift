@@ -48,6 +48,50 @@ public struct MappingProblem: Error, Sendable, Hashable, CustomStringConvertible
 public enum DN {
     /// A normalized form for comparisons and map keys.
     public static func normalize(_ dn: String) -> String {
+        var dn = dn
+        return dn.withUTF8 { bytes in normalizeASCII(bytes) } ?? normalizeCharacters(dn)
+    }
+
+    /// ``normalize(_:)`` for a DN of ASCII bytes only (nearly all DNs), byte by byte; nil when
+    /// some byte is not ASCII or is a carriage return (which forms one character with a line
+    /// feed), for ``normalizeCharacters(_:)``. Gives exactly what that gives for such DNs.
+    private static func normalizeASCII(_ dn: UnsafeBufferPointer<UInt8>) -> String? {
+        for byte in dn where byte >= 0x80 || byte == 0x0D { return nil }
+        return String(unsafeUninitializedCapacity: dn.count) { result in
+            var count = 0
+            var escaped = false
+            var pendingSpace = false
+            var afterSeparator = true
+            for byte in dn {
+                let lower = (0x41...0x5A).contains(byte) ? byte | 0x20 : byte
+                if escaped {
+                    result[count] = lower; count += 1
+                    escaped = false
+                    afterSeparator = false
+                    continue
+                }
+                switch byte {
+                case 0x20:  // space
+                    pendingSpace = !afterSeparator
+                case 0x2C, 0x3D, 0x2B:  // , = +
+                    pendingSpace = false
+                    afterSeparator = true
+                    result[count] = byte; count += 1
+                default:
+                    // A pending space is always followed by this byte, so the result never outgrows the input.
+                    if pendingSpace { result[count] = 0x20; count += 1 }
+                    pendingSpace = false
+                    afterSeparator = false
+                    if byte == 0x5C { escaped = true }  // backslash
+                    result[count] = lower; count += 1
+                }
+            }
+            return count
+        }
+    }
+
+    /// ``normalize(_:)`` character by character: the reference, and the path for non-ASCII DNs.
+    static func normalizeCharacters(_ dn: String) -> String {
         var result = ""
         result.reserveCapacity(dn.utf8.count)
         var escaped = false

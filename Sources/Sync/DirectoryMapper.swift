@@ -43,15 +43,16 @@ public struct DirectoryMapper: Sendable {
         return entry.string("entryUUID")
     }
 
-    /// Maps one user entry; a problem when it cannot be mapped.
-    public func mapUser(_ entry: LDAPEntry, isProvider: Bool, superAdministrator: Bool) -> Swift.Result<MappedUser, MappingProblem> {
+    /// Maps one user entry; a problem when it cannot be mapped. `normalizedDN` is
+    /// `DN.normalize(entry.dn)` when the caller has it already.
+    public func mapUser(_ entry: LDAPEntry, normalizedDN: String? = nil, isProvider: Bool, superAdministrator: Bool) -> Swift.Result<MappedUser, MappingProblem> {
         let names = configuration.users.attributes
         func fail(_ message: String) -> Swift.Result<MappedUser, MappingProblem> { .failure(MappingProblem(dn: entry.dn, message: message)) }
         let codeValues = entry[names.userCode]
         guard let codeValue = codeValues.first else {
             return fail("has no \(names.userCode) (the user code attribute); skipped")
         }
-        guard let code = codeValue.string, !code.trimmingCharacters(in: .whitespaces).isEmpty else {
+        guard let code = codeValue.string, !code.trimmingWhitespace().isEmpty else {
             return fail("its \(names.userCode) is not valid UTF-8 text; skipped")
         }
         guard codeValues.count == 1 else {
@@ -60,7 +61,7 @@ public struct DirectoryMapper: Sendable {
         var healthCenters = Set<HealthCenterID>()
         if let attribute = names.healthCenters {
             for value in entry[attribute] {
-                guard let text = value.string, let id = healthCenterIDs[text.lowercased().trimmingCharacters(in: .whitespaces)] else {
+                guard let text = value.string, let id = healthCenterIDs[text.lowercased().trimmingWhitespace()] else {
                     return fail("names health center '\(value)' in \(attribute), which is not configured; skipped")
                 }
                 healthCenters.insert(id)
@@ -119,7 +120,7 @@ public struct DirectoryMapper: Sendable {
                 providerHealthCenter = healthCenters.sorted().first
             }
         }
-        return .success(MappedUser(user: user, dn: DN.normalize(entry.dn), directoryID: user.directoryID, isProvider: isProvider,
+        return .success(MappedUser(user: user, dn: normalizedDN ?? DN.normalize(entry.dn), directoryID: user.directoryID, isProvider: isProvider,
                                    providerHealthCenter: providerHealthCenter, directoryState: state))
     }
 
@@ -152,31 +153,41 @@ public struct DirectoryMapper: Sendable {
             if reported.insert(dn).inserted { problems.append(MappingProblem(dn: dn, message: message)) }
         }
 
-        // Users: one per code; two entries with one code are both skipped.
-        var byCode: [UserCode: MappedUser] = [:]
+        // Users: one per code; two entries with one code are both skipped. Users are kept as
+        // positions in `mappedUsers`, so that no user is copied until the changeset is built.
+        var indexByCode: [UserCode: Int] = [:]
+        indexByCode.reserveCapacity(mappedUsers.count)
         var duplicateCodes = Set<UserCode>()
-        for mapped in mappedUsers {
-            if let other = byCode[mapped.user.code] {
+        for (index, mapped) in mappedUsers.enumerated() {
+            if let otherIndex = indexByCode[mapped.user.code] {
+                let other = mappedUsers[otherIndex]
                 duplicateCodes.insert(mapped.user.code)
                 report(mapped.user.directoryDN ?? mapped.dn,
                        "has user code '\(mapped.user.code.rawValue)', which \(other.user.directoryDN ?? other.dn) also has (codes compare case-insensitively); both skipped")
                 report(other.user.directoryDN ?? other.dn,
                        "has user code '\(other.user.code.rawValue)', which \(mapped.user.directoryDN ?? mapped.dn) also has (codes compare case-insensitively); both skipped")
             } else {
-                byCode[mapped.user.code] = mapped
+                indexByCode[mapped.user.code] = index
             }
         }
-        for code in duplicateCodes { byCode[code] = nil }
-        let codeByDN = Dictionary(byCode.values.map { ($0.dn, $0.user.code) }, uniquingKeysWith: { a, _ in a })
+        for code in duplicateCodes { indexByCode[code] = nil }
+        /// The users mapped, one per code, in directory order.
+        let accepted = indexByCode.values.sorted()
+        var codeByDN: [String: UserCode] = [:]
+        codeByDN.reserveCapacity(accepted.count)
+        for index in accepted where codeByDN[mappedUsers[index].dn] == nil {
+            codeByDN[mappedUsers[index].dn] = mappedUsers[index].user.code
+        }
 
         var users: [User] = []
-        users.reserveCapacity(max(byCode.count, stored.users.count))
+        users.reserveCapacity(max(accepted.count, stored.users.count))
         var nextChanges: [UserCode: Date] = [:]
         var keptAsStored = Set<UserCode>()
-        for mapped in byCode.values {
+        for index in accepted {
+            let mapped = mappedUsers[index]
             var user = mapped.user
             if let previous = stored.users[user.code] {
-                if previous.isBreakGlass || user.isBreakGlass, stored.users[user.code] != nil {
+                if previous.isBreakGlass || user.isBreakGlass {
                     // Emergency accounts: never changed by a bulk plan.
                     users.append(previous)
                     keptAsStored.insert(user.code)
@@ -189,7 +200,7 @@ public struct DirectoryMapper: Sendable {
             if let next = mapped.directoryState.nextChange { nextChanges[user.code] = next }
             users.append(user)
         }
-        for (code, previous) in stored.users where byCode[code] == nil {
+        for (code, previous) in stored.users where indexByCode[code] == nil {
             if missing.gone.contains(code) && !previous.isBreakGlass {
                 var user = previous
                 user.state = previous.state.updatedByDirectory(locked: previous.state.lockedByDirectory, inactive: true,
@@ -207,7 +218,8 @@ public struct DirectoryMapper: Sendable {
 
         // Providers.
         var providers: [ProviderID: Provider] = [:]
-        for mapped in byCode.values where mapped.isProvider {
+        for index in accepted where mappedUsers[index].isProvider {
+            let mapped = mappedUsers[index]
             guard let center = mapped.providerHealthCenter else {
                 report(mapped.user.directoryDN ?? mapped.dn, "is a provider without a configured health center; not made a provider")
                 continue
@@ -337,9 +349,17 @@ public struct DirectoryMapper: Sendable {
         let changeset = Changeset(
             scope: .complete, healthCenters: healthCenters, careVenues: careVenues,
             providers: providers.values.sorted { $0.id < $1.id }, pools: pools,
-            groups: groups.values.sorted { $0.id < $1.id }, roles: roles, users: users.sorted { $0.code < $1.code },
+            groups: groups.values.sorted { $0.id < $1.id }, roles: roles, users: Self.sortedByCode(users),
             groupMembers: groupMembers, roleHolders: roleHolders)
         return Mapping(changeset: changeset, problems: problems, newProviders: newProviders, nextChanges: nextChanges)
+    }
+
+    /// `users` ordered by code, each user moved once (sorting the users themselves moves
+    /// large values many times over). Codes are unique, so the order is fully determined.
+    static func sortedByCode(_ users: [User]) -> [User] {
+        let keys = users.map(\.code.key)
+        let order = keys.indices.sorted { keys[$0] < keys[$1] }
+        return order.map { users[$0] }
     }
 
     /// A pattern rule's template with `{name}` placeholders replaced by the match's captures.
@@ -348,11 +368,7 @@ public struct DirectoryMapper: Sendable {
         for element in match.output {
             if let name = element.name, let substring = element.substring { values[name] = String(substring) }
         }
-        func fill(_ text: String) -> String {
-            var result = text
-            for (name, value) in values { result = result.replacingOccurrences(of: "{\(name)}", with: value) }
-            return result
-        }
+        func fill(_ text: String) -> String { Self.fill(text, with: values) }
         var spec = template
         spec.name = fill(spec.name)
         spec.healthCenter = fill(spec.healthCenter)
@@ -364,6 +380,28 @@ public struct DirectoryMapper: Sendable {
         case .allInHealthCenter: break
         }
         return spec
+    }
+
+    /// `text` with each `{name}` of a name in `values` replaced by its value, in one pass (a
+    /// value is never searched for placeholders itself); other braces stay as they are.
+    static func fill(_ text: String, with values: [String: String]) -> String {
+        guard text.utf8.contains(0x7B) else { return text }  // {
+        var result = ""
+        result.reserveCapacity(text.utf8.count)
+        var rest = text[...]
+        while let open = rest.firstIndex(of: "{") {
+            result += rest[..<open]
+            let afterOpen = rest.index(after: open)
+            if let close = rest[afterOpen...].firstIndex(of: "}"), let value = values[String(rest[afterOpen..<close])] {
+                result += value
+                rest = rest[rest.index(after: close)...]
+            } else {
+                result += "{"
+                rest = rest[afterOpen...]
+            }
+        }
+        result += rest
+        return result
     }
 
     /// The clinic group a mapping describes, or why it cannot be built.
@@ -410,5 +448,16 @@ public struct DirectoryMapper: Sendable {
         } catch {
             return fail("\(error); skipped")
         }
+    }
+}
+
+extension String {
+    /// `trimmingCharacters(in: .whitespaces)`, without a trip through Foundation when neither
+    /// end is a space, a tab or a non-ASCII character (nearly every directory value).
+    func trimmingWhitespace() -> String {
+        guard let first = utf8.first, let last = utf8.last else { return self }
+        func mayTrim(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 || byte >= 0x80 }
+        if !mayTrim(first) && !mayTrim(last) { return self }
+        return trimmingCharacters(in: .whitespaces)
     }
 }

@@ -39,7 +39,7 @@ public struct DirectoryReader: Sendable {
         for try await entry in connection.search(base: configuration.users.base, filter: configuration.users.filter,
                                                  attributes: mapper.userAttributes, pageSize: pageSize) {
             let dn = DN.normalize(entry.dn)
-            switch mapper.mapUser(entry, isProvider: providerDNs.contains(dn), superAdministrator: superAdministrators.contains(dn)) {
+            switch mapper.mapUser(entry, normalizedDN: dn, isProvider: providerDNs.contains(dn), superAdministrator: superAdministrators.contains(dn)) {
             case .success(let user): users.append(user)
             case .failure(let problem): problems.append(problem)
             }

@@ -1,4 +1,5 @@
 import AccessModel
+import Dispatch
 import Foundation
 import LDAPKit
 import Mirror
@@ -77,6 +78,16 @@ public struct Reconciler: Sendable {
             operationTimeout: .milliseconds(Int64(directory.operationTimeoutSeconds * 1000)))
     }
 
+    /// Loads the mirror's snapshot on a Dispatch thread (a blocking SQLite read must not hold a
+    /// thread of Swift's cooperative pool), as a task to await.
+    private static func loadSnapshot(of mirror: Mirror) -> Task<AccessSnapshot, any Error> {
+        Task {
+            try await withCheckedThrowingContinuation { continuation in
+                DispatchQueue.global().async { continuation.resume(with: Result { try mirror.snapshot() }) }
+            }
+        }
+    }
+
     public func run(_ options: ReconcileOptions = ReconcileOptions(), now: Date = Date()) async throws -> ReconcileReport {
         let clock = ContinuousClock()
         var durations: [String: Duration] = [:]
@@ -93,16 +104,20 @@ public struct Reconciler: Sendable {
         }
         defer { Task { await connection.close() } }
 
-        let content: DirectoryRead
+        // The mirror's snapshot loads on a thread of its own while the directory is read: the
+        // two are independent, and the read mostly waits for the server.
+        let storedLoad = Self.loadSnapshot(of: mirror)
+        var content: DirectoryRead
         do {
             content = try await DirectoryReader(configuration: configuration, connection: connection)
                 .read(now: now, progress: options.progress)
         } catch let error as LDAPError {
+            _ = try? await storedLoad.value
             throw ReconcileError.directory(error)
         }
         lap("read")
 
-        let stored = try mirror.snapshot()
+        let stored = try await storedLoad.value
         let activeBefore = stored.users.values.filter { $0.state.isActive && !$0.state.isLocked }.count
 
         // Stored users the search did not return: gone only when a direct lookup agrees.
@@ -132,10 +147,13 @@ public struct Reconciler: Sendable {
         let mapping = mapper.desiredState(users: content.users, groups: content.groups, stored: stored,
                                           missing: .init(gone: gone), problems: content.problems)
         let counts = PlanCounts.between(stored: stored, desired: mapping.changeset, newProviders: mapping.newProviders)
+        // The mapped entries are in the changeset now: let them go before the apply, the peak of memory.
+        let usersInDirectory = content.users.count
+        content.users = []
         lap("map")
 
         if !options.force, let trip = BreakerTrip.check(
-            counts: counts, activeUsersBefore: activeBefore, usersInDirectory: content.users.count,
+            counts: counts, activeUsersBefore: activeBefore, usersInDirectory: usersInDirectory,
             maxDeactivations: configuration.safety.maxDeactivations, maxPercent: configuration.safety.maxDeactivationPercent) {
             throw ReconcileError.breaker(trip, counts)
         }
@@ -147,7 +165,7 @@ public struct Reconciler: Sendable {
         }
         lap("apply")
         return ReconcileReport(counts: counts, changes: summary.changes, eventCount: summary.eventCount, problems: mapping.problems,
-                               newProviders: mapping.newProviders, usersRead: content.users.count + content.problems.count,
+                               newProviders: mapping.newProviders, usersRead: usersInDirectory + content.problems.count,
                                groupsRead: content.groups.count, dryRun: options.dryRun, nextChanges: mapping.nextChanges,
                                durations: durations)
     }

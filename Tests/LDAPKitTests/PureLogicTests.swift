@@ -67,6 +67,14 @@ struct PureLogicTests {
         #expect(entry.attributes.map(\.name) == ["Mail"])
         #expect(LDAPValue([0xff, 0xfe]).string == nil)
         #expect(LDAPValue([0xff]).description == "<1 bytes>")
+        #expect(LDAPValue(Array("abc".utf8)) == LDAPValue("abc"))
+        #expect(LDAPValue("abc").bytes == Array("abc".utf8))
+        #expect(LDAPValue([0xff, 0x41]).bytes == [0xff, 0x41])
+        // Values compare by their bytes: canonically equivalent text is not the same value.
+        #expect(LDAPValue("\u{E9}") != LDAPValue("e\u{301}"))
+        #expect(Set([LDAPValue("a"), LDAPValue(Array("a".utf8))]).count == 1)
+        #expect(entry.string("mAiL") == "a@x" && !entry.has("mai"))
+        #expect(LDAPEntry(dn: "x", attributes: [("ÄB", [LDAPValue("1")])]).string("äb") == "1")
     }
 
     @Test("Errors read as sentences with code, operation, target and hint")

@@ -102,4 +102,21 @@ struct DirectoryTimeTests {
         #expect(escapeFilterValue("a*(b)\\c") == "a\\2a\\28b\\29\\5cc")
         #expect(escapeFilterValue("Zoë") == "Zoë")
     }
+
+    @Test("The byte-wise DN normalization gives what the character-wise one gives", arguments: [
+        "CN=Ortho MOAs, OU=Groups,dc=Clinic", "  cn = a  b ,ou=x  ", "cn=Smith\\, John,ou=people", "cn=a\\ ,ou=B",
+        "uid=X+cn=Y ,DC=Z", "", " ", "\\", "cn=a\\\\,ou=b", "cn=Zoë Ärger,ou=people", "cn=a\r\nb,ou=c", "CN=A\tB,OU=C",
+        "cn=\\E4\\C3,dc=x", "cn=a,,ou=b", "=,+", "cn=a ,  ,ou=b",
+    ])
+    func normalizationPaths(dn: String) {
+        #expect(DN.normalize(dn) == DN.normalizeCharacters(dn))
+    }
+
+    @Test("Pattern templates fill each placeholder once, leaving other braces")
+    func templateFill() {
+        let values = ["hc": "1", "office": "office{hc}"]
+        #expect(DirectoryMapper.fill("HC{hc} {office} MOAs", with: values) == "HC1 office{hc} MOAs")
+        #expect(DirectoryMapper.fill("{{hc}} {unknown} {", with: values) == "{1} {unknown} {")
+        #expect(DirectoryMapper.fill("plain", with: values) == "plain")
+    }
 }
