@@ -160,6 +160,13 @@ let package = Package(
             path: "Benchmarks/SyncBenchmark",
             swiftSettings: strictSettings
         ),
+        // swift run -c release Soak: a long run under changes and slapd restarts (not in CI).
+        .executableTarget(
+            name: "Soak",
+            dependencies: ["SlapdHarness", "Mirror", "AccessModel", "LDAPKit"],
+            path: "Benchmarks/Soak",
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "LDAPKitTests",
             dependencies: ["LDAPKit"],

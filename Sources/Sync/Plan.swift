@@ -29,8 +29,9 @@ public struct PlanCounts: Sendable, Equatable, Codable {
         var counts = PlanCounts()
         for user in desired.users {
             guard let previous = stored.users[user.code] else {
+                // A new user who arrives locked or inactive loses nothing: an addition,
+                // never a revocation the breaker should hold.
                 counts.usersAdded += 1
-                if user.state.isLocked { counts.usersLocked += 1 }
                 continue
             }
             var comparable = user

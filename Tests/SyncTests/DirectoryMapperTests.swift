@@ -111,4 +111,16 @@ struct DirectoryMapperTests {
         #expect(BreakerTrip.check(counts: counts, activeUsersBefore: 100, usersInDirectory: 98, maxDeactivations: 1, maxPercent: 5) != nil)
         #expect(BreakerTrip.check(counts: PlanCounts(), activeUsersBefore: 3, usersInDirectory: 0, maxDeactivations: 50, maxPercent: 5) != nil)
     }
+
+    @Test("New users who arrive locked are additions, not revocations: a first sync of a directory with many locked accounts is not refused")
+    func newLockedUsersAreNotRevocations() throws {
+        let arriving = try (1...80).map { index in
+            var user = try User(code: UserCode("u\(index)"))
+            user.state.lockedByDirectory = true
+            return user
+        }
+        let counts = PlanCounts.between(stored: AccessSnapshot(), desired: Changeset(scope: .complete, users: arriving), newProviders: [])
+        #expect(counts.usersAdded == 80 && counts.usersLocked == 0 && counts.revocations == 0)
+        #expect(BreakerTrip.check(counts: counts, activeUsersBefore: 0, usersInDirectory: 80, maxDeactivations: 50, maxPercent: 5) == nil)
+    }
 }

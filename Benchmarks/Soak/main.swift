@@ -1,0 +1,153 @@
+// A soak run (not in CI): `roster run` follows a directory that changes at a steady rate
+// while slapd is restarted on a schedule; at the end the daemon's mirror must equal a fresh
+// full sync of the directory. Prints the changes applied, wrong revocations (users the
+// daemon shows locked or inactive whom the fresh sync shows usable: must be 0), missed
+// revocations, the restarts survived, and the daemon's memory growth.
+// Usage: swift build -c release --product roster && swift run -c release Soak
+//          [--minutes 30] [--rate 50] [--restart-every 300] [--users 10000]
+import AccessModel
+import Foundation
+import LDAPKit
+import Mirror
+import SlapdHarness
+
+struct Options {
+    var minutes = 30.0
+    var rate = 50.0
+    var restartEvery = 300.0
+    var users = 10_000
+
+    init(_ arguments: [String]) {
+        var iterator = arguments.dropFirst().makeIterator()
+        while let argument = iterator.next() {
+            switch argument {
+            case "--minutes": minutes = Double(iterator.next() ?? "") ?? minutes
+            case "--rate": rate = Double(iterator.next() ?? "") ?? rate
+            case "--restart-every": restartEvery = Double(iterator.next() ?? "") ?? restartEvery
+            case "--users": users = Int(iterator.next() ?? "") ?? users
+            default: fatalError("unknown argument \(argument); use --minutes M --rate PER_SECOND --restart-every SECONDS --users N")
+            }
+        }
+    }
+}
+
+func log(_ text: String) { FileHandle.standardError.write(Data(("… " + text + "\n").utf8)) }
+
+/// Resident memory of a process, in bytes, from /proc.
+func residentBytes(_ pid: Int32) -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+          let kilobytes = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") else { return 0 }
+    return kilobytes * 1024
+}
+
+let options = Options(CommandLine.arguments)
+let roster = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("roster").path
+guard FileManager.default.isExecutableFile(atPath: roster) else {
+    fatalError("build the roster executable first: swift build -c release --product roster")
+}
+let clinic = ClinicDirectory.sized(options.users, suffix: "dc=soak,dc=example")
+log("loading a clinic of \(clinic.userCount) users into slapd…")
+let server = try await SlapdServer.start(suffix: clinic.suffix, ldif: clinic.ldif())
+defer { server.shutdown() }
+let work = server.directory
+let httpPort = try Tools.freePort()
+let mirrorPath = work.appendingPathComponent("state/roster.sqlite").path
+let configPath = work.appendingPathComponent("roster.yaml").path
+try clinic.yaml(url: server.url, passwordFile: server.adminPasswordFile, bindDN: server.adminDN, mirrorPath: mirrorPath, httpPort: httpPort)
+    .write(toFile: configPath, atomically: true, encoding: .utf8)
+
+let daemon = try ChildProcess(path: roster, arguments: ["run", "--config", configPath], logFile: work.appendingPathComponent("roster.log").path)
+func ready() -> Bool {
+    (try? Tools.run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(httpPort)/readyz"])) == "200"
+}
+while !ready() {
+    guard daemon.isRunning else { fatalError("roster run stopped; see \(work.path)/roster.log") }
+    try await Task.sleep(for: .milliseconds(200))
+}
+let memoryAtStart = residentBytes(daemon.pid)
+log("roster run is ready (\(memoryAtStart / 1_000_000) MB resident); changing \(options.rate) entries per second for \(options.minutes) minutes, restarting slapd every \(Int(options.restartEvery)) s")
+
+// The changes: locks, unlocks and titles of random users; what each user ends as is
+// whatever the directory says last, which the fresh sync at the end reads.
+let people = (1...clinic.healthCenters).flatMap { c in
+    (1...clinic.officesPerCenter).flatMap { o in (1...clinic.assistantsPerOffice).map { clinic.assistant(c, o, $0) } }
+        + ClinicDirectory.teams.flatMap { team in (1...clinic.teamSize).map { clinic.teamMember(c, team, $0) } }
+}
+var generator = SystemRandomNumberGenerator()
+var changesSent = 0, failedWrites = 0, restarts = 0
+let clock = ContinuousClock()
+let end = clock.now + .seconds(options.minutes * 60)
+var nextRestart = clock.now + .seconds(options.restartEvery)
+var writer = try await LDAPConnection.connect(server.adminConfiguration())
+let interval = Duration.seconds(1 / options.rate)
+var tick = clock.now
+while clock.now < end {
+    if clock.now >= nextRestart {
+        log("restarting slapd (\(restarts + 1))…")
+        try await server.restart()
+        restarts += 1
+        nextRestart = clock.now + .seconds(options.restartEvery)
+        writer = try await LDAPConnection.connect(server.adminConfiguration())
+        guard daemon.isRunning else { fatalError("roster run died after a slapd restart; see \(work.path)/roster.log") }
+    }
+    let user = people.randomElement(using: &generator)!
+    let dn = clinic.dn(user)
+    let modification: [LDAPModification]
+    switch Int.random(in: 0..<4, using: &generator) {
+    case 0: modification = [.replace("pwdAccountLockedTime", ["000001010000Z"])]
+    case 1: modification = [.delete("pwdAccountLockedTime", [])]
+    default: modification = [.replace("title", ["Title \(Int.random(in: 1...1000, using: &generator))"])]
+    }
+    do {
+        try await writer.modify(dn, modification)
+        changesSent += 1
+    } catch let error as LDAPError where error.code == .noSuchAttribute {
+        changesSent += 0  // unlocking a user who was not locked: nothing changed
+    } catch {
+        failedWrites += 1
+        writer = (try? await LDAPConnection.connect(server.adminConfiguration())) ?? writer
+    }
+    tick = tick + interval
+    let now = clock.now
+    if tick > now { try await Task.sleep(until: tick, clock: clock) } else { tick = now }
+}
+log("changes done; letting the daemon catch up…")
+try await Task.sleep(for: .seconds(5))
+let memoryAtEnd = residentBytes(daemon.pid)
+let status = (try? Tools.run("/usr/bin/curl", ["-s", "http://127.0.0.1:\(httpPort)/v1/status"])) ?? ""
+daemon.signal(SIGTERM)
+_ = daemon.waitForExit()
+
+// A fresh full sync of the same directory, into a new mirror.
+let freshPath = work.appendingPathComponent("fresh/roster.sqlite").path
+let freshConfig = work.appendingPathComponent("fresh.yaml").path
+try clinic.yaml(url: server.url, passwordFile: server.adminPasswordFile, bindDN: server.adminDN, mirrorPath: freshPath, httpPort: httpPort)
+    .write(toFile: freshConfig, atomically: true, encoding: .utf8)
+_ = try Tools.run(roster, ["sync", "--config", freshConfig])
+let followed = try Mirror(path: mirrorPath).snapshot()
+let fresh = try Mirror(path: freshPath).snapshot()
+func usable(_ user: User?) -> Bool { user.map { $0.state.isActive && !$0.state.isLocked } ?? false }
+var wrong = 0, missed = 0, differing = 0
+for (code, expected) in fresh.users {
+    let actual = followed.users[code]
+    if usable(expected) && !usable(actual) { wrong += 1 }
+    if !usable(expected) && usable(actual) { missed += 1 }
+    if actual?.title != expected.title || actual?.state.isLocked != expected.state.isLocked { differing += 1 }
+}
+let auditIntact = try Mirror(path: mirrorPath).verifyAuditLog() == nil
+let applied = status.range(of: #""eventsApplied"\s*:\s*(\d+)"#, options: .regularExpression)
+    .map { String(status[$0]).filter(\.isNumber) } ?? "?"
+
+print("""
+Soak run, \(options.minutes) min at \(options.rate) changes/s, slapd restarted every \(Int(options.restartEvery)) s, \(clinic.userCount) users
+  directory changes made           \(changesSent) (\(failedWrites) writes failed during restarts)
+  changes applied by roster run    \(applied)
+  slapd restarts survived          \(restarts)
+  wrong revocations                \(wrong)   (must be 0)
+  missed revocations               \(missed)
+  users differing from a fresh sync \(differing)
+  audit chain                      \(auditIntact ? "intact" : "BROKEN")
+  daemon memory                    \(memoryAtStart / 1_000_000) MB -> \(memoryAtEnd / 1_000_000) MB (\(String(format: "%+.1f", Double(memoryAtEnd - memoryAtStart) / 1e6)) MB)
+""")
+exit(wrong == 0 && missed == 0 && differing == 0 && auditIntact ? 0 : 1)
