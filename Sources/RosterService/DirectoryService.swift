@@ -151,7 +151,7 @@ public final class DirectoryService: Service, Sendable {
             do {
                 let report = try await Reconciler(configuration: configuration, mirror: mirror).run()
                 state.recordReconcile(at: Date(), succeeded: true, detail: "\(report.changes.count) changes")
-                for problem in report.problems { logger.warning("Skipped \(problem)") }
+                for problem in report.problems { logger.warning("Directory entry \(problem)") }
                 for (user, date) in report.nextChanges { timers.schedule(user, at: date) }
                 reloadSignal.raise()
                 if !report.changes.isEmpty { notifier.notify() }

@@ -159,6 +159,7 @@ public final class ChangeApplier {
             return result
         }
         var user = mapped.user
+        result.problems = mapped.notes
         let stored = try mirror.user(user.code)
         if let stored {
             user.state = stored.state.updatedByDirectory(locked: mapped.directoryState.locked, inactive: mapped.directoryState.inactive,

@@ -14,6 +14,9 @@ public struct MappedUser: Sendable, Equatable {
     /// The health center a provider belongs to.
     public var providerHealthCenter: HealthCenterID?
     public var directoryState: DirectoryAccountState
+    /// What was odd about the entry but did not stop it from mapping (several values of a
+    /// single-valued attribute, text that is not UTF-8 or too long): reported, not skipped.
+    public var notes: [MappingProblem] = []
 }
 
 /// A directory group: its DN, `cn` and member DNs (normalized).

@@ -69,9 +69,24 @@ public struct DirectoryMapper: Sendable {
         }
         if healthCenters.isEmpty { healthCenters = Set(configuration.users.defaultHealthCenters) }
 
+        // Attributes that hold one value: several values, bytes that are not UTF-8 and
+        // oversized text are each noted once; the entry still maps (the first value is
+        // used; unreadable or oversized text counts as absent).
+        var notes: [String] = []
         func text(_ attribute: String?) -> String? {
             guard let attribute else { return nil }
-            return entry.string(attribute)
+            let values = entry[attribute]
+            guard let value = values.first else { return nil }
+            if values.count > 1 { notes.append("has \(values.count) values of \(attribute), which holds one; the first is used") }
+            guard let text = value.string else {
+                notes.append("its \(attribute) is not valid UTF-8 text; taken as absent")
+                return nil
+            }
+            guard text.utf8.count <= Self.maximumTextBytes else {
+                notes.append("its \(attribute) is \(text.utf8.count) bytes long, more than the \(Self.maximumTextBytes) a text field may hold; taken as absent")
+                return nil
+            }
+            return text
         }
         var first = text(names.firstName) ?? ""
         var last = text(names.lastName) ?? ""
@@ -85,7 +100,7 @@ public struct DirectoryMapper: Sendable {
             }
         }
         var autoLogout = configuration.users.defaultAutoLogoutMinutes
-        if let attribute = names.autoLogoutMinutes, let value = entry.string(attribute) {
+        if let attribute = names.autoLogoutMinutes, let value = text(attribute) {
             guard let minutes = Int(value), minutes > 0 else {
                 return fail("has auto-logout minutes '\(value)' in \(attribute), which is not a positive whole number; skipped")
             }
@@ -93,7 +108,14 @@ public struct DirectoryMapper: Sendable {
         }
         var flags: [String: Bool] = [:]
         for (flag, attribute) in configuration.users.flags {
-            if let value = entry.string(attribute)?.uppercased() { flags[flag] = value == "TRUE" }
+            let values = Set(entry[attribute].map { ($0.string ?? "").uppercased() })
+            guard !values.isEmpty else { continue }
+            if values.count > 1 {
+                notes.append("has conflicting values of \(attribute) (the flag \(flag)); the flag is taken as FALSE")
+                flags[flag] = false
+            } else {
+                flags[flag] = values.first == "TRUE"
+            }
         }
         let state = stateReader.state(of: entry, at: now)
         let userCode = UserCode(code)
@@ -114,15 +136,19 @@ public struct DirectoryMapper: Sendable {
         }
         var providerHealthCenter: HealthCenterID?
         if isProvider {
-            if let attribute = configuration.providers.healthCenterAttribute, let value = entry.string(attribute) {
+            if let attribute = configuration.providers.healthCenterAttribute, let value = text(attribute) {
                 providerHealthCenter = healthCenterIDs[value.lowercased()]
             } else {
                 providerHealthCenter = healthCenters.sorted().first
             }
         }
         return .success(MappedUser(user: user, dn: normalizedDN ?? DN.normalize(entry.dn), directoryID: user.directoryID, isProvider: isProvider,
-                                   providerHealthCenter: providerHealthCenter, directoryState: state))
+                                   providerHealthCenter: providerHealthCenter, directoryState: state,
+                                   notes: notes.map { MappingProblem(dn: entry.dn, message: $0) }))
     }
+
+    /// The longest text a single-valued attribute may bring (names, title, email, views).
+    public static let maximumTextBytes = 4096
 
     /// What the reconcile knows about stored users the directory search did not return.
     public struct MissingUsers: Sendable {

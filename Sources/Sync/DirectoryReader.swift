@@ -7,7 +7,10 @@ import RosterConfig
 public struct DirectoryRead: Sendable {
     public var users: [MappedUser]
     public var groups: [DirectoryGroup]
+    /// Entries that could not be mapped, and were skipped.
     public var problems: [MappingProblem]
+    /// Entries that mapped, with something odd reported (see `MappedUser.notes`).
+    public var notes: [MappingProblem] = []
     public var lockoutDuration: TimeInterval?
 }
 
@@ -35,19 +38,22 @@ public struct DirectoryReader: Sendable {
         let mapper = DirectoryMapper(configuration: configuration, now: now, lockoutDuration: lockoutDuration)
         var users: [MappedUser] = []
         var problems: [MappingProblem] = []
+        var notes: [MappingProblem] = []
         var count = 0
         for try await entry in connection.search(base: configuration.users.base, filter: configuration.users.filter,
                                                  attributes: mapper.userAttributes, pageSize: pageSize) {
             let dn = DN.normalize(entry.dn)
             switch mapper.mapUser(entry, normalizedDN: dn, isProvider: providerDNs.contains(dn), superAdministrator: superAdministrators.contains(dn)) {
-            case .success(let user): users.append(user)
+            case .success(let user):
+                notes += user.notes
+                users.append(user)
             case .failure(let problem): problems.append(problem)
             }
             count += 1
             if count % 10_000 == 0 { progress?(count) }
         }
         progress?(count)
-        return DirectoryRead(users: users, groups: groups, problems: problems, lockoutDuration: lockoutDuration)
+        return DirectoryRead(users: users, groups: groups, problems: problems, notes: notes, lockoutDuration: lockoutDuration)
     }
 
     /// Groups under the configured base, with member DNs normalized.

@@ -87,7 +87,8 @@ public struct BreakerTrip: Error, Sendable, Equatable, CustomStringConvertible {
             return BreakerTrip(reason: "The plan would lock or deactivate \(revocations) users, more than the limit of \(maxDeactivations) (safety.max_deactivations).")
         }
         let share = activeUsersBefore == 0 ? 0 : Double(revocations) * 100 / Double(activeUsersBefore)
-        if share > maxPercent {
+        // One account at a time is never a mass revocation, however small the directory.
+        if share > maxPercent, revocations > 1 {
             let shown = (share * 10).rounded() / 10
             return BreakerTrip(reason: "The plan would lock or deactivate \(revocations) of \(activeUsersBefore) active users (\(shown) %), more than the limit of \(maxPercent) % (safety.max_deactivation_percent).")
         }

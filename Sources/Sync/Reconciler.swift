@@ -164,7 +164,7 @@ public struct Reconciler: Sendable {
             try mirror.saveSyncState(state)
         }
         lap("apply")
-        return ReconcileReport(counts: counts, changes: summary.changes, eventCount: summary.eventCount, problems: mapping.problems,
+        return ReconcileReport(counts: counts, changes: summary.changes, eventCount: summary.eventCount, problems: mapping.problems + content.notes,
                                newProviders: mapping.newProviders, usersRead: usersInDirectory + content.problems.count,
                                groupsRead: content.groups.count, dryRun: options.dryRun, nextChanges: mapping.nextChanges,
                                durations: durations)

@@ -265,6 +265,64 @@ struct ReconcileTests {
         #expect(again.counts.isEmpty)
     }
 
+    @Test("Odd values are reported once and handled as documented: several values of a single-valued attribute, bytes that are not UTF-8, a 1 MB value; a 100k-member group is read whole")
+    func oddValues() async throws {
+        let suffix = "dc=clinic,dc=test"
+        let huge = String(repeating: "x", count: 1 << 20)
+        var extra = """
+            dn: uid=twomails,ou=people,\(suffix)
+            objectClass: inetOrgPerson
+            uid: twomails
+            cn: Two Mails
+            sn: Mails
+            mail: first@clinic.test
+            mail: second@clinic.test
+            departmentNumber: HC1
+
+            dn: uid=bigtitle,ou=people,\(suffix)
+            objectClass: inetOrgPerson
+            uid: bigtitle
+            cn: Big Title
+            sn: Title
+            title: \(huge)
+            departmentNumber: HC1
+
+            dn: uid=binary,ou=people,\(suffix)
+            objectClass: inetOrgPerson
+            uid: binary
+            cn: Binary Tab
+            sn: Tab
+            audio:: //79
+            departmentNumber: HC1
+
+
+            """
+        // A mapped group (by the MOA pattern rule) of 100,001 members, the only user among
+        // them last: it maps only if the whole list was read.
+        extra += "dn: cn=hc1-office99-moa,ou=groups,\(suffix)\nobjectClass: groupOfNames\ncn: hc1-office99-moa\n"
+        for index in 1...100_000 { extra += "member: uid=ghost\(index),ou=people,\(suffix)\n" }
+        extra += "member: uid=twomails,ou=people,\(suffix)\n\n"
+        var fixture = try await ClinicFixture.start(extraLDIF: extra)
+        defer { fixture.server.shutdown() }
+        fixture.configuration.users.attributes.defaultDocumentTab = "audio"
+        let report = try await fixture.sync()
+        let messages = report.problems.map(\.description)
+        #expect(messages.contains { $0.contains("uid=twomails") && $0.contains("2 values of mail") })
+        #expect(messages.contains { $0.contains("uid=bigtitle") && $0.contains("1048576 bytes") })
+        #expect(messages.contains { $0.contains("uid=binary") && $0.contains("audio is not valid UTF-8") })
+        #expect(messages.count == 3, "each reported once: \(messages)")
+        #expect(try fixture.user("twomails")?.email == "first@clinic.test")
+        #expect(try fixture.user("bigtitle")?.title == nil)
+        #expect(try fixture.user("bigtitle")?.state.isActive == true)
+        #expect(try fixture.user("binary")?.defaultViews.documentTab == nil)
+        #expect(report.usersRead == fixture.clinic.userCount + 3)
+        let snapshot = try fixture.mirror.snapshot()
+        let big = try #require(snapshot.groups.values.first { $0.directoryDN?.lowercased().hasPrefix("cn=hc1-office99-moa") == true })
+        #expect(snapshot.groupMembers[big.id] == [UserCode("twomails")])
+        let again = try await fixture.sync()
+        #expect(again.counts.isEmpty)
+    }
+
     @Test("A dry run reports the plan and changes nothing; break-glass accounts are left alone by bulk plans")
     func dryRunAndBreakGlass() async throws {
         let fixture = try await ClinicFixture.start()

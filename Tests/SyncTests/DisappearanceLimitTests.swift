@@ -27,6 +27,13 @@ struct DisappearanceLimitTests {
         #expect(limit.trip?.reason.contains("safety.max_deactivation_percent") == true)
     }
 
+    @Test("In a small directory one disappearance passes (one account is never a mass revocation); a second is held")
+    func smallDirectory() {
+        var limit = DisappearanceLimit(maxDeactivations: 50, maxPercent: 5)
+        #expect(admit(&limit, 1, activeUsers: 8))
+        #expect(!admit(&limit, 1, activeUsers: 8))
+    }
+
     @Test("A batch that alone passes the limit is refused whole", arguments: [0, 10])
     func batch(alreadyApplied: Int) {
         var limit = DisappearanceLimit(maxDeactivations: 20, maxPercent: 100)
