@@ -189,7 +189,10 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["LDAPKit", "SlapdHarness", "Sync", "Mirror", "AccessModel", "RosterConfig"],
+            dependencies: [
+                "LDAPKit", "SlapdHarness", "Sync", "Mirror", "AccessModel", "RosterConfig", "RosterService",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings
         ),
     ]

@@ -54,6 +54,8 @@ public final class ChangeApplier {
     private let superAdministratorGroups: Set<String>
     /// Entries reported during the current refresh (for a present phase).
     private var seenInRefresh: [ChangeStreamKind: Set<String>] = [:]
+    /// The directory's lockout duration, for lockout-end timers (see `AccountStateReader`).
+    public var lockoutDuration: TimeInterval?
 
     public init(configuration: RosterConfiguration, mirror: Mirror) {
         self.configuration = configuration
@@ -129,6 +131,14 @@ public final class ChangeApplier {
         return result
     }
 
+    /// Whether a stored user has this directory identity.
+    public func isKnownUser(_ id: EntryUUID) throws -> Bool {
+        try codeByID[id.description.lowercased()] != nil || mirror.userCode(directoryID: id.description) != nil
+    }
+
+    /// Whether a directory group (DN) is mapped to at least one clinic group.
+    public func isMappedGroup(_ dn: String) -> Bool { groupsByDN[DN.normalize(dn)] != nil }
+
     /// Marks the start of a refresh (for present-phase bookkeeping).
     public func refreshStarted(_ stream: ChangeStreamKind) { seenInRefresh[stream] = [] }
 
@@ -137,7 +147,7 @@ public final class ChangeApplier {
         let dn = DN.normalize(entry.dn)
         let isProvider = try await isProvider(entry.dn)
         let isSuperAdministrator = try await isSuperAdministrator(entry.dn)
-        let mapper = DirectoryMapper(configuration: configuration, now: now)
+        let mapper = DirectoryMapper(configuration: configuration, now: now, lockoutDuration: lockoutDuration)
         let mapped: MappedUser
         switch mapper.mapUser(entry, isProvider: isProvider, superAdministrator: isSuperAdministrator) {
         case .success(let value): mapped = value

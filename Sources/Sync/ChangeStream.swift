@@ -45,6 +45,11 @@ public struct ChangeStream: Sendable {
         if configuration.directory.flavor == .generic {
             return try await poll(status: status, reconcile: reconcile)
         }
+        if configuration.directory.flavor == .activedirectory {
+            // Active Directory has no RFC 4533: DirSync instead.
+            return try await ActiveDirectoryChangeStream(configuration: configuration, mirror: mirror, backoff: backoff,
+                                                         reloadSignal: reloadSignal).run(status: status, reconcile: reconcile)
+        }
         do {
             try await follow(status: status, reconcile: reconcile)
         } catch is SyncNotSupported {
