@@ -179,7 +179,10 @@ struct ActiveDirectoryChangeStream {
             }
         }
         for (kind, applied) in results {
-            if applied.changes > 0 || applied.revocation { status(.applied(kind, applied, latency: .now - arrived)) }
+            // A future expiry or lockout end is reported too, so the daemon sets its timer.
+            if applied.changes > 0 || applied.revocation || applied.nextChange != nil {
+                status(.applied(kind, applied, latency: .now - arrived))
+            }
             for problem in applied.problems { status(.problem(problem.description)) }
             if applied.needsFullReconcile {
                 status(.fullReconcileNeeded("a \(kind.rawValue) change the stream alone cannot map"))

@@ -232,7 +232,8 @@ public struct ChangeStream: Sendable {
                     while true {
                     do {
                         let applied = try await applier.apply(inner, from: kind, cookie: cookie)
-                        if applied.changes > 0 || applied.revocation {
+                        // A future expiry or lockout end is reported too, so the daemon sets its timer.
+                        if applied.changes > 0 || applied.revocation || applied.nextChange != nil {
                             status(.applied(kind, applied, latency: .now - arrived))
                         }
                         for problem in applied.problems { status(.problem(problem.description)) }

@@ -292,4 +292,38 @@ struct ActiveDirectoryTests {
         let members = try group.map { try fixture.mirror.snapshot().groupMembers[$0.id]?.count ?? 0 }
         #expect(members == 2000)
     }
+
+    @Test("In the daemon's directory service: a lockout by failed binds locks, and its end unlocks by timer; a future accountExpires deactivates on time without a directory event")
+    func lockoutAndExpiryTimers() async throws {
+        let fixture = try await ADFixture.start()
+        defer { fixture.server.shutdown() }
+        let state = ServiceState(stalenessLimit: .seconds(300))
+        let service = DirectoryService(configurationPath: fixture.configurationPath, configuration: fixture.configuration,
+                                       mirror: fixture.mirror, state: state, notifier: EventNotifier(),
+                                       systemd: SystemdNotifier(environment: [:]), logger: Logger(label: "roster.test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let task = Task { try await service.run() }
+        defer { task.cancel() }
+        #expect(try await eventually(within: .seconds(30)) { state.readiness.isReady })
+
+        // Three failed binds lock ad-user3 (the test domain's threshold) for a few seconds.
+        for _ in 0..<3 { fixture.server.failBind(ADClinic.dn("ad-user3")) }
+        #expect(try await eventually(within: .seconds(2)) { try fixture.isLocked("ad-user3") })
+        #expect(try fixture.isActive("ad-user3"), "a lockout locks, it does not deactivate")
+        // No directory event marks the end of a lockout: Roster's timer does.
+        let lockedAt = ContinuousClock.now
+        #expect(try await eventually(within: .seconds(Int64(SambaServer.lockoutSeconds) + 6)) { try !fixture.isLocked("ad-user3") })
+        #expect(ContinuousClock.now - lockedAt > .seconds(1), "not unlocked before the lockout ends")
+
+        // accountExpires a few seconds ahead: still active now, inactive at that time.
+        let expiry = Date().addingTimeInterval(4)
+        let fileTime = Int64((expiry.timeIntervalSince1970 + 11_644_473_600) * 10_000_000)
+        try fixture.server.ldapmodify("dn: \(ADClinic.dn("ad-user4"))\nchangetype: modify\nreplace: accountExpires\naccountExpires: \(fileTime)\n")
+        try await Task.sleep(for: .seconds(1))
+        #expect(try fixture.isActive("ad-user4"))
+        #expect(try await eventually(within: .seconds(8)) { try !fixture.isActive("ad-user4") })
+        #expect(Date() >= expiry, "deactivated at the expiry, not before")
+        #expect(try fixture.user("ad-user4")?.state.reason?.contains("expired") == true)
+        task.cancel()
+        _ = await task.result
+    }
 }
