@@ -158,6 +158,13 @@ let package = Package(
             path: "Benchmarks/SyncBenchmark",
             swiftSettings: strictSettings
         ),
+        // swift run -c release ADBenchmark: Samba AD DC sync and revocation figures (needs root).
+        .executableTarget(
+            name: "ADBenchmark",
+            dependencies: ["SlapdHarness", "Sync", "Mirror", "RosterConfig", "LDAPKit", "AccessModel"],
+            path: "Benchmarks/ADBenchmark",
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "LDAPKitTests",
             dependencies: ["LDAPKit"],

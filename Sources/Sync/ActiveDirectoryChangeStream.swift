@@ -3,6 +3,7 @@ import Foundation
 import LDAPKit
 import Mirror
 import RosterConfig
+import Synchronization
 
 /// Follows an Active Directory domain (or a Samba AD DC) with DirSync
 /// (1.2.840.113556.1.4.841): every `schedule.dirsync_interval_seconds` it asks for the
@@ -28,16 +29,44 @@ struct ActiveDirectoryChangeStream {
     func run(status: @escaping @Sendable (ChangeStreamStatus) -> Void,
              reconcile: @escaping @Sendable (String) async -> Bool) async throws {
         let applier = ChangeApplier(configuration: configuration, mirror: mirror)
+        let wake = WakeSignal()
+        let listener = Task { [configuration, backoff] in
+            await Self.listen(configuration: configuration, backoff: backoff, wake: wake)
+        }
         do {
-            try await follow(applier, status: status, reconcile: reconcile)
+            try await follow(applier, wake: wake, status: status, reconcile: reconcile)
         } catch {
+            listener.cancel()
             await applier.close()
             throw error
         }
+        listener.cancel()
         await applier.close()
     }
 
-    private func follow(_ applier: ChangeApplier, status: @escaping @Sendable (ChangeStreamStatus) -> Void,
+    /// Keeps a change-notification search open and wakes the DirSync poll whenever the DC
+    /// reports a change. Only a wake-up: when it is down (or the DC refuses it), DirSync
+    /// still runs on its interval.
+    static func listen(configuration: RosterConfiguration, backoff: Backoff, wake: WakeSignal) async {
+        let ldap = Reconciler.ldapConfiguration(configuration.directory)
+        var retry = backoff
+        while !Task.isCancelled {
+            do {
+                let connection = try await LDAPConnection.connect(ldap)
+                let context = try await serverIdentity(connection).namingContext
+                await connection.close()
+                for try await _ in try await ChangeNotifications.stream(ldap, base: context) {
+                    retry.reset()
+                    wake.raise()
+                }
+            } catch {
+                // Down, or refused: DirSync's interval covers it; try again later.
+            }
+            try? await Task.sleep(for: max(retry.nextDelay(), .seconds(1)))
+        }
+    }
+
+    private func follow(_ applier: ChangeApplier, wake: WakeSignal, status: @escaping @Sendable (ChangeStreamStatus) -> Void,
                         reconcile: @escaping @Sendable (String) async -> Bool) async throws {
         let ldap = Reconciler.ldapConfiguration(configuration.directory)
         try applier.reload()
@@ -95,7 +124,10 @@ struct ActiveDirectoryChangeStream {
                     if !result.entries.isEmpty || !result.moreResults {
                         try save(DirSyncCheckpoint(invocationID: server.invocationID, cookie: cookie))
                     }
-                    if !result.moreResults { try await Task.sleep(for: interval) }
+                    if !result.moreResults {
+                        await wake.wait(upTo: interval)
+                        try Task.checkCancellation()
+                    }
                 }
             } catch let error as LDAPError {
                 let delay = retry.nextDelay()
@@ -261,5 +293,47 @@ struct GroupIndex {
         if !nested, let original { return original }
         let members = nested ? nesting.effectiveMembers(of: dn) : (nesting.direct[dn] ?? [])
         return LDAPEntry(dn: original?.dn ?? dn, attributes: [(configuration.groups.memberAttribute, members.sorted().map(LDAPValue.init))])
+    }
+}
+
+/// Wakes one waiter early; a raise with no waiter is kept for the next wait.
+final class WakeSignal: Sendable {
+    private struct State {
+        var pending = false
+        var waiter: CheckedContinuation<Void, Never>?
+    }
+    private let state = Mutex(State())
+
+    func raise() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            if let waiter = state.waiter {
+                state.waiter = nil
+                return waiter
+            }
+            state.pending = true
+            return nil
+        }
+        waiter?.resume()
+    }
+
+    /// Returns after `timeout`, or earlier when raised (or raised since the last wait).
+    func wait(upTo timeout: Duration) async {
+        let timer = Task { [self] in
+            // A cancelled timer (the wait ended early) must not leave a raise behind.
+            guard (try? await Task.sleep(for: timeout)) != nil else { return }
+            raise()
+        }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { state -> Bool in
+                if state.pending {
+                    state.pending = false
+                    return true
+                }
+                state.waiter = continuation
+                return false
+            }
+            if now { continuation.resume() }
+        }
+        timer.cancel()
     }
 }
