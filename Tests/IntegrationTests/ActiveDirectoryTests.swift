@@ -228,6 +228,22 @@ struct ActiveDirectoryTests {
         #expect(try fixture.mirror.verifyAuditLog() == nil)
     }
 
+    @Test("With DirSync polled only every 60 s, a change notification from the DC wakes it (Samba sends them on about 5 s ticks)")
+    func notificationsWakeTheStream() async throws {
+        var fixture = try await ADFixture.start()
+        defer { fixture.server.shutdown() }
+        var configuration = fixture.configuration
+        configuration.schedule.dirSyncIntervalSeconds = 60
+        fixture = ADFixture(server: fixture.server, configuration: configuration, configurationPath: fixture.configurationPath, mirror: fixture.mirror)
+        let run = ADStreamRun(fixture)
+        #expect(try await eventually(within: .seconds(30)) { run.isReady }, "\(run.messages)")
+        // Let the first (immediate) poll after the refresh pass, so only a wake-up can help.
+        try await Task.sleep(for: .seconds(1))
+        try fixture.server.sambaTool(["user", "disable", "ad-user2"])
+        #expect(try await eventually(within: .seconds(12)) { try !fixture.isActive("ad-user2") }, "\(run.messages)")
+        await run.stop()
+    }
+
     @Test("Removal from a nested group removes the derived membership; nesting can be turned off")
     func nestedGroups() async throws {
         let fixture = try await ADFixture.start()
