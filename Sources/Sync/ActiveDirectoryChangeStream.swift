@@ -89,7 +89,9 @@ struct ActiveDirectoryChangeStream {
                     status(.connected(.users, resuming: false))
                     // The cookie first, then the reconcile: changes in between are applied
                     // again from the cookie, which is harmless.
+                    let before = flags
                     (cookie, flags) = try await drain(connection, namingContext: server.namingContext, flags: flags)
+                    if flags != before { status(.problem(Self.objectSecurityWarning)) }
                     status(.fullReconcileNeeded(why))
                     if await reconcile("Active Directory: \(why)") {
                         try applier.reload()
@@ -113,7 +115,14 @@ struct ActiveDirectoryChangeStream {
                     } catch let error as LDAPError where error.code == .insufficientAccess && !flags.contains(.objectSecurity) {
                         // Without replication rights, DirSync needs the object-security flag.
                         flags.insert(.objectSecurity)
+                        status(.problem(Self.objectSecurityWarning))
                         continue
+                    } catch let error as LDAPError where !error.code.isConnectionFailure {
+                        // The DC refuses the cookie (expired, or from a database it no
+                        // longer knows): forget it, so the reconnect reloads everything.
+                        try save(DirSyncCheckpoint(invocationID: server.invocationID, cookie: []))
+                        status(.problem("The domain controller refused the DirSync cookie (\(error)); Roster reloads with a full reconcile."))
+                        throw error
                     }
                     let arrived = ContinuousClock.now
                     for entry in result.entries {
@@ -121,7 +130,9 @@ struct ActiveDirectoryChangeStream {
                                         status: status, reconcile: reconcile)
                     }
                     cookie = result.cookie
-                    if !result.entries.isEmpty || !result.moreResults {
+                    // Stored when it covers changes; an idle poll's newer cookie is kept in
+                    // memory only (a restart from the older one finds nothing new).
+                    if !result.entries.isEmpty {
                         try save(DirSyncCheckpoint(invocationID: server.invocationID, cookie: cookie))
                     }
                     if !result.moreResults {
@@ -159,6 +170,12 @@ struct ActiveDirectoryChangeStream {
             }
         }
     }
+
+    static let objectSecurityWarning = """
+        The bind account lacks the "Replicating Directory Changes" right, so DirSync runs with the object-security flag: \
+        changes arrive as usual, but deleted users are not visible to it (the Deleted Objects container is readable by \
+        administrators only) and are deactivated by the scheduled full reconcile instead. Grant the right for real-time deletions.
+        """
 
     /// Applies one object DirSync reported.
     private func apply(_ entry: LDAPEntry, connection: LDAPConnection, applier: ChangeApplier, groups: inout GroupIndex,

@@ -96,7 +96,7 @@ public struct DirSyncCheckpoint: Sendable, Equatable {
     /// changes the cookie does not cover, so everything is read again.
     public static func resume(from stored: DirSyncCheckpoint?, serverInvocationID: String) -> Resume {
         guard let stored, !stored.cookie.isEmpty else {
-            return .fullReload("no stored DirSync cookie (first start)")
+            return .fullReload("no stored DirSync cookie (first start, or the DC refused the last one)")
         }
         guard stored.invocationID.lowercased() == serverInvocationID.lowercased() else {
             return .fullReload("the domain controller's invocationId changed from \(stored.invocationID) to \(serverInvocationID) (another DC, or one restored from a backup)")

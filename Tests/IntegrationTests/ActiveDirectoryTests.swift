@@ -244,6 +244,25 @@ struct ActiveDirectoryTests {
         await run.stop()
     }
 
+    @Test("A bind account without replication rights: DirSync falls back to the object-security flag and says what that costs; a disable still arrives within 2 s")
+    func objectSecurityFallback() async throws {
+        let reader = ADClinic.person("roster-reader", parent: "CN=Users,\(SambaServer.baseDN)")
+        let fixture = try await ADFixture.start(extraLDIF: reader)
+        defer { fixture.server.shutdown() }
+        let passwordFile = fixture.server.directory.appendingPathComponent("reader.password").path
+        try "Pw-roster-reader-1".write(toFile: passwordFile, atomically: true, encoding: .utf8)
+        var configuration = fixture.configuration
+        configuration.directory.bind = .simple(dn: "CN=roster-reader,CN=Users,\(SambaServer.baseDN)", passwordFile: passwordFile)
+        let asReader = ADFixture(server: fixture.server, configuration: configuration, configurationPath: fixture.configurationPath, mirror: fixture.mirror)
+        let run = ADStreamRun(asReader)
+        #expect(try await eventually(within: .seconds(30)) { run.isReady }, "\(run.messages)")
+        #expect(try fixture.mirror.snapshot().users.count == ADClinic.users.count)
+        #expect(run.messages.contains { $0.contains("object-security flag") }, "\(run.messages)")
+        try fixture.server.sambaTool(["user", "disable", "ad-user3"])
+        #expect(try await eventually(within: .seconds(2)) { try !fixture.isActive("ad-user3") }, "\(run.messages)")
+        await run.stop()
+    }
+
     @Test("Removal from a nested group removes the derived membership; nesting can be turned off")
     func nestedGroups() async throws {
         let fixture = try await ADFixture.start()
