@@ -6,7 +6,7 @@
 //   - revocation latency: disable (LDAP modify of userAccountControl acknowledged) ->
 //     Roster's commit, over N revocations at random moments, with the DirSync change stream.
 // Needs root (Samba provisioning). Usage:
-//   swift run -c release ADBenchmark [--users 10000] [--revocations 100] [--interval 0.5]
+//   swift run -c release ADBenchmark [--users 10000] [--revocations 100] [--interval 0.5] [--no-notifications]
 import AccessModel
 import Foundation
 import LDAPKit
@@ -20,6 +20,7 @@ struct Options {
     var users = 10_000
     var revocations = 100
     var interval = 0.5
+    var notifications = true
 
     init(_ arguments: [String]) {
         var iterator = arguments.dropFirst().makeIterator()
@@ -28,7 +29,8 @@ struct Options {
             case "--users": users = Int(iterator.next() ?? "") ?? users
             case "--revocations": revocations = Int(iterator.next() ?? "") ?? revocations
             case "--interval": interval = Double(iterator.next() ?? "") ?? interval
-            default: fatalError("unknown argument \(argument); use --users N --revocations N --interval SECONDS")
+            case "--no-notifications": notifications = false
+            default: fatalError("unknown argument \(argument); use --users N --revocations N --interval SECONDS --no-notifications")
             }
         }
     }
@@ -118,7 +120,7 @@ let yaml = """
             modules: {care_venue: {privacy: toggle_default_off, privilege: full_access}}
             providers: all_in_health_center
     safety: {max_deactivations: 1000000}
-    schedule: {dirsync_interval_seconds: \(options.interval)}
+    schedule: {dirsync_interval_seconds: \(options.interval), change_notifications: \(options.notifications)}
     mirror: {path: '\(mirrorPath)'}
 
     """
@@ -201,6 +203,7 @@ let rows: [(String, String)] = [
     ("full sync, nothing changed", String(format: "%.2f s (%.1fx the floor; %d changes)", secondSeconds, secondSeconds / floor, second.changes.count)),
     ("revocation latency p50 (disable -> commit)", String(format: "%.0f ms", percentile(latencies, 0.5))),
     ("revocation latency p99", String(format: "%.0f ms  (target < 1500 ms)", percentile(latencies, 0.99))),
-    ("revocation latency max", String(format: "%.0f ms  (DirSync every %.2f s)", latencies.last ?? 0, options.interval)),
+    ("revocation latency max", String(format: "%.0f ms  (DirSync every %.2f s, ", latencies.last ?? 0, options.interval)
+        + "notifications \(options.notifications ? "on" : "off"))"),
 ]
 for (label, value) in rows { print(label.padding(toLength: 46, withPad: " ", startingAt: 0) + value) }

@@ -430,7 +430,7 @@ private struct Reader {
     func schedule(_ value: Value?) -> RosterConfiguration.Schedule {
         var result = RosterConfiguration.Schedule()
         guard let fields = value?.fields(["reconcile_interval_minutes", "poll_interval_seconds", "staleness_limit_seconds",
-                                          "dirsync_interval_seconds"]) else {
+                                          "dirsync_interval_seconds", "change_notifications"]) else {
             return result
         }
         let rule = "an interval must be more than 0"
@@ -438,6 +438,7 @@ private struct Reader {
         result.pollIntervalSeconds = positive(fields["poll_interval_seconds"], default: result.pollIntervalSeconds, rule)
         result.stalenessLimitSeconds = positive(fields["staleness_limit_seconds"], default: result.stalenessLimitSeconds, rule)
         result.dirSyncIntervalSeconds = positive(fields["dirsync_interval_seconds"], default: result.dirSyncIntervalSeconds, rule)
+        result.changeNotifications = fields["change_notifications"]?.bool ?? result.changeNotifications
         return result
     }
 

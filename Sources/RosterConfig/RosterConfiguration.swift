@@ -366,11 +366,14 @@ public struct RosterConfiguration: Sendable, Equatable {
         /// Seconds between Active Directory DirSync polls (change notifications wake the
         /// poll early where the server sends them promptly).
         public var dirSyncIntervalSeconds: Double
+        /// Whether Active Directory change notifications wake the DirSync poll early.
+        public var changeNotifications: Bool
         /// `/readyz` fails when the directory has been unreachable this long.
         public var stalenessLimitSeconds: Double
 
         public init(reconcileIntervalMinutes: Double = 15, pollIntervalSeconds: Double = 30, stalenessLimitSeconds: Double = 300,
-                    dirSyncIntervalSeconds: Double = 0.5) {
+                    dirSyncIntervalSeconds: Double = 0.5, changeNotifications: Bool = true) {
+            self.changeNotifications = changeNotifications
             self.reconcileIntervalMinutes = reconcileIntervalMinutes
             self.pollIntervalSeconds = pollIntervalSeconds
             self.dirSyncIntervalSeconds = dirSyncIntervalSeconds

@@ -31,7 +31,9 @@ struct ActiveDirectoryChangeStream {
         let applier = ChangeApplier(configuration: configuration, mirror: mirror)
         let wake = WakeSignal()
         let listener = Task { [configuration, backoff] in
-            await Self.listen(configuration: configuration, backoff: backoff, wake: wake)
+            if configuration.schedule.changeNotifications {
+                await Self.listen(configuration: configuration, backoff: backoff, wake: wake)
+            }
         }
         do {
             try await follow(applier, wake: wake, status: status, reconcile: reconcile)
