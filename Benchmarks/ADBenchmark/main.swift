@@ -73,7 +73,7 @@ let server = try await SambaServer.start()
 log("Samba DC (golden provision + copy + start) in \(String(format: "%.1f", seconds(clock.now - started))) s")
 server.stop()
 started = clock.now
-try server.loadOffline(ldif)
+try await server.loadOffline(ldif)
 let offlineSeconds = seconds(clock.now - started)
 log("ldbadd offline: \(options.users) users in \(String(format: "%.1f", offlineSeconds)) s")
 try await server.restart()

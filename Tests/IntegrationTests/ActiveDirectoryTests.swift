@@ -187,20 +187,20 @@ struct ActiveDirectoryTests {
         #expect(snapshot.users.values.allSatisfy { $0.state.isActive && !$0.state.isLocked })
         #expect(snapshot.users.values.allSatisfy { $0.directoryID != nil })
 
-        try fixture.server.sambaTool(["user", "disable", "ad-user5"])
+        try await fixture.server.sambaTool(["user", "disable", "ad-user5"])
         #expect(try await eventually(within: .seconds(2)) { try !fixture.isActive("ad-user5") }, "\(run.messages)")
         #expect(try fixture.user("ad-user5")?.state.reason?.contains("disabled") == true)
         #expect(try fixture.mirror.effectiveAccess(of: UserCode("ad-user5")) == .noAccess(.inactive))
 
-        try fixture.server.sambaTool(["user", "enable", "ad-user5"])
+        try await fixture.server.sambaTool(["user", "enable", "ad-user5"])
         #expect(try await eventually(within: .seconds(2)) { try fixture.isActive("ad-user5") }, "\(run.messages)")
 
-        try fixture.server.sambaTool(["user", "delete", "ad-user6"])
+        try await fixture.server.sambaTool(["user", "delete", "ad-user6"])
         #expect(try await eventually(within: .seconds(2)) { try !fixture.isActive("ad-user6") }, "\(run.messages)")
         #expect(try fixture.user("ad-user6") != nil, "users are never deleted")
 
         // A user moved out of the users' OU leaves the scope: inactive, confirmed by lookup.
-        try fixture.server.ldapmodify("dn: \(ADClinic.dn("ad-user7"))\nchangetype: modrdn\nnewrdn: CN=ad-user7\ndeleteoldrdn: 1\nnewsuperior: CN=Users,\(SambaServer.baseDN)\n")
+        try await fixture.server.ldapmodify("dn: \(ADClinic.dn("ad-user7"))\nchangetype: modrdn\nnewrdn: CN=ad-user7\ndeleteoldrdn: 1\nnewsuperior: CN=Users,\(SambaServer.baseDN)\n")
         #expect(try await eventually(within: .seconds(2)) { try !fixture.isActive("ad-user7") }, "\(run.messages)")
 
         // The DC stops: nobody is revoked while it is away. A change made while the stream
@@ -210,8 +210,7 @@ struct ActiveDirectoryTests {
         fixture.server.stop()
         try await Task.sleep(for: .seconds(1))
         #expect(try fixture.mirror.snapshot().users.values.filter { $0.state.isActive }.count == activeBefore)
-        try SambaTools.ldbmodify("dn: \(ADClinic.dn("ad-user8"))\nchangetype: modify\nreplace: userAccountControl\nuserAccountControl: 514\n",
-                                 database: fixture.server.directory.appendingPathComponent("private/sam.ldb").path)
+        try await fixture.server.modifyOffline("dn: \(ADClinic.dn("ad-user8"))\nchangetype: modify\nreplace: userAccountControl\nuserAccountControl: 514\n")
         try await fixture.server.restart()
         #expect(try await eventually(within: .seconds(10)) { try !fixture.isActive("ad-user8") }, "\(run.messages)")
         #expect(run.reconcileCount == 1, "\(run.messages)")
@@ -220,7 +219,7 @@ struct ActiveDirectoryTests {
         await run.stop()
 
         // Roster restarted: it resumes from the stored cookie, no full reload.
-        try fixture.server.sambaTool(["user", "disable", "ad-user1"])
+        try await fixture.server.sambaTool(["user", "disable", "ad-user1"])
         let again = ADStreamRun(fixture)
         #expect(try await eventually(within: .seconds(10)) { try !fixture.isActive("ad-user1") }, "\(again.messages)")
         #expect(again.reconcileCount == 0, "\(again.messages)")
@@ -239,7 +238,7 @@ struct ActiveDirectoryTests {
         #expect(try await eventually(within: .seconds(30)) { run.isReady }, "\(run.messages)")
         // Let the first (immediate) poll after the refresh pass, so only a wake-up can help.
         try await Task.sleep(for: .seconds(1))
-        try fixture.server.sambaTool(["user", "disable", "ad-user2"])
+        try await fixture.server.sambaTool(["user", "disable", "ad-user2"])
         #expect(try await eventually(within: .seconds(12)) { try !fixture.isActive("ad-user2") }, "\(run.messages)")
         await run.stop()
     }
@@ -258,7 +257,7 @@ struct ActiveDirectoryTests {
         #expect(try await eventually(within: .seconds(30)) { run.isReady }, "\(run.messages)")
         #expect(try fixture.mirror.snapshot().users.count == ADClinic.users.count)
         #expect(run.messages.contains { $0.contains("object-security flag") }, "\(run.messages)")
-        try fixture.server.sambaTool(["user", "disable", "ad-user3"])
+        try await fixture.server.sambaTool(["user", "disable", "ad-user3"])
         #expect(try await eventually(within: .seconds(2)) { try !fixture.isActive("ad-user3") }, "\(run.messages)")
         await run.stop()
     }
@@ -275,12 +274,12 @@ struct ActiveDirectoryTests {
         #expect(try fixture.hasBooking("ad-user3"))
         #expect(try !fixture.hasBooking("ad-user4"))
 
-        try fixture.server.sambaTool(["group", "removemembers", "inner-team", "ad-user2"])
+        try await fixture.server.sambaTool(["group", "removemembers", "inner-team", "ad-user2"])
         #expect(try await eventually(within: .seconds(2)) { try !fixture.hasBooking("ad-user2") }, "\(run.messages)")
         #expect(try fixture.hasBooking("ad-user3"))
 
         // Adding to the nested group grants through it, too.
-        try fixture.server.sambaTool(["group", "addmembers", "inner-team", "ad-user4"])
+        try await fixture.server.sambaTool(["group", "addmembers", "inner-team", "ad-user4"])
         #expect(try await eventually(within: .seconds(2)) { try fixture.hasBooking("ad-user4") }, "\(run.messages)")
         await run.stop()
 
@@ -341,7 +340,7 @@ struct ActiveDirectoryTests {
         #expect(try await eventually(within: .seconds(30)) { state.readiness.isReady })
 
         // Three failed binds lock ad-user3 (the test domain's threshold) for a few seconds.
-        for _ in 0..<3 { fixture.server.failBind(ADClinic.dn("ad-user3")) }
+        for _ in 0..<3 { await fixture.server.failBind(ADClinic.dn("ad-user3")) }
         #expect(try await eventually(within: .seconds(2)) { try fixture.isLocked("ad-user3") })
         #expect(try fixture.isActive("ad-user3"), "a lockout locks, it does not deactivate")
         // No directory event marks the end of a lockout: Roster's timer does.
@@ -352,7 +351,7 @@ struct ActiveDirectoryTests {
         // accountExpires a few seconds ahead: still active now, inactive at that time.
         let expiry = Date().addingTimeInterval(4)
         let fileTime = Int64((expiry.timeIntervalSince1970 + 11_644_473_600) * 10_000_000)
-        try fixture.server.ldapmodify("dn: \(ADClinic.dn("ad-user4"))\nchangetype: modify\nreplace: accountExpires\naccountExpires: \(fileTime)\n")
+        try await fixture.server.ldapmodify("dn: \(ADClinic.dn("ad-user4"))\nchangetype: modify\nreplace: accountExpires\naccountExpires: \(fileTime)\n")
         try await Task.sleep(for: .seconds(1))
         #expect(try fixture.isActive("ad-user4"))
         #expect(try await eventually(within: .seconds(8)) { try !fixture.isActive("ad-user4") })

@@ -2,6 +2,15 @@ import Foundation
 import LDAPKit
 import Synchronization
 
+/// Runs blocking work (a tool that takes seconds) on a thread of its own, so that it never
+/// holds one of the few threads of Swift's cooperative pool (nor of Dispatch's global
+/// queues, which share its worker limit on Linux) that other tests run on.
+func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
+    }
+}
+
 /// A real Samba Active Directory domain controller for tests and benchmarks.
 ///
 /// One golden copy is provisioned per process (`samba-tool domain provision`, 7-8 s, plus
@@ -53,18 +62,25 @@ public final class SambaServer: @unchecked Sendable {
         let golden = try await Golden.shared.path()
         let address = try Loopback.next()
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("roster-samba-\(UUID().uuidString.prefix(8))")
-        try SambaTools.run("/bin/cp", ["-a", golden.path, directory.path])
+        try await offThePool { try SambaTools.run("/bin/cp", ["-a", golden.path, directory.path]) }
         let server = SambaServer(address: address, directory: directory)
         try adminPassword.write(toFile: server.adminPasswordFile, atomically: true, encoding: .utf8)
         try SambaTools.writeConfiguration(in: directory, from: golden, address: address)
-        if !ldif.isEmpty { try server.loadOffline(ldif) }
+        if !ldif.isEmpty { try await server.loadOffline(ldif) }
         try await server.launch()
         return server
     }
 
     /// Adds entries with `ldbadd` while the server is stopped.
-    public func loadOffline(_ ldif: String) throws {
-        try SambaTools.ldbadd(ldif, database: directory.appendingPathComponent("private/sam.ldb").path)
+    public func loadOffline(_ ldif: String) async throws {
+        let database = directory.appendingPathComponent("private/sam.ldb").path
+        try await offThePool { try SambaTools.ldbadd(ldif, database: database) }
+    }
+
+    /// Modifies entries with `ldbmodify` while the server is stopped.
+    public func modifyOffline(_ ldif: String) async throws {
+        let database = directory.appendingPathComponent("private/sam.ldb").path
+        try await offThePool { try SambaTools.ldbmodify(ldif, database: database) }
     }
 
     private var configurationFile: String { directory.appendingPathComponent("etc/smb.conf").path }
@@ -118,38 +134,44 @@ public final class SambaServer: @unchecked Sendable {
 
     /// Runs `samba-tool ARGS` against this instance over LDAP as Administrator.
     @discardableResult
-    public func sambaTool(_ arguments: [String]) throws -> String {
-        try SambaTools.run(SambaTools.sambaTool, arguments + ["-H", url, "--simple-bind-dn=\(adminDN)", "--password=\(adminPassword)"])
+    public func sambaTool(_ arguments: [String]) async throws -> String {
+        let all = arguments + ["-H", url, "--simple-bind-dn=\(adminDN)", "--password=\(adminPassword)"]
+        return try await offThePool { try SambaTools.run(SambaTools.sambaTool, all) }
     }
 
     /// Runs `ldapmodify` as Administrator with the given LDIF (changetype records).
-    public func ldapmodify(_ ldif: String) throws {
-        try SambaTools.run(Tools.ldapmodify, ["-x", "-H", url, "-D", adminDN, "-y", adminPasswordFile], input: ldif)
+    public func ldapmodify(_ ldif: String) async throws {
+        let arguments = ["-x", "-H", url, "-D", adminDN, "-y", adminPasswordFile]
+        try await offThePool { try SambaTools.run(Tools.ldapmodify, arguments, input: ldif) }
     }
 
     /// Tries a simple bind with a wrong password (to count towards a lockout).
-    public func failBind(_ dn: String) {
-        _ = try? SambaTools.run("/usr/bin/ldapwhoami", ["-x", "-H", url, "-D", dn, "-w", "not-the-password"])
+    public func failBind(_ dn: String) async {
+        let arguments = ["-x", "-H", url, "-D", dn, "-w", "not-the-password"]
+        _ = try? await offThePool { try SambaTools.run("/usr/bin/ldapwhoami", arguments) }
     }
 }
 
 /// The golden copy, provisioned once per process.
 actor Golden {
     static let shared = Golden()
-    private var provisioned: URL?
-    private var failure: HarnessError?
+    static let removeAtExit = Mutex<String?>(nil)
+    /// The one provisioning of this process (callers arriving meanwhile wait for it).
+    private var provisioning: Task<URL, any Error>?
 
-    func path() throws -> URL {
-        if let provisioned { return provisioned }
-        if let failure { throw failure }
-        do {
-            let url = try SambaTools.provision()
-            provisioned = url
-            return url
-        } catch let error as HarnessError {
-            failure = error
-            throw error
+    func path() async throws -> URL {
+        if provisioning == nil {
+            provisioning = Task {
+                let url = try await offThePool { try SambaTools.provision() }
+                // The golden copy lives as long as the process.
+                Golden.removeAtExit.withLock { $0 = url.path }
+                atexit {
+                    if let path = Golden.removeAtExit.withLock({ $0 }) { try? FileManager.default.removeItem(atPath: path) }
+                }
+                return url
+            }
         }
+        return try await provisioning!.value
     }
 }
 
