@@ -175,7 +175,7 @@ final class ADStreamRun: Sendable {
 
 @Suite("Active Directory against a real Samba AD DC", .serialized)
 struct ActiveDirectoryTests {
-    @Test("samba-tool disable, enable and delete reach the mirror within 2 s; a stopped DC revokes no one and the stream catches up from its cookie")
+    @Test("samba-tool disable, enable and delete reach the mirror within 2 s; a stopped DC revokes no one and the stream catches up from its cookie; another DC's cookie means a full reload")
     func disableEnableDelete() async throws {
         let fixture = try await ADFixture.start()
         defer { fixture.server.shutdown() }
@@ -224,6 +224,21 @@ struct ActiveDirectoryTests {
         #expect(try await eventually(within: .seconds(10)) { try !fixture.isActive("ad-user1") }, "\(again.messages)")
         #expect(again.reconcileCount == 0, "\(again.messages)")
         await again.stop()
+
+        // A cookie another DC database issued (as after a restore from backup, with a new
+        // invocationId) is not trusted: a full reconcile first, and nobody is revoked by it.
+        let key = "\(fixture.configuration.directory.name)/dirsync"
+        var state = try #require(try fixture.mirror.syncState(for: key))
+        let stored = try #require(state.cookie.flatMap(DirSyncCheckpoint.init(encoded:)))
+        state.cookie = DirSyncCheckpoint(invocationID: "00000000-0000-0000-0000-000000000001", cookie: stored.cookie).encoded
+        try fixture.mirror.saveSyncState(state)
+        let activeNow = try fixture.mirror.snapshot().users.values.filter { $0.state.isActive }.count
+        let other = ADStreamRun(fixture)
+        #expect(try await eventually(within: .seconds(20)) { other.isReady }, "\(other.messages)")
+        #expect(other.reconcileCount == 1, "\(other.messages)")
+        #expect(other.messages.contains { $0.contains("invocationId changed") }, "\(other.messages)")
+        #expect(try fixture.mirror.snapshot().users.values.filter { $0.state.isActive }.count == activeNow)
+        await other.stop()
         #expect(try fixture.mirror.verifyAuditLog() == nil)
     }
 
