@@ -211,11 +211,15 @@ struct ActiveDirectoryChangeStream {
             let dn = DN.normalize(full.dn)
             var affected = groups.update(id: id, dn: dn, members: Set(full.strings(configuration.groups.memberAttribute).map(DN.normalize)))
             affected.remove(dn)
-            // The group itself (a full reconcile when it is not mapped yet: a rule may now apply) ...
-            results.append((.groups, try await applier.apply(.modify(id, groups.entry(for: dn, original: full, configuration: configuration)),
-                                                             from: .groups, cookie: nil)))
-            // ... and the mapped groups it is nested in, whose effective members changed.
-            for parent in affected.sorted() where applier.isMappedGroup(parent) {
+            // The group itself, when the mapping uses it or it may become mapped (then the
+            // applier asks for a full reconcile); a plain nested group only matters through
+            // the groups containing it ...
+            if applier.isMappedGroup(dn) || applier.isReferencedGroup(dn) || applier.mayBecomeMapped(dn) {
+                results.append((.groups, try await applier.apply(.modify(id, groups.entry(for: dn, original: full, configuration: configuration)),
+                                                                 from: .groups, cookie: nil)))
+            }
+            // ... the mapped (or referenced) groups it is nested in, whose effective members changed.
+            for parent in affected.sorted() where applier.isMappedGroup(parent) || applier.isReferencedGroup(parent) {
                 results.append((.groups, try await applier.apply(.modify(id, groups.entry(for: parent, original: nil, configuration: configuration)),
                                                                  from: .groups, cookie: nil)))
             }
@@ -224,7 +228,7 @@ struct ActiveDirectoryChangeStream {
             var result = AppliedChange()
             result.needsFullReconcile = applier.isMappedGroup(dn)
             results.append((.groups, result))
-            for parent in affected.sorted() where parent != dn && applier.isMappedGroup(parent) {
+            for parent in affected.sorted() where parent != dn && (applier.isMappedGroup(parent) || applier.isReferencedGroup(parent)) {
                 results.append((.groups, try await applier.apply(.modify(id, groups.entry(for: parent, original: nil, configuration: configuration)),
                                                                  from: .groups, cookie: nil)))
             }

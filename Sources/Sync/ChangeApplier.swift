@@ -139,6 +139,17 @@ public final class ChangeApplier {
     /// Whether a directory group (DN) is mapped to at least one clinic group.
     public func isMappedGroup(_ dn: String) -> Bool { groupsByDN[DN.normalize(dn)] != nil }
 
+    /// Whether the mapping reads this group beyond membership (a provider source, pool,
+    /// role or super-administrator group): a change to it needs a full reconcile.
+    public func isReferencedGroup(_ dn: String) -> Bool { referencedGroups.contains(DN.normalize(dn)) }
+
+    /// Whether a change to an unmapped group may make it mapped: it is named by an explicit
+    /// mapping (a group created after the last reconcile), or pattern rules exist.
+    public func mayBecomeMapped(_ dn: String) -> Bool {
+        !configuration.groups.patternRules.isEmpty
+            || configuration.groups.mappings.contains { DN.normalize($0.directoryGroup) == DN.normalize(dn) }
+    }
+
     /// Marks the start of a refresh (for present-phase bookkeeping).
     public func refreshStarted(_ stream: ChangeStreamKind) { seenInRefresh[stream] = [] }
 
