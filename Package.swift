@@ -15,6 +15,8 @@ let package = Package(
         .library(name: "LDAPKit", targets: ["LDAPKit"]),
         .library(name: "AccessModel", targets: ["AccessModel"]),
         .library(name: "Mirror", targets: ["Mirror"]),
+        .library(name: "RosterConfig", targets: ["RosterConfig"]),
+        .library(name: "Sync", targets: ["Sync"]),
         .library(name: "RosterService", targets: ["RosterService"]),
     ],
     dependencies: [

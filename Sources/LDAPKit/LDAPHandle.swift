@@ -75,7 +75,8 @@ final class LDAPHandle: @unchecked Sendable {
             "The bind account lacks the rights for this; grant it read access to the configured base."
         case .noSuchObject where operation == .search || operation == .sync:
             "Check the configured base DN."
-        case .strongAuthRequired, .inappropriateAuthentication, .unwillingToPerform where operation == .bind:
+        case .strongAuthRequired where operation == .bind, .inappropriateAuthentication where operation == .bind,
+             .unwillingToPerform where operation == .bind:
             "The server refuses this kind of bind; use TLS, or a bind method it allows."
         default:
             nil

@@ -38,6 +38,13 @@ public final class Mirror: Sendable {
             throw MirrorError.cannotOpen(path: path, reason: "\(error)")
         }
 
+        // SQLite would only say "unable to open database file": say why.
+        for (target, what) in [(path, "file"), (directory.isEmpty ? "." : directory, "folder")] where access(target, W_OK) != 0 {
+            let reason = errno == EROFS ? "the \(what) is on a read-only file system"
+                : "this user (uid \(getuid())) may not write the \(what) \(target): \(String(cString: strerror(errno)))"
+            throw MirrorError.cannotOpen(path: path, reason: reason)
+        }
+
         var configuration = Configuration()
         configuration.busyMode = .timeout(5)
         configuration.foreignKeysEnabled = true

@@ -63,6 +63,13 @@ extension Mirror {
         try pool.read(body)
     }
 
+    /// SQLite's own check of the database file: "ok", or what is damaged.
+    public func integrityCheck() throws -> String {
+        try pool.read { db in
+            try String.fetchAll(db, sql: "PRAGMA integrity_check").joined(separator: "\n")
+        }
+    }
+
     /// Loads the whole stored model (for reconcile planning, tools and tests).
     public func snapshot() throws -> AccessSnapshot {
         try pool.read { db in try Mirror.loadSnapshot(db) }

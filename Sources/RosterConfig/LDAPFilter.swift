@@ -26,7 +26,7 @@ public func escapeFilterValue(_ value: String) -> String {
 /// such as `(userAccountControl:1.2.840.113556.1.4.803:=2)` included).
 ///
 /// Returns nil when the filter is well formed, or a sentence saying what is wrong.
-func filterSyntaxProblem(_ filter: String) -> String? {
+public func filterSyntaxProblem(_ filter: String) -> String? {
     let bytes = Array(filter.utf8)
     var index = 0
 

@@ -77,8 +77,22 @@ public final class DirectoryService: Service, Sendable {
             let configuration = self.configuration
             let stream = ChangeStream(configuration: configuration, mirror: mirror, reloadSignal: reloadSignal)
             let streamTask = Task {
-                try await stream.run(status: { [self] status in self.report(status) },
-                                     reconcile: { [self] why in await self.reconcile(because: why) })
+                // The stream only ends on its own for a reason retrying may fix later (the
+                // bind account locked, say): say so, and start it again after a pause.
+                var retry = Backoff(initial: .seconds(1), maximum: .seconds(60))
+                while !Task.isCancelled {
+                    do {
+                        try await stream.run(status: { [self] status in self.report(status) },
+                                             reconcile: { [self] why in await self.reconcile(because: why) })
+                    } catch is CancellationError {
+                        return
+                    } catch {
+                        let delay = retry.nextDelay()
+                        state.recordStreamFailure("\(error)")
+                        logger.error("The change stream stopped: \(error). Starting it again in \(delay); the mirror keeps serving its last state.")
+                        try? await Task.sleep(for: delay)
+                    }
+                }
             }
             // Wait for a reload request (or cancellation), then swap the configuration.
             while !Task.isCancelled {
@@ -124,6 +138,9 @@ public final class DirectoryService: Service, Sendable {
             logger.info("A full reconcile follows: \(why).")
         case .problem(let text):
             logger.warning("\(text)")
+        case .breakerHolds(let trip):
+            state.recordBreakerTrip(reason: trip.reason)
+            logger.error("Safety breaker: \(trip)")
         }
     }
 
@@ -153,11 +170,24 @@ public final class DirectoryService: Service, Sendable {
         }
     }
 
+    /// Every `schedule.reconcile_interval_minutes`; after a failure (the directory down, the
+    /// breaker), sooner: from 10 s, doubling up to the interval.
     private func scheduleReconciles() async throws {
+        var retry: Backoff?
         while !Task.isCancelled {
             let minutes = configuration.schedule.reconcileIntervalMinutes
-            try await Task.sleep(for: .milliseconds(Int64(minutes * 60_000)))
-            _ = await reconcile(because: "the schedule (every \(minutes) minutes)")
+            let interval = Duration.milliseconds(Int64(minutes * 60_000))
+            var wait = interval
+            if var backoff = retry {
+                wait = min(backoff.nextDelay(), interval)
+                retry = backoff
+            }
+            try await Task.sleep(for: wait)
+            if await reconcile(because: retry == nil ? "the schedule (every \(minutes) minutes)" : "a retry after a failed reconcile") {
+                retry = nil
+            } else if retry == nil {
+                retry = Backoff(initial: min(.seconds(10), interval), maximum: interval)
+            }
         }
     }
 

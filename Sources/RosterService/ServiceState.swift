@@ -115,6 +115,9 @@ public final class ServiceState: Sendable {
         var breakerTrips = 0
         var lastBreakerReason: String?
         var eventsApplied = 0
+        /// Why the change stream could not apply its last change (the disk full, say);
+        /// cleared by the next change or reconcile that commits.
+        var streamFailure: String?
     }
 
     /// How long the directory may be unreachable before the mirror counts as stale.
@@ -161,11 +164,20 @@ public final class ServiceState: Sendable {
             fields.lastReconcile = date
             fields.lastReconcileSucceeded = succeeded
             fields.lastReconcileDetail = detail
-            if succeeded { fields.breakerHolding = false }
+            if succeeded {
+                fields.breakerHolding = false
+                fields.streamFailure = nil
+            }
         }
         metrics.lastReconcileTimestamp.set(date.timeIntervalSince1970)
         metrics.lastReconcileSuccess.set(succeeded ? 1.0 : 0.0)
         (succeeded ? metrics.reconcilesSucceeded : metrics.reconcilesFailed).increment()
+    }
+
+    /// The change stream stopped because a change could not be applied (the mirror's disk
+    /// full or read-only, say); not ready until a change or reconcile commits again.
+    public func recordStreamFailure(_ reason: String) {
+        fields.withLock { $0.streamFailure = reason }
     }
 
     /// The safety breaker refused a reconcile; the daemon is not ready until one succeeds.
@@ -181,6 +193,7 @@ public final class ServiceState: Sendable {
     /// The change stream committed `events` directory changes; `revocationLatency` is the time
     /// from the directory's change to the commit, for revocations.
     public func recordApplied(events: Int, revocationLatency: Duration?) {
+        fields.withLock { $0.streamFailure = nil }
         if events > 0 {
             fields.withLock { $0.eventsApplied += events }
             metrics.eventsApplied.increment(by: Int64(events))
@@ -197,7 +210,8 @@ public final class ServiceState: Sendable {
     public var readiness: Readiness { readiness(at: Date()) }
 
     /// Ready at `now`? Not before the first refresh, nor while the directory has been
-    /// unreachable longer than ``stalenessLimit``, nor while the breaker holds the last reconcile.
+    /// unreachable longer than ``stalenessLimit``, nor while the breaker holds, nor after a
+    /// failed reconcile until one succeeds.
     public func readiness(at now: Date) -> Readiness {
         let fields = fields.withLock { $0 }
         return Self.readiness(of: fields, at: now, stalenessLimit: stalenessLimit)
@@ -234,6 +248,14 @@ public final class ServiceState: Sendable {
         if fields.breakerHolding {
             return .notReady(reason: "The safety breaker refused the last reconcile (\(fields.lastBreakerReason ?? "no reason given")): "
                 + "the mirror keeps its previous state until a reconcile succeeds.")
+        }
+        if let failure = fields.streamFailure {
+            return .notReady(reason: "The change stream could not apply a change (\(failure)): "
+                + "the mirror keeps serving its last good state, and Roster retries.")
+        }
+        if fields.lastReconcileSucceeded == false {
+            return .notReady(reason: "The last full reconcile failed (\(fields.lastReconcileDetail ?? "no reason given")): "
+                + "the mirror keeps its last good state until a reconcile succeeds.")
         }
         return .ready
     }

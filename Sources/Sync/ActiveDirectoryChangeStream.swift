@@ -239,6 +239,7 @@ struct ActiveDirectoryChangeStream {
                 status(.applied(kind, applied, latency: .now - arrived))
             }
             for problem in applied.problems { status(.problem(problem.description)) }
+            if let trip = applied.held { status(.breakerHolds(trip)) }
             if applied.needsFullReconcile {
                 status(.fullReconcileNeeded("a \(kind.rawValue) change the stream alone cannot map"))
                 if await reconcile("an Active Directory \(kind.rawValue) change") { try applier.reload() }

@@ -28,6 +28,8 @@ public struct AppliedChange: Sendable, Equatable {
     public var nextChange: (UserCode, Date)?
     /// The user the change was about, when it was about one.
     public var user: UserCode?
+    /// Set when the stream's safety breaker held deactivations back (see `DisappearanceLimit`).
+    public var held: BreakerTrip?
 
     public static func == (lhs: AppliedChange, rhs: AppliedChange) -> Bool {
         lhs.changes == rhs.changes && lhs.revocation == rhs.revocation && lhs.needsFullReconcile == rhs.needsFullReconcile
@@ -56,6 +58,10 @@ public final class ChangeApplier {
     private var seenInRefresh: [ChangeStreamKind: Set<String>] = [:]
     /// The directory's lockout duration, for lockout-end timers (see `AccountStateReader`).
     public var lockoutDuration: TimeInterval?
+    /// How many users may still disappear before the stream's breaker holds.
+    private var disappearances: DisappearanceLimit
+    /// Active, unlocked users at the last reload (the base of the breaker's percentage).
+    private var activeUsers = 0
 
     public init(configuration: RosterConfiguration, mirror: Mirror) {
         self.configuration = configuration
@@ -70,14 +76,20 @@ public final class ChangeApplier {
         superAdministratorGroups = Set(configuration.users.superAdministratorGroups.map(DN.normalize))
         referenced.formUnion(superAdministratorGroups)
         referencedGroups = referenced
+        disappearances = DisappearanceLimit(maxDeactivations: configuration.safety.maxDeactivations,
+                                            maxPercent: configuration.safety.maxDeactivationPercent)
     }
 
-    /// Loads the identities of stored users and groups (call after each full reconcile).
+    /// Loads the identities of stored users and groups (call after each full reconcile);
+    /// the stream's safety breaker starts counting again.
     public func reload() throws {
         let snapshot = try mirror.snapshot()
         codeByID = [:]
         codeByDN = [:]
+        activeUsers = 0
+        disappearances.reset()
         for user in snapshot.users.values {
+            if user.state.isActive && !user.state.isLocked { activeUsers += 1 }
             if let id = user.directoryID { codeByID[id.lowercased()] = user.code }
             if let dn = user.directoryDN { codeByDN[DN.normalize(dn)] = user.code }
         }
@@ -202,6 +214,19 @@ public final class ChangeApplier {
         var codes: [UserCode] = []
         for id in ids {
             if let code = try codeByID[id.description.lowercased()] ?? mirror.userCode(directoryID: id.description) { codes.append(code) }
+        }
+        let leaving = try codes.filter { try mirror.user($0)?.state.isActive == true }
+        let wasHolding = disappearances.trip != nil
+        if !leaving.isEmpty, !disappearances.admit(leaving.count, activeUsers: activeUsers) {
+            // The breaker holds: the users stay active for the next reconcile to judge,
+            // each reported; the stream moves on (its cookie is saved).
+            if !wasHolding { result.held = disappearances.trip }
+            result.problems = try leaving.map { code in
+                MappingProblem(dn: try mirror.user(code)?.directoryDN ?? code.rawValue,
+                               message: "is gone from the directory, but the change stream's safety breaker holds the deactivation of \(code.rawValue) for the next reconcile")
+            }
+            if let state { try mirror.saveSyncState(state) }
+            return result
         }
         if codes.isEmpty {
             if let state { try mirror.saveSyncState(state) }

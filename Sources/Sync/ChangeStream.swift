@@ -17,6 +17,8 @@ public enum ChangeStreamStatus: Sendable {
     case applied(ChangeStreamKind, AppliedChange, latency: Duration)
     case fullReconcileNeeded(String)
     case problem(String)
+    /// The stream's safety breaker holds deactivations back (see `DisappearanceLimit`).
+    case breakerHolds(BreakerTrip)
 }
 
 /// Follows the directory's users and groups with RFC 4533 refreshAndPersist streams and
@@ -237,6 +239,7 @@ public struct ChangeStream: Sendable {
                             status(.applied(kind, applied, latency: .now - arrived))
                         }
                         for problem in applied.problems { status(.problem(problem.description)) }
+                        if let trip = applied.held { status(.breakerHolds(trip)) }
                         if applied.needsFullReconcile {
                             status(.fullReconcileNeeded("a \(kind.rawValue) change the stream alone cannot map"))
                             if await reconcile("a \(kind.rawValue) change") { try applier.reload() }

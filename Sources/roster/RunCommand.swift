@@ -15,8 +15,16 @@ struct RunCommand: AsyncParsableCommand {
 
     @OptionGroup var options: ConfigOption
 
+    @Option(help: "The least severe messages logged: trace, debug, info, notice, warning, error or critical.")
+    var logLevel: Logger.Level = .info
+
     func run() async throws {
-        LoggingSystem.bootstrap { JournaldLogHandler(label: $0) }
+        let level = logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = JournaldLogHandler(label: label)
+            handler.logLevel = level
+            return handler
+        }
         let logger = Logger(label: "roster")
         let configuration = try loadConfiguration(options.config)
         let mirror = try openMirror(configuration)
@@ -32,6 +40,10 @@ struct RunCommand: AsyncParsableCommand {
                 token = try String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
             } catch {
                 printError("The HTTP token file \(file) cannot be read: \(error.localizedDescription)")
+                throw ExitCode(2)
+            }
+            if token?.isEmpty == true {
+                printError("The HTTP token file \(file) is empty; write the token clients must send into it.")
                 throw ExitCode(2)
             }
         }
@@ -51,3 +63,5 @@ struct RunCommand: AsyncParsableCommand {
         logger.info("Roster stopped.")
     }
 }
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}

@@ -98,6 +98,9 @@ struct ADClinic {
               modules: {care_venue: {privacy: toggle_default_off, privilege: full_access}}
               providers: all_in_health_center
         \(extraMappings)
+        # A small clinic: one deletion is 12 % of it, more than the default 5 % the change
+        # stream's breaker lets through between two reconciles.
+        safety: {max_deactivations: 50, max_deactivation_percent: 50}
         schedule: {dirsync_interval_seconds: 0.25}
         mirror: {path: '\(mirrorPath)'}
         http: {address: 127.0.0.1, port: 8471}

@@ -177,4 +177,54 @@ struct ChangeStreamTests {
         #expect(activeAfter == activeBefore - 1)
         await run.stop()
     }
+
+    @Test("An emptied subtree arriving as deletes: the stream deactivates up to the safety limit, holds the rest, and the reconcile's breaker holds too")
+    func streamBreaker() async throws {
+        var fixture = try await ClinicFixture.start()
+        defer { fixture.server.shutdown() }
+        fixture.configuration.safety.maxDeactivations = 3
+        let clinic = fixture.clinic
+        let run = StreamRun(fixture)
+        #expect(try await eventually(within: .seconds(20)) { run.isReady }, "\(run.messages)")
+        let doomed = (1...4).flatMap { office in (1...2).map { clinic.assistant(1, office, $0) } }
+        let ldif = doomed.map { "dn: \(clinic.dn($0))\nchangetype: delete\n" }.joined(separator: "\n")
+        try fixture.server.ldapmodify(ldif)
+        func inactive() throws -> [String] {
+            try doomed.filter { try fixture.mirror.user(UserCode($0))?.state.isActive == false }
+        }
+        #expect(try await eventually(within: .seconds(5)) { run.messages.contains { $0.hasPrefix("breakerHolds") } }, "\(run.messages)")
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(try inactive() == Array(doomed.prefix(3)), "the first three deletes revoke at once; the rest are held")
+        #expect(run.messages.filter { $0.contains("holds the deactivation") }.count == doomed.count - 3)
+        await run.stop()
+
+        // The held users stay active; the next reconcile sees them gone and its breaker refuses.
+        await #expect(throws: ReconcileError.self) { _ = try await fixture.sync() }
+        #expect(try inactive().count == 3)
+        let forced = try await fixture.sync(force: true)
+        #expect(forced.counts.usersDeactivated == doomed.count - 3)
+        #expect(try fixture.mirror.verifyAuditLog() == nil)
+    }
+
+    @Test("slapd killed during the first refresh and restarted: Roster reconnects, completes the refresh, and revokes no one")
+    func crashDuringRefresh() async throws {
+        let fixture = try await ClinicFixture.start(ClinicDirectory.sized(3000, suffix: "dc=clinic,dc=test"))
+        defer { fixture.server.shutdown() }
+        let clinic = fixture.clinic
+        let run = StreamRun(fixture)
+        #expect(try await eventually(within: .seconds(10)) { run.messages.contains { $0.hasPrefix("connected") } })
+        try await Task.sleep(for: .milliseconds(30))
+        fixture.server.crash()
+        let readyWhenKilled = run.isReady
+        try await Task.sleep(for: .milliseconds(500))
+        try await fixture.server.restart()
+        #expect(try await eventually(within: .seconds(60)) { run.isReady }, "\(run.messages)")
+        #expect(!readyWhenKilled, "slapd was killed before the refresh completed")
+        #expect(run.messages.contains { $0.hasPrefix("disconnected") } || run.messages.contains { $0.contains("reconcile failed") }, "\(run.messages)")
+        let users = try fixture.mirror.snapshot().users.values
+        #expect(users.count == clinic.userCount)
+        #expect(users.filter { $0.state.isActive && !$0.state.isLocked }.count == clinic.userCount)
+        await run.stop()
+        #expect(try fixture.mirror.verifyAuditLog() == nil)
+    }
 }

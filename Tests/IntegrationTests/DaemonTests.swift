@@ -1,4 +1,6 @@
+import AccessModel
 import Foundation
+import Mirror
 import SlapdHarness
 import Testing
 
@@ -71,8 +73,192 @@ struct DaemonTests {
         let clock = ContinuousClock()
         let started = clock.now
         daemon.signal(SIGTERM)
-        let status = daemon.waitForExit()
+        let status = try await Tools.offPool { daemon.waitForExit() }
         #expect(status == 0, "exit status \(status)")
         #expect(clock.now - started < .seconds(15))
+    }
+
+    @Test("The directory answers with nothing (bind account without read rights, wrong base DN): the breaker holds, nobody is deactivated, /readyz, /metrics and the log say why; it recovers")
+    func directoryAnswersNothing() async throws {
+        let clinic = ClinicDirectory(suffix: "dc=faults,dc=test")
+        let readerDN = "cn=roster-reader,\(clinic.suffix)"
+        let readerSecret = "reader-\(UInt64.random(in: 1...UInt64.max))"
+        let server = try await SlapdServer.start(suffix: clinic.suffix, ldif: clinic.ldif()
+            + "dn: \(readerDN)\nobjectClass: person\ncn: roster-reader\nsn: reader\nuserPassword: \(readerSecret)\n\n")
+        defer { server.shutdown() }
+        let passwordFile = server.directory.appendingPathComponent("reader.secret").path
+        try "\(readerSecret)\n".write(toFile: passwordFile, atomically: true, encoding: .utf8)
+        let httpPort = try Tools.freePort()
+        let configPath = server.directory.appendingPathComponent("roster.yaml").path
+        let mirrorPath = server.directory.appendingPathComponent("state/roster.sqlite").path
+        let yaml = clinic.yaml(url: server.url, passwordFile: passwordFile, bindDN: readerDN, mirrorPath: mirrorPath, httpPort: httpPort)
+            .replacingOccurrences(of: "reconcile_interval_minutes: 15", with: "reconcile_interval_minutes: 0.02")
+        try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
+        let log = server.directory.appendingPathComponent("roster.log").path
+        let daemon = try ChildProcess(path: RosterCLI.executable, arguments: ["run", "--config", configPath], logFile: log)
+        defer { daemon.terminate() }
+        let base = "http://127.0.0.1:\(httpPort)"
+        func logText() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+        #expect(try await eventually(within: .seconds(30)) { (try? curl(["\(base)/readyz"]).status) == 200 }, "\(logText())")
+        let mirror = try Mirror(path: mirrorPath)
+        func activeUsers() throws -> Int { try mirror.snapshot().users.values.filter { $0.state.isActive }.count }
+        #expect(try activeUsers() == clinic.userCount)
+
+        // 1. The bind account loses its read rights on the people subtree.
+        try await server.restart(accessRules: "access to dn.children=\"ou=people,\(clinic.suffix)\" by dn.exact=\"\(readerDN)\" none by * read")
+        #expect(try await eventually(within: .seconds(20)) {
+            let ready = try curl(["\(base)/readyz"])
+            return ready.status == 503 && ready.body.contains("no users at all")
+        }, "\((try? curl(["\(base)/readyz"]).body) ?? "")")
+        #expect(try curl(["\(base)/metrics"]).body.split(separator: "\n").contains { $0.hasPrefix("roster_breaker_trips_total") && !$0.hasSuffix(" 0") })
+        #expect(logText().contains("Safety breaker"))
+        #expect(try activeUsers() == clinic.userCount, "nobody is deactivated")
+
+        // Rights back: the next reconcile succeeds and the daemon is ready again.
+        try await server.restart(accessRules: "")
+        #expect(try await eventually(within: .seconds(30)) { (try? curl(["\(base)/readyz"]).status) == 200 }, "\((try? curl(["\(base)/readyz"]).body) ?? "")")
+
+        // 2. A configuration reloaded with a base DN that does not exist.
+        try yaml.replacingOccurrences(of: "base: 'ou=people,", with: "base: 'ou=nobody,")
+            .write(toFile: configPath, atomically: true, encoding: .utf8)
+        daemon.signal(SIGHUP)
+        #expect(try await eventually(within: .seconds(20)) {
+            let ready = try curl(["\(base)/readyz"])
+            return ready.status == 503 && ready.body.contains("ou=nobody")
+        }, "\((try? curl(["\(base)/readyz"]).body) ?? "")")
+        #expect(try activeUsers() == clinic.userCount, "nobody is deactivated")
+        #expect(try curl(["\(base)/v1/users/\(clinic.assistant(1, 1, 1))"]).status == 200, "the last good state is still served")
+        #expect(!logText().contains(readerSecret), "the bind password must never be logged")
+
+        // Fixed: ready again.
+        try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
+        daemon.signal(SIGHUP)
+        #expect(try await eventually(within: .seconds(30)) { (try? curl(["\(base)/readyz"]).status) == 200 }, "\((try? curl(["\(base)/readyz"]).body) ?? "")")
+        #expect(try activeUsers() == clinic.userCount)
+        #expect(try mirror.verifyAuditLog() == nil)
+    }
+
+    @Test("At trace level, no secret (bind password, HTTP token) reaches the log or the mirror; the mirror is not world-readable")
+    func secretsStaySecret() async throws {
+        let clinic = ClinicDirectory(suffix: "dc=secrets,dc=test")
+        let readerDN = "cn=roster-reader,\(clinic.suffix)"
+        let password = "pw-\(UInt64.random(in: 1...UInt64.max))"
+        let token = "tk-\(UInt64.random(in: 1...UInt64.max))"
+        let server = try await SlapdServer.start(suffix: clinic.suffix, ldif: clinic.ldif()
+            + "dn: \(readerDN)\nobjectClass: person\ncn: roster-reader\nsn: reader\nuserPassword: \(password)\n\n")
+        defer { server.shutdown() }
+        let folder = server.directory
+        let passwordFile = folder.appendingPathComponent("reader.secret").path
+        let tokenFile = folder.appendingPathComponent("http.token").path
+        try "\(password)\n".write(toFile: passwordFile, atomically: true, encoding: .utf8)
+        try "\(token)\n".write(toFile: tokenFile, atomically: true, encoding: .utf8)
+        let httpPort = try Tools.freePort()
+        let configPath = folder.appendingPathComponent("roster.yaml").path
+        let stateFolder = folder.appendingPathComponent("state").path
+        let mirrorPath = stateFolder + "/roster.sqlite"
+        let yaml = clinic.yaml(url: server.url, passwordFile: passwordFile, bindDN: readerDN, mirrorPath: mirrorPath, httpPort: httpPort)
+            .replacingOccurrences(of: "http: {address: 127.0.0.1, port: \(httpPort)}",
+                                  with: "http: {address: 127.0.0.1, port: \(httpPort), token_file: '\(tokenFile)'}")
+        try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
+        let log = folder.appendingPathComponent("roster.log").path
+        let daemon = try ChildProcess(path: RosterCLI.executable, arguments: ["run", "--config", configPath, "--log-level", "trace"], logFile: log)
+        defer { daemon.terminate() }
+        let base = "http://127.0.0.1:\(httpPort)"
+        let bearer = ["-H", "Authorization: Bearer \(token)"]
+        func logText() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+
+        #expect(try await eventually(within: .seconds(30)) { (try? curl(bearer + ["\(base)/readyz"]).status) == 200 }, "\(logText())")
+        #expect(try curl(["-H", "Authorization: Bearer \(token)x", "\(base)/v1/status"]).status == 401)
+        #expect(try curl(["\(base)/v1/users/\(clinic.assistant(1, 1, 1))"]).status == 401)
+        let user = clinic.assistant(1, 1, 2)
+        try server.ldapmodify("dn: \(clinic.dn(user))\nchangetype: modify\nreplace: pwdAccountLockedTime\npwdAccountLockedTime: 000001010000Z\n")
+        #expect(try await eventually(within: .seconds(3)) { try curl(bearer + ["\(base)/v1/users/\(user)"]).body.contains("\"locked\":true") })
+        daemon.signal(SIGHUP)
+        #expect(try await eventually(within: .seconds(10)) { logText().contains("Configuration reloaded") })
+        daemon.signal(SIGTERM)
+        #expect(try await Tools.offPool { daemon.waitForExit() } == 0)
+
+        let text = logText()
+        #expect(text.contains("<7>"), "trace and debug messages were written")
+        for (name, secret) in [("bind password", password), ("HTTP token", token)] {
+            #expect(!text.contains(secret), "the \(name) appears in the log")
+            for file in try FileManager.default.contentsOfDirectory(atPath: stateFolder) {
+                let bytes = try Data(contentsOf: URL(fileURLWithPath: stateFolder + "/" + file))
+                #expect(bytes.range(of: Data(secret.utf8)) == nil, "the \(name) appears in the mirror file \(file)")
+            }
+        }
+        let attributes = try FileManager.default.attributesOfItem(atPath: mirrorPath)
+        let mode = (attributes[.posixPermissions] as? NSNumber)?.intValue ?? 0o777
+        #expect(mode & 0o007 == 0, "the mirror is world-accessible: \(String(mode, radix: 8))")
+        let folderMode = ((try FileManager.default.attributesOfItem(atPath: stateFolder))[.posixPermissions] as? NSNumber)?.intValue ?? 0o777
+        #expect(folderMode & 0o007 == 0, "the mirror's folder is world-accessible: \(String(folderMode, radix: 8))")
+    }
+
+    @Test("The mirror's disk full: Roster says why, keeps serving the last good state, and catches up when space returns; a read-only mirror is a clear error; the file stays sound")
+    func mirrorCannotBeWritten() async throws {
+        let clinic = ClinicDirectory(suffix: "dc=disk,dc=test")
+        let server = try await SlapdServer.start(suffix: clinic.suffix, ldif: clinic.ldif())
+        defer { server.shutdown() }
+        // A real small file system for the mirror (mounting needs root, as CI runs).
+        let disk = server.directory.appendingPathComponent("small-disk").path
+        try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
+        do {
+            try Tools.run("/bin/mount", ["-t", "tmpfs", "-o", "size=6m", "roster-test", disk])
+        } catch {
+            Issue.record("This test mounts a 6 MB tmpfs for the mirror and needs root: \(error)")
+            return
+        }
+        defer { _ = try? Tools.run("/bin/umount", ["-l", disk]) }
+        let httpPort = try Tools.freePort()
+        let configPath = server.directory.appendingPathComponent("roster.yaml").path
+        let mirrorPath = disk + "/state/roster.sqlite"
+        try clinic.yaml(url: server.url, passwordFile: server.adminPasswordFile, bindDN: server.adminDN, mirrorPath: mirrorPath, httpPort: httpPort)
+            .write(toFile: configPath, atomically: true, encoding: .utf8)
+        let log = server.directory.appendingPathComponent("roster.log").path
+        let daemon = try ChildProcess(path: RosterCLI.executable, arguments: ["run", "--config", configPath], logFile: log)
+        defer { daemon.terminate() }
+        let base = "http://127.0.0.1:\(httpPort)"
+        func logText() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+        func readyz() -> String { (try? curl(["\(base)/readyz"]).body) ?? "" }
+        func isLocked(_ user: String) throws -> Bool {
+            let body = try curl(["\(base)/v1/users/\(user)"]).body
+            return body.contains("\"locked\":true") || body.contains("\"locked\" : true")
+        }
+        func lock(_ user: String) throws {
+            try server.ldapmodify("dn: \(clinic.dn(user))\nchangetype: modify\nreplace: pwdAccountLockedTime\npwdAccountLockedTime: 000001010000Z\n")
+        }
+        #expect(try await eventually(within: .seconds(30)) { (try? curl(["\(base)/readyz"]).status) == 200 }, "\(logText())")
+
+        // 1. The disk fills up.
+        let filler = disk + "/filler"
+        FileManager.default.createFile(atPath: filler, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: filler))
+        let chunk = Data(count: 64 * 1024)
+        while (try? handle.write(contentsOf: chunk)) != nil {}
+        try? handle.close()
+        let first = clinic.assistant(1, 1, 1)
+        try lock(first)
+        #expect(try await eventually(within: .seconds(10)) { readyz().contains("full") }, "\(readyz())\n\(logText())")
+        #expect(try curl(["\(base)/v1/users/\(first)"]).status == 200, "the last good state is still served")
+        #expect(try !isLocked(first))
+        try FileManager.default.removeItem(atPath: filler)
+        #expect(try await eventually(within: .seconds(30)) { try isLocked(first) }, "\(logText())")
+        #expect(try await eventually(within: .seconds(10)) { (try? curl(["\(base)/readyz"]).status) == 200 }, "\(readyz())")
+
+        daemon.signal(SIGTERM)
+        #expect(try await Tools.offPool { daemon.waitForExit() } == 0)
+
+        // 2. The file system is read-only (remounted while Roster is stopped; a running
+        //    process's open files keep a tmpfs from being remounted).
+        try Tools.run("/bin/mount", ["-o", "remount,ro", disk])
+        let sync = try RosterCLI.run(["sync", "--config", configPath])
+        #expect(sync.status == 1, "\(sync.stderr)")
+        #expect(sync.stderr.contains(mirrorPath) && sync.stderr.lowercased().contains("read"), "\(sync.stderr)")
+        try Tools.run("/bin/mount", ["-o", "remount,rw", disk])
+        let again = try RosterCLI.run(["sync", "--config", configPath])
+        #expect(again.status == 0, "\(again.stderr)")
+        let mirror = try Mirror(path: mirrorPath)
+        #expect(try mirror.verifyAuditLog() == nil)
+        #expect(try mirror.integrityCheck() == "ok")
     }
 }

@@ -29,7 +29,7 @@ struct DirectoryTimeTests {
         #expect(DirectoryTime.parseGeneralizedTime(text) == nil)
     }
 
-    @Test("Dates format as GeneralizedTime and parse back", arguments: [0.0, 951_782_400, 1_795_452_582, 4_102_444_799, -86_400])
+    @Test("Dates format as GeneralizedTime and parse back", arguments: [0.0, 951_782_400, 1_795_452_582, 4_102_444_799, -86_400, -62_167_219_200, -61_000_000_000])
     func formatRoundTrip(seconds: Double) throws {
         let text = DirectoryTime.generalizedTime(Date(timeIntervalSince1970: seconds))
         #expect(text.count == 15 && text.hasSuffix("Z"))

@@ -57,16 +57,20 @@ public final class SlapdServer: @unchecked Sendable {
         let server = SlapdServer(suffix: suffix, directory: directory)
         try server.adminPassword.write(toFile: server.adminPasswordFile, atomically: true, encoding: .utf8)
         if tls {
-            server.certificates = try TestCertificates.make(in: directory.appendingPathComponent("tls"))
+            let folder = directory.appendingPathComponent("tls")
+            server.certificates = try await Tools.offPool { try TestCertificates.make(in: folder) }
         }
-        try server.writeConfiguration(extra: extraConfiguration, syncProvider: syncProvider)
+        server.extraConfiguration = extraConfiguration
+        server.syncProvider = syncProvider
+        try server.writeConfiguration()
         var data = ""
         if includeSuffixEntry {
             let first = suffix.split(separator: ",")[0].split(separator: "=")
             data += "dn: \(suffix)\nobjectClass: dcObject\nobjectClass: organization\ndc: \(first[1])\no: \(first[1])\n\n"
         }
         data += ldif
-        try server.load(ldif: data)
+        let entries = data
+        try await Tools.offPool { try server.load(ldif: entries) }
         try await server.launch()
         return server
     }
@@ -84,7 +88,13 @@ public final class SlapdServer: @unchecked Sendable {
 
     private var configurationFile: String { directory.appendingPathComponent("slapd.conf").path }
 
-    private func writeConfiguration(extra: String, syncProvider: Bool) throws {
+    private var extraConfiguration = ""
+    private var syncProvider = true
+    /// ACL lines placed before the harness's own (`access to * by * read`), so they win.
+    private var accessRules = ""
+
+    private func writeConfiguration() throws {
+        let extra = extraConfiguration
         var tlsLines = ""
         if let certificates {
             tlsLines = """
@@ -119,6 +129,7 @@ public final class SlapdServer: @unchecked Sendable {
         index entryUUID,entryCSN eq
         index uid,cn,memberOf,member eq
         limits dn.exact="\(adminDN)" size=unlimited time=unlimited
+        \(accessRules)
         access to attrs=userPassword by self write by anonymous auth by * none
         access to * by * read
         \(extra)
@@ -184,7 +195,16 @@ public final class SlapdServer: @unchecked Sendable {
 
     /// Starts slapd again on the same port(s) and data.
     public func restart() async throws {
-        stop()
+        try await Tools.offPool { self.stop() }
+        try await launch()
+    }
+
+    /// Restarts slapd with `rules` as its first access-control lines (e.g. to take a bind
+    /// account's read rights away); an empty string restores the defaults.
+    public func restart(accessRules rules: String) async throws {
+        try await Tools.offPool { self.stop() }
+        accessRules = rules
+        try writeConfiguration()
         try await launch()
     }
 
@@ -244,6 +264,15 @@ public struct TestCertificates: Sendable {
 
 /// The system tools the harness runs.
 public enum Tools {
+    /// Runs blocking work (a child process to wait for) on a thread of its own, so that
+    /// tests running in parallel never starve Swift's cooperative pool (two threads on a
+    /// 2-core machine) and time out each other's async waits.
+    public static func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
+        }
+    }
+
     public static let slapd = "/usr/sbin/slapd"
     public static let slapadd = "/usr/sbin/slapadd"
     public static let ldapmodify = "/usr/bin/ldapmodify"
