@@ -167,6 +167,13 @@ let package = Package(
             path: "Benchmarks/Soak",
             swiftSettings: strictSettings
         ),
+        // swift run -c release ADBenchmark: Samba AD DC sync and revocation figures (needs root).
+        .executableTarget(
+            name: "ADBenchmark",
+            dependencies: ["SlapdHarness", "Sync", "Mirror", "RosterConfig", "LDAPKit", "AccessModel"],
+            path: "Benchmarks/ADBenchmark",
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "LDAPKitTests",
             dependencies: ["LDAPKit"],
@@ -198,7 +205,10 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["LDAPKit", "SlapdHarness", "Sync", "Mirror", "AccessModel", "RosterConfig"],
+            dependencies: [
+                "LDAPKit", "SlapdHarness", "Sync", "Mirror", "AccessModel", "RosterConfig", "RosterService",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings
         ),
     ]

@@ -44,6 +44,13 @@ public struct EntryUUID: Hashable, Sendable, CustomStringConvertible, Comparable
         return String(decoding: text, as: UTF8.self)
     }
 
+    /// The 32 hex digits of the bytes in order, as Active Directory's `<GUID=...>` DN form
+    /// takes an `objectGUID`.
+    public var hex: String { String(description.filter { $0 != "-" }) }
+
+    /// The DN that names an Active Directory object by its `objectGUID`: `<GUID=hex>`.
+    public var guidDN: String { "<GUID=\(hex)>" }
+
     public static func < (lhs: EntryUUID, rhs: EntryUUID) -> Bool { lhs.bytes.lexicographicallyPrecedes(rhs.bytes) }
 
     private static func nibble(_ character: UInt8) -> UInt8? {

@@ -35,10 +35,11 @@ public final class LDAPConnection: Sendable {
         scope: LDAPScope = .subtree,
         filter: String = "(objectClass=*)",
         attributes: [String]? = nil,
-        pageSize: Int? = 1000
+        pageSize: Int? = 1000,
+        controls: [RequestControl] = []
     ) -> LDAPSearchResults {
         LDAPSearchResults(handle: handle, request: SearchRequest(
-            base: base, scope: scope, filter: filter, attributes: attributes, pageSize: pageSize))
+            base: base, scope: scope, filter: filter, attributes: attributes, pageSize: pageSize, controls: controls))
     }
 
     /// Reads one entry by DN; nil when it does not exist.

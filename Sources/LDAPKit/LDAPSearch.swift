@@ -6,6 +6,49 @@ struct SearchRequest: Sendable {
     var filter: String
     var attributes: [String]?
     var pageSize: Int?
+    var controls: [RequestControl] = []
+}
+
+/// A request control sent with a search, e.g. Active Directory's Show Deleted
+/// (1.2.840.113556.1.4.417).
+public struct RequestControl: Sendable, Equatable {
+    public var oid: String
+    public var critical: Bool
+    /// The BER-encoded value, or nil for a control without one.
+    public var value: [UInt8]?
+
+    public init(oid: String, critical: Bool = true, value: [UInt8]? = nil) {
+        self.oid = oid
+        self.critical = critical
+        self.value = value
+    }
+
+    /// Active Directory's Show Deleted control: tombstones (`isDeleted: TRUE`) are returned too.
+    public static let showDeleted = RequestControl(oid: "1.2.840.113556.1.4.417")
+}
+
+/// Creates libldap controls for the closure's duration (a NULL-terminated list, or nil
+/// when there are none).
+func withControls<R>(_ requests: [RequestControl], extra: UnsafeMutablePointer<LDAPControl>? = nil,
+                     _ body: (UnsafeMutablePointer<UnsafeMutablePointer<LDAPControl>?>?) throws -> R) throws -> R {
+    var created: [UnsafeMutablePointer<LDAPControl>?] = []
+    defer { for control in created { if let control { ldap_control_free(control) } } }
+    for request in requests {
+        var control: UnsafeMutablePointer<LDAPControl>?
+        let rc: Int32 = withOptionalBerval(request.value) { value in
+            ldap_control_create(request.oid, request.critical ? 1 : 0, value, 1, &control)
+        }
+        guard rc == LDAP_SUCCESS else {
+            throw LDAPError(code: LDAPResultCode(rawValue: rc), operation: .search, target: request.oid,
+                            hint: "The request control \(request.oid) could not be encoded.")
+        }
+        created.append(control)
+    }
+    var list = created
+    if let extra { list.append(extra) }
+    if list.isEmpty { return try body(nil) }
+    list.append(nil)
+    return try list.withUnsafeMutableBufferPointer { try body($0.baseAddress) }
 }
 
 /// The entries of one search, streamed as the server sends them. Iterate it once.
@@ -85,11 +128,10 @@ private func runPagedSearch(_ handle: LDAPHandle, _ request: SearchRequest, chan
         defer { if let pageControl { ldap_control_free(pageControl) } }
 
         var messageID: Int32 = 0
-        let searchRC: Int32 = withCStringArray(request.attributes) { attributes in
-            var controls: [UnsafeMutablePointer<LDAPControl>?] = [pageControl, nil]
-            return controls.withUnsafeMutableBufferPointer { controlList in
+        let searchRC: Int32 = try withCStringArray(request.attributes) { attributes in
+            try withControls(request.controls, extra: pageControl) { controlList in
                 ldap_search_ext(ld, request.base, request.scope.raw, request.filter, attributes, 0,
-                                pageControl == nil ? nil : controlList.baseAddress, nil, nil, 0, &messageID)
+                                controlList, nil, nil, 0, &messageID)
             }
         }
         guard searchRC == LDAP_SUCCESS else { throw handle.error(searchRC, .search, target: target) }
@@ -154,7 +196,7 @@ private func runPagedSearch(_ handle: LDAPHandle, _ request: SearchRequest, chan
     } while cookie != nil
 }
 
-private func withOptionalBerval<R>(_ bytes: [UInt8]?, _ body: (UnsafeMutablePointer<berval>?) -> R) -> R {
+func withOptionalBerval<R>(_ bytes: [UInt8]?, _ body: (UnsafeMutablePointer<berval>?) -> R) -> R {
     guard var bytes else { return body(nil) }
     return bytes.withUnsafeMutableBytes { buffer in
         var value = cldap_berval(buffer.baseAddress, ber_len_t(buffer.count))

@@ -118,7 +118,7 @@ private struct Reader {
             providers: providers(top["providers"]),
             healthCenters: healthCenters,
             pools: (top["pools"]?.items ?? []).map(pool),
-            groups: groups(top["groups"], baseDN: baseDN),
+            groups: groups(top["groups"], baseDN: baseDN, flavor: directory.flavor),
             roles: (top["roles"]?.items ?? []).map(role),
             safety: safety(top["safety"]),
             schedule: schedule(top["schedule"]),
@@ -323,11 +323,12 @@ private struct Reader {
 
     // MARK: groups
 
-    func groups(_ value: Value?, baseDN: String) -> RosterConfiguration.Groups {
-        var result = RosterConfiguration.Groups(base: baseDN)
-        guard let value, let fields = value.fields(["base", "filter", "member_attribute", "mappings", "pattern_rules"]) else {
+    func groups(_ value: Value?, baseDN: String, flavor: RosterConfiguration.Flavor) -> RosterConfiguration.Groups {
+        var result = RosterConfiguration.Groups(base: baseDN, nested: flavor == .activedirectory)
+        guard let value, let fields = value.fields(["base", "filter", "member_attribute", "mappings", "pattern_rules", "nested"]) else {
             return result
         }
+        result.nested = fields["nested"]?.bool ?? result.nested
         result.base = fields["base"]?.nonEmptyString ?? baseDN
         result.filter = fields["filter"]?.string ?? result.filter
         result.memberAttribute = fields["member_attribute"]?.nonEmptyString ?? result.memberAttribute
@@ -428,13 +429,16 @@ private struct Reader {
 
     func schedule(_ value: Value?) -> RosterConfiguration.Schedule {
         var result = RosterConfiguration.Schedule()
-        guard let fields = value?.fields(["reconcile_interval_minutes", "poll_interval_seconds", "staleness_limit_seconds"]) else {
+        guard let fields = value?.fields(["reconcile_interval_minutes", "poll_interval_seconds", "staleness_limit_seconds",
+                                          "dirsync_interval_seconds", "change_notifications"]) else {
             return result
         }
         let rule = "an interval must be more than 0"
         result.reconcileIntervalMinutes = positive(fields["reconcile_interval_minutes"], default: result.reconcileIntervalMinutes, rule)
         result.pollIntervalSeconds = positive(fields["poll_interval_seconds"], default: result.pollIntervalSeconds, rule)
         result.stalenessLimitSeconds = positive(fields["staleness_limit_seconds"], default: result.stalenessLimitSeconds, rule)
+        result.dirSyncIntervalSeconds = positive(fields["dirsync_interval_seconds"], default: result.dirSyncIntervalSeconds, rule)
+        result.changeNotifications = fields["change_notifications"]?.bool ?? result.changeNotifications
         return result
     }
 

@@ -251,14 +251,19 @@ public struct RosterConfiguration: Sendable, Equatable {
         public var mappings: [GroupMapping]
         /// Pattern rules: many directory groups at once.
         public var patternRules: [PatternRule]
+        /// Whether a group's members include the members of groups nested in it (at any
+        /// depth). Default: on for Active Directory, off otherwise.
+        public var nested: Bool
 
         public init(base: String, filter: String = "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames)(objectClass=group))",
-                    memberAttribute: String = "member", mappings: [GroupMapping] = [], patternRules: [PatternRule] = []) {
+                    memberAttribute: String = "member", mappings: [GroupMapping] = [], patternRules: [PatternRule] = [],
+                    nested: Bool = false) {
             self.base = base
             self.filter = filter
             self.memberAttribute = memberAttribute
             self.mappings = mappings
             self.patternRules = patternRules
+            self.nested = nested
         }
     }
 
@@ -358,12 +363,20 @@ public struct RosterConfiguration: Sendable, Equatable {
         public var reconcileIntervalMinutes: Double
         /// Seconds between polls for directories without a change stream.
         public var pollIntervalSeconds: Double
+        /// Seconds between Active Directory DirSync polls (change notifications wake the
+        /// poll early where the server sends them promptly).
+        public var dirSyncIntervalSeconds: Double
+        /// Whether Active Directory change notifications wake the DirSync poll early.
+        public var changeNotifications: Bool
         /// `/readyz` fails when the directory has been unreachable this long.
         public var stalenessLimitSeconds: Double
 
-        public init(reconcileIntervalMinutes: Double = 15, pollIntervalSeconds: Double = 30, stalenessLimitSeconds: Double = 300) {
+        public init(reconcileIntervalMinutes: Double = 15, pollIntervalSeconds: Double = 30, stalenessLimitSeconds: Double = 300,
+                    dirSyncIntervalSeconds: Double = 0.5, changeNotifications: Bool = true) {
+            self.changeNotifications = changeNotifications
             self.reconcileIntervalMinutes = reconcileIntervalMinutes
             self.pollIntervalSeconds = pollIntervalSeconds
+            self.dirSyncIntervalSeconds = dirSyncIntervalSeconds
             self.stalenessLimitSeconds = stalenessLimitSeconds
         }
     }

@@ -198,9 +198,16 @@ public final class DirectoryService: Service, Sendable {
             let due = timers.takeDue(at: Date())
             if !due.isEmpty {
                 let configuration = self.configuration
-                let reader = AccountStateReader(flavor: configuration.directory.flavor)
                 do {
                     let connection = try await LDAPConnection.connect(Reconciler.ldapConfiguration(configuration.directory))
+                    // AD: the domain's lockout duration, so a DC that still says "locked" a
+                    // moment after the computed end gets looked at again soon.
+                    var lockoutDuration: TimeInterval?
+                    if configuration.directory.flavor == .activedirectory {
+                        lockoutDuration = try await connection.read(configuration.directory.baseDN, attributes: ["lockoutDuration"])?
+                            .string("lockoutDuration").flatMap(DirectoryTime.parseADInterval)
+                    }
+                    let reader = AccountStateReader(flavor: configuration.directory.flavor, lockoutDuration: lockoutDuration)
                     for user in due {
                         guard let stored = try mirror.user(user), let dn = stored.directoryDN,
                               let entry = try await connection.read(dn, attributes: reader.attributes) else { continue }

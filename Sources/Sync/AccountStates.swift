@@ -25,7 +25,8 @@ public struct DirectoryAccountState: Sendable, Equatable {
 /// Reads account states as each kind of directory writes them (DOMAIN.md's table).
 public struct AccountStateReader: Sendable {
     public let flavor: RosterConfiguration.Flavor
-    /// ppolicy's `pwdLockoutDuration` in seconds (0: until an administrator unlocks), when known.
+    /// The lockout duration in seconds (0: until an administrator unlocks), when known:
+    /// ppolicy's `pwdLockoutDuration`, or the Active Directory domain's `lockoutDuration`.
     public let lockoutDuration: TimeInterval?
 
     public init(flavor: RosterConfiguration.Flavor, lockoutDuration: TimeInterval? = nil) {
@@ -38,7 +39,7 @@ public struct AccountStateReader: Sendable {
         switch flavor {
         case .openldap, .generic: ["pwdAccountLockedTime", "shadowExpire"]
         case .ds389: ["nsAccountLock", "accountUnlockTime", "passwordRetryCount", "shadowExpire"]
-        case .activedirectory: ["userAccountControl", "msDS-User-Account-Control-Computed", "accountExpires"]
+        case .activedirectory: ["userAccountControl", "msDS-User-Account-Control-Computed", "accountExpires", "lockoutTime"]
         }
     }
 
@@ -89,9 +90,20 @@ public struct AccountStateReader: Sendable {
                 state.inactive = true
                 reasons.append("disabled in Active Directory")
             }
+            // The computed attribute is the truth (lockoutTime alone goes stale when the
+            // lockout ends); lockoutTime plus the domain's duration says when it will end.
             if let computed = entry.string("msDS-User-Account-Control-Computed").flatMap(Int64.init), computed & 0x10 != 0 {
                 state.locked = true
-                reasons.append("locked out in Active Directory")
+                if let duration = lockoutDuration, duration > 0,
+                   let since = entry.string("lockoutTime").flatMap(DirectoryTime.parseWindowsFileTime) {
+                    let until = since.addingTimeInterval(duration)
+                    reasons.append("locked out in Active Directory until \(Self.format(until))")
+                    // A second's margin for the DC's clock; look again soon when the DC
+                    // still says locked after the computed end.
+                    state.nextChange = until > now ? until.addingTimeInterval(1) : now.addingTimeInterval(2)
+                } else {
+                    reasons.append("locked out in Active Directory")
+                }
             }
             if let text = entry.string("accountExpires"), let expiry = DirectoryTime.parseWindowsFileTime(text) {
                 if expiry <= now {

@@ -56,6 +56,8 @@ public final class ChangeApplier {
     private let superAdministratorGroups: Set<String>
     /// Entries reported during the current refresh (for a present phase).
     private var seenInRefresh: [ChangeStreamKind: Set<String>] = [:]
+    /// The directory's lockout duration, for lockout-end timers (see `AccountStateReader`).
+    public var lockoutDuration: TimeInterval?
     /// How many users may still disappear before the stream's breaker holds.
     private var disappearances: DisappearanceLimit
     /// Active, unlocked users at the last reload (the base of the breaker's percentage).
@@ -141,6 +143,25 @@ public final class ChangeApplier {
         return result
     }
 
+    /// Whether a stored user has this directory identity.
+    public func isKnownUser(_ id: EntryUUID) throws -> Bool {
+        try codeByID[id.description.lowercased()] != nil || mirror.userCode(directoryID: id.description) != nil
+    }
+
+    /// Whether a directory group (DN) is mapped to at least one clinic group.
+    public func isMappedGroup(_ dn: String) -> Bool { groupsByDN[DN.normalize(dn)] != nil }
+
+    /// Whether the mapping reads this group beyond membership (a provider source, pool,
+    /// role or super-administrator group): a change to it needs a full reconcile.
+    public func isReferencedGroup(_ dn: String) -> Bool { referencedGroups.contains(DN.normalize(dn)) }
+
+    /// Whether a change to an unmapped group may make it mapped: it is named by an explicit
+    /// mapping (a group created after the last reconcile), or pattern rules exist.
+    public func mayBecomeMapped(_ dn: String) -> Bool {
+        !configuration.groups.patternRules.isEmpty
+            || configuration.groups.mappings.contains { DN.normalize($0.directoryGroup) == DN.normalize(dn) }
+    }
+
     /// Marks the start of a refresh (for present-phase bookkeeping).
     public func refreshStarted(_ stream: ChangeStreamKind) { seenInRefresh[stream] = [] }
 
@@ -149,7 +170,7 @@ public final class ChangeApplier {
         let dn = DN.normalize(entry.dn)
         let isProvider = try await isProvider(entry.dn)
         let isSuperAdministrator = try await isSuperAdministrator(entry.dn)
-        let mapper = DirectoryMapper(configuration: configuration, now: now)
+        let mapper = DirectoryMapper(configuration: configuration, now: now, lockoutDuration: lockoutDuration)
         let mapped: MappedUser
         switch mapper.mapUser(entry, isProvider: isProvider, superAdministrator: isSuperAdministrator) {
         case .success(let value): mapped = value

@@ -47,6 +47,11 @@ public struct ChangeStream: Sendable {
         if configuration.directory.flavor == .generic {
             return try await poll(status: status, reconcile: reconcile)
         }
+        if configuration.directory.flavor == .activedirectory {
+            // Active Directory has no RFC 4533: DirSync instead.
+            return try await ActiveDirectoryChangeStream(configuration: configuration, mirror: mirror, backoff: backoff,
+                                                         reloadSignal: reloadSignal).run(status: status, reconcile: reconcile)
+        }
         do {
             try await follow(status: status, reconcile: reconcile)
         } catch is SyncNotSupported {
@@ -229,7 +234,8 @@ public struct ChangeStream: Sendable {
                     while true {
                     do {
                         let applied = try await applier.apply(inner, from: kind, cookie: cookie)
-                        if applied.changes > 0 || applied.revocation {
+                        // A future expiry or lockout end is reported too, so the daemon sets its timer.
+                        if applied.changes > 0 || applied.revocation || applied.nextChange != nil {
                             status(.applied(kind, applied, latency: .now - arrived))
                         }
                         for problem in applied.problems { status(.problem(problem.description)) }

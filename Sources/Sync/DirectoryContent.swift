@@ -129,6 +129,14 @@ public enum DN {
         return result
     }
 
+    /// Whether `dn` is `base` or lies below it (compared normalized).
+    public static func isWithin(_ dn: String, base: String) -> Bool {
+        let entry = normalize(dn)
+        let root = normalize(base)
+        if root.isEmpty || entry == root { return true }
+        return entry.hasSuffix("," + root)
+    }
+
     /// The value of the first RDN (`cn=Ortho MOAs,ou=groups` → `Ortho MOAs`), unescaped.
     public static func firstValue(_ dn: String) -> String? {
         var value = ""

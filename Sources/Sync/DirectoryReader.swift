@@ -56,7 +56,8 @@ public struct DirectoryReader: Sendable {
         return DirectoryRead(users: users, groups: groups, problems: problems, notes: notes, lockoutDuration: lockoutDuration)
     }
 
-    /// Groups under the configured base, with member DNs normalized.
+    /// Groups under the configured base, with member DNs normalized; with nested groups on,
+    /// each group's members include the members of the groups nested in it.
     func readGroups() async throws -> [DirectoryGroup] {
         let member = configuration.groups.memberAttribute
         var groups: [DirectoryGroup] = []
@@ -65,7 +66,19 @@ public struct DirectoryReader: Sendable {
             groups.append(DirectoryGroup(dn: DN.normalize(entry.dn), cn: entry.string("cn"),
                                          members: entry.strings(member).map(DN.normalize)))
         }
-        return groups
+        return configuration.groups.nested ? Self.expandNested(groups) : groups
+    }
+
+    /// Replaces each group's members by its effective members (through nested groups, at
+    /// any depth; nested groups themselves are not listed).
+    public static func expandNested(_ groups: [DirectoryGroup]) -> [DirectoryGroup] {
+        var nesting = GroupNesting()
+        for group in groups { nesting.update(group: group.dn, members: Set(group.members)) }
+        return groups.map { group in
+            var expanded = group
+            expanded.members = nesting.effectiveMembers(of: group.dn).sorted()
+            return expanded
+        }
     }
 
     /// DNs of user entries that are providers (the server evaluates the provider filter).
@@ -79,8 +92,14 @@ public struct DirectoryReader: Sendable {
         return dns
     }
 
-    /// ppolicy's lockout duration, when the directory has exactly one password policy.
+    /// ppolicy's lockout duration, when the directory has exactly one password policy; the
+    /// domain's `lockoutDuration` for Active Directory (fine-grained password policies are
+    /// not read: their users get no lockout-end timer, and the scheduled reconcile unlocks them).
     func readLockoutDuration() async throws -> TimeInterval? {
+        if configuration.directory.flavor == .activedirectory {
+            return try await connection.read(configuration.directory.baseDN, attributes: ["lockoutDuration"])?
+                .string("lockoutDuration").flatMap(DirectoryTime.parseADInterval)
+        }
         guard configuration.directory.flavor == .openldap else { return nil }
         var durations: [TimeInterval] = []
         do {
@@ -112,7 +131,15 @@ public struct DirectoryReader: Sendable {
                 // gone from that DN; check by identity below
             }
         }
-        if let id = user.directoryID, configuration.directory.flavor != .activedirectory {
+        if let id = user.directoryID, configuration.directory.flavor == .activedirectory, let guid = EntryUUID(id) {
+            // Moved or renamed within the base: found by its objectGUID.
+            do {
+                let found = try await connection.search(base: guid.guidDN, scope: .base, filter: filter, attributes: [codeAttribute], pageSize: nil).collect()
+                if found.contains(where: { DN.isWithin($0.dn, base: configuration.users.base) }) && stillThisUser(found) { return false }
+            } catch let error as LDAPError where error.code == .noSuchObject {
+                // no object with that objectGUID
+            }
+        } else if let id = user.directoryID {
             let byID = "(&\(filter)(entryUUID=\(escapeFilterValue(id))))"
             let found = try await connection.search(base: configuration.users.base, filter: byID, attributes: [codeAttribute], pageSize: nil).collect()
             if stillThisUser(found) { return false }

@@ -89,6 +89,19 @@ import Testing
         #expect(config.providers.ownGroup == .init())
     }
 
+    @Test func nestedGroupsDefaultByFlavorAndDirSyncIntervalIsRead() throws {
+        let ad = minimalYAML.replacingOccurrences(of: "  base_dn: dc=clinic,dc=example\n",
+                                                  with: "  base_dn: dc=clinic,dc=example\n  flavor: activedirectory\n")
+        #expect(try ConfigurationLoader.load(yaml: ad, file: "roster.yaml", files: FakeFiles()).groups.nested)
+        #expect(try !ConfigurationLoader.load(yaml: minimalYAML, file: "roster.yaml", files: FakeFiles()).groups.nested)
+        let off = try ConfigurationLoader.load(yaml: ad + "groups: {nested: false}\nschedule: {dirsync_interval_seconds: 0.2}\n",
+                                               file: "roster.yaml", files: FakeFiles())
+        #expect(!off.groups.nested)
+        #expect(off.schedule.dirSyncIntervalSeconds == 0.2)
+        #expect(problems(minimalYAML + "schedule: {dirsync_interval_seconds: 0}\n", files: FakeFiles()).map(\.keyPath)
+                == ["schedule.dirsync_interval_seconds"])
+    }
+
     @Test func relativeFilePathsAreTakenFromTheConfigurationsDirectory() throws {
         let yaml = """
             directory:

@@ -1,0 +1,209 @@
+// Measures Roster against a real Samba AD DC, in one run:
+//   - how fast test users can be created (offline `ldbadd` into the stopped DC, and
+//     online `ldapadd` without passwords, for comparison),
+//   - a paged `ldapsearch` of the users to /dev/null (the floor), and a full `Reconciler`
+//     run into an empty mirror and again with nothing changed (ratios to the floor),
+//   - revocation latency: disable (LDAP modify of userAccountControl acknowledged) ->
+//     Roster's commit, over N revocations at random moments, with the DirSync change stream.
+// Needs root (Samba provisioning). Usage:
+//   swift run -c release ADBenchmark [--users 10000] [--revocations 100] [--interval 0.5] [--no-notifications]
+import AccessModel
+import Foundation
+import LDAPKit
+import Mirror
+import RosterConfig
+import SlapdHarness
+import Sync
+import Synchronization
+
+struct Options {
+    var users = 10_000
+    var revocations = 100
+    var interval = 0.5
+    var notifications = true
+
+    init(_ arguments: [String]) {
+        var iterator = arguments.dropFirst().makeIterator()
+        while let argument = iterator.next() {
+            switch argument {
+            case "--users": users = Int(iterator.next() ?? "") ?? users
+            case "--revocations": revocations = Int(iterator.next() ?? "") ?? revocations
+            case "--interval": interval = Double(iterator.next() ?? "") ?? interval
+            case "--no-notifications": notifications = false
+            default: fatalError("unknown argument \(argument); use --users N --revocations N --interval SECONDS --no-notifications")
+            }
+        }
+    }
+}
+
+func log(_ text: String) { FileHandle.standardError.write(Data(("… " + text + "\n").utf8)) }
+
+func seconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+}
+
+func percentile(_ sorted: [Double], _ p: Double) -> Double {
+    guard !sorted.isEmpty else { return .nan }
+    return sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * p).rounded()))]
+}
+
+let options = Options(CommandLine.arguments)
+let base = SambaServer.baseDN
+let people = "OU=People,OU=Clinic,\(base)"
+let groupsBase = "OU=Groups,OU=Clinic,\(base)"
+let teams = max(1, options.users / 1000)
+func name(_ index: Int) -> String { String(format: "user%05d", index) }
+
+log("generating \(options.users) AD users in \(teams) groups…")
+var ldif = "dn: OU=Clinic,\(base)\nobjectClass: organizationalUnit\n\ndn: \(people)\nobjectClass: organizationalUnit\n\n"
+ldif += "dn: \(groupsBase)\nobjectClass: organizationalUnit\n\n"
+for index in 1...options.users {
+    ldif += "dn: CN=\(name(index)),\(people)\nobjectClass: user\nsAMAccountName: \(name(index))\ngivenName: Given\(index)\n"
+    ldif += "sn: Surname\(index)\nmail: \(name(index))@clinic.example\nuserAccountControl: 544\n\n"
+}
+for team in 0..<teams {
+    ldif += "dn: CN=team\(team),\(groupsBase)\nobjectClass: group\nsAMAccountName: team\(team)\n"
+    for index in stride(from: team + 1, through: options.users, by: teams) { ldif += "member: CN=\(name(index)),\(people)\n" }
+    ldif += "\n"
+}
+
+let clock = ContinuousClock()
+var started = clock.now
+let server = try await SambaServer.start()
+log("Samba DC (golden provision + copy + start) in \(String(format: "%.1f", seconds(clock.now - started))) s")
+server.stop()
+started = clock.now
+try await server.loadOffline(ldif)
+let offlineSeconds = seconds(clock.now - started)
+log("ldbadd offline: \(options.users) users in \(String(format: "%.1f", offlineSeconds)) s")
+try await server.restart()
+defer { server.shutdown() }
+
+// Online creation for comparison: 200 users without passwords through ldapadd.
+let online = 200
+var onlineLDIF = "dn: OU=Online,\(base)\nobjectClass: organizationalUnit\n\n"
+for index in 1...online {
+    onlineLDIF += "dn: CN=online\(index),OU=Online,\(base)\nobjectClass: user\nsAMAccountName: online\(index)\nuserAccountControl: 544\n\n"
+}
+started = clock.now
+try Tools.run("/usr/bin/ldapadd", ["-x", "-H", server.url, "-D", server.adminDN, "-y", server.adminPasswordFile], input: onlineLDIF)
+let onlineRate = Double(online) / seconds(clock.now - started)
+
+let mirrorPath = server.directory.appendingPathComponent("state/roster.sqlite").path
+let yaml = """
+    directory:
+      name: main
+      urls: [\(server.url)]
+      flavor: activedirectory
+      tls: {mode: plaintext}
+      allow_plaintext: true
+      bind: {method: simple, dn: '\(server.adminDN)', password_file: '\(server.adminPasswordFile)'}
+      base_dn: '\(base)'
+    users:
+      base: '\(people)'
+      filter: (&(objectClass=user)(objectCategory=person))
+      attributes: {user_code: sAMAccountName}
+      default_health_centers: [HC1]
+    health_centers:
+      - {id: HC1, name: Health Center 1, care_venues: [{id: HC1-OR1, name: Operating Room 1}]}
+    groups:
+      base: '\(groupsBase)'
+      filter: (objectClass=group)
+      pattern_rules:
+        - match: cn
+          pattern: 'team(?<n>[0-9]+)'
+          template:
+            name: 'Team {n}'
+            kind: provider
+            health_center: HC1
+            care_venues: [HC1-OR1]
+            modules: {care_venue: {privacy: toggle_default_off, privilege: full_access}}
+            providers: all_in_health_center
+    safety: {max_deactivations: 1000000}
+    schedule: {dirsync_interval_seconds: \(options.interval), change_notifications: \(options.notifications)}
+    mirror: {path: '\(mirrorPath)'}
+
+    """
+let configPath = server.directory.appendingPathComponent("roster.yaml").path
+try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
+let configuration = try ConfigurationLoader.load(path: configPath)
+
+// Floor: ldapsearch, paged, the attributes Roster reads, to /dev/null. Best of three.
+let attributes = DirectoryMapper(configuration: configuration, now: Date()).userAttributes
+var floor = Double.infinity
+for run in 1...3 {
+    log("ldapsearch floor, run \(run)…")
+    let output = server.directory.appendingPathComponent("dump.ldif").path
+    started = clock.now
+    let process = try ChildProcess(path: Tools.ldapsearch,
+                                   arguments: ["-x", "-LLL", "-H", server.url, "-D", server.adminDN, "-y", server.adminPasswordFile,
+                                               "-b", people, "-E", "pr=1000/noprompt", "(&(objectClass=user)(objectCategory=person))"] + attributes,
+                                   logFile: server.directory.appendingPathComponent("ldapsearch.log").path, outputFile: output)
+    process.waitForExit()
+    floor = min(floor, seconds(clock.now - started))
+    try? FileManager.default.removeItem(atPath: output)
+}
+
+let mirror = try Mirror(path: mirrorPath)
+log("full sync into an empty mirror…")
+started = clock.now
+let first = try await Reconciler(configuration: configuration, mirror: mirror).run()
+let firstSeconds = seconds(clock.now - started)
+log("full sync with nothing changed…")
+started = clock.now
+let second = try await Reconciler(configuration: configuration, mirror: mirror).run()
+let secondSeconds = seconds(clock.now - started)
+
+// Revocation latency with the DirSync change stream.
+final class Commits: Sendable {
+    let times = Mutex<[String: ContinuousClock.Instant]>([:])
+    let ready = Mutex(false)
+}
+let commits = Commits()
+let stream = ChangeStream(configuration: configuration, mirror: mirror)
+let streamTask = Task {
+    try await stream.run(status: { status in
+        switch status {
+        case .refreshComplete: commits.ready.withLock { $0 = true }
+        case .applied(_, let change, _) where change.revocation:
+            if let user = change.user { commits.times.withLock { $0[user.rawValue.lowercased()] = .now } }
+        default: break
+        }
+    }, reconcile: { _ in (try? await Reconciler(configuration: configuration, mirror: mirror).run()) != nil })
+}
+while !commits.ready.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(20)) }
+let writer = try await LDAPConnection.connect(server.adminConfiguration())
+var latencies: [Double] = []
+log("\(options.revocations) revocations at random moments…")
+for index in 1...options.revocations {
+    let user = name(index * max(1, options.users / options.revocations))
+    try await Task.sleep(for: .milliseconds(Int64.random(in: 50...Int64(options.interval * 1000 + 300))))
+    try await writer.modify("CN=\(user),\(people)", [.replace("userAccountControl", ["546"])])
+    let acknowledged = ContinuousClock.now
+    let deadline = acknowledged + .seconds(30)
+    var committed: ContinuousClock.Instant?
+    while committed == nil && ContinuousClock.now < deadline {
+        committed = commits.times.withLock { $0[user] }
+        if committed == nil { try await Task.sleep(for: .milliseconds(1)) }
+    }
+    guard let committed else { fatalError("the revocation of \(user) did not arrive within 30 s") }
+    latencies.append(max(0, seconds(committed - acknowledged)) * 1000)
+}
+streamTask.cancel()
+_ = await streamTask.result
+await writer.close()
+latencies.sort()
+
+let rows: [(String, String)] = [
+    ("users", "\(options.users) in \(teams) groups"),
+    ("creating users: ldbadd offline (no passwords)", String(format: "%.1f s, %.0f users/s", offlineSeconds, Double(options.users) / offlineSeconds)),
+    ("creating users: ldapadd online (no passwords)", String(format: "%.0f users/s", onlineRate)),
+    ("ldapsearch paged dump to /dev/null (floor)", String(format: "%.2f s", floor)),
+    ("full sync into an empty mirror", String(format: "%.2f s (%.1fx the floor; %d users read)", firstSeconds, firstSeconds / floor, first.usersRead)),
+    ("full sync, nothing changed", String(format: "%.2f s (%.1fx the floor; %d changes)", secondSeconds, secondSeconds / floor, second.changes.count)),
+    ("revocation latency p50 (disable -> commit)", String(format: "%.0f ms", percentile(latencies, 0.5))),
+    ("revocation latency p99", String(format: "%.0f ms  (target < 1500 ms)", percentile(latencies, 0.99))),
+    ("revocation latency max", String(format: "%.0f ms  (DirSync every %.2f s, ", latencies.last ?? 0, options.interval)
+        + "notifications \(options.notifications ? "on" : "off"))"),
+]
+for (label, value) in rows { print(label.padding(toLength: 46, withPad: " ", startingAt: 0) + value) }
