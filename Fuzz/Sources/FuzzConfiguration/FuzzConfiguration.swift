@@ -1,3 +1,4 @@
+import Foundation
 import RosterConfig
 
 /// Any text as roster.yaml: the loader returns a configuration or a list of problems, each
@@ -6,7 +7,8 @@ import RosterConfig
 public func fuzzConfiguration(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     guard let data else { return 0 }
     let text = String(decoding: UnsafeBufferPointer(start: data, count: size), as: UTF8.self)
-    let lineCount = text.split(separator: "\n", omittingEmptySubsequences: false).count
+    // Lines as YAML counts them: LF, CR and CRLF each end one.
+    let lineCount = text.replacingOccurrences(of: "\r\n", with: "\n").split(omittingEmptySubsequences: false) { $0 == "\n" || $0 == "\r" }.count
     do {
         _ = try ConfigurationLoader.load(yaml: text, file: "fuzz.yaml", files: NoFiles())
     } catch {
