@@ -234,16 +234,8 @@ struct ActiveDirectoryChangeStream {
             }
         }
         for (kind, applied) in results {
-            // A future expiry or lockout end is reported too, so the daemon sets its timer.
-            if applied.changes > 0 || applied.revocation || applied.nextChange != nil {
-                status(.applied(kind, applied, latency: .now - arrived))
-            }
-            for problem in applied.problems { status(.problem(problem.description)) }
-            if let trip = applied.held { status(.breakerHolds(trip)) }
-            if applied.needsFullReconcile {
-                status(.fullReconcileNeeded("a \(kind.rawValue) change the stream alone cannot map"))
-                if await reconcile("an Active Directory \(kind.rawValue) change") { try applier.reload() }
-            }
+            try await report(applied, kind: kind, arrived: arrived, applier: applier,
+                             status: status, reconcile: reconcile, because: "an Active Directory \(kind.rawValue) change")
         }
     }
 

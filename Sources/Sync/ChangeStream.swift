@@ -234,16 +234,8 @@ public struct ChangeStream: Sendable {
                     while true {
                     do {
                         let applied = try await applier.apply(inner, from: kind, cookie: cookie)
-                        // A future expiry or lockout end is reported too, so the daemon sets its timer.
-                        if applied.changes > 0 || applied.revocation || applied.nextChange != nil {
-                            status(.applied(kind, applied, latency: .now - arrived))
-                        }
-                        for problem in applied.problems { status(.problem(problem.description)) }
-                        if let trip = applied.held { status(.breakerHolds(trip)) }
-                        if applied.needsFullReconcile {
-                            status(.fullReconcileNeeded("a \(kind.rawValue) change the stream alone cannot map"))
-                            if await reconcile("a \(kind.rawValue) change") { try applier.reload() }
-                        }
+                        try await report(applied, kind: kind, arrived: arrived, applier: applier,
+                                         status: status, reconcile: reconcile, because: "a \(kind.rawValue) change")
                         break
                     } catch let error as LDAPError {
                         let delay = retry.nextDelay()
@@ -258,6 +250,22 @@ public struct ChangeStream: Sendable {
                 }
             }
         }
+    }
+}
+
+/// Tells the daemon what one applied change did (a future expiry or lockout end too, so it
+/// sets its timer), and runs the full reconcile the change asks for.
+func report(_ applied: AppliedChange, kind: ChangeStreamKind, arrived: ContinuousClock.Instant, applier: ChangeApplier,
+            status: @Sendable (ChangeStreamStatus) -> Void, reconcile: @Sendable (String) async -> Bool,
+            because reason: String) async throws {
+    if applied.changes > 0 || applied.revocation || applied.nextChange != nil {
+        status(.applied(kind, applied, latency: .now - arrived))
+    }
+    for problem in applied.problems { status(.problem(problem.description)) }
+    if let trip = applied.held { status(.breakerHolds(trip)) }
+    if applied.needsFullReconcile {
+        status(.fullReconcileNeeded("a \(kind.rawValue) change the stream alone cannot map"))
+        if await reconcile(reason) { try applier.reload() }
     }
 }
 

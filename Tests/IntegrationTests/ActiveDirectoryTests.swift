@@ -134,45 +134,10 @@ struct ADFixture {
     }
 }
 
-/// Runs the change stream for an AD fixture in the background.
-final class ADStreamRun: Sendable {
-    let task: Task<Void, any Error>
-    let recorder = StreamRecorder()
-
-    init(_ fixture: ADFixture) {
-        let configuration = fixture.configuration
-        let mirror = fixture.mirror
-        let stream = ChangeStream(configuration: configuration, mirror: mirror, backoff: Backoff(initial: .milliseconds(50), maximum: .milliseconds(300)))
-        let recorder = self.recorder
-        task = Task {
-            do {
-                try await stream.run(status: { status in
-                    recorder.record("\(status)")
-                    if case .refreshComplete = status { recorder.markReady() }
-                }, reconcile: { _ in
-                    recorder.countReconcile()
-                    do {
-                        _ = try await Reconciler(configuration: configuration, mirror: mirror).run()
-                        return true
-                    } catch {
-                        recorder.record("reconcile failed: \(error)")
-                        return false
-                    }
-                })
-            } catch {
-                recorder.record("the change stream ended: \(error)")
-                throw error
-            }
-        }
-    }
-
-    var isReady: Bool { recorder.isReady }
-    var reconcileCount: Int { recorder.reconcileCount }
-    var messages: [String] { recorder.messages }
-
-    func stop() async {
-        task.cancel()
-        _ = await task.result
+extension StreamRun {
+    /// Runs the change stream for an AD fixture in the background.
+    convenience init(_ fixture: ADFixture) {
+        self.init(configuration: fixture.configuration, mirror: fixture.mirror)
     }
 }
 
@@ -182,7 +147,7 @@ struct ActiveDirectoryTests {
     func disableEnableDelete() async throws {
         let fixture = try await ADFixture.start()
         defer { fixture.server.shutdown() }
-        let run = ADStreamRun(fixture)
+        let run = StreamRun(fixture)
         #expect(try await eventually(within: .seconds(30)) { run.isReady }, "\(run.messages)")
         #expect(run.reconcileCount == 1, "the first start reloads with a full reconcile: \(run.messages)")
         let snapshot = try fixture.mirror.snapshot()
@@ -223,7 +188,7 @@ struct ActiveDirectoryTests {
 
         // Roster restarted: it resumes from the stored cookie, no full reload.
         try await fixture.server.sambaTool(["user", "disable", "ad-user1"])
-        let again = ADStreamRun(fixture)
+        let again = StreamRun(fixture)
         #expect(try await eventually(within: .seconds(10)) { try !fixture.isActive("ad-user1") }, "\(again.messages)")
         #expect(again.reconcileCount == 0, "\(again.messages)")
         await again.stop()
@@ -236,7 +201,7 @@ struct ActiveDirectoryTests {
         state.cookie = DirSyncCheckpoint(invocationID: "00000000-0000-0000-0000-000000000001", cookie: stored.cookie).encoded
         try fixture.mirror.saveSyncState(state)
         let activeNow = try fixture.mirror.snapshot().users.values.filter { $0.state.isActive }.count
-        let other = ADStreamRun(fixture)
+        let other = StreamRun(fixture)
         #expect(try await eventually(within: .seconds(20)) { other.isReady }, "\(other.messages)")
         #expect(other.reconcileCount == 1, "\(other.messages)")
         #expect(other.messages.contains { $0.contains("invocationId changed") }, "\(other.messages)")
@@ -252,7 +217,7 @@ struct ActiveDirectoryTests {
         var configuration = fixture.configuration
         configuration.schedule.dirSyncIntervalSeconds = 60
         fixture = ADFixture(server: fixture.server, configuration: configuration, configurationPath: fixture.configurationPath, mirror: fixture.mirror)
-        let run = ADStreamRun(fixture)
+        let run = StreamRun(fixture)
         #expect(try await eventually(within: .seconds(30)) { run.isReady }, "\(run.messages)")
         // Let the first (immediate) poll after the refresh pass, so only a wake-up can help.
         try await Task.sleep(for: .seconds(1))
@@ -271,7 +236,7 @@ struct ActiveDirectoryTests {
         var configuration = fixture.configuration
         configuration.directory.bind = .simple(dn: "CN=roster-reader,CN=Users,\(SambaServer.baseDN)", passwordFile: passwordFile)
         let asReader = ADFixture(server: fixture.server, configuration: configuration, configurationPath: fixture.configurationPath, mirror: fixture.mirror)
-        let run = ADStreamRun(asReader)
+        let run = StreamRun(asReader)
         #expect(try await eventually(within: .seconds(30)) { run.isReady }, "\(run.messages)")
         #expect(try fixture.mirror.snapshot().users.count == ADClinic.users.count)
         #expect(run.messages.contains { $0.contains("object-security flag") }, "\(run.messages)")
@@ -284,7 +249,7 @@ struct ActiveDirectoryTests {
     func nestedGroups() async throws {
         let fixture = try await ADFixture.start()
         defer { fixture.server.shutdown() }
-        let run = ADStreamRun(fixture)
+        let run = StreamRun(fixture)
         #expect(try await eventually(within: .seconds(30)) { run.isReady }, "\(run.messages)")
         // ad-user2 is in hc1-booking only through inner-team.
         #expect(try fixture.hasBooking("ad-user1"))

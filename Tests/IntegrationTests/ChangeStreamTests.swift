@@ -30,9 +30,11 @@ final class StreamRun: Sendable {
     let task: Task<Void, any Error>
     let recorder = StreamRecorder()
 
-    init(_ fixture: ClinicFixture) {
-        let configuration = fixture.configuration
-        let mirror = fixture.mirror
+    convenience init(_ fixture: ClinicFixture) {
+        self.init(configuration: fixture.configuration, mirror: fixture.mirror)
+    }
+
+    init(configuration: RosterConfiguration, mirror: Mirror) {
         let stream = ChangeStream(configuration: configuration, mirror: mirror, backoff: Backoff(initial: .milliseconds(50), maximum: .milliseconds(300)))
         let recorder = self.recorder
         task = Task {
