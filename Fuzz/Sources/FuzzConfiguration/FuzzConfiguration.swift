@@ -1,4 +1,3 @@
-import Foundation
 import RosterConfig
 
 /// Any text as roster.yaml: the loader returns a configuration or a list of problems, each
@@ -7,8 +6,13 @@ import RosterConfig
 public func fuzzConfiguration(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     guard let data else { return 0 }
     let text = String(decoding: UnsafeBufferPointer(start: data, count: size), as: UTF8.self)
-    // Lines as YAML counts them: LF, CR and CRLF each end one.
-    let lineCount = text.replacingOccurrences(of: "\r\n", with: "\n").split(omittingEmptySubsequences: false) { $0 == "\n" || $0 == "\r" }.count
+    // Lines as YAML counts them: LF, CR and CRLF each end one (counted on bytes: Swift
+    // takes "\r\n" as one character).
+    let bytes = Array(text.utf8)
+    var lineCount = 1
+    for (index, byte) in bytes.enumerated() where byte == 0x0A || (byte == 0x0D && bytes[safe: index + 1] != 0x0A) {
+        lineCount += 1
+    }
     do {
         _ = try ConfigurationLoader.load(yaml: text, file: "fuzz.yaml", files: NoFiles())
     } catch {
@@ -21,6 +25,10 @@ public func fuzzConfiguration(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CIn
         }
     }
     return 0
+}
+
+extension Array {
+    subscript(safe index: Int) -> Element? { indices.contains(index) ? self[index] : nil }
 }
 
 /// Files the configuration names: none exists, so the loader's file checks run their
