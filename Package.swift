@@ -34,6 +34,8 @@ let package = Package(
         // (HTTP field names, channels) and for RosterServiceTests' raw HTTP client.
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        // Already built for HummingbirdTLS; named for the certificate and key types of HTTPS.
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.2"),
     ],
     targets: [
         // OpenLDAP's libldap/liblber, with a shim for what Swift cannot import.
@@ -95,6 +97,9 @@ let package = Package(
                 "AccessModel",
                 "Mirror",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -452,10 +452,14 @@ private struct Reader {
 
     func http(_ value: Value?) -> RosterConfiguration.HTTP {
         var result = RosterConfiguration.HTTP()
-        guard let fields = value?.fields(["address", "port", "token_file"], secrets: ["token": "token_file"]) else { return result }
+        guard let fields = value?.fields(["address", "port", "token_file", "tls"], secrets: ["token": "token_file"]) else { return result }
         result.address = fields["address"]?.nonEmptyString ?? result.address
         result.port = int(fields["port"], default: result.port, in: 1...65_535, "a port is 1 to 65535")
         result.tokenFile = file(fields["token_file"])
+        if let tls = fields["tls"]?.fields(["certificate_file", "key_file"]) {
+            result.tlsCertificateFile = file(tls["certificate_file"])
+            result.tlsKeyFile = file(tls["key_file"])
+        }
         return result
     }
 }

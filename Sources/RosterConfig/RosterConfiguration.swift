@@ -399,11 +399,19 @@ public struct RosterConfiguration: Sendable, Equatable {
         public var port: Int
         /// Required when `address` is not a loopback address.
         public var tokenFile: String?
+        /// `http.tls.certificate_file`: PEM certificate chain; with `tlsKeyFile`, the
+        /// endpoint serves HTTPS.
+        public var tlsCertificateFile: String?
+        /// `http.tls.key_file`: PEM private key of that certificate.
+        public var tlsKeyFile: String?
 
-        public init(address: String = "127.0.0.1", port: Int = 8471, tokenFile: String? = nil) {
+        public init(address: String = "127.0.0.1", port: Int = 8471, tokenFile: String? = nil,
+                    tlsCertificateFile: String? = nil, tlsKeyFile: String? = nil) {
             self.address = address
             self.port = port
             self.tokenFile = tokenFile
+            self.tlsCertificateFile = tlsCertificateFile
+            self.tlsKeyFile = tlsKeyFile
         }
     }
 }

@@ -252,6 +252,11 @@ struct Validator {
                    + "holding the bearer token, or listen on 127.0.0.1", "http.address")
         }
         file(http.tokenFile, "http.token_file", what: "token file", nonEmpty: "write the bearer token into it")
+        if (http.tlsCertificateFile == nil) != (http.tlsKeyFile == nil) {
+            report("HTTPS needs both certificate_file and key_file", http.tlsCertificateFile == nil ? "http.tls.certificate_file" : "http.tls.key_file")
+        }
+        file(http.tlsCertificateFile, "http.tls.certificate_file", what: "certificate file", pem: true)
+        file(http.tlsKeyFile, "http.tls.key_file", what: "key file")
     }
 
     // MARK: helpers

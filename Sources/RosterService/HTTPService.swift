@@ -2,12 +2,25 @@ import AccessModel
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import Logging
 import Mirror
 import NIOCore
+import NIOSSL
 import Prometheus
 import ServiceLifecycle
 import Synchronization
+
+/// The certificate or key for HTTPS could not be loaded.
+public struct HTTPSSetupError: Error, CustomStringConvertible {
+    public var certificateFile: String
+    public var keyFile: String
+    public var underlying: String
+    public var description: String {
+        "HTTPS cannot start: the certificate \(certificateFile) or the key \(keyFile) cannot be loaded as PEM (\(underlying))."
+    }
+}
 
 /// Where and how the HTTP endpoint listens.
 public struct HTTPConfiguration: Sendable {
@@ -17,6 +30,8 @@ public struct HTTPConfiguration: Sendable {
     public var port: Int
     /// When set, every endpoint but `/healthz` requires `Authorization: Bearer <token>`.
     public var bearerToken: String?
+    /// When set, the endpoint serves HTTPS with this PEM certificate chain and key.
+    public var tls: (certificateFile: String, keyFile: String)?
     /// How often an idle `/v1/events` stream sends a `: keepalive` comment.
     public var keepAliveInterval: Duration = .seconds(15)
     /// How often `/v1/events` re-reads the mirror without a notification (a fallback).
@@ -75,8 +90,19 @@ public struct HTTPService: Service, CustomStringConvertible {
         let logger = logger
         let address = configuration.address
         let onServerRunning = onServerRunning
+        var server = HTTPServerBuilder.http1()
+        if let tls = configuration.tls {
+            do {
+                let chain = try NIOSSLCertificate.fromPEMFile(tls.certificateFile).map { NIOSSLCertificateSource.certificate($0) }
+                let key = try NIOSSLPrivateKey(file: tls.keyFile, format: .pem)
+                server = try .tls(.http1(), tlsConfiguration: .makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key)))
+            } catch {
+                throw HTTPSSetupError(certificateFile: tls.certificateFile, keyFile: tls.keyFile, underlying: "\(error)")
+            }
+        }
         let app = Application(
             router: makeRouter(),
+            server: server,
             configuration: ApplicationConfiguration(address: .hostname(address, port: configuration.port), serverName: "roster"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0

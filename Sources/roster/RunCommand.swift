@@ -47,10 +47,16 @@ struct RunCommand: AsyncParsableCommand {
                 throw ExitCode(2)
             }
         }
+        var httpConfiguration = HTTPConfiguration(address: configuration.http.address, port: configuration.http.port, bearerToken: token)
+        if let certificate = configuration.http.tlsCertificateFile, let key = configuration.http.tlsKeyFile {
+            httpConfiguration.tls = (certificate, key)
+        }
         let http = HTTPService(
-            configuration: HTTPConfiguration(address: configuration.http.address, port: configuration.http.port, bearerToken: token),
+            configuration: httpConfiguration,
             mirror: mirror, state: state, notifier: notifier, metrics: registry, logger: Logger(label: "roster.http"),
-            onServerRunning: { port in logger.info("Serving health, metrics and the read API on \(configuration.http.address):\(port).") })
+            onServerRunning: { [scheme = httpConfiguration.tls == nil ? "http" : "https"] port in
+                logger.info("Serving health, metrics and the read API on \(scheme)://\(configuration.http.address):\(port).")
+            })
         let directory = DirectoryService(configurationPath: options.config, configuration: configuration, mirror: mirror, state: state,
                                          notifier: notifier, systemd: systemd, logger: Logger(label: "roster.directory"))
         let group = ServiceGroup(configuration: .init(

@@ -261,4 +261,35 @@ struct DaemonTests {
         #expect(try mirror.verifyAuditLog() == nil)
         #expect(try mirror.integrityCheck() == "ok")
     }
+
+    @Test("With http.tls the endpoint serves HTTPS only, verified against the CA; a half TLS configuration is refused")
+    func https() async throws {
+        let clinic = ClinicDirectory(suffix: "dc=https,dc=test")
+        let server = try await SlapdServer.start(suffix: clinic.suffix, ldif: clinic.ldif())
+        defer { server.shutdown() }
+        let folder = server.directory.appendingPathComponent("https")
+        let certificates = try await Tools.offPool { try TestCertificates.make(in: folder) }
+        let httpPort = try Tools.freePort()
+        let configPath = server.directory.appendingPathComponent("roster.yaml").path
+        let yaml = clinic.yaml(url: server.url, passwordFile: server.adminPasswordFile, bindDN: server.adminDN,
+                               mirrorPath: server.directory.appendingPathComponent("state/roster.sqlite").path, httpPort: httpPort)
+        let plainLine = "http: {address: 127.0.0.1, port: \(httpPort)}"
+        let half = yaml.replacingOccurrences(of: plainLine, with: "http: {address: 127.0.0.1, port: \(httpPort), tls: {certificate_file: '\(certificates.serverCertificate)'}}")
+        try half.write(toFile: configPath, atomically: true, encoding: .utf8)
+        let check = try RosterCLI.run(["check-config", "--config", configPath])
+        #expect(check.status == 2 && check.stderr.contains("http.tls.key_file"), "\(check.stderr)")
+
+        try yaml.replacingOccurrences(of: plainLine, with: "http: {address: 127.0.0.1, port: \(httpPort), tls: {certificate_file: '\(certificates.serverCertificate)', key_file: '\(certificates.serverKey)'}}")
+            .write(toFile: configPath, atomically: true, encoding: .utf8)
+        let log = server.directory.appendingPathComponent("roster.log").path
+        let daemon = try ChildProcess(path: RosterCLI.executable, arguments: ["run", "--config", configPath], logFile: log)
+        defer { daemon.terminate() }
+        let https = "https://127.0.0.1:\(httpPort)"
+        #expect(try await eventually(within: .seconds(30)) { (try? curl(["--cacert", certificates.caCertificate, "\(https)/readyz"]).status) == 200 },
+                "\((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+        #expect(((try? curl(["--cacert", certificates.otherCACertificate, "\(https)/healthz"]))?.status ?? 0) == 0,
+                "a client trusting another CA refuses the server")
+        #expect(((try? curl(["http://127.0.0.1:\(httpPort)/healthz"]))?.status ?? 0) != 200, "plain HTTP is not served")
+        #expect(try curl(["--cacert", certificates.caCertificate, "\(https)/v1/users/\(clinic.assistant(1, 1, 1))"]).status == 200)
+    }
 }

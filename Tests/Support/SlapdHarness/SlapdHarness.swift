@@ -238,7 +238,8 @@ public struct TestCertificates: Sendable {
     public let clientCertificate: String
     public let clientKey: String
 
-    static func make(in directory: URL) throws -> TestCertificates {
+    /// A CA, a server certificate for 127.0.0.1 and localhost, and a client certificate, in `directory`.
+    public static func make(in directory: URL) throws -> TestCertificates {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
         let extensions = path("server.ext")
