@@ -49,7 +49,6 @@ guard FileManager.default.isExecutableFile(atPath: roster) else {
 let clinic = ClinicDirectory.sized(options.users, suffix: "dc=soak,dc=example")
 log("loading a clinic of \(clinic.userCount) users into slapd…")
 let server = try await SlapdServer.start(suffix: clinic.suffix, ldif: clinic.ldif())
-defer { server.shutdown() }
 let work = server.directory
 let httpPort = try Tools.freePort()
 let mirrorPath = work.appendingPathComponent("state/roster.sqlite").path
@@ -150,4 +149,12 @@ Soak run, \(options.minutes) min at \(options.rate) changes/s, slapd restarted e
   audit chain                      \(auditIntact ? "intact" : "BROKEN")
   daemon memory                    \(memoryAtStart / 1_000_000) MB -> \(memoryAtEnd / 1_000_000) MB (\(String(format: "%+.1f", Double(memoryAtEnd - memoryAtStart) / 1e6)) MB)
 """)
-exit(wrong == 0 && missed == 0 && differing == 0 && auditIntact ? 0 : 1)
+let passed = wrong == 0 && missed == 0 && differing == 0 && auditIntact
+if passed {
+    server.shutdown()
+} else {
+    // Keep the evidence: both mirrors, the daemon's log and slapd's data.
+    server.stop()
+    print("  kept for inspection: \(work.path) (roster.log, state/roster.sqlite, fresh/roster.sqlite)")
+}
+exit(passed ? 0 : 1)
