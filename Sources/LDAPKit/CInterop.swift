@@ -69,6 +69,25 @@ func takeLDAPString(_ pointer: UnsafeMutablePointer<CChar>?) -> String? {
 
 /// Parses one search entry message into an `LDAPEntry`, copying the values out of the
 /// message's BER buffer.
+/// Reads a search's final result message (and frees it): throws the server's error, or
+/// hands the response controls to `body` (freed after it returns).
+func withSearchResult<T>(_ ld: OpaquePointer, _ message: OpaquePointer?, handle: LDAPHandle, target: String,
+                         _ body: (UnsafeMutablePointer<UnsafeMutablePointer<LDAPControl>?>?) throws -> T) throws -> T {
+    var code: Int32 = 0
+    var diagnostic: UnsafeMutablePointer<CChar>?
+    var controls: UnsafeMutablePointer<UnsafeMutablePointer<LDAPControl>?>?
+    let parseRC = ldap_parse_result(ld, message, &code, nil, &diagnostic, nil, &controls, 1)
+    defer { if let controls { ldap_controls_free(controls) } }
+    let diagnosticText = takeLDAPString(diagnostic)
+    guard parseRC == LDAP_SUCCESS else { throw handle.error(parseRC, .search, target: target) }
+    guard code == LDAP_SUCCESS else {
+        let resultCode = LDAPResultCode(rawValue: code)
+        throw LDAPError(code: resultCode, operation: .search, diagnosticMessage: diagnosticText, target: target,
+                        hint: LDAPHandle.defaultHint(resultCode, .search))
+    }
+    return try body(controls)
+}
+
 func parseEntry(_ ld: OpaquePointer, _ message: OpaquePointer) -> LDAPEntry? {
     var ber: OpaquePointer?
     var dn = berval()

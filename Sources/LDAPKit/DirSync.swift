@@ -76,30 +76,20 @@ private func runDirSync(_ handle: LDAPHandle, base: String, filter: String, attr
             if let entry = parseEntry(ld, message!) { entries.append(entry) }
             ldap_msgfree(message)
         case Int32(LDAP_RES_SEARCH_RESULT):
-            var code: Int32 = 0
-            var diagnostic: UnsafeMutablePointer<CChar>?
-            var controls: UnsafeMutablePointer<UnsafeMutablePointer<LDAPControl>?>?
-            let parseRC = ldap_parse_result(ld, message, &code, nil, &diagnostic, nil, &controls, 1)
-            defer { if let controls { ldap_controls_free(controls) } }
-            let diagnosticText = takeLDAPString(diagnostic)
-            guard parseRC == LDAP_SUCCESS else { throw handle.error(parseRC, .search, target: target) }
-            guard code == LDAP_SUCCESS else {
-                let resultCode = LDAPResultCode(rawValue: code)
-                throw LDAPError(code: resultCode, operation: .search, diagnosticMessage: diagnosticText, target: target,
-                                hint: LDAPHandle.defaultHint(resultCode, .search))
+            return try withSearchResult(ld, message, handle: handle, target: target) { controls in
+                guard let found = ldap_control_find(LDAPConnection.dirSyncOID, controls, nil) else {
+                    throw LDAPError(code: .decodingError, operation: .search, target: target,
+                                    hint: "The server answered without a DirSync response control; it may not be Active Directory.")
+                }
+                var more: Int32 = 0
+                var next: UnsafeMutablePointer<berval>?
+                guard cldap_decode_dirsync_response(&found.pointee.ldctl_value, &more, &next) == LDAP_SUCCESS, let next else {
+                    throw LDAPError(code: .decodingError, operation: .search, target: target,
+                                    hint: "The server's DirSync response control could not be decoded.")
+                }
+                defer { ber_bvfree(next) }
+                return DirSyncResult(entries: entries, cookie: next.pointee.bytes, moreResults: more != 0)
             }
-            guard let found = ldap_control_find(LDAPConnection.dirSyncOID, controls, nil) else {
-                throw LDAPError(code: .decodingError, operation: .search, target: target,
-                                hint: "The server answered without a DirSync response control; it may not be Active Directory.")
-            }
-            var more: Int32 = 0
-            var next: UnsafeMutablePointer<berval>?
-            guard cldap_decode_dirsync_response(&found.pointee.ldctl_value, &more, &next) == LDAP_SUCCESS, let next else {
-                throw LDAPError(code: .decodingError, operation: .search, target: target,
-                                hint: "The server's DirSync response control could not be decoded.")
-            }
-            defer { ber_bvfree(next) }
-            return DirSyncResult(entries: entries, cookie: next.pointee.bytes, moreResults: more != 0)
         default:
             ldap_msgfree(message)
         }

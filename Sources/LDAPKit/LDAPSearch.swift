@@ -163,19 +163,8 @@ private func runPagedSearch(_ handle: LDAPHandle, _ request: SearchRequest, chan
                     batch.removeAll(keepingCapacity: true)
                 }
             case Int32(LDAP_RES_SEARCH_RESULT):
-                var code: Int32 = 0
-                var diagnostic: UnsafeMutablePointer<CChar>?
-                var controls: UnsafeMutablePointer<UnsafeMutablePointer<LDAPControl>?>?
-                let parseRC = ldap_parse_result(ld, message, &code, nil, &diagnostic, nil, &controls, 1)
-                defer { if let controls { ldap_controls_free(controls) } }
-                let diagnosticText = takeLDAPString(diagnostic)
-                guard parseRC == LDAP_SUCCESS else { throw handle.error(parseRC, .search, target: target) }
-                guard code == LDAP_SUCCESS else {
-                    let resultCode = LDAPResultCode(rawValue: code)
-                    throw LDAPError(code: resultCode, operation: .search, diagnosticMessage: diagnosticText,
-                                    target: target, hint: LDAPHandle.defaultHint(resultCode, .search))
-                }
-                if request.pageSize != nil, let found = ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, controls, nil) {
+                try withSearchResult(ld, message, handle: handle, target: target) { controls in
+                    guard request.pageSize != nil, let found = ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, controls, nil) else { return }
                     var count: ber_int_t = 0
                     var next = berval()
                     if ldap_parse_pageresponse_control(ld, found, &count, &next) == LDAP_SUCCESS {
