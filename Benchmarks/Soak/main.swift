@@ -4,7 +4,9 @@
 // daemon shows locked or inactive whom the fresh sync shows usable: must be 0), missed
 // revocations, the restarts survived, and the daemon's memory growth.
 // Usage: swift build -c release --product roster && swift run -c release Soak
-//          [--minutes 30] [--rate 50] [--restart-every 300] [--users 10000]
+//          [--minutes 30] [--rate 50] [--restart-every 300] [--users 10000] [--reconcile-every 2]
+// The scheduled full reconcile runs every `--reconcile-every` minutes (2 by default, not the
+// daemon's 15) so that it overlaps the stream's changes many times in a run.
 import AccessModel
 import Foundation
 import LDAPKit
@@ -16,6 +18,7 @@ struct Options {
     var rate = 50.0
     var restartEvery = 300.0
     var users = 10_000
+    var reconcileMinutes = 2.0
 
     init(_ arguments: [String]) {
         var iterator = arguments.dropFirst().makeIterator()
@@ -25,7 +28,8 @@ struct Options {
             case "--rate": rate = Double(iterator.next() ?? "") ?? rate
             case "--restart-every": restartEvery = Double(iterator.next() ?? "") ?? restartEvery
             case "--users": users = Int(iterator.next() ?? "") ?? users
-            default: fatalError("unknown argument \(argument); use --minutes M --rate PER_SECOND --restart-every SECONDS --users N")
+            case "--reconcile-every": reconcileMinutes = Double(iterator.next() ?? "") ?? reconcileMinutes
+            default: fatalError("unknown argument \(argument); use --minutes M --rate PER_SECOND --restart-every SECONDS --users N --reconcile-every MINUTES")
             }
         }
     }
@@ -53,7 +57,9 @@ let work = server.directory
 let httpPort = try Tools.freePort()
 let mirrorPath = work.appendingPathComponent("state/roster.sqlite").path
 let configPath = work.appendingPathComponent("roster.yaml").path
-try clinic.yaml(url: server.url, passwordFile: server.adminPasswordFile, bindDN: server.adminDN, mirrorPath: mirrorPath, httpPort: httpPort)
+let soakYAML = try clinic.yaml(url: server.url, passwordFile: server.adminPasswordFile, bindDN: server.adminDN, mirrorPath: mirrorPath, httpPort: httpPort)
+precondition(soakYAML.contains("reconcile_interval_minutes: 15"), "the generated configuration no longer sets reconcile_interval_minutes: 15")
+try soakYAML.replacingOccurrences(of: "reconcile_interval_minutes: 15", with: "reconcile_interval_minutes: \(options.reconcileMinutes)")
     .write(toFile: configPath, atomically: true, encoding: .utf8)
 
 let daemon = try ChildProcess(path: roster, arguments: ["run", "--config", configPath], logFile: work.appendingPathComponent("roster.log").path)
@@ -65,7 +71,7 @@ while !ready() {
     try await Task.sleep(for: .milliseconds(200))
 }
 let memoryAtStart = residentBytes(daemon.pid)
-log("roster run is ready (\(memoryAtStart / 1_000_000) MB resident); changing \(options.rate) entries per second for \(options.minutes) minutes, restarting slapd every \(Int(options.restartEvery)) s")
+log("roster run is ready (\(memoryAtStart / 1_000_000) MB resident); changing \(options.rate) entries per second for \(options.minutes) minutes, restarting slapd every \(Int(options.restartEvery)) s, full reconcile every \(options.reconcileMinutes) min")
 
 // The changes: locks, unlocks and titles of random users; what each user ends as is
 // whatever the directory says last, which the fresh sync at the end reads.
@@ -139,7 +145,7 @@ let applied = status.range(of: #""eventsApplied"\s*:\s*(\d+)"#, options: .regula
     .map { String(status[$0]).filter(\.isNumber) } ?? "?"
 
 print("""
-Soak run, \(options.minutes) min at \(options.rate) changes/s, slapd restarted every \(Int(options.restartEvery)) s, \(clinic.userCount) users
+Soak run, \(options.minutes) min at \(options.rate) changes/s, slapd restarted every \(Int(options.restartEvery)) s, reconcile every \(options.reconcileMinutes) min, \(clinic.userCount) users
   directory changes made           \(changesSent) (\(failedWrites) writes failed during restarts)
   changes applied by roster run    \(applied)
   slapd restarts survived          \(restarts)

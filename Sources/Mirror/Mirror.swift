@@ -91,9 +91,18 @@ public final class Mirror: Sendable {
     @discardableResult
     /// With `saving`, the sync state (the stream's cookie) is stored in the same transaction,
     /// so a restart resumes exactly after the last change applied.
-    public func apply(_ changeset: Changeset, actor: Actor, at date: Date = Date(), dryRun: Bool = false, saving syncState: SyncState? = nil) throws -> ApplySummary {
+    ///
+    /// With `keepingChangesAfter` (an ``auditMark()`` taken before the changeset's data was
+    /// read), users, memberships and role assignments that anyone changed after that mark are
+    /// left as they are now, whatever the changeset says of them: a full reconcile then never
+    /// writes back the stale value of something the change stream applied while it was reading.
+    public func apply(_ changeset: Changeset, actor: Actor, at date: Date = Date(), dryRun: Bool = false, saving syncState: SyncState? = nil,
+                      keepingChangesAfter mark: Int64? = nil) throws -> ApplySummary {
         do { try changeset.validateStandalone() } catch { throw MirrorError.invalid(error) }
-        return try write(actor: actor, at: date, dryRun: dryRun, changeset: changeset, saving: syncState) { applier in try applier.run() }
+        let adjust: ((Database, inout Changeset) throws -> Void)? = mark.map { mark in
+            { db, changeset in try changeset.keepStored(ChangesAfterMark(db, after: mark), db) }
+        }
+        return try write(actor: actor, at: date, dryRun: dryRun, changeset: changeset, saving: syncState, adjusting: adjust) { applier in try applier.run() }
     }
 
     /// Applies the directory's view of one user's account (real-time stream): only the
@@ -196,11 +205,14 @@ public final class Mirror: Sendable {
     }
 
     private func write(actor: Actor, at date: Date, dryRun: Bool, changeset: Changeset = Changeset(), saving syncState: SyncState? = nil,
+                       adjusting adjust: ((Database, inout Changeset) throws -> Void)? = nil,
                        _ body: @escaping (Applier) throws -> Void) throws -> ApplySummary {
         let at = Mirror.timestamp(date)
         return try pool.writeWithoutTransaction { db in
             var summary = ApplySummary(changes: [], eventCount: 0, dryRun: dryRun)
             try db.inTransaction(.immediate) {
+                var changeset = changeset
+                try adjust?(db, &changeset)
                 let writer = try ChangeWriter(db: db, actor: actor, at: at)
                 try body(Applier(writer: writer, changeset: changeset))
                 try writer.finish()

@@ -189,12 +189,6 @@ extension Mirror {
 
     /// One stored user (code compared case-insensitively), or nil.
     public func user(_ code: UserCode) throws -> User? {
-        try pool.read { db -> User? in
-            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Mirror.userColumns) FROM user_account WHERE user_code_key = ?"),
-                                             arguments: [code.key]) else { return nil }
-            let centers = try String.fetchAll(db.cachedStatement(sql: "SELECT health_center FROM user_health_center WHERE user_code_key = ?"),
-                                              arguments: [code.key])
-            return try Mirror.user(from: row, healthCenters: Set(centers.map(HealthCenterID.init(rawValue:))))
-        }
+        try pool.read { db in try Mirror.storedUser(key: code.key, db) }
     }
 }

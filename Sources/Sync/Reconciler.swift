@@ -96,6 +96,9 @@ public struct Reconciler: Sendable {
             durations[name] = clock.now - started
             started = clock.now
         }
+        // Whatever the change stream (or anyone) changes in the mirror from now on is newer than
+        // what this reconcile is about to read: the apply keeps it (see `keepingChangesAfter`).
+        let mark = try mirror.auditMark()
         let connection: LDAPConnection
         do {
             connection = try await LDAPConnection.connect(Self.ldapConfiguration(configuration.directory))
@@ -157,7 +160,8 @@ public struct Reconciler: Sendable {
             maxDeactivations: configuration.safety.maxDeactivations, maxPercent: configuration.safety.maxDeactivationPercent) {
             throw ReconcileError.breaker(trip, counts)
         }
-        let summary = try mirror.apply(mapping.changeset, actor: .directory(configuration.directory.name), at: now, dryRun: options.dryRun)
+        let summary = try mirror.apply(mapping.changeset, actor: .directory(configuration.directory.name), at: now, dryRun: options.dryRun,
+                                       keepingChangesAfter: mark)
         if !options.dryRun {
             var state = try mirror.syncState(for: configuration.directory.name) ?? SyncState(directory: configuration.directory.name)
             state.lastFullReconcile = now.formatted(.iso8601)

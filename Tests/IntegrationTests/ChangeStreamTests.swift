@@ -229,4 +229,50 @@ struct ChangeStreamTests {
         await run.stop()
         #expect(try fixture.mirror.verifyAuditLog() == nil)
     }
+
+    @Test("A full reconcile that read the directory before the stream applied a change does not write the old value back")
+    func reconcileDuringStream() async throws {
+        let fixture = try await ClinicFixture.start()
+        defer { fixture.server.shutdown() }
+        let clinic = fixture.clinic
+        let run = StreamRun(fixture)
+        #expect(try await eventually(within: .seconds(20)) { run.isReady }, "\(run.messages)")
+        let retitled = clinic.teamMember(1, "booking", 1)
+        let locked = clinic.assistant(2, 1, 1)
+        let removed = clinic.teamMember(3, "booking", 2)
+        #expect(try fixture.mirror.effectiveAccess(of: UserCode(removed)).grants.isEmpty == false)
+        let mirror = fixture.mirror
+        @Sendable func streamApplied() throws -> Bool {
+            try mirror.user(UserCode(retitled))?.title == "Head of booking"
+                && mirror.user(UserCode(locked))?.state.isLocked == true
+                && mirror.effectiveAccess(of: UserCode(removed)) == .noAccess(.noGroup)
+        }
+        let appliedDuringRead = Mutex(false)
+        // Once the reconcile has read every group and user, the directory changes and the stream
+        // applies the changes before the reconcile applies what it read.
+        let changed = Mutex(false)
+        let progress: @Sendable (Int) -> Void = { _ in
+            guard !changed.withLock({ done in defer { done = true }; return done }) else { return }
+            do {
+                try fixture.server.ldapmodify([
+                    "dn: \(clinic.dn(retitled))\nchangetype: modify\nreplace: title\ntitle: Head of booking\n",
+                    "dn: \(clinic.dn(locked))\nchangetype: modify\nreplace: pwdAccountLockedTime\npwdAccountLockedTime: 000001010000Z\n",
+                    "dn: \(clinic.groupDN("hc3-booking"))\nchangetype: modify\ndelete: member\nmember: \(clinic.dn(removed))\n",
+                ].joined(separator: "\n"))
+                let deadline = ContinuousClock.now + .seconds(10)
+                while ContinuousClock.now < deadline, !(try streamApplied()) { usleep(5_000) }
+                let applied = (try? streamApplied()) ?? false
+                appliedDuringRead.withLock { $0 = applied }
+            } catch {
+                Issue.record("changing the directory failed: \(error)")
+            }
+        }
+        let report = try await Reconciler(configuration: fixture.configuration, mirror: mirror).run(ReconcileOptions(progress: progress))
+        #expect(appliedDuringRead.withLock { $0 }, "\(run.messages)")
+        #expect(try streamApplied(), "the reconcile wrote back what it read: \(report.changes)")
+        // The next reconcile reads the new state and has nothing to do.
+        #expect(try await fixture.sync().changes.isEmpty)
+        await run.stop()
+        #expect(try mirror.verifyAuditLog() == nil)
+    }
 }

@@ -344,6 +344,66 @@ enum Sample {
     }
 }
 
+/// A full reconcile reads the directory for seconds while the change stream keeps applying
+/// changes; its apply must not write back what it read before those changes.
+@Suite struct ConcurrentChangeTests {
+    /// The mirror after a first sync, the reconcile's mark, then what the stream applies while
+    /// the reconcile reads: a title, a lock, a membership removed, a new user in a group.
+    func mirrorWithStreamChanges() throws -> (Mirror, mark: Int64) {
+        let mirror = try makeMirror()
+        try mirror.apply(Sample.changeset(scope: .complete), actor: .directory("ldap://test"))
+        let mark = try mirror.auditMark()
+        var retitled = Sample.user("rita")
+        retitled.title = "Charge nurse"
+        try mirror.apply(Changeset(users: [retitled]), actor: .directory("uid=rita"))
+        try mirror.setDirectoryState(of: "moa2", locked: true, inactive: false, reason: "pwdAccountLockedTime", actor: .directory("uid=moa2"))
+        try mirror.removeMembership("rita", from: "g-grey", actor: .directory("cn=grey"))
+        try mirror.apply(Changeset(users: [Sample.user("newcomer")]), actor: .directory("uid=newcomer"))
+        try mirror.addMembership("newcomer", to: "g-ro", actor: .directory("cn=ro"))
+        return (mirror, mark)
+    }
+
+    @Test func aReconcileKeepsWhatTheStreamAppliedWhileItRead() throws {
+        let (mirror, mark) = try mirrorWithStreamChanges()
+        // The reconcile read the directory before those changes: its changeset is the old state.
+        let summary = try mirror.apply(Sample.changeset(scope: .complete), actor: .directory("ldap://test"), keepingChangesAfter: mark)
+        #expect(summary.isEmpty, "\(summary.changes)")
+        #expect(try mirror.user("rita")?.title == "Charge nurse")
+        #expect(try mirror.user("moa2")?.state.isLocked == true)
+        #expect(try mirror.user("newcomer") != nil)
+        let members = try mirror.snapshot().groupMembers
+        #expect(members["g-grey"]?.contains("rita") == false)
+        #expect(members["g-ro"]?.contains("newcomer") == true)
+        #expect(try mirror.verifyAuditLog() == nil)
+    }
+
+    @Test func aReconcileStillAppliesWhatNobodyElseChanged() throws {
+        let (mirror, mark) = try mirrorWithStreamChanges()
+        var changeset = Sample.changeset(scope: .complete)
+        changeset.users.append(Sample.user("newcomer"))
+        var boss = Sample.user("boss")
+        boss.title = "Director"
+        changeset.users[changeset.users.firstIndex { $0.code == "boss" }!] = boss
+        changeset.groupMembers["g-ro"] = ["moa2", "lonely"]
+        try mirror.apply(changeset, actor: .directory("ldap://test"), keepingChangesAfter: mark)
+        #expect(try mirror.user("boss")?.title == "Director")
+        let members = try mirror.snapshot().groupMembers
+        #expect(members["g-ro"] == ["moa2", "lonely", "newcomer"])
+        // Without the mark the stale changeset wins: what the guard prevents.
+        try mirror.apply(Sample.changeset(scope: .complete).adding(Sample.user("newcomer")), actor: .directory("ldap://test"))
+        #expect(try mirror.user("rita")?.title == nil)
+        #expect(try mirror.user("moa2")?.state.isLocked == false)
+    }
+}
+
+extension Changeset {
+    func adding(_ user: User) -> Changeset {
+        var copy = self
+        copy.users.append(user)
+        return copy
+    }
+}
+
 @Suite struct MirrorStorageTests {
     @Test func theAuditLogIsAppendOnlyAndItsChainShowsTampering() throws {
         let mirror = try makeMirror()
