@@ -214,7 +214,7 @@ struct ActiveDirectoryChangeStream {
             // The group itself, when the mapping uses it or it may become mapped (then the
             // applier asks for a full reconcile); a plain nested group only matters through
             // the groups containing it ...
-            if applier.isMappedGroup(dn) || applier.isReferencedGroup(dn) || applier.mayBecomeMapped(dn) {
+            if applier.isMappedGroup(dn) || applier.isReferencedGroup(dn) || applier.mayBecomeMapped(full.dn, cn: full.string("cn")) {
                 results.append((.groups, try await applier.apply(.modify(id, groups.entry(for: dn, original: full, configuration: configuration)),
                                                                  from: .groups, cookie: nil)))
             }

@@ -62,6 +62,7 @@ public final class ChangeApplier {
     private var disappearances: DisappearanceLimit
     /// Active, unlocked users at the last reload (the base of the breaker's percentage).
     private var activeUsers = 0
+    private let patternRules: PatternRules
 
     public init(configuration: RosterConfiguration, mirror: Mirror) {
         self.configuration = configuration
@@ -76,6 +77,7 @@ public final class ChangeApplier {
         superAdministratorGroups = Set(configuration.users.superAdministratorGroups.map(DN.normalize))
         referenced.formUnion(superAdministratorGroups)
         referencedGroups = referenced
+        patternRules = PatternRules(configuration.groups.patternRules)
         disappearances = DisappearanceLimit(maxDeactivations: configuration.safety.maxDeactivations,
                                             maxPercent: configuration.safety.maxDeactivationPercent)
     }
@@ -156,10 +158,13 @@ public final class ChangeApplier {
     public func isReferencedGroup(_ dn: String) -> Bool { referencedGroups.contains(DN.normalize(dn)) }
 
     /// Whether a change to an unmapped group may make it mapped: it is named by an explicit
-    /// mapping (a group created after the last reconcile), or pattern rules exist.
-    public func mayBecomeMapped(_ dn: String) -> Bool {
-        !configuration.groups.patternRules.isEmpty
-            || configuration.groups.mappings.contains { DN.normalize($0.directoryGroup) == DN.normalize(dn) }
+    /// mapping (a group created after the last reconcile), or a pattern rule matches its cn or
+    /// DN. Any other group (a distribution list, say) is none of Roster's business and needs
+    /// no full reconcile.
+    public func mayBecomeMapped(_ dn: String, cn: String?) -> Bool {
+        let normalized = DN.normalize(dn)
+        return configuration.groups.mappings.contains { DN.normalize($0.directoryGroup) == normalized }
+            || patternRules.firstMatch(dn: dn, cn: cn) != nil
     }
 
     /// Marks the start of a refresh (for present-phase bookkeeping).
@@ -252,8 +257,8 @@ public final class ChangeApplier {
         if referencedGroups.contains(dn) { result.needsFullReconcile = true }
         let targets = groupsByDN[dn] ?? []
         if targets.isEmpty {
-            // Not mapped yet: a mapping or pattern rule may now apply.
-            result.needsFullReconcile = true
+            // Not mapped: a full reconcile only if a mapping or pattern rule may now apply.
+            result.needsFullReconcile = mayBecomeMapped(entry.dn, cn: entry.string("cn"))
             if let state { try mirror.saveSyncState(state) }
             return result
         }

@@ -280,21 +280,13 @@ public struct DirectoryMapper: Sendable {
         var groups: [GroupID: Group] = [:]
         var groupMembers: [GroupID: Set<UserCode>] = [:]
         let explicit = Dictionary(configuration.groups.mappings.map { (DN.normalize($0.directoryGroup), $0) }, uniquingKeysWith: { a, _ in a })
-        let rules = configuration.groups.patternRules.compactMap { rule in
-            (try? Regex(rule.pattern)).map { (rule, $0.ignoresCase()) }
-        }
+        let rules = PatternRules(configuration.groups.patternRules)
         for directoryGroup in directoryGroups.sorted(by: { $0.dn < $1.dn }) {
             var spec: RosterConfiguration.ClinicGroupSpec?
             if let mapping = explicit[directoryGroup.dn] {
                 spec = mapping.group
-            } else {
-                for (rule, regex) in rules {
-                    let subject = rule.target == .cn ? (directoryGroup.cn ?? DN.firstValue(directoryGroup.dn) ?? "") : directoryGroup.dn
-                    if let match = try? regex.wholeMatch(in: subject) {
-                        spec = resolve(rule.template, captures: match)
-                        break
-                    }
-                }
+            } else if let (rule, match) = rules.firstMatch(dn: directoryGroup.dn, cn: directoryGroup.cn) {
+                spec = resolve(rule.template, captures: match)
             }
             guard let spec else { continue }
             switch buildGroup(spec, directoryDN: directoryGroup.dn, providers: providers, providersAmongMembers: providersAmongMembers) {
@@ -485,5 +477,24 @@ extension String {
         func mayTrim(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 || byte >= 0x80 }
         if !mayTrim(first) && !mayTrim(last) { return self }
         return trimmingCharacters(in: .whitespaces)
+    }
+}
+
+/// The configuration's group pattern rules, compiled once (case-insensitive), in order.
+struct PatternRules {
+    private let rules: [(RosterConfiguration.PatternRule, Regex<AnyRegexOutput>)]
+
+    init(_ patternRules: [RosterConfiguration.PatternRule]) {
+        rules = patternRules.compactMap { rule in (try? Regex(rule.pattern)).map { (rule, $0.ignoresCase()) } }
+    }
+
+    /// The first rule whose pattern matches the whole cn (the DN's first value when the entry
+    /// has no cn) or DN of a directory group, with the match.
+    func firstMatch(dn: String, cn: String?) -> (RosterConfiguration.PatternRule, Regex<AnyRegexOutput>.Match)? {
+        for (rule, regex) in rules {
+            let subject = rule.target == .cn ? (cn ?? DN.firstValue(dn) ?? "") : dn
+            if let match = try? regex.wholeMatch(in: subject) { return (rule, match) }
+        }
+        return nil
     }
 }

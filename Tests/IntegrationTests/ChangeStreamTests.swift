@@ -275,4 +275,45 @@ struct ChangeStreamTests {
         await run.stop()
         #expect(try mirror.verifyAuditLog() == nil)
     }
+
+    @Test("A change to a group no mapping or pattern rule can use asks for no full reconcile; a new group a pattern rule maps does")
+    func unmappedGroups() async throws {
+        let fixture = try await ClinicFixture.start()
+        defer { fixture.server.shutdown() }
+        let clinic = fixture.clinic
+        let run = StreamRun(fixture)
+        #expect(try await eventually(within: .seconds(20)) { run.isReady }, "\(run.messages)")
+        let reconcilesAtStart = run.reconcileCount
+        let member = clinic.assistant(1, 1, 1)
+        let other = clinic.assistant(1, 1, 2)
+        try fixture.server.ldapmodify("""
+            dn: \(clinic.groupDN("staff-newsletter"))
+            changetype: add
+            objectClass: groupOfNames
+            cn: staff-newsletter
+            member: \(clinic.dn(member))
+
+            dn: \(clinic.groupDN("staff-newsletter"))
+            changetype: modify
+            add: member
+            member: \(clinic.dn(other))
+
+            """)
+        // A later change on the same (groups) stream: once it is applied, so were those before it.
+        let removed = clinic.teamMember(2, "booking", 1)
+        try fixture.server.ldapmodify("dn: \(clinic.groupDN("hc2-booking"))\nchangetype: modify\ndelete: member\nmember: \(clinic.dn(removed))\n")
+        #expect(try await eventually(within: .seconds(5)) { try fixture.mirror.effectiveAccess(of: UserCode(removed)) == .noAccess(.noGroup) })
+        #expect(run.reconcileCount == reconcilesAtStart, "\(run.messages)")
+
+        try fixture.server.ldapmodify("""
+            dn: \(clinic.groupDN("hc1-office77-moa"))
+            changetype: add
+            objectClass: groupOfNames
+            cn: hc1-office77-moa
+            member: \(clinic.dn(member))
+
+            """)
+        #expect(try await eventually(within: .seconds(10)) { run.reconcileCount == reconcilesAtStart + 1 }, "\(run.messages)")
+        await run.stop()
+    }
 }
