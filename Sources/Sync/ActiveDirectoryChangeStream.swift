@@ -226,7 +226,7 @@ struct ActiveDirectoryChangeStream {
         case .groupGone(let id, let dn):
             let affected = groups.remove(id: id, dn: dn)
             var result = AppliedChange()
-            result.needsFullReconcile = applier.isMappedGroup(dn)
+            if applier.isMappedGroup(dn) { result.fullReconcileReason = "a mapped group was deleted or left the groups' scope" }
             results.append((.groups, result))
             for parent in affected.sorted() where parent != dn && (applier.isMappedGroup(parent) || applier.isReferencedGroup(parent)) {
                 results.append((.groups, try await applier.apply(.modify(id, groups.entry(for: parent, original: nil, configuration: configuration)),

@@ -19,9 +19,10 @@ public struct AppliedChange: Sendable, Equatable {
     public var changes = 0
     /// Whether someone lost access (locked, deactivated, removed from a group).
     public var revocation = false
-    /// Whether the change needs a full reconcile to be reflected completely (a new
-    /// provider, a group used as a provider source, a group deleted...).
-    public var needsFullReconcile = false
+    /// Why the change needs a full reconcile to be reflected completely (a new provider, a
+    /// group used as a provider source, a group deleted...), or nil.
+    public var fullReconcileReason: String?
+    public var needsFullReconcile: Bool { fullReconcileReason != nil }
     /// Entries skipped, with why.
     public var problems: [MappingProblem] = []
     /// When the user's directory state changes by itself next (expiry, lockout end).
@@ -32,7 +33,7 @@ public struct AppliedChange: Sendable, Equatable {
     public var held: BreakerTrip?
 
     public static func == (lhs: AppliedChange, rhs: AppliedChange) -> Bool {
-        lhs.changes == rhs.changes && lhs.revocation == rhs.revocation && lhs.needsFullReconcile == rhs.needsFullReconcile
+        lhs.changes == rhs.changes && lhs.revocation == rhs.revocation && lhs.fullReconcileReason == rhs.fullReconcileReason
             && lhs.problems == rhs.problems
     }
 }
@@ -119,11 +120,11 @@ public final class ChangeApplier {
             seenInRefresh[.groups]?.insert(id.description)
             result = try applyGroup(entry, saving: state, now: now)
         case (.groups, .delete(let id, _)):
-            result.needsFullReconcile = try await mayBeMappedGroup(id)
+            if try await mayBeMappedGroup(id) { result.fullReconcileReason = "a deleted group may have been a mapped one" }
             if let state { try mirror.saveSyncState(state) }
         case (.groups, .deleteIDs(let ids)):
             for id in ids where try await mayBeMappedGroup(id) {
-                result.needsFullReconcile = true
+                result.fullReconcileReason = "a deleted group may have been a mapped one"
                 break
             }
             if let state { try mirror.saveSyncState(state) }
@@ -131,16 +132,29 @@ public final class ChangeApplier {
             seenInRefresh[stream]?.insert(id.description)
         case (_, .presentIDs(let ids)):
             seenInRefresh[stream, default: []].formUnion(ids.map(\.description))
-        case (_, .refreshDone(let presentPhase)):
-            // After a present phase, whatever was not reported is gone; the full reconcile
-            // confirms each absence with a direct lookup and keeps the safety breaker.
-            if presentPhase { result.needsFullReconcile = true }
-            seenInRefresh[stream] = nil
+        case (.users, .refreshDone(let presentPhase)):
+            // After a present phase (a resumed refresh the server had no session log for, as
+            // after its restart), a known user it did not report is gone or out of scope: each
+            // active one is confirmed by a lookup and deactivated through the stream's breaker.
+            let seen = seenInRefresh[.users]
+            seenInRefresh[.users] = nil
+            if presentPhase, let seen {
+                result = try deactivate(try await absentUsers(seen: seen), saving: state, now: now)
+            } else if let state {
+                try mirror.saveSyncState(state)
+            }
+        case (.groups, .refreshDone(let presentPhase)):
+            // After a present phase, only a vanished group that the mapping uses matters, and
+            // then the full reconcile maps it (unchanged groups stay as they are).
+            seenInRefresh[.groups] = nil
+            if presentPhase, try await usedGroupVanished() {
+                result.fullReconcileReason = "a group the mapping uses left the directory while the stream was away"
+            }
             if let state { try mirror.saveSyncState(state) }
         case (_, .cookie):
             if let state { try mirror.saveSyncState(state) }
         case (_, .refreshRequired):
-            result.needsFullReconcile = true
+            result.fullReconcileReason = "the directory asks for a full refresh"
         }
         return result
     }
@@ -192,11 +206,13 @@ public final class ChangeApplier {
                                                          reason: mapped.directoryState.reason)
             result.revocation = (stored.state.isActive && !user.state.isActive) || (!stored.state.isLocked && user.state.isLocked)
         } else {
-            result.needsFullReconcile = isProvider  // own group and auto-add groups
+            if isProvider { result.fullReconcileReason = "a new provider (its own group, auto-add groups)" }
         }
         if let next = mapped.directoryState.nextChange { result.nextChange = (user.code, next) }
         result.user = user.code
-        if isProvider, let stored, try mirror.isMissingProvider(stored.code) { result.needsFullReconcile = true }
+        if isProvider, let stored, try mirror.isMissingProvider(stored.code) {
+            result.fullReconcileReason = "a user became a provider"
+        }
         if let previous = codeByID[id.description.lowercased()], previous != user.code, let old = try mirror.user(previous), old.state.isActive {
             // The login was renamed: the old code is no longer this person's account.
             let summary = try mirror.setDirectoryState(of: previous, locked: old.state.lockedByDirectory, inactive: true,
@@ -254,11 +270,15 @@ public final class ChangeApplier {
     private func applyGroup(_ entry: LDAPEntry, saving state: SyncState?, now: Date) throws -> AppliedChange {
         var result = AppliedChange()
         let dn = DN.normalize(entry.dn)
-        if referencedGroups.contains(dn) { result.needsFullReconcile = true }
+        if referencedGroups.contains(dn) {
+            result.fullReconcileReason = "a group read for providers, pools, roles or super administrators changed"
+        }
         let targets = groupsByDN[dn] ?? []
         if targets.isEmpty {
             // Not mapped: a full reconcile only if a mapping or pattern rule may now apply.
-            result.needsFullReconcile = mayBecomeMapped(entry.dn, cn: entry.string("cn"))
+            if mayBecomeMapped(entry.dn, cn: entry.string("cn")) {
+                result.fullReconcileReason = "a group that a mapping or pattern rule may now map changed"
+            }
             if let state { try mirror.saveSyncState(state) }
             return result
         }
@@ -272,12 +292,34 @@ public final class ChangeApplier {
         return result
     }
 
+    /// Stored active users with a directory identity that a present phase did not report,
+    /// and that a lookup by entryUUID within the users' base and filter does not find.
+    private func absentUsers(seen: Set<String>) async throws -> [EntryUUID] {
+        var absent: [EntryUUID] = []
+        for (id, code) in codeByID.sorted(by: { $0.key < $1.key }) where !seen.contains(id) {
+            guard let uuid = EntryUUID(id), try mirror.user(code)?.state.isActive == true else { continue }
+            let found = try await lookupSearch(base: configuration.users.base,
+                                               filter: "(&\(configuration.users.filter)(entryUUID=\(escapeFilterValue(id))))")
+            if found.isEmpty { absent.append(uuid) }
+        }
+        return absent
+    }
+
+    /// Whether a group the mapping uses (mapped, or read for providers, pools, roles or super
+    /// administrators) is no longer under the groups' base and filter.
+    private func usedGroupVanished() async throws -> Bool {
+        let current = try await lookupSearch(base: configuration.groups.base, filter: configuration.groups.filter,
+                                             pageSize: configuration.directory.pageSize)
+        let present = Set(current.map { DN.normalize($0.dn) })
+        return groupsByDN.keys.contains { !present.contains($0) } || referencedGroups.contains { !present.contains($0) }
+    }
+
     /// Searches on the lookup connection, reconnecting once when it has dropped.
-    private func lookupSearch(base: String, scope: LDAPScope = .subtree, filter: String) async throws -> [LDAPEntry] {
+    private func lookupSearch(base: String, scope: LDAPScope = .subtree, filter: String, pageSize: Int? = nil) async throws -> [LDAPEntry] {
         for attempt in 0..<2 {
             do {
                 if current == nil { current = try await LDAPConnection.connect(ldap) }
-                return try await current!.search(base: base, scope: scope, filter: filter, attributes: ["1.1"], pageSize: nil).collect()
+                return try await current!.search(base: base, scope: scope, filter: filter, attributes: ["1.1"], pageSize: pageSize).collect()
             } catch let error as LDAPError where error.code.isConnectionFailure && attempt == 0 {
                 await current?.close()
                 current = nil

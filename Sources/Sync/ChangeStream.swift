@@ -69,11 +69,16 @@ public struct ChangeStream: Sendable {
         let ldap = Reconciler.ldapConfiguration(configuration.directory)
         let applier = ChangeApplier(configuration: configuration, mirror: mirror)
         var since = Date()
-        _ = await reconcile("start of polling")
+        var retry = backoff
+        while !(await reconcile("start of polling")) {
+            let delay = retry.nextDelay()
+            status(.problem("The full reconcile that starts polling did not apply; retrying in \(delay)."))
+            try await Task.sleep(for: delay)
+        }
+        retry.reset()
         try applier.reload()
         status(.refreshComplete)
         let interval = Duration.milliseconds(Int64(configuration.schedule.pollIntervalSeconds * 1000))
-        var retry = backoff
         let userAttributes = DirectoryMapper(configuration: configuration, now: Date()).userAttributes + ["entryUUID"]
         let groupAttributes = ["cn", configuration.groups.memberAttribute, "entryUUID"]
         while !Task.isCancelled {
@@ -93,7 +98,7 @@ public struct ChangeStream: Sendable {
                         let arrived = ContinuousClock.now
                         let applied = try await applier.apply(.modify(id, entry), from: kind, cookie: nil)
                         if applied.changes > 0 || applied.revocation { status(.applied(kind, applied, latency: .now - arrived)) }
-                        if applied.needsFullReconcile, await reconcile("a polled \(kind.rawValue) change") { try applier.reload() }
+                        if let why = applied.fullReconcileReason, await reconcile("a polled \(kind.rawValue) change: \(why)") { try applier.reload() }
                     }
                 }
                 since = started
@@ -215,8 +220,17 @@ public struct ChangeStream: Sendable {
                         reloading.remove(kind)
                     }
                     if case .refreshDone = inner {
+                        // The refresh counts as done only once its reconcile applied: a failed or
+                        // refused one (the directory gone again, the breaker) is retried, and
+                        // until then the stream is not ready and keeps no cookie.
+                        var retry = backoff
+                        while !(await reconcile("full refresh of the \(kind.rawValue) stream")) {
+                            let delay = retry.nextDelay()
+                            status(.problem("The full reconcile that completes the \(kind.rawValue) stream's refresh did not apply; retrying in \(delay)."))
+                            try await Task.sleep(for: delay)
+                        }
+                        try applier.reload()
                         refreshed.insert(kind)
-                        if await reconcile("full refresh of the \(kind.rawValue) stream") { try applier.reload() }
                         if let cookie {
                             try mirror.saveSyncState(SyncState(directory: kind.stateKey(configuration.directory.name), cookie: cookie))
                             reloading.remove(kind)
@@ -263,9 +277,9 @@ func report(_ applied: AppliedChange, kind: ChangeStreamKind, arrived: Continuou
     }
     for problem in applied.problems { status(.problem(problem.description)) }
     if let trip = applied.held { status(.breakerHolds(trip)) }
-    if applied.needsFullReconcile {
-        status(.fullReconcileNeeded("a \(kind.rawValue) change the stream alone cannot map"))
-        if await reconcile(reason) { try applier.reload() }
+    if let why = applied.fullReconcileReason {
+        status(.fullReconcileNeeded("\(why) (\(kind.rawValue) stream)"))
+        if await reconcile("\(reason): \(why)") { try applier.reload() }
     }
 }
 

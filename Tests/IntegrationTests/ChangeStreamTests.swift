@@ -235,44 +235,45 @@ struct ChangeStreamTests {
         let fixture = try await ClinicFixture.start()
         defer { fixture.server.shutdown() }
         let clinic = fixture.clinic
-        let run = StreamRun(fixture)
-        #expect(try await eventually(within: .seconds(20)) { run.isReady }, "\(run.messages)")
-        let retitled = clinic.teamMember(1, "booking", 1)
-        let locked = clinic.assistant(2, 1, 1)
-        let removed = clinic.teamMember(3, "booking", 2)
-        #expect(try fixture.mirror.effectiveAccess(of: UserCode(removed)).grants.isEmpty == false)
         let mirror = fixture.mirror
-        @Sendable func streamApplied() throws -> Bool {
-            try mirror.user(UserCode(retitled))?.title == "Head of booking"
-                && mirror.user(UserCode(locked))?.state.isLocked == true
-                && mirror.effectiveAccess(of: UserCode(removed)) == .noAccess(.noGroup)
+        _ = try await fixture.sync()
+        let retitled = UserCode(clinic.teamMember(1, "booking", 1))
+        let locked = UserCode(clinic.assistant(2, 1, 1))
+        let removed = UserCode(clinic.teamMember(3, "booking", 2))
+        let booking = try #require(try mirror.snapshot().groups.values.first { $0.directoryDN.map(DN.normalize) == DN.normalize(clinic.groupDN("hc3-booking")) })
+        #expect(try mirror.effectiveAccess(of: removed).grants.isEmpty == false)
+        @Sendable func changesKept() throws -> Bool {
+            try mirror.user(retitled)?.title == "Head of booking" && mirror.user(locked)?.state.isLocked == true
+                && mirror.effectiveAccess(of: removed) == .noAccess(.noGroup)
         }
-        let appliedDuringRead = Mutex(false)
-        // Once the reconcile has read every group and user, the directory changes and the stream
-        // applies the changes before the reconcile applies what it read.
+        // Once the reconcile has read every group and user, the directory changes and the change
+        // stream applies those changes (the same mirror calls the stream makes, made here so the
+        // order is certain) before the reconcile applies what it read.
         let changed = Mutex(false)
         let progress: @Sendable (Int) -> Void = { _ in
             guard !changed.withLock({ done in defer { done = true }; return done }) else { return }
             do {
                 try fixture.server.ldapmodify([
-                    "dn: \(clinic.dn(retitled))\nchangetype: modify\nreplace: title\ntitle: Head of booking\n",
-                    "dn: \(clinic.dn(locked))\nchangetype: modify\nreplace: pwdAccountLockedTime\npwdAccountLockedTime: 000001010000Z\n",
-                    "dn: \(clinic.groupDN("hc3-booking"))\nchangetype: modify\ndelete: member\nmember: \(clinic.dn(removed))\n",
+                    "dn: \(clinic.dn(retitled.rawValue))\nchangetype: modify\nreplace: title\ntitle: Head of booking\n",
+                    "dn: \(clinic.dn(locked.rawValue))\nchangetype: modify\nreplace: pwdAccountLockedTime\npwdAccountLockedTime: 000001010000Z\n",
+                    "dn: \(clinic.groupDN("hc3-booking"))\nchangetype: modify\ndelete: member\nmember: \(clinic.dn(removed.rawValue))\n",
                 ].joined(separator: "\n"))
-                let deadline = ContinuousClock.now + .seconds(10)
-                while ContinuousClock.now < deadline, !(try streamApplied()) { usleep(5_000) }
-                let applied = (try? streamApplied()) ?? false
-                appliedDuringRead.withLock { $0 = applied }
+                var user = try #require(try mirror.user(retitled))
+                user.title = "Head of booking"
+                try mirror.apply(Changeset(users: [user]), actor: .directory(clinic.dn(retitled.rawValue)))
+                try mirror.setDirectoryState(of: locked, locked: true, inactive: false, reason: "pwdAccountLockedTime", actor: .directory(clinic.dn(locked.rawValue)))
+                try mirror.removeMembership(removed, from: booking.id, actor: .directory(clinic.groupDN("hc3-booking")))
+                #expect(try changesKept())
             } catch {
-                Issue.record("changing the directory failed: \(error)")
+                Issue.record("changing the directory and the mirror failed: \(error)")
             }
         }
         let report = try await Reconciler(configuration: fixture.configuration, mirror: mirror).run(ReconcileOptions(progress: progress))
-        #expect(appliedDuringRead.withLock { $0 }, "\(run.messages)")
-        #expect(try streamApplied(), "the reconcile wrote back what it read: \(report.changes)")
-        // The next reconcile reads the new state and has nothing to do.
-        #expect(try await fixture.sync().changes.isEmpty)
-        await run.stop()
+        #expect(changed.withLock { $0 })
+        #expect(try changesKept(), "the reconcile wrote back what it read: \(report.changes)")
+        // The next reconcile reads the same state from the directory.
+        let next = try await fixture.sync()
+        #expect(try changesKept(), "\(next.changes)")
         #expect(try mirror.verifyAuditLog() == nil)
     }
 
@@ -315,5 +316,72 @@ struct ChangeStreamTests {
             """)
         #expect(try await eventually(within: .seconds(10)) { run.reconcileCount == reconcilesAtStart + 1 }, "\(run.messages)")
         await run.stop()
+    }
+
+    @Test("Resuming after slapd restarted (its session log lost, so the refresh ends with a present phase): deletions and group changes arrive without a full reconcile, and no one present is revoked")
+    func presentPhaseAfterRestart() async throws {
+        let fixture = try await ClinicFixture.start()
+        defer { fixture.server.shutdown() }
+        let clinic = fixture.clinic
+        var run = StreamRun(fixture)
+        #expect(try await eventually(within: .seconds(20)) { run.isReady }, "\(run.messages)")
+        await run.stop()
+        // The directory restarts (syncprov's session log is in memory only) and changes while
+        // Roster is away.
+        try await fixture.server.restart()
+        let deleted = clinic.assistant(3, 2, 1)
+        let removed = clinic.teamMember(1, "screening", 2)
+        let retitled = clinic.teamMember(2, "booking", 3)
+        try fixture.server.ldapmodify([
+            "dn: \(clinic.dn(deleted))\nchangetype: delete\n",
+            "dn: \(clinic.groupDN("hc1-screening"))\nchangetype: modify\ndelete: member\nmember: \(clinic.dn(removed))\n",
+            "dn: \(clinic.dn(retitled))\nchangetype: modify\nreplace: title\ntitle: Booking lead\n",
+        ].joined(separator: "\n"))
+        let activeBefore = try fixture.mirror.snapshot().users.values.filter { $0.state.isActive && !$0.state.isLocked }.count
+        run = StreamRun(fixture)
+        #expect(try await eventually(within: .seconds(20)) { run.isReady }, "\(run.messages)")
+        #expect(try await eventually(within: .seconds(5)) { try fixture.mirror.user(UserCode(deleted))?.state.isActive == false })
+        #expect(try await eventually { try fixture.mirror.effectiveAccess(of: UserCode(removed)) == .noAccess(.noGroup) })
+        #expect(try await eventually { try fixture.mirror.user(UserCode(retitled))?.title == "Booking lead" })
+        #expect(run.reconcileCount == 0, "the present phase is handled by the stream: \(run.messages)")
+        let activeAfter = try fixture.mirror.snapshot().users.values.filter { $0.state.isActive && !$0.state.isLocked }.count
+        #expect(activeAfter == activeBefore - 1, "only the deleted user is revoked")
+        // And the mirror is what a full reconcile would make it.
+        #expect(try await fixture.sync().changes.isEmpty)
+        await run.stop()
+    }
+
+    @Test("A first refresh whose full reconcile does not apply is not ready and keeps no cookie; the reconcile is retried")
+    func failedFirstReconcile() async throws {
+        let fixture = try await ClinicFixture.start()
+        defer { fixture.server.shutdown() }
+        let configuration = fixture.configuration
+        let mirror = fixture.mirror
+        let recorder = StreamRecorder()
+        // The first two reconciles fail, as when the directory drops right after the refresh.
+        let stream = ChangeStream(configuration: configuration, mirror: mirror, backoff: Backoff(initial: .milliseconds(200), maximum: .milliseconds(400)))
+        let task = Task {
+            try await stream.run(status: { status in
+                recorder.record("\(status)")
+                if case .refreshComplete = status { recorder.markReady() }
+            }, reconcile: { _ in
+                recorder.countReconcile()
+                if recorder.reconcileCount <= 2 { return false }
+                return (try? await Reconciler(configuration: configuration, mirror: mirror).run()) != nil
+            })
+        }
+        #expect(try await eventually(within: .seconds(10)) { recorder.reconcileCount >= 1 })
+        #expect(!recorder.isReady)
+        for kind in ChangeStreamKind.allCases {
+            #expect(try mirror.syncState(for: kind.stateKey(configuration.directory.name))?.cookie == nil)
+        }
+        #expect(try await eventually(within: .seconds(20)) { recorder.isReady }, "\(recorder.messages)")
+        #expect(recorder.messages.contains { $0.contains("did not apply; retrying") })
+        #expect(try mirror.snapshot().users.count == fixture.clinic.userCount)
+        for kind in ChangeStreamKind.allCases {
+            #expect(try mirror.syncState(for: kind.stateKey(configuration.directory.name))?.cookie != nil)
+        }
+        task.cancel()
+        _ = await task.result
     }
 }
