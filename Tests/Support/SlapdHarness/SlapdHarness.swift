@@ -48,7 +48,8 @@ public final class SlapdServer: @unchecked Sendable {
         includeSuffixEntry: Bool = true,
         tls: Bool = false,
         extraConfiguration: String = "",
-        syncProvider: Bool = true
+        syncProvider: Bool = true,
+        sessionLog: Bool = true
     ) async throws -> SlapdServer {
         try Tools.requireInstalled()
         let directory = FileManager.default.temporaryDirectory
@@ -62,6 +63,7 @@ public final class SlapdServer: @unchecked Sendable {
         }
         server.extraConfiguration = extraConfiguration
         server.syncProvider = syncProvider
+        server.sessionLog = sessionLog
         try server.writeConfiguration()
         var data = ""
         if includeSuffixEntry {
@@ -90,6 +92,9 @@ public final class SlapdServer: @unchecked Sendable {
 
     private var extraConfiguration = ""
     private var syncProvider = true
+    /// Whether syncprov keeps a session log; without one, a resumed refresh ends with a
+    /// present phase (as after a restart, the log being in memory only).
+    private var sessionLog = true
     /// ACL lines placed before the harness's own (`access to * by * read`), so they win.
     private var accessRules = ""
 
@@ -133,7 +138,7 @@ public final class SlapdServer: @unchecked Sendable {
         access to attrs=userPassword by self write by anonymous auth by * none
         access to * by * read
         \(extra)
-        \(syncProvider ? "overlay syncprov\nsyncprov-checkpoint 100 10\nsyncprov-sessionlog 100000" : "")
+        \(syncProvider ? "overlay syncprov\nsyncprov-checkpoint 100 10" + (sessionLog ? "\nsyncprov-sessionlog 100000" : "") : "")
         overlay ppolicy
         overlay memberof
         memberof-group-oc groupOfNames
