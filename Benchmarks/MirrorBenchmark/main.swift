@@ -98,6 +98,9 @@ let applyTime = try seconds { first = try mirror.apply(changeset, actor: .direct
 func fileSize(_ path: String) -> Int { (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0 }
 let databaseBytes = fileSize(mirror.path)
 let walBytes = fileSize(mirror.path + "-wal")
+// The WAL is copied into the database file on a background thread after the commit; let it
+// finish so the re-apply is measured alone.
+let checkpointTime = seconds { mirror.waitForCheckpoint() }
 var second: ApplySummary!
 let reapplyTime = try seconds { second = try mirror.apply(changeset, actor: .directory("ldap://bench")) }
 
@@ -128,8 +131,9 @@ print("| figure                                                  |         wall 
 print("|---------------------------------------------------------|--------------|--------------------|---------|")
 print("| build changeset in memory                               | \(ms(buildTime)) | \(cpu(0))        |         |")
 print("| apply into empty mirror (\(first.changes.count) changes, \(first.eventCount) events) | \(ms(applyTime)) | \(cpu(1))        | < 3 s   |")
-print("| re-apply unchanged (\(second.changes.count) changes)                            | \(ms(reapplyTime)) | \(cpu(2))        | < 1 s   |")
-print("| re-apply with one user changed (\(third.changes.count) change)                 | \(ms(oneChangeTime)) | \(cpu(3))        |         |")
+print("| then: background checkpoint still running (waited)      | \(ms(checkpointTime)) | \(cpu(2))        |         |")
+print("| re-apply unchanged (\(second.changes.count) changes)                            | \(ms(reapplyTime)) | \(cpu(3))        | < 1 s   |")
+print("| re-apply with one user changed (\(third.changes.count) change)                 | \(ms(oneChangeTime)) | \(cpu(4))        |         |")
 print("| lock one user (fast path, own transaction)              | \(ms(lockTime)) |                    |         |")
 print("| effective access of one user, median                   | \(ms(readTimes[samples / 2])) |                    | < 1 ms  |")
 print("| effective access of one user, p99                      | \(ms(readTimes[samples * 99 / 100])) |                    |         |")
