@@ -92,8 +92,22 @@ final class Applier {
         return changeset.users[index].code.rawValue
     }
 
+    /// Secondary indexes a first load into an empty mirror builds after its rows are in (one sort
+    /// instead of a b-tree insert per row at a random place); the same SQL as in ``Schema``.
+    static let deferredIndexes = [
+        ("user_account_user_code", "CREATE UNIQUE INDEX user_account_user_code ON user_account(user_code)"),
+        ("group_membership_user", "CREATE INDEX group_membership_user ON group_membership(user_code_key)"),
+    ]
+
     func run() throws {
         try loadStoredState()
+        // Into an empty mirror, the indexes are dropped and built again before the commit, in
+        // the same transaction: readers see them throughout (they read the last commit).
+        let deferIndexes = changeset.scope == .complete && storedUsers?.isEmpty == true && storedMembers?.isEmpty == true
+            && changeset.users.count > Applier.bulkThreshold
+        if deferIndexes {
+            for (name, _) in Applier.deferredIndexes { try db.execute(sql: "DROP INDEX \(name)") }
+        }
         for hc in changeset.healthCenters { try upsert(hc) }
         for venue in changeset.careVenues { try upsert(venue) }
         for provider in changeset.providers { try upsert(provider) }
@@ -115,6 +129,9 @@ final class Applier {
         for (role, users) in holders.sorted(by: { $0.key < $1.key }) { try setHolders(of: role, to: users) }
         for group in changeset.removedGroups { try removeGroup(group) }
         if changeset.scope == .complete { try removeUnlisted() }
+        if deferIndexes {
+            for (_, sql) in Applier.deferredIndexes { try db.execute(sql: sql) }
+        }
         try w.flushAccessChanged()
     }
 
