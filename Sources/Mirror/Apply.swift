@@ -599,7 +599,8 @@ final class Applier {
             stored = try Set(String.fetchAll(db.cachedStatement(sql: "SELECT user_code_key FROM group_membership WHERE group_id = ?"), arguments: [group.rawValue]))
         }
         // A set of codes holds each key once: codes are equal when their keys are.
-        for code in desired.filter({ !stored.contains($0.key) }).sorted() {
+        let added = desired.filter { !stored.contains($0.key) }
+        for code in added.sorted() {
             if storedMembers != nil {
                 // Every stored membership is known, so this one is new: queue it for a multi-row INSERT.
                 try queueNewMember(code, to: group)
@@ -607,6 +608,9 @@ final class Applier {
                 try addMember(code, to: group, checked: false)
             }
         }
+        // Every desired member not added is stored: none is removed when the counts say so
+        // (the common case of a re-apply, which then builds no codes from the stored keys).
+        guard stored.count > desired.count - added.count else { return }
         for key in stored.sorted() where !desired.contains(UserCode(key)) {
             try removeMember(UserCode(key), from: group)
         }
@@ -635,13 +639,15 @@ final class Applier {
     /// Adds one membership known not to be stored, with its audit row and events; the row itself
     /// is inserted by ``flushNewMembers()`` (before anything else reads or writes memberships).
     private func queueNewMember(_ user: UserCode, to group: GroupID) throws {
-        guard try userExists(user) else {
+        // One lookup for both questions: is the user known, and how does the changeset spell them.
+        let listed = users[user.key]
+        guard try listed != nil || userExists(user) else {
             let name = try groups[group]?.name ?? fetchString("SELECT name FROM access_group WHERE id = ?", [group.rawValue]) ?? group.rawValue
             throw MirrorError.invalid(.unknownReference(entity: "Group '\(name)'", refersTo: "member '\(user)'"))
         }
         pendingMembers.append((group.rawValue, user.key))
         if pendingMembers.count == Applier.pairBatch { try flushNewMembers() }
-        let code = changesetCode(user.key) ?? user.rawValue
+        let code = listed.map { changeset.users[$0].code.rawValue } ?? user.rawValue
         try w.audit("membership.added", "membership", group.rawValue + "/" + code, before: nil, after: group.rawValue, source: nil)
         try w.event("membership.added", user: code, group: group.rawValue)
         w.markAccessChanged(key: user.key, code: code)
