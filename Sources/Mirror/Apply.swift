@@ -92,8 +92,22 @@ final class Applier {
         return changeset.users[index].code.rawValue
     }
 
+    /// Secondary indexes a first load into an empty mirror builds after its rows are in (one sort
+    /// instead of a b-tree insert per row at a random place); the same SQL as in ``Schema``.
+    static let deferredIndexes = [
+        ("user_account_user_code", "CREATE UNIQUE INDEX user_account_user_code ON user_account(user_code)"),
+        ("group_membership_user", "CREATE INDEX group_membership_user ON group_membership(user_code_key)"),
+    ]
+
     func run() throws {
         try loadStoredState()
+        // Into an empty mirror, the indexes are dropped and built again before the commit, in
+        // the same transaction: readers see them throughout (they read the last commit).
+        let deferIndexes = changeset.scope == .complete && storedUsers?.isEmpty == true && storedMembers?.isEmpty == true
+            && changeset.users.count > Applier.bulkThreshold
+        if deferIndexes {
+            for (name, _) in Applier.deferredIndexes { try db.execute(sql: "DROP INDEX \(name)") }
+        }
         for hc in changeset.healthCenters { try upsert(hc) }
         for venue in changeset.careVenues { try upsert(venue) }
         for provider in changeset.providers { try upsert(provider) }
@@ -115,6 +129,9 @@ final class Applier {
         for (role, users) in holders.sorted(by: { $0.key < $1.key }) { try setHolders(of: role, to: users) }
         for group in changeset.removedGroups { try removeGroup(group) }
         if changeset.scope == .complete { try removeUnlisted() }
+        if deferIndexes {
+            for (_, sql) in Applier.deferredIndexes { try db.execute(sql: sql) }
+        }
         try w.flushAccessChanged()
     }
 
@@ -582,7 +599,8 @@ final class Applier {
             stored = try Set(String.fetchAll(db.cachedStatement(sql: "SELECT user_code_key FROM group_membership WHERE group_id = ?"), arguments: [group.rawValue]))
         }
         // A set of codes holds each key once: codes are equal when their keys are.
-        for code in desired.filter({ !stored.contains($0.key) }).sorted() {
+        let added = desired.filter { !stored.contains($0.key) }
+        for code in added.sorted() {
             if storedMembers != nil {
                 // Every stored membership is known, so this one is new: queue it for a multi-row INSERT.
                 try queueNewMember(code, to: group)
@@ -590,6 +608,9 @@ final class Applier {
                 try addMember(code, to: group, checked: false)
             }
         }
+        // Every desired member not added is stored: none is removed when the counts say so
+        // (the common case of a re-apply, which then builds no codes from the stored keys).
+        guard stored.count > desired.count - added.count else { return }
         for key in stored.sorted() where !desired.contains(UserCode(key)) {
             try removeMember(UserCode(key), from: group)
         }
@@ -618,13 +639,15 @@ final class Applier {
     /// Adds one membership known not to be stored, with its audit row and events; the row itself
     /// is inserted by ``flushNewMembers()`` (before anything else reads or writes memberships).
     private func queueNewMember(_ user: UserCode, to group: GroupID) throws {
-        guard try userExists(user) else {
+        // One lookup for both questions: is the user known, and how does the changeset spell them.
+        let listed = users[user.key]
+        guard try listed != nil || userExists(user) else {
             let name = try groups[group]?.name ?? fetchString("SELECT name FROM access_group WHERE id = ?", [group.rawValue]) ?? group.rawValue
             throw MirrorError.invalid(.unknownReference(entity: "Group '\(name)'", refersTo: "member '\(user)'"))
         }
         pendingMembers.append((group.rawValue, user.key))
         if pendingMembers.count == Applier.pairBatch { try flushNewMembers() }
-        let code = changesetCode(user.key) ?? user.rawValue
+        let code = listed.map { changeset.users[$0].code.rawValue } ?? user.rawValue
         try w.audit("membership.added", "membership", group.rawValue + "/" + code, before: nil, after: group.rawValue, source: nil)
         try w.event("membership.added", user: code, group: group.rawValue)
         w.markAccessChanged(key: user.key, code: code)

@@ -101,7 +101,13 @@ struct JSONObject {
         bytes.append(0x22)
         var value = value
         value.withUTF8 { utf8 in
-            if !utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
+            // A plain loop: this runs for every field of every record of a bulk apply.
+            var plain = true
+            for byte in utf8 where byte < 0x20 || byte == 0x22 || byte == 0x5C {
+                plain = false
+                break
+            }
+            if plain {
                 bytes.append(contentsOf: utf8)
                 return
             }

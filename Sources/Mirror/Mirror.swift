@@ -14,6 +14,8 @@ public final class Mirror: Sendable {
     /// The database file.
     public let path: String
     let pool: DatabasePool
+    /// Copies the WAL into the database file off the writer's path; see ``Checkpointer``.
+    let checkpointer: Checkpointer
 
     /// Opens (creating and migrating if needed) the mirror at `path`.
     ///
@@ -45,13 +47,23 @@ public final class Mirror: Sendable {
             throw MirrorError.cannotOpen(path: path, reason: reason)
         }
 
+        let checkpointer = Checkpointer(path: path)
+        self.checkpointer = checkpointer
         var configuration = Configuration()
         configuration.busyMode = .timeout(5)
         configuration.foreignKeysEnabled = true
         configuration.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            // A commit that returned survives a power loss: FULL syncs the WAL at every commit
+            // (NORMAL only survives the process crashing). About 4 ms per commit on this VM's disk.
+            try db.execute(sql: "PRAGMA synchronous = FULL")
             // 64 MiB of page cache: a bulk changeset then spills far fewer pages mid-transaction.
             try db.execute(sql: "PRAGMA cache_size = -65536")
+            // Checkpoints run beside the writer, not inside its commits (readers never commit).
+            if !db.configuration.readonly {
+                checkpointer.install(on: db)
+                // Once checkpointed, a large transaction's WAL is cut back to 64 MiB when it starts over.
+                try db.execute(sql: "PRAGMA journal_size_limit = 67108864")
+            }
         }
         pool = try DatabasePool(path: path, configuration: configuration)
         try Schema.migrator.migrate(pool)
@@ -176,6 +188,12 @@ public final class Mirror: Sendable {
             }
             try applier.w.flushAccessChanged()
         }
+    }
+
+    /// Waits until the background checkpoint a large commit started, if any, has copied the WAL
+    /// into the database file (benchmarks, tools that copy the file). Never needed for durability.
+    public func waitForCheckpoint() {
+        checkpointer.wait()
     }
 
     /// Stores where the sync with a directory stands.

@@ -460,6 +460,37 @@ extension Changeset {
         #expect(try mirror.syncState(for: "ldap://a") == state)
     }
 
+    /// A first load into an empty mirror builds two indexes after its rows: they are there after
+    /// the commit, and still there when such a load is rejected.
+    @Test func aFirstLoadKeepsTheIndexesAndIsCheckpointedInTheBackground() throws {
+        let mirror = try makeMirror()
+        func indexes() throws -> Set<String> {
+            try mirror.read { db in Set(try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%'")) }
+        }
+        let expected = try indexes()
+        #expect(expected.isSuperset(of: ["user_account_user_code", "group_membership_user"]))
+        // Enough for a WAL past the checkpointer's threshold (1,000 pages).
+        let users = (0..<4000).map { Sample.user("bulk\($0)") }
+        var changeset = Sample.changeset(scope: .complete)
+        changeset.users += users
+        changeset.groupMembers["g-ro", default: []].formUnion(users.map(\.code) + [UserCode("nobody")])
+        #expect(throws: MirrorError.self) { try mirror.apply(changeset, actor: .system) }
+        #expect(try indexes() == expected)
+        #expect(try mirror.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM user_account") } == 0)
+
+        changeset.groupMembers["g-ro"]!.remove("nobody")
+        let first = try mirror.apply(changeset, actor: .system)
+        #expect(first.counts["user.created"] == 4006)
+        #expect(try indexes() == expected)
+        let plan = try mirror.read { db in try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN SELECT group_id FROM group_membership WHERE user_code_key = 'bulk7'").map { $0["detail"] as String } }
+        #expect(plan.contains { $0.contains("group_membership_user") }, "\(plan)")
+        #expect(try mirror.apply(changeset, actor: .system).isEmpty)
+        mirror.waitForCheckpoint()
+        let size = try FileManager.default.attributesOfItem(atPath: mirror.path)[.size] as? Int ?? 0
+        #expect(size > 1_000_000, "the WAL was copied into the database file")
+        #expect(try mirror.verifyAuditLog() == nil)
+    }
+
     @Test func readersNeverSeeHalfAChangeset() async throws {
         let mirror = try makeMirror()
         try mirror.apply(Changeset(healthCenters: [Sample.hc1], careVenues: [Sample.venues[0]], groups: [Sample.readOnlyGrey.withModules([:])]), actor: .system)
