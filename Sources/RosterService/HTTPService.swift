@@ -163,6 +163,7 @@ struct Handlers: Sendable {
     }
 
     func metricsText() -> Response {
+        service.state.metrics.mirrorPageCache.set(Double(Mirror.pageCacheBytes))
         var bytes: [UInt8] = []
         service.metrics.emit(into: &bytes)
         if service.state.metrics.registry !== service.metrics {

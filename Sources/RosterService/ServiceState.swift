@@ -72,6 +72,8 @@ public struct RosterMetrics: Sendable {
     let directoryConnected: Gauge
     let streamLag: Gauge
     let breakerTrips: Counter
+    /// Set when `/metrics` is read.
+    let mirrorPageCache: Gauge
 
     public init(registry: PrometheusCollectorRegistry) {
         func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
@@ -96,6 +98,8 @@ public struct RosterMetrics: Sendable {
             descriptor: name("stream_lag", "seconds", "How far the applied change stream is behind the directory."))
         breakerTrips = registry.makeCounter(
             descriptor: name("breaker_trips", "total", "Reconciles refused by the safety breaker."))
+        mirrorPageCache = registry.makeGauge(
+            descriptor: name("mirror_page_cache", "bytes", "Memory held by SQLite's page caches (bounded: 64 MiB for the writer, 8 MiB per reader)."))
     }
 }
 

@@ -138,6 +138,9 @@ func withServer(
             #expect(text.contains("roster_breaker_trips_total 1"))
             #expect(text.contains("roster_directory_connected 1"))
             #expect(text.contains("roster_last_reconcile_success 1"))
+            // The mirror is open (migrated), so its writer holds some pages.
+            let pageCache = text.split(separator: "\n").first { $0.hasPrefix("roster_mirror_page_cache_bytes ") }
+            #expect(pageCache.flatMap { Double($0.split(separator: " ").last ?? "") }.map { $0 > 0 } == true, "\(pageCache ?? "missing")")
             #expect(text.contains("roster_stream_lag_seconds 0.25"))
             #expect(text.contains(#"roster_revocation_latency_seconds_bucket{le="0.001"} 0"#))
             #expect(text.contains(#"roster_revocation_latency_seconds_bucket{le="0.005"} 1"#))
