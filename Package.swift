@@ -158,6 +158,14 @@ let package = Package(
             path: "Benchmarks/MirrorBenchmark",
             swiftSettings: strictSettings
         ),
+        // What the benchmark programs share: options, figures and tables, a loopback HTTP and
+        // event-stream client, `roster run` as a child process, clean-up on failure or Ctrl-C.
+        .target(
+            name: "BenchmarkSupport",
+            dependencies: ["SlapdHarness"],
+            path: "Benchmarks/BenchmarkSupport",
+            swiftSettings: strictSettings
+        ),
         // swift run -c release SyncBenchmark: sync and revocation figures against ldapsearch.
         .executableTarget(
             name: "SyncBenchmark",
@@ -168,14 +176,14 @@ let package = Package(
         // swift run -c release Soak: a long run under changes and slapd restarts (not in CI).
         .executableTarget(
             name: "Soak",
-            dependencies: ["SlapdHarness", "Mirror", "AccessModel", "LDAPKit"],
+            dependencies: ["BenchmarkSupport", "SlapdHarness", "Mirror", "AccessModel", "LDAPKit"],
             path: "Benchmarks/Soak",
             swiftSettings: strictSettings
         ),
         // swift run -c release ADBenchmark: Samba AD DC sync and revocation figures (needs root).
         .executableTarget(
             name: "ADBenchmark",
-            dependencies: ["SlapdHarness", "Sync", "Mirror", "RosterConfig", "LDAPKit", "AccessModel"],
+            dependencies: ["BenchmarkSupport", "SlapdHarness", "Sync", "Mirror", "RosterConfig", "LDAPKit", "AccessModel"],
             path: "Benchmarks/ADBenchmark",
             swiftSettings: strictSettings
         ),
