@@ -166,10 +166,18 @@ let package = Package(
             path: "Benchmarks/BenchmarkSupport",
             swiftSettings: strictSettings
         ),
-        // swift run -c release SyncBenchmark: sync and revocation figures against ldapsearch.
+        // SyncBenchmark: sync, revocation (to commit and to the SSE event) and lookup figures
+        // of roster sync and roster run against ldapsearch.
         .executableTarget(
             name: "SyncBenchmark",
-            dependencies: ["SlapdHarness", "Sync", "Mirror", "RosterConfig", "LDAPKit", "AccessModel"],
+            dependencies: [
+                "BenchmarkSupport", "SlapdHarness", "Sync", "Mirror", "AccessModel",
+                // libldap's synchronous calls, for acknowledgement times without a thread hop.
+                "CLDAP",
+                // PreciseTimestamp: reads the commit times roster run logs.
+                "RosterService",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             path: "Benchmarks/SyncBenchmark",
             swiftSettings: strictSettings
         ),
