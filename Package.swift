@@ -207,7 +207,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SyncTests",
-            dependencies: ["Sync", "LDAPKit", "AccessModel", "RosterConfig"],
+            dependencies: ["Sync", "LDAPKit", "AccessModel", "RosterConfig", "Mirror"],
             swiftSettings: strictSettings
         ),
         .testTarget(

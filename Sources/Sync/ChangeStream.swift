@@ -70,7 +70,7 @@ public struct ChangeStream: Sendable {
         let applier = ChangeApplier(configuration: configuration, mirror: mirror)
         var since = Date()
         _ = await reconcile("start of polling")
-        try applier.reload()
+        try reloadSignal.reload(applier)
         status(.refreshComplete)
         let interval = Duration.milliseconds(Int64(configuration.schedule.pollIntervalSeconds * 1000))
         var retry = backoff
@@ -93,7 +93,7 @@ public struct ChangeStream: Sendable {
                         let arrived = ContinuousClock.now
                         let applied = try await applier.apply(.modify(id, entry), from: kind, cookie: nil)
                         if applied.changes > 0 || applied.revocation { status(.applied(kind, applied, latency: .now - arrived)) }
-                        if applied.needsFullReconcile, await reconcile("a polled \(kind.rawValue) change") { try applier.reload() }
+                        if applied.needsFullReconcile, await reconcile("a polled \(kind.rawValue) change") { try reloadSignal.reload(applier) }
                     }
                 }
                 since = started
@@ -216,7 +216,7 @@ public struct ChangeStream: Sendable {
                     }
                     if case .refreshDone = inner {
                         refreshed.insert(kind)
-                        if await reconcile("full refresh of the \(kind.rawValue) stream") { try applier.reload() }
+                        if await reconcile("full refresh of the \(kind.rawValue) stream") { try reloadSignal.reload(applier) }
                         if let cookie {
                             try mirror.saveSyncState(SyncState(directory: kind.stateKey(configuration.directory.name), cookie: cookie))
                             reloading.remove(kind)
@@ -234,7 +234,7 @@ public struct ChangeStream: Sendable {
                     while true {
                     do {
                         let applied = try await applier.apply(inner, from: kind, cookie: cookie)
-                        try await report(applied, kind: kind, arrived: arrived, applier: applier,
+                        try await report(applied, kind: kind, arrived: arrived, applier: applier, reloadSignal: reloadSignal,
                                          status: status, reconcile: reconcile, because: "a \(kind.rawValue) change")
                         break
                     } catch let error as LDAPError {
@@ -256,7 +256,7 @@ public struct ChangeStream: Sendable {
 /// Tells the daemon what one applied change did (a future expiry or lockout end too, so it
 /// sets its timer), and runs the full reconcile the change asks for.
 func report(_ applied: AppliedChange, kind: ChangeStreamKind, arrived: ContinuousClock.Instant, applier: ChangeApplier,
-            status: @Sendable (ChangeStreamStatus) -> Void, reconcile: @Sendable (String) async -> Bool,
+            reloadSignal: ReloadSignal, status: @Sendable (ChangeStreamStatus) -> Void, reconcile: @Sendable (String) async -> Bool,
             because reason: String) async throws {
     if applied.changes > 0 || applied.revocation || applied.nextChange != nil {
         status(.applied(kind, applied, latency: .now - arrived))
@@ -265,7 +265,7 @@ func report(_ applied: AppliedChange, kind: ChangeStreamKind, arrived: Continuou
     if let trip = applied.held { status(.breakerHolds(trip)) }
     if applied.needsFullReconcile {
         status(.fullReconcileNeeded("a \(kind.rawValue) change the stream alone cannot map"))
-        if await reconcile(reason) { try applier.reload() }
+        if await reconcile(reason) { try reloadSignal.reload(applier) }
     }
 }
 
@@ -285,6 +285,15 @@ public final class ReloadSignal: Sendable {
     public init() {}
     public func raise() { raised.withLock { $0 = true } }
     func take() -> Bool { raised.withLock { value in defer { value = false }; return value } }
+
+    /// Reloads `applier` after a reconcile the stream itself asked for. That reconcile raised
+    /// this signal too; the reload answers it, so the next change does not reload again (a
+    /// second reload of 100k users took seconds on the first revocation after a start, and
+    /// every change queued behind it waited as long).
+    func reload(_ applier: ChangeApplier) throws {
+        _ = take()
+        try applier.reload()
+    }
 }
 
 /// One event of one stream, with the cookie that came with it and when it arrived.
