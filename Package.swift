@@ -158,24 +158,40 @@ let package = Package(
             path: "Benchmarks/MirrorBenchmark",
             swiftSettings: strictSettings
         ),
-        // swift run -c release SyncBenchmark: sync and revocation figures against ldapsearch.
+        // What the benchmark programs share: options, figures and tables, a loopback HTTP and
+        // event-stream client, `roster run` as a child process, clean-up on failure or Ctrl-C.
+        .target(
+            name: "BenchmarkSupport",
+            dependencies: ["SlapdHarness"],
+            path: "Benchmarks/BenchmarkSupport",
+            swiftSettings: strictSettings
+        ),
+        // SyncBenchmark: sync, revocation (to commit and to the SSE event) and lookup figures
+        // of roster sync and roster run against ldapsearch.
         .executableTarget(
             name: "SyncBenchmark",
-            dependencies: ["SlapdHarness", "Sync", "Mirror", "RosterConfig", "LDAPKit", "AccessModel"],
+            dependencies: [
+                "BenchmarkSupport", "SlapdHarness", "Sync", "Mirror", "AccessModel",
+                // libldap's synchronous calls, for acknowledgement times without a thread hop.
+                "CLDAP",
+                // PreciseTimestamp: reads the commit times roster run logs.
+                "RosterService",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             path: "Benchmarks/SyncBenchmark",
             swiftSettings: strictSettings
         ),
         // swift run -c release Soak: a long run under changes and slapd restarts (not in CI).
         .executableTarget(
             name: "Soak",
-            dependencies: ["SlapdHarness", "Mirror", "AccessModel", "LDAPKit"],
+            dependencies: ["BenchmarkSupport", "SlapdHarness", "Mirror", "AccessModel", "LDAPKit"],
             path: "Benchmarks/Soak",
             swiftSettings: strictSettings
         ),
         // swift run -c release ADBenchmark: Samba AD DC sync and revocation figures (needs root).
         .executableTarget(
             name: "ADBenchmark",
-            dependencies: ["SlapdHarness", "Sync", "Mirror", "RosterConfig", "LDAPKit", "AccessModel"],
+            dependencies: ["BenchmarkSupport", "SlapdHarness", "Sync", "Mirror", "RosterConfig", "LDAPKit", "AccessModel"],
             path: "Benchmarks/ADBenchmark",
             swiftSettings: strictSettings
         ),
@@ -191,7 +207,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SyncTests",
-            dependencies: ["Sync", "LDAPKit", "AccessModel", "RosterConfig"],
+            dependencies: ["Sync", "LDAPKit", "AccessModel", "RosterConfig", "Mirror"],
             swiftSettings: strictSettings
         ),
         .testTarget(

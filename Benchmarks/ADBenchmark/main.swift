@@ -8,6 +8,7 @@
 // Needs root (Samba provisioning). Usage:
 //   swift run -c release ADBenchmark [--users 10000] [--revocations 100] [--interval 0.5] [--no-notifications]
 import AccessModel
+import BenchmarkSupport
 import Foundation
 import LDAPKit
 import Mirror
@@ -16,38 +17,16 @@ import SlapdHarness
 import Sync
 import Synchronization
 
-struct Options {
-    var users = 10_000
-    var revocations = 100
-    var interval = 0.5
-    var notifications = true
-
-    init(_ arguments: [String]) {
-        var iterator = arguments.dropFirst().makeIterator()
-        while let argument = iterator.next() {
-            switch argument {
-            case "--users": users = Int(iterator.next() ?? "") ?? users
-            case "--revocations": revocations = Int(iterator.next() ?? "") ?? revocations
-            case "--interval": interval = Double(iterator.next() ?? "") ?? interval
-            case "--no-notifications": notifications = false
-            default: fatalError("unknown argument \(argument); use --users N --revocations N --interval SECONDS --no-notifications")
-            }
-        }
-    }
-}
-
-func log(_ text: String) { FileHandle.standardError.write(Data(("… " + text + "\n").utf8)) }
-
-func seconds(_ duration: Duration) -> Double {
-    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-}
-
-func percentile(_ sorted: [Double], _ p: Double) -> Double {
-    guard !sorted.isEmpty else { return .nan }
-    return sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * p).rounded()))]
-}
-
-let options = Options(CommandLine.arguments)
+let arguments = BenchmarkOptions(
+    summary: "Roster against a throwaway Samba AD DC: user creation, full sync and DirSync revocation figures (needs root).",
+    options: [
+        .value("--users", "N", help: "AD users to create (default 10000)"),
+        .value("--revocations", "N", help: "accounts disabled while the DirSync stream runs (default 100)"),
+        .value("--interval", "SECONDS", help: "DirSync poll interval (default 0.5)"),
+        .flag("--no-notifications", help: "poll DirSync only, without change notifications"),
+    ])
+let options = (users: arguments.int("--users", default: 10_000), revocations: arguments.int("--revocations", default: 100),
+               interval: arguments.double("--interval", default: 0.5), notifications: !arguments.flag("--no-notifications"))
 let base = SambaServer.baseDN
 let people = "OU=People,OU=Clinic,\(base)"
 let groupsBase = "OU=Groups,OU=Clinic,\(base)"
@@ -70,11 +49,11 @@ for team in 0..<teams {
 let clock = ContinuousClock()
 var started = clock.now
 let server = try await SambaServer.start()
-log("Samba DC (golden provision + copy + start) in \(String(format: "%.1f", seconds(clock.now - started))) s")
+log("Samba DC (golden provision + copy + start) in \(String(format: "%.1f", (clock.now - started).inSeconds)) s")
 server.stop()
 started = clock.now
 try await server.loadOffline(ldif)
-let offlineSeconds = seconds(clock.now - started)
+let offlineSeconds = (clock.now - started).inSeconds
 log("ldbadd offline: \(options.users) users in \(String(format: "%.1f", offlineSeconds)) s")
 try await server.restart()
 defer { server.shutdown() }
@@ -87,7 +66,7 @@ for index in 1...online {
 }
 started = clock.now
 try Tools.run("/usr/bin/ldapadd", ["-x", "-H", server.url, "-D", server.adminDN, "-y", server.adminPasswordFile], input: onlineLDIF)
-let onlineRate = Double(online) / seconds(clock.now - started)
+let onlineRate = Double(online) / (clock.now - started).inSeconds
 
 let mirrorPath = server.directory.appendingPathComponent("state/roster.sqlite").path
 let yaml = """
@@ -140,7 +119,7 @@ for run in 1...3 {
                                                "-b", people, "-E", "pr=1000/noprompt", "(&(objectClass=user)(objectCategory=person))"] + attributes,
                                    logFile: server.directory.appendingPathComponent("ldapsearch.log").path, outputFile: output)
     process.waitForExit()
-    floor = min(floor, seconds(clock.now - started))
+    floor = min(floor, (clock.now - started).inSeconds)
     try? FileManager.default.removeItem(atPath: output)
 }
 
@@ -148,11 +127,11 @@ let mirror = try Mirror(path: mirrorPath)
 log("full sync into an empty mirror…")
 started = clock.now
 let first = try await Reconciler(configuration: configuration, mirror: mirror).run()
-let firstSeconds = seconds(clock.now - started)
+let firstSeconds = (clock.now - started).inSeconds
 log("full sync with nothing changed…")
 started = clock.now
 let second = try await Reconciler(configuration: configuration, mirror: mirror).run()
-let secondSeconds = seconds(clock.now - started)
+let secondSeconds = (clock.now - started).inSeconds
 
 // Revocation latency with the DirSync change stream.
 final class Commits: Sendable {
@@ -187,12 +166,12 @@ for index in 1...options.revocations {
         if committed == nil { try await Task.sleep(for: .milliseconds(1)) }
     }
     guard let committed else { fatalError("the revocation of \(user) did not arrive within 30 s") }
-    latencies.append(max(0, seconds(committed - acknowledged)) * 1000)
+    latencies.append(max(0, (committed - acknowledged).inMilliseconds))
 }
 streamTask.cancel()
 _ = await streamTask.result
 await writer.close()
-latencies.sort()
+let latency = Distribution(latencies)
 
 let rows: [(String, String)] = [
     ("users", "\(options.users) in \(teams) groups"),
@@ -201,9 +180,11 @@ let rows: [(String, String)] = [
     ("ldapsearch paged dump to /dev/null (floor)", String(format: "%.2f s", floor)),
     ("full sync into an empty mirror", String(format: "%.2f s (%.1fx the floor; %d users read)", firstSeconds, firstSeconds / floor, first.usersRead)),
     ("full sync, nothing changed", String(format: "%.2f s (%.1fx the floor; %d changes)", secondSeconds, secondSeconds / floor, second.changes.count)),
-    ("revocation latency p50 (disable -> commit)", String(format: "%.0f ms", percentile(latencies, 0.5))),
-    ("revocation latency p99", String(format: "%.0f ms  (target < 1500 ms)", percentile(latencies, 0.99))),
-    ("revocation latency max", String(format: "%.0f ms  (DirSync every %.2f s, ", latencies.last ?? 0, options.interval)
+    ("revocation latency p50 (disable -> commit)", String(format: "%.0f ms", latency.p50)),
+    ("revocation latency p99", String(format: "%.0f ms  (target < 1500 ms)", latency.p99)),
+    ("revocation latency max", String(format: "%.0f ms  (DirSync every %.2f s, ", latency.max, options.interval)
         + "notifications \(options.notifications ? "on" : "off"))"),
 ]
-for (label, value) in rows { print(label.padding(toLength: 46, withPad: " ", startingAt: 0) + value) }
+var table = ReportTable()
+for (label, value) in rows { table.add(label, value) }
+table.print(title: "Roster against Samba AD DC, \(Date().formatted(.iso8601)), \(machineDescription())")

@@ -8,48 +8,25 @@
 // The scheduled full reconcile runs every `--reconcile-every` minutes (2 by default, not the
 // daemon's 15) so that it overlaps the stream's changes many times in a run.
 import AccessModel
+import BenchmarkSupport
 import Foundation
 import LDAPKit
 import Mirror
 import SlapdHarness
 
-struct Options {
-    var minutes = 30.0
-    var rate = 50.0
-    var restartEvery = 300.0
-    var users = 10_000
-    var reconcileMinutes = 2.0
-
-    init(_ arguments: [String]) {
-        var iterator = arguments.dropFirst().makeIterator()
-        while let argument = iterator.next() {
-            switch argument {
-            case "--minutes": minutes = Double(iterator.next() ?? "") ?? minutes
-            case "--rate": rate = Double(iterator.next() ?? "") ?? rate
-            case "--restart-every": restartEvery = Double(iterator.next() ?? "") ?? restartEvery
-            case "--users": users = Int(iterator.next() ?? "") ?? users
-            case "--reconcile-every": reconcileMinutes = Double(iterator.next() ?? "") ?? reconcileMinutes
-            default: fatalError("unknown argument \(argument); use --minutes M --rate PER_SECOND --restart-every SECONDS --users N --reconcile-every MINUTES")
-            }
-        }
-    }
-}
-
-func log(_ text: String) { FileHandle.standardError.write(Data(("… " + text + "\n").utf8)) }
-
-/// Resident memory of a process, in bytes, from /proc.
-func residentBytes(_ pid: Int32) -> Int {
-    guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-          let kilobytes = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") else { return 0 }
-    return kilobytes * 1024
-}
-
-let options = Options(CommandLine.arguments)
-let roster = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("roster").path
-guard FileManager.default.isExecutableFile(atPath: roster) else {
-    fatalError("build the roster executable first: swift build -c release --product roster")
-}
+let arguments = BenchmarkOptions(
+    summary: "A soak run of roster run under steady directory changes and slapd restarts, compared at the end with a fresh full sync.",
+    options: [
+        .value("--minutes", "M", help: "how long the directory changes (default 30)"),
+        .value("--rate", "PER_SECOND", help: "directory changes per second (default 50)"),
+        .value("--restart-every", "SECONDS", help: "slapd restarts this often (default 300)"),
+        .value("--users", "N", help: "users in the generated directory (default 10000)"),
+        .value("--reconcile-every", "MINUTES", help: "the daemon's scheduled full reconcile runs this often (default 2, so it overlaps the changes many times)"),
+    ])
+let options = (minutes: arguments.double("--minutes", default: 30), rate: arguments.double("--rate", default: 50),
+               restartEvery: arguments.double("--restart-every", default: 300), users: arguments.int("--users", default: 10_000),
+               reconcileMinutes: arguments.double("--reconcile-every", default: 2))
+let roster = rosterExecutable()
 let clinic = ClinicDirectory.sized(options.users, suffix: "dc=soak,dc=example")
 log("loading a clinic of \(clinic.userCount) users into slapd…")
 let server = try await SlapdServer.start(suffix: clinic.suffix, ldif: clinic.ldif())
@@ -62,15 +39,9 @@ precondition(soakYAML.contains("reconcile_interval_minutes: 15"), "the generated
 try soakYAML.replacingOccurrences(of: "reconcile_interval_minutes: 15", with: "reconcile_interval_minutes: \(options.reconcileMinutes)")
     .write(toFile: configPath, atomically: true, encoding: .utf8)
 
-let daemon = try ChildProcess(path: roster, arguments: ["run", "--config", configPath], logFile: work.appendingPathComponent("roster.log").path)
-func ready() -> Bool {
-    (try? Tools.run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(httpPort)/readyz"])) == "200"
-}
-while !ready() {
-    guard daemon.isRunning else { fatalError("roster run stopped; see \(work.path)/roster.log") }
-    try await Task.sleep(for: .milliseconds(200))
-}
-let memoryAtStart = residentBytes(daemon.pid)
+let daemon = try RosterDaemon(executable: roster, configPath: configPath, port: httpPort, logFile: work.appendingPathComponent("roster.log").path)
+try await daemon.waitUntilReady()
+let memoryAtStart = daemon.residentMemoryBytes
 log("roster run is ready (\(memoryAtStart / 1_000_000) MB resident); changing \(options.rate) entries per second for \(options.minutes) minutes, restarting slapd every \(Int(options.restartEvery)) s, full reconcile every \(options.reconcileMinutes) min")
 
 // The changes: locks, unlocks and titles of random users; what each user ends as is
@@ -94,7 +65,7 @@ while clock.now < end {
         restarts += 1
         nextRestart = clock.now + .seconds(options.restartEvery)
         writer = try await LDAPConnection.connect(server.adminConfiguration())
-        guard daemon.isRunning else { fatalError("roster run died after a slapd restart; see \(work.path)/roster.log") }
+        guard daemon.process.isRunning else { fatalError("roster run died after a slapd restart; see \(work.path)/roster.log") }
     }
     let user = people.randomElement(using: &generator)!
     let dn = clinic.dn(user)
@@ -119,10 +90,13 @@ while clock.now < end {
 }
 log("changes done; letting the daemon catch up…")
 try await Task.sleep(for: .seconds(5))
-let memoryAtEnd = residentBytes(daemon.pid)
-let status = (try? Tools.run("/usr/bin/curl", ["-s", "http://127.0.0.1:\(httpPort)/v1/status"])) ?? ""
-daemon.signal(SIGTERM)
-_ = daemon.waitForExit()
+let memoryAtEnd = daemon.residentMemoryBytes
+let status = (try? daemon.get("/v1/status").text) ?? ""
+// How much of the daemon's memory is SQLite's page caches (bounded by their settings).
+let pageCacheBytes = ((try? daemon.get("/metrics").text) ?? "").split(separator: "\n")
+    .first { $0.hasPrefix("roster_mirror_page_cache_bytes ") }
+    .flatMap { Double($0.split(separator: " ").last ?? "") } ?? .nan
+try await daemon.stop()
 
 // A fresh full sync of the same directory, into a new mirror.
 let freshPath = work.appendingPathComponent("fresh/roster.sqlite").path
@@ -153,7 +127,7 @@ Soak run, \(options.minutes) min at \(options.rate) changes/s, slapd restarted e
   missed revocations               \(missed)
   users differing from a fresh sync \(differing)
   audit chain                      \(auditIntact ? "intact" : "BROKEN")
-  daemon memory                    \(memoryAtStart / 1_000_000) MB -> \(memoryAtEnd / 1_000_000) MB (\(String(format: "%+.1f", Double(memoryAtEnd - memoryAtStart) / 1e6)) MB)
+  daemon memory                    \(memoryAtStart / 1_000_000) MB -> \(memoryAtEnd / 1_000_000) MB (\(String(format: "%+.1f", Double(memoryAtEnd - memoryAtStart) / 1e6)) MB); SQLite page caches at the end \(String(format: "%.1f", pageCacheBytes / 1e6)) MB
 """)
 let passed = wrong == 0 && missed == 0 && differing == 0 && auditIntact
 if passed {

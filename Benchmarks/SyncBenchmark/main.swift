@@ -2,182 +2,245 @@
 //   - a paged `ldapsearch` dump of the users to /dev/null (the floor),
 //   - `roster sync` into an empty mirror, and again with nothing changed (ratios to the floor),
 //   - Roster's peak memory during the first sync,
-//   - revocation latency: directory modify acknowledged -> Roster's commit, over N
-//     revocations at a fixed rate while the change stream runs.
-// Usage: swift run -c release SyncBenchmark [--users 100000] [--revocations 1000] [--rate 100] [--json FILE]
+//   - then the real daemon, `roster run`, with one application listening on `/v1/events`:
+//     revocations at a fixed rate, each timed from the directory modify's acknowledgement
+//     (noted by a writer thread as libldap returns it) to Roster's commit (the time the
+//     daemon logs at debug level) and to the receipt of its `user.locked` event by the listener,
+//   - then, the revocations done, effective-access lookups through `GET /v1/users/{code}`
+//     of random users on one keep-alive connection.
+// Build both executables first:
+//   swift build -c release --product roster && swift build -c release --product SyncBenchmark
+//   .build/release/SyncBenchmark [--users 100000] [--revocations 1000] [--rate 100] [--lookups 5000] [--json FILE]
 import AccessModel
+import BenchmarkSupport
 import Foundation
-import LDAPKit
+import GRDB
 import Mirror
-import RosterConfig
+import RosterService
 import SlapdHarness
 import Sync
-import Synchronization
 
-struct Options {
-    var users = 100_000
-    var revocations = 1000
-    var rate = 100.0
-    var json: String?
+let started = ContinuousClock.now
+let options = BenchmarkOptions(
+    summary: "Roster's sync, revocation and lookup figures against a throwaway slapd.",
+    options: [
+        .value("--users", "N", help: "users in the generated directory (default 100000)"),
+        .value("--revocations", "N", help: "accounts locked while roster run follows the directory (default 1000)"),
+        .value("--rate", "PER_SECOND", help: "revocations per second (default 100)"),
+        .value("--lookups", "N", help: "GET /v1/users/{code} of random users, after the revocations (default 5000)"),
+        .value("--json", "FILE", help: "also write every figure as JSON to FILE"),
+    ])
+let userCount = options.int("--users", default: 100_000)
+let revocationCount = options.int("--revocations", default: 1000)
+let rate = options.double("--rate", default: 100)
+let lookupCount = options.int("--lookups", default: 5000)
+let roster = rosterExecutable()
+let loadAtStart = loadAverage()
 
-    init(_ arguments: [String]) {
-        var iterator = arguments.dropFirst().makeIterator()
-        while let argument = iterator.next() {
-            switch argument {
-            case "--users": users = Int(iterator.next() ?? "") ?? users
-            case "--revocations": revocations = Int(iterator.next() ?? "") ?? revocations
-            case "--rate": rate = Double(iterator.next() ?? "") ?? rate
-            case "--json": json = iterator.next()
-            default: fatalError("unknown argument \(argument); use --users N --revocations N --rate PER_SECOND --json FILE")
-            }
-        }
-    }
+let clinic = ClinicDirectory.sized(userCount, suffix: "dc=bench,dc=example")
+guard revocationCount <= clinic.healthCenters * clinic.extraStaffPerCenter else {
+    log("--revocations \(revocationCount) is more than the \(clinic.healthCenters * clinic.extraStaffPerCenter) staff accounts of a \(userCount)-user directory")
+    exit(2)
 }
-
-func log(_ text: String) { FileHandle.standardError.write(Data(("… " + text + "\n").utf8)) }
-
-func seconds(_ duration: Duration) -> Double {
-    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-}
-
-func timed(_ body: () throws -> Void) rethrows -> Double {
-    let clock = ContinuousClock()
-    let start = clock.now
-    try body()
-    return seconds(clock.now - start)
-}
-
-func percentile(_ sorted: [Double], _ p: Double) -> Double {
-    guard !sorted.isEmpty else { return .nan }
-    return sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * p).rounded()))]
-}
-
-let options = Options(CommandLine.arguments)
-let clinic = ClinicDirectory.sized(options.users, suffix: "dc=bench,dc=example")
+// The accounts to lock: staff in no group, the same ones in every run of a given size.
+let victims = (0..<revocationCount).map { clinic.staff(1 + $0 % clinic.healthCenters, 1 + $0 / clinic.healthCenters) }
+let cleanup = Cleanup()
+cleanup.onSignals()
 log("generating a clinic directory of \(clinic.userCount) users…")
 let ldif = clinic.ldif()
-log("loading it into slapd with slapadd -q…")
-let server = try await SlapdServer.start(suffix: clinic.suffix, ldif: ldif)
-defer { server.shutdown() }
-let work = server.directory
-let mirrorPath = work.appendingPathComponent("state/roster.sqlite").path
-let configPath = work.appendingPathComponent("roster.yaml").path
-try clinic.yaml(url: server.url, passwordFile: server.adminPasswordFile, bindDN: server.adminDN, mirrorPath: mirrorPath)
-    .replacingOccurrences(of: "max_deactivations: 50,", with: "max_deactivations: 1000000,")
-    .write(toFile: configPath, atomically: true, encoding: .utf8)
-let roster = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("roster").path
-guard FileManager.default.isExecutableFile(atPath: roster) else {
-    fatalError("build the roster executable first: swift build -c release --product roster")
+let server = try await withHeartbeat("loading it into slapd with slapadd -q") {
+    try await SlapdServer.start(suffix: clinic.suffix, ldif: ldif)
 }
-
-// Floor: ldapsearch, paged, same entries and attributes, to /dev/null. Best of three.
-var floor = Double.infinity
-for run in 1...3 {
-    log("ldapsearch floor, run \(run)…")
-    let process = try ChildProcess(
-        path: Tools.ldapsearch,
-        arguments: ["-x", "-LLL", "-H", server.url, "-D", server.adminDN, "-y", server.adminPasswordFile, "-b", "ou=people,\(clinic.suffix)",
-                    "-E", "pr=1000/noprompt", "(objectClass=inetOrgPerson)", "uid", "givenName", "sn", "displayName", "mail", "title",
-                    "departmentNumber", "pwdAccountLockedTime", "shadowExpire", "entryUUID"],
-        logFile: work.appendingPathComponent("ldapsearch.log").path, outputFile: "/dev/null")
-    floor = min(floor, timed { _ = process.waitForExit() })
+cleanup.add {
+    if cleanup.failed {
+        server.stop()
+        log("kept for inspection: \(server.directory.path) (roster.log, roster-run.log, state/roster.sqlite)")
+    } else {
+        server.shutdown()
+    }
 }
+do {
+    let work = server.directory
+    let mirrorPath = work.appendingPathComponent("state/roster.sqlite").path
+    let configPath = work.appendingPathComponent("roster.yaml").path
+    let httpPort = try Tools.freePort()
+    try clinic.yaml(url: server.url, passwordFile: server.adminPasswordFile, bindDN: server.adminDN, mirrorPath: mirrorPath, httpPort: httpPort)
+        .replacingOccurrences(of: "max_deactivations: 50,", with: "max_deactivations: 1000000,")
+        .write(toFile: configPath, atomically: true, encoding: .utf8)
 
-func runRoster(_ arguments: [String]) throws -> (seconds: Double, peak: Int, status: Int32) {
-    var status: Int32 = 0
-    var peak = 0
-    let elapsed = try timed {
+    // Floor: ldapsearch, paged, same entries and attributes, to /dev/null. Best of three.
+    var floor = Double.infinity
+    for run in 1...3 {
+        let process = try ChildProcess(
+            path: Tools.ldapsearch,
+            arguments: ["-x", "-LLL", "-H", server.url, "-D", server.adminDN, "-y", server.adminPasswordFile, "-b", "ou=people,\(clinic.suffix)",
+                        "-E", "pr=1000/noprompt", "(objectClass=inetOrgPerson)", "uid", "givenName", "sn", "displayName", "mail", "title",
+                        "departmentNumber", "pwdAccountLockedTime", "shadowExpire", "entryUUID"],
+            logFile: work.appendingPathComponent("ldapsearch.log").path, outputFile: "/dev/null")
+        floor = min(floor, try await withHeartbeat("ldapsearch floor, run \(run) of 3") {
+            try await timed { _ = try await Tools.offPool { process.waitForExit() } }
+        })
+    }
+
+    /// Runs `roster` to its end; its stdout goes to roster.out, its stderr to roster.log.
+    func runRoster(_ arguments: [String], step: String) async throws -> (seconds: Double, peak: Int, status: Int32) {
         let process = try ChildProcess(path: roster, arguments: arguments, logFile: work.appendingPathComponent("roster.log").path,
                                        outputFile: work.appendingPathComponent("roster.out").path)
-        status = process.waitForExit()
-        peak = process.peakMemoryBytes ?? 0
+        let elapsed = try await withHeartbeat(step) { try await timed { _ = try await Tools.offPool { process.waitForExit() } } }
+        return (elapsed, process.peakMemoryBytes ?? 0, process.waitForExit())
     }
-    return (elapsed, peak, status)
-}
+    func phases() -> String {
+        let output = (try? String(contentsOfFile: work.appendingPathComponent("roster.out").path, encoding: .utf8)) ?? ""
+        return output.split(separator: "\n").first { $0.contains("time") }.map { String($0).trimmingCharacters(in: .whitespaces) } ?? ""
+    }
+    let first = try await runRoster(["sync", "--config", configPath], step: "roster sync into an empty mirror")
+    guard first.status == 0 else { cleanup.fail("roster sync failed; see \(work.path)/roster.log") }
+    let firstPhases = phases()
+    let second = try await runRoster(["sync", "--config", configPath], step: "roster sync again, nothing changed")
+    let secondPhases = phases()
 
-log("roster sync into an empty mirror…")
-let first = try runRoster(["sync", "--config", configPath])
-guard first.status == 0 else { fatalError("roster sync failed; see \(work.path)/roster.log") }
-func phases() -> String {
-    let output = (try? String(contentsOfFile: work.appendingPathComponent("roster.out").path, encoding: .utf8)) ?? ""
-    return output.split(separator: "\n").first { $0.contains("time") }.map { String($0).trimmingCharacters(in: .whitespaces) } ?? ""
-}
-let firstPhases = phases()
-log("roster sync again, nothing changed…")
-let second = try runRoster(["sync", "--config", configPath])
-let secondPhases = phases()
+    // The daemon, logging at debug level: one line per applied change with its commit time.
+    let daemonLog = work.appendingPathComponent("roster-run.log").path
+    log("starting roster run on 127.0.0.1:\(httpPort)…")
+    let daemon = try RosterDaemon(executable: roster, configPath: configPath, port: httpPort, logFile: daemonLog, logLevel: "debug")
+    cleanup.add { daemon.process.terminate() }
+    try await daemon.waitUntilReady()
+    let memoryWhenReady = daemon.residentMemoryBytes
 
-// Revocation latency: the change stream runs in this process; each revocation is timed
-// from the modify's acknowledgement to the commit of its transaction.
-log("revocation latency: \(options.revocations) revocations at \(Int(options.rate))/s…")
-let configuration = try ConfigurationLoader.load(path: configPath)
-let mirror = try Mirror(path: mirrorPath)
-final class Commits: Sendable {
-    let times = Mutex<[String: ContinuousClock.Instant]>([:])
-    let ready = Mutex(false)
-}
-let commits = Commits()
-let stream = ChangeStream(configuration: configuration, mirror: mirror)
-let streamTask = Task {
-    try await stream.run(status: { status in
-        switch status {
-        case .refreshComplete: commits.ready.withLock { $0 = true }
-        case .applied(_, let change, _):
-            if let user = change.user { commits.times.withLock { $0[user.key] = .now } }
-        default: break
+    // The application's event stream, from the newest event on.
+    let lastEventID = try Mirror(path: mirrorPath).read { db in try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM events") } ?? 0
+    let listener = try EventStreamListener(port: httpPort, path: "/v1/events", headers: ["Last-Event-ID": "\(lastEventID)"])
+
+    /// The users whose `user.locked` event the listener has, with the receipt time of the first.
+    struct Payload: Decodable { var userCode: String? }
+    func lockEvents() -> [String: Date] {
+        var received: [String: Date] = [:]
+        for event in listener.events where event.type == "user.locked" {
+            guard let code = (try? JSONDecoder().decode(Payload.self, from: Data(event.data.utf8)))?.userCode?.lowercased() else { continue }
+            if received[code] == nil { received[code] = event.received }
         }
-    }, reconcile: { _ in
-        (try? await Reconciler(configuration: configuration, mirror: mirror).run(ReconcileOptions(force: true))) != nil
-    })
-}
-while !commits.ready.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(20)) }
-let writer = try await LDAPConnection.connect(server.adminConfiguration())
-let victims = (1...options.revocations).map { clinic.staff(1 + $0 % clinic.healthCenters, 1 + $0 / clinic.healthCenters) }
-var acknowledged: [String: ContinuousClock.Instant] = [:]
-let interval = Duration.milliseconds(Int64(1000 / options.rate))
-var next = ContinuousClock.now
-for uid in victims {
-    try await Task.sleep(until: next)
-    next += interval
-    try await writer.modify(clinic.dn(uid), [.replace("pwdAccountLockedTime", [DirectoryTime.permanentLockValue])])
-    acknowledged[uid.lowercased()] = .now
-}
-let deadline = ContinuousClock.now + .seconds(10)
-while ContinuousClock.now < deadline, commits.times.withLock({ $0.count }) < victims.count { try await Task.sleep(for: .milliseconds(20)) }
-let committed = commits.times.withLock { $0 }
-let latencies = acknowledged.compactMap { uid, ack in committed[uid].map { max(0, seconds($0 - ack)) * 1000 } }.sorted()
-streamTask.cancel()
-_ = await streamTask.result
-await writer.close()
+        return received
+    }
 
-let lockedInMirror = try victims.filter { try mirror.user(UserCode($0))?.state.isLocked == true }.count
-let machine = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
-    .split(separator: "\n").first { $0.hasPrefix("model name") }?.split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "unknown"
+    // Revocations at a fixed rate, from a thread that notes each acknowledgement's
+    // wall-clock time the moment libldap returns it.
+    log("revocation latency: \(revocationCount) revocations at \(rate)/s while roster run follows the directory…")
+    let writer = AcknowledgedWriter(url: server.url, bindDN: server.adminDN, passwordFile: server.adminPasswordFile)
+    let acknowledgedTimes = try await writer.replace("pwdAccountLockedTime", with: DirectoryTime.permanentLockValue, on: victims.map(clinic.dn),
+                                                     every: .seconds(1 / rate)) { [listener, revocationCount] done in
+        log("revocations: \(done) of \(revocationCount) made, \(listener.count) events received")
+    }
+    let acknowledged = Dictionary(uniqueKeysWithValues: zip(victims.map { $0.lowercased() }, acknowledgedTimes))
+    let drainDeadline = ContinuousClock.now + .seconds(30)
+    while ContinuousClock.now < drainDeadline, lockEvents().count < victims.count, listener.failure == nil {
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    if let failure = listener.failure { log("the event stream ended early: \(failure)") }
+    let received = lockEvents()
+    log("revocations: \(received.count) of \(victims.count) user.locked events received")
 
-let results: [(String, String)] = [
-    ("users in the directory", "\(clinic.userCount)"),
-    ("ldapsearch paged dump (floor)", String(format: "%.2f s", floor)),
-    ("roster sync, empty mirror", String(format: "%.2f s  (%.2fx the floor; target <= 1.5x)", first.seconds, first.seconds / floor)),
-    ("roster sync, nothing changed", String(format: "%.2f s  (%.2fx the floor; target <= 0.5x)", second.seconds, second.seconds / floor)),
-    ("  first sync phases", firstPhases),
-    ("  second sync phases", secondPhases),
-    ("roster peak memory, first sync", String(format: "%.0f MB  (target < 300 MB)", Double(first.peak) / 1e6)),
-    ("revocations committed", "\(latencies.count) of \(victims.count) (locked in mirror: \(lockedInMirror))"),
-    ("revocation latency p50", String(format: "%.2f ms  (target < 10 ms)", percentile(latencies, 0.5))),
-    ("revocation latency p95", String(format: "%.2f ms", percentile(latencies, 0.95))),
-    ("revocation latency p99", String(format: "%.2f ms  (target < 50 ms)", percentile(latencies, 0.99))),
-    ("revocation latency max", String(format: "%.2f ms", latencies.last ?? .nan)),
-]
-let width = results.map(\.0.count).max() ?? 0
-print("Roster benchmark, \(Date().formatted(.iso8601)), \(machine), \(ProcessInfo.processInfo.activeProcessorCount) cores")
-for (name, value) in results { print(name.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + value) }
-if let json = options.json {
-    let object: [String: Any] = [
-        "date": Date().formatted(.iso8601), "machine": machine, "users": clinic.userCount,
-        "floorSeconds": floor, "firstSyncSeconds": first.seconds, "firstSyncRatio": first.seconds / floor,
-        "secondSyncSeconds": second.seconds, "secondSyncRatio": second.seconds / floor, "peakMemoryBytes": first.peak,
-        "revocations": latencies.count, "revocationLatencyMs": ["p50": percentile(latencies, 0.5), "p95": percentile(latencies, 0.95),
-                                                               "p99": percentile(latencies, 0.99), "max": latencies.last ?? 0],
-    ]
-    try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: json))
+    // Effective-access lookups, on the warm daemon, after the revocations (so they do not
+    // disturb them): random users, one keep-alive connection, the first 200 as a warm-up.
+    var everyone: [String] = []
+    for c in 1...clinic.healthCenters {
+        for o in 1...clinic.officesPerCenter {
+            everyone += (1...clinic.providersPerOffice).map { clinic.provider(c, o, $0) }
+            everyone += (1...clinic.assistantsPerOffice).map { clinic.assistant(c, o, $0) }
+        }
+        for team in ClinicDirectory.teams { everyone += (1...clinic.teamSize).map { clinic.teamMember(c, team, $0) } }
+        everyone += (0..<clinic.extraStaffPerCenter).map { clinic.staff(c, $0 + 1) }
+    }
+    log("effective-access lookups: \(lookupCount) random users of \(everyone.count) through GET /v1/users/{code}…")
+    let lookups = try await Tools.offPool { [everyone] () throws -> (milliseconds: [Double], failures: Int, bytes: Int) in
+        let connection = try LoopbackHTTPConnection(port: httpPort)
+        let clock = ContinuousClock()
+        var milliseconds: [Double] = []
+        milliseconds.reserveCapacity(lookupCount)
+        var failures = 0, bytes = 0
+        var lastReport = clock.now
+        for index in 0..<(200 + lookupCount) {
+            let code = everyone.randomElement()!
+            let start = clock.now
+            let response = try connection.get("/v1/users/\(code)")
+            let elapsed = (clock.now - start).inMilliseconds
+            guard index >= 200 else { continue }
+            if response.status == 200 { milliseconds.append(elapsed) } else { failures += 1 }
+            bytes += response.body.count
+            if clock.now - lastReport >= .seconds(5) {
+                lastReport = clock.now
+                log("lookups: \(index - 199) of \(lookupCount)")
+            }
+        }
+        return (milliseconds, failures, bytes)
+    }
+    let memoryAtEnd = daemon.residentMemoryBytes
+    listener.stop()
+    log("stopping roster run…")
+    let daemonStatus = try await daemon.stop()
+
+    // The commit times the daemon logged, one line per applied change:
+    // `<7>roster.directory: Applied a users change. arrival_to_commit_ms=0.412 changes=1 committed_at=… revocation=true user=…`
+    var committed: [String: (at: Date, inRoster: Double)] = [:]
+    for line in try String(contentsOfFile: daemonLog, encoding: .utf8).split(separator: "\n") where line.contains("Applied a users change.") {
+        var fields: [Substring: Substring] = [:]
+        for pair in line.split(separator: " ") {
+            guard let equals = pair.firstIndex(of: "=") else { continue }
+            fields[pair[..<equals]] = pair[pair.index(after: equals)...]
+        }
+        guard fields["revocation"] == "true", let user = fields["user"]?.lowercased(),
+              let at = fields["committed_at"].flatMap({ PreciseTimestamp.date($0) }),
+              let inRoster = fields["arrival_to_commit_ms"].flatMap({ Double($0) }) else { continue }
+        if committed[user] == nil { committed[user] = (at, inRoster) }
+    }
+
+    func milliseconds(_ from: Date, _ to: Date) -> Double { to.timeIntervalSince(from) * 1000 }
+    let toCommit = Distribution(acknowledged.compactMap { user, ack in committed[user].map { milliseconds(ack, $0.at) } })
+    let toEvent = Distribution(acknowledged.compactMap { user, ack in received[user].map { milliseconds(ack, $0) } })
+    let eventAfterCommit = Distribution(committed.compactMap { user, commit in received[user].map { milliseconds(commit.at, $0) } })
+    let inRoster = Distribution(acknowledged.keys.compactMap { committed[$0]?.inRoster })
+    let lookupLatency = Distribution(lookups.milliseconds)
+    let lockedInMirror = try victims.filter { try Mirror(path: mirrorPath).user(UserCode($0))?.state.isLocked == true }.count
+    let wallTime = (ContinuousClock.now - started).inSeconds
+
+    var table = ReportTable()
+    table.add("users in the directory", "\(clinic.userCount)")
+    table.add("ldapsearch paged dump (floor)", String(format: "%.2f s", floor))
+    table.add("roster sync, empty mirror", String(format: "%.2f s  (%.2fx the floor; target <= 1.5x)", first.seconds, first.seconds / floor))
+    table.add("roster sync, nothing changed", String(format: "%.2f s  (%.2fx the floor; target <= 0.5x)", second.seconds, second.seconds / floor))
+    table.add("  first sync phases", firstPhases)
+    table.add("  second sync phases", secondPhases)
+    table.add("roster peak memory, first sync", String(format: "%.0f MB  (target < 300 MB)", Double(first.peak) / 1e6))
+    table.add("revocations (roster run)", "\(revocationCount) at \(Int(rate))/s: \(toCommit.count) commits logged, \(toEvent.count) events received, "
+              + "\(lockedInMirror) locked in the mirror")
+    table.add("modify ack -> commit", toCommit.summary() + "  (target p50 < 10, p99 < 50)")
+    table.add("modify ack -> SSE event received", toEvent.summary())
+    table.add("SSE event received - commit", eventAfterCommit.summary() + "  (target: within 5 ms)")
+    table.add("  in roster: arrival -> commit", inRoster.summary())
+    table.add("GET /v1/users/{code}, keep-alive", String(format: "p50 %.2f ms, p99 %.2f ms, max %.2f ms  (%d random users, %d failed, %.1f KB average)",
+                                                        lookupLatency.p50, lookupLatency.p99, lookupLatency.max, lookupLatency.count, lookups.failures,
+                                                        Double(lookups.bytes) / Double(max(1, lookupCount)) / 1000))
+    table.add("roster run memory", String(format: "%.0f MB ready, %.0f MB at the end, peak %.0f MB (exit status %d)", Double(memoryWhenReady) / 1e6,
+                                          Double(memoryAtEnd) / 1e6, Double(daemon.peakMemoryBytes ?? 0) / 1e6, daemonStatus))
+    table.add("benchmark wall time", String(format: "%.0f s (load average %.1f at the start, %.1f at the end)", wallTime, loadAtStart ?? .nan, loadAverage() ?? .nan))
+    table.print(title: "Roster benchmark, \(Date().formatted(.iso8601)), \(machineDescription())")
+    print("Times: this machine's wall clock (CLOCK_REALTIME), read to the microsecond by both processes: the acknowledgement as libldap returns the")
+    print("modify's response, the commit as roster run's change stream returns from the transaction, the event as the listener reads its bytes.")
+
+    if let json = options.string("--json") {
+        try writeJSON([
+            "date": Date().formatted(.iso8601), "machine": machineDescription(), "users": clinic.userCount,
+            "wallTimeSeconds": wallTime, "loadAverageAtStart": loadAtStart ?? NSNull(),
+            "floorSeconds": floor, "firstSyncSeconds": first.seconds, "firstSyncRatio": first.seconds / floor,
+            "secondSyncSeconds": second.seconds, "secondSyncRatio": second.seconds / floor, "peakMemoryBytes": first.peak,
+            "revocations": ["made": revocationCount, "ratePerSecond": rate, "commitsLogged": toCommit.count, "eventsReceived": toEvent.count,
+                            "lockedInMirror": lockedInMirror],
+            "revocationLatencyMs": toCommit.json, "revocationToEventMs": toEvent.json, "eventAfterCommitMs": eventAfterCommit.json,
+            "arrivalToCommitInRosterMs": inRoster.json,
+            "lookupLatencyMs": lookupLatency.json, "lookupFailures": lookups.failures,
+            "daemonMemoryBytes": ["ready": memoryWhenReady, "end": memoryAtEnd, "peak": daemon.peakMemoryBytes ?? 0],
+        ], to: json)
+    }
+} catch {
+    cleanup.fail("the benchmark failed: \(error)")
 }
+cleanup.run()

@@ -130,10 +130,20 @@ public final class DirectoryService: Service, Sendable {
             state.markRefreshComplete()
             systemd.ready()
             logger.info("The mirror is current; following changes.")
-        case .applied(_, let change, let latency):
+        case .applied(let kind, let change, let latency):
+            let committed = Date()
             state.recordApplied(events: max(1, change.changes), revocationLatency: change.revocation ? latency : nil)
             notifier.notify()
             if let (user, date) = change.nextChange { timers.schedule(user, at: date) }
+            // When exactly a change was committed, for tracing one revocation (and for the
+            // benchmark, which compares it with the directory's acknowledgement).
+            logger.debug("Applied a \(kind.rawValue) change.", metadata: [
+                "user": "\(change.user?.rawValue ?? "-")",
+                "revocation": "\(change.revocation)",
+                "changes": "\(change.changes)",
+                "arrival_to_commit_ms": "\(String(format: "%.3f", latency.seconds * 1000))",
+                "committed_at": "\(PreciseTimestamp.string(committed))",
+            ])
         case .fullReconcileNeeded(let why):
             logger.info("A full reconcile follows: \(why).")
         case .problem(let text):

@@ -96,7 +96,7 @@ struct ActiveDirectoryChangeStream {
                     if flags != before { status(.problem(Self.objectSecurityWarning)) }
                     status(.fullReconcileNeeded(why))
                     if await reconcile("Active Directory: \(why)") {
-                        try applier.reload()
+                        try reloadSignal.reload(applier)
                         try save(DirSyncCheckpoint(invocationID: server.invocationID, cookie: cookie))
                     }
                 }
@@ -234,7 +234,7 @@ struct ActiveDirectoryChangeStream {
             }
         }
         for (kind, applied) in results {
-            try await report(applied, kind: kind, arrived: arrived, applier: applier,
+            try await report(applied, kind: kind, arrived: arrived, applier: applier, reloadSignal: reloadSignal,
                              status: status, reconcile: reconcile, because: "an Active Directory \(kind.rawValue) change")
         }
     }

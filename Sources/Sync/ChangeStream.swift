@@ -76,7 +76,7 @@ public struct ChangeStream: Sendable {
             try await Task.sleep(for: delay)
         }
         retry.reset()
-        try applier.reload()
+        try reloadSignal.reload(applier)
         status(.refreshComplete)
         let interval = Duration.milliseconds(Int64(configuration.schedule.pollIntervalSeconds * 1000))
         let userAttributes = DirectoryMapper(configuration: configuration, now: Date()).userAttributes + ["entryUUID"]
@@ -98,7 +98,7 @@ public struct ChangeStream: Sendable {
                         let arrived = ContinuousClock.now
                         let applied = try await applier.apply(.modify(id, entry), from: kind, cookie: nil)
                         if applied.changes > 0 || applied.revocation { status(.applied(kind, applied, latency: .now - arrived)) }
-                        if let why = applied.fullReconcileReason, await reconcile("a polled \(kind.rawValue) change: \(why)") { try applier.reload() }
+                        if let why = applied.fullReconcileReason, await reconcile("a polled \(kind.rawValue) change: \(why)") { try reloadSignal.reload(applier) }
                     }
                 }
                 since = started
@@ -229,7 +229,7 @@ public struct ChangeStream: Sendable {
                             status(.problem("The full reconcile that completes the \(kind.rawValue) stream's refresh did not apply; retrying in \(delay)."))
                             try await Task.sleep(for: delay)
                         }
-                        try applier.reload()
+                        try reloadSignal.reload(applier)
                         refreshed.insert(kind)
                         if let cookie {
                             try mirror.saveSyncState(SyncState(directory: kind.stateKey(configuration.directory.name), cookie: cookie))
@@ -248,7 +248,7 @@ public struct ChangeStream: Sendable {
                     while true {
                     do {
                         let applied = try await applier.apply(inner, from: kind, cookie: cookie)
-                        try await report(applied, kind: kind, arrived: arrived, applier: applier,
+                        try await report(applied, kind: kind, arrived: arrived, applier: applier, reloadSignal: reloadSignal,
                                          status: status, reconcile: reconcile, because: "a \(kind.rawValue) change")
                         break
                     } catch let error as LDAPError {
@@ -270,7 +270,7 @@ public struct ChangeStream: Sendable {
 /// Tells the daemon what one applied change did (a future expiry or lockout end too, so it
 /// sets its timer), and runs the full reconcile the change asks for.
 func report(_ applied: AppliedChange, kind: ChangeStreamKind, arrived: ContinuousClock.Instant, applier: ChangeApplier,
-            status: @Sendable (ChangeStreamStatus) -> Void, reconcile: @Sendable (String) async -> Bool,
+            reloadSignal: ReloadSignal, status: @Sendable (ChangeStreamStatus) -> Void, reconcile: @Sendable (String) async -> Bool,
             because reason: String) async throws {
     if applied.changes > 0 || applied.revocation || applied.nextChange != nil {
         status(.applied(kind, applied, latency: .now - arrived))
@@ -279,7 +279,7 @@ func report(_ applied: AppliedChange, kind: ChangeStreamKind, arrived: Continuou
     if let trip = applied.held { status(.breakerHolds(trip)) }
     if let why = applied.fullReconcileReason {
         status(.fullReconcileNeeded("\(why) (\(kind.rawValue) stream)"))
-        if await reconcile("\(reason): \(why)") { try applier.reload() }
+        if await reconcile("\(reason): \(why)") { try reloadSignal.reload(applier) }
     }
 }
 
@@ -299,6 +299,15 @@ public final class ReloadSignal: Sendable {
     public init() {}
     public func raise() { raised.withLock { $0 = true } }
     func take() -> Bool { raised.withLock { value in defer { value = false }; return value } }
+
+    /// Reloads `applier` after a reconcile the stream itself asked for. That reconcile raised
+    /// this signal too; the reload answers it, so the next change does not reload again (a
+    /// second reload of 100k users took seconds on the first revocation after a start, and
+    /// every change queued behind it waited as long).
+    func reload(_ applier: ChangeApplier) throws {
+        _ = take()
+        try applier.reload()
+    }
 }
 
 /// One event of one stream, with the cookie that came with it and when it arrived.

@@ -1,6 +1,7 @@
 import AccessModel
 import Foundation
 import Mirror
+import RosterService
 import SlapdHarness
 import Testing
 
@@ -24,7 +25,7 @@ struct DaemonTests {
                                mirrorPath: server.directory.appendingPathComponent("state/roster.sqlite").path, httpPort: httpPort)
         try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
         let log = server.directory.appendingPathComponent("roster.log").path
-        let daemon = try ChildProcess(path: RosterCLI.executable, arguments: ["run", "--config", configPath], logFile: log)
+        let daemon = try ChildProcess(path: RosterCLI.executable, arguments: ["run", "--config", configPath, "--log-level", "debug"], logFile: log)
         defer { daemon.terminate() }
         let base = "http://127.0.0.1:\(httpPort)"
 
@@ -57,6 +58,18 @@ struct DaemonTests {
             let text = (try? String(contentsOfFile: eventsFile, encoding: .utf8)) ?? ""
             return text.contains("event: user.locked") && text.contains(user)
         })
+        // At debug level the daemon logs when it committed the change, to the microsecond.
+        func commitLine() -> Substring? {
+            ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n")
+                .first { $0.hasPrefix("<7>roster.directory: Applied a users change.") && $0.contains("user=\(user)") }
+        }
+        #expect(try await eventually(within: .seconds(2)) { commitLine() != nil })
+        let committed = commitLine()
+        #expect(committed?.contains("revocation=true") == true, "\(committed ?? "no debug line for \(user)")")
+        let stamp = committed?.split(separator: " ").first { $0.hasPrefix("committed_at=") }?.dropFirst("committed_at=".count)
+        let when = try #require(stamp.flatMap { PreciseTimestamp.date($0) }, "\(committed ?? "")")
+        #expect(abs(when.timeIntervalSinceNow) < 60)
+        #expect(stamp?.count == "2026-11-24T21:55:17.123456Z".count)
 
         // A broken configuration on SIGHUP: logged, ignored, still serving.
         try (yaml + "\nunknown_section: 1\n").write(toFile: configPath, atomically: true, encoding: .utf8)

@@ -8,7 +8,7 @@ public final class ChildProcess: @unchecked Sendable {
     public let pid: pid_t
     private let lock = NSLock()
     private var exitStatus: Int32?
-    /// The child's peak resident memory in bytes, once it has exited.
+    /// The child's peak resident memory in bytes, once it has exited (and been reaped here).
     public private(set) var peakMemoryBytes: Int?
 
     /// Starts `path` with `arguments`, stdout and stderr appended to `logFile`
@@ -59,9 +59,11 @@ public final class ChildProcess: @unchecked Sendable {
         lock.withLock {
             if exitStatus != nil { return false }
             var status: Int32 = 0
-            let result = waitpid(pid, &status, WNOHANG)
+            var usage = rusage()
+            let result = wait4(pid, &status, WNOHANG, &usage)
             if result == pid || result < 0 {
                 exitStatus = status
+                if result == pid { peakMemoryBytes = usage.ru_maxrss * 1024 }
                 return false
             }
             return true

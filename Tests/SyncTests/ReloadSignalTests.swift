@@ -1,0 +1,21 @@
+import Foundation
+import Mirror
+@testable import Sync
+import Testing
+
+@Suite("The change stream's reload signal (no I/O but a temporary mirror)")
+struct ReloadSignalTests {
+    @Test("A reload after a reconcile the stream asked for answers the signal that reconcile raised; a later reconcile's signal still stands")
+    func reloadAfterTheStreamsOwnReconcileLowersTheSignal() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("roster-reload-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let mirror = try Mirror(path: folder.appendingPathComponent("mirror.sqlite").path)
+        let applier = ChangeApplier(configuration: DirectoryMapperTests.configuration, mirror: mirror)
+        let signal = ReloadSignal()
+        signal.raise()  // what the daemon's reconcile does when it ends
+        try signal.reload(applier)
+        #expect(!signal.take(), "the next change must not load the whole mirror a second time")
+        signal.raise()  // a scheduled reconcile, later: the stream reloads before its next change
+        #expect(signal.take())
+    }
+}
