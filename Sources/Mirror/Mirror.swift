@@ -195,8 +195,9 @@ public final class Mirror: Sendable {
         }
     }
 
-    private func write(actor: Actor, at date: Date, dryRun: Bool, changeset: Changeset = Changeset(), saving syncState: SyncState? = nil,
-                       _ body: @escaping (Applier) throws -> Void) throws -> ApplySummary {
+    func write(actor: Actor, at date: Date, dryRun: Bool, changeset: Changeset = Changeset(), saving syncState: SyncState? = nil,
+               finally: ((Database) throws -> Void)? = nil,
+               _ body: @escaping (Applier) throws -> Void) throws -> ApplySummary {
         let at = Mirror.timestamp(date)
         return try pool.writeWithoutTransaction { db in
             var summary = ApplySummary(changes: [], eventCount: 0, dryRun: dryRun)
@@ -205,6 +206,7 @@ public final class Mirror: Sendable {
                 try body(Applier(writer: writer, changeset: changeset))
                 try writer.finish()
                 if let syncState { try Mirror.store(syncState, db) }
+                try finally?(db)
                 summary.changes = writer.changes
                 summary.eventCount = writer.eventCount
                 return dryRun ? .rollback : .commit
