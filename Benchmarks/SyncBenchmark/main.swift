@@ -83,6 +83,39 @@ for run in 1...3 {
     floor = min(floor, timed { _ = process.waitForExit() })
 }
 
+// What a change-detecting reconcile reads instead: identities and markers only (best of two
+// each), groups whole and as markers, and RFC 4533 refreshOnly without and with a cookie.
+func dump(_ base: String, _ filter: String, _ attributes: [String], extra: [String] = ["-E", "pr=1000/noprompt"],
+          output: String = "/dev/null") throws -> Double {
+    var best = Double.infinity
+    for _ in 1...2 {
+        let process = try ChildProcess(
+            path: Tools.ldapsearch,
+            arguments: ["-x", "-LLL", "-H", server.url, "-D", server.adminDN, "-y", server.adminPasswordFile, "-b", base] + extra + [filter] + attributes,
+            logFile: work.appendingPathComponent("ldapsearch.log").path, outputFile: output)
+        best = min(best, timed { _ = process.waitForExit() })
+    }
+    return best
+}
+let people = "ou=people,\(clinic.suffix)"
+let groupsBase = "ou=groups,\(clinic.suffix)"
+log("listing figures…")
+var listings: [(String, Double)] = []
+listings.append(("users, identity and entryCSN", try dump(people, "(objectClass=inetOrgPerson)", ["entryUUID", "entryCSN"])))
+listings.append(("users, 1.1 (DNs only)", try dump(people, "(objectClass=inetOrgPerson)", ["1.1"])))
+listings.append(("groups, cn and member", try dump(groupsBase, "(objectClass=groupOfNames)", ["cn", "member"])))
+listings.append(("groups, identity and entryCSN", try dump(groupsBase, "(objectClass=groupOfNames)", ["entryUUID", "entryCSN"])))
+let syncOutput = work.appendingPathComponent("refresh.ldif").path
+listings.append(("users, refreshOnly without cookie", try dump(people, "(objectClass=inetOrgPerson)", ["entryUUID", "entryCSN"],
+                                                             extra: ["-E", "sync=ro"], output: syncOutput)))
+let refreshText = (try? String(contentsOfFile: syncOutput, encoding: .utf8)) ?? ""
+if let cookieLine = refreshText.split(separator: "\n").last(where: { $0.contains("cookie=") }),
+   let range = cookieLine.range(of: "cookie=") {
+    let cookie = String(cookieLine[range.upperBound...]).trimmingCharacters(in: .whitespaces)
+    listings.append(("users, refreshOnly with that cookie", try dump(people, "(objectClass=inetOrgPerson)", ["entryUUID", "entryCSN"],
+                                                                   extra: ["-E", "sync=ro/\(cookie)"])))
+}
+
 func runRoster(_ arguments: [String]) throws -> (seconds: Double, peak: Int, status: Int32) {
     var status: Int32 = 0
     var peak = 0
@@ -161,6 +194,7 @@ let results: [(String, String)] = [
     ("roster sync, nothing changed", String(format: "%.2f s  (%.2fx the floor; target <= 0.5x)", second.seconds, second.seconds / floor)),
     ("  first sync phases", firstPhases),
     ("  second sync phases", secondPhases),
+] + listings.map { ("  ldapsearch " + $0.0, String(format: "%.2f s  (%.2fx the floor)", $0.1, $0.1 / floor)) } + [
     ("roster peak memory, first sync", String(format: "%.0f MB  (target < 300 MB)", Double(first.peak) / 1e6)),
     ("revocations committed", "\(latencies.count) of \(victims.count) (locked in mirror: \(lockedInMirror))"),
     ("revocation latency p50", String(format: "%.2f ms  (target < 10 ms)", percentile(latencies, 0.5))),
