@@ -191,4 +191,12 @@ extension Mirror {
             return (users, groups, timed)
         }
     }
+
+    /// One stored entry of a kind (the first by id), for a check that the directory still shows it.
+    public func someDirectoryEntry(for directory: String, kind: DirectoryEntryRecord.Kind) throws -> (entryID: String, dn: String)? {
+        try pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT entry_id, dn FROM directory_entry WHERE directory = ? AND kind = ? ORDER BY entry_id LIMIT 1",
+                             arguments: [directory, kind.rawValue]).map { ($0[0], $0[1]) }
+        }
+    }
 }

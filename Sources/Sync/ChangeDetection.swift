@@ -95,6 +95,27 @@ extension DirectoryReader {
                                removed: removed, storedUsers: storedUsers)
     }
 
+    /// Whether the directory still shows the bind account one stored user and one stored group,
+    /// by DN within the configured filters and with the same identity. A change of the
+    /// server's access rules (the bind account losing its read rights) moves no marker: this
+    /// makes it reach the full comparison, whose breaker reports it, instead of "unchanged".
+    func stillShows(_ stored: [(kind: DirectoryEntryRecord.Kind, entry: (entryID: String, dn: String)?)], now: Date) async throws -> Bool {
+        let identity = DirectoryMapper(configuration: configuration, now: now)
+        for (kind, entry) in stored {
+            guard let entry else { continue }
+            let filter = kind == .user ? configuration.users.filter : configuration.groups.filter
+            let base = kind == .user ? configuration.users.base : configuration.groups.base
+            guard DN.isWithin(entry.dn, base: base) else { return false }
+            do {
+                let found = try await connection.search(base: entry.dn, scope: .base, filter: filter, attributes: [idAttribute], pageSize: nil).collect()
+                guard found.contains(where: { identity.directoryID(of: $0) == entry.entryID }) else { return false }
+            } catch let error as LDAPError where error.code == .noSuchObject {
+                return false
+            }
+        }
+        return true
+    }
+
     /// Why a change-detecting read gave up; the reconcile then reads everything.
     struct FullReadNeeded: Error, Sendable { var reason: String }
 

@@ -135,7 +135,9 @@ public struct Reconciler: Sendable {
                 source = .full(reason: "the configuration, Roster's mapping or the lockout duration changed since the entries were stored")
             } else if let contextMarker, contextMarker == basis!.contextMarker, try mirror.lastAuditID() == basis!.auditMark,
                       case let stored = try mirror.directoryEntrySummary(for: configuration.directory.name),
-                      !stored.timed.values.contains(where: { $0 <= now }) {
+                      !stored.timed.values.contains(where: { $0 <= now }),
+                      try await reader.stillShows([(.user, mirror.someDirectoryEntry(for: configuration.directory.name, kind: .user)),
+                                                   (.group, mirror.someDirectoryEntry(for: configuration.directory.name, kind: .group))], now: now) {
                 // The directory database has not changed since the stored entries were read, the
                 // mirror not since they were applied, and no state is due to flip: nothing to do.
                 lap("markers")
