@@ -105,16 +105,9 @@ listings.append(("users, identity and entryCSN", try dump(people, "(objectClass=
 listings.append(("users, 1.1 (DNs only)", try dump(people, "(objectClass=inetOrgPerson)", ["1.1"])))
 listings.append(("groups, cn and member", try dump(groupsBase, "(objectClass=groupOfNames)", ["cn", "member"])))
 listings.append(("groups, identity and entryCSN", try dump(groupsBase, "(objectClass=groupOfNames)", ["entryUUID", "entryCSN"])))
-let syncOutput = work.appendingPathComponent("refresh.ldif").path
 listings.append(("users, refreshOnly without cookie", try dump(people, "(objectClass=inetOrgPerson)", ["entryUUID", "entryCSN"],
-                                                             extra: ["-E", "sync=ro"], output: syncOutput)))
-let refreshText = (try? String(contentsOfFile: syncOutput, encoding: .utf8)) ?? ""
-if let cookieLine = refreshText.split(separator: "\n").last(where: { $0.contains("cookie=") }),
-   let range = cookieLine.range(of: "cookie=") {
-    let cookie = String(cookieLine[range.upperBound...]).trimmingCharacters(in: .whitespaces)
-    listings.append(("users, refreshOnly with that cookie", try dump(people, "(objectClass=inetOrgPerson)", ["entryUUID", "entryCSN"],
-                                                                   extra: ["-E", "sync=ro/\(cookie)"])))
-}
+                                                             extra: ["-E", "sync=ro"])))
+listings.append(("contextCSN of the suffix entry", try dump(clinic.suffix, "(objectClass=*)", ["contextCSN"], extra: ["-s", "base"])))
 
 func runRoster(_ arguments: [String]) throws -> (seconds: Double, peak: Int, status: Int32) {
     var status: Int32 = 0
@@ -139,6 +132,21 @@ let firstPhases = phases()
 log("roster sync again, nothing changed…")
 let second = try runRoster(["sync", "--config", configPath])
 let secondPhases = phases()
+
+// The change-detecting reconcile's other paths: after 100 users changed (markers listed, those
+// 100 read in full), and a full read asked for with nothing changed.
+log("100 title changes, then roster sync…")
+let changer = try await LDAPConnection.connect(server.adminConfiguration())
+for index in 1...100 {
+    try await changer.modify(clinic.dn(clinic.staff(1 + index % clinic.healthCenters, 1 + index / clinic.healthCenters)),
+                             [.replace("title", ["Changed \(index)"])])
+}
+await changer.close()
+let third = try runRoster(["sync", "--config", configPath])
+let thirdPhases = phases()
+log("roster sync --full, nothing changed…")
+let fourth = try runRoster(["sync", "--full", "--config", configPath])
+let fourthPhases = phases()
 
 // Revocation latency: the change stream runs in this process; each revocation is timed
 // from the modify's acknowledgement to the commit of its transaction.
@@ -194,6 +202,10 @@ let results: [(String, String)] = [
     ("roster sync, nothing changed", String(format: "%.2f s  (%.2fx the floor; target <= 0.5x)", second.seconds, second.seconds / floor)),
     ("  first sync phases", firstPhases),
     ("  second sync phases", secondPhases),
+    ("roster sync, 100 users changed", String(format: "%.2f s  (%.2fx the floor)", third.seconds, third.seconds / floor)),
+    ("  phases", thirdPhases),
+    ("roster sync --full, nothing changed", String(format: "%.2f s  (%.2fx the floor)", fourth.seconds, fourth.seconds / floor)),
+    ("  phases", fourthPhases),
 ] + listings.map { ("  ldapsearch " + $0.0, String(format: "%.2f s  (%.2fx the floor)", $0.1, $0.1 / floor)) } + [
     ("roster peak memory, first sync", String(format: "%.0f MB  (target < 300 MB)", Double(first.peak) / 1e6)),
     ("revocations committed", "\(latencies.count) of \(victims.count) (locked in mirror: \(lockedInMirror))"),
@@ -210,6 +222,7 @@ if let json = options.json {
         "date": Date().formatted(.iso8601), "machine": machine, "users": clinic.userCount,
         "floorSeconds": floor, "firstSyncSeconds": first.seconds, "firstSyncRatio": first.seconds / floor,
         "secondSyncSeconds": second.seconds, "secondSyncRatio": second.seconds / floor, "peakMemoryBytes": first.peak,
+        "changedSyncSeconds": third.seconds, "fullUnchangedSyncSeconds": fourth.seconds,
         "revocations": latencies.count, "revocationLatencyMs": ["p50": percentile(latencies, 0.5), "p95": percentile(latencies, 0.95),
                                                                "p99": percentile(latencies, 0.99), "max": latencies.last ?? 0],
     ]
