@@ -86,15 +86,45 @@ extension Mirror {
     /// Applies `changeset` like ``apply(_:actor:at:dryRun:saving:)`` and, in the same
     /// transaction, stores the directory entries it was computed from and the basis they were
     /// read under. A dry run stores nothing.
+    ///
+    /// The entries are written first and then let go, so that they are not held in memory
+    /// beside the apply's own peak; the basis is written last, with the audit mark after the apply.
     @discardableResult
     public func apply(_ changeset: Changeset, actor: Actor, at date: Date = Date(), dryRun: Bool = false,
-                      recording entries: DirectoryEntryUpdate) throws -> ApplySummary {
+                      recording entries: consuming DirectoryEntryUpdate) throws -> ApplySummary {
         do { try changeset.validateStandalone() } catch { throw MirrorError.invalid(error) }
+        let directory = entries.directory
+        let held = HeldEntries(consume entries)
         return try write(actor: actor, at: date, dryRun: dryRun, changeset: changeset,
-                         finally: { db in try Mirror.store(entries, db) }) { applier in try applier.run() }
+                         first: { db in try Mirror.storeEntries(held.take(), db) },
+                         finally: { db in try Mirror.storeBasis(directory, fingerprint: held.fingerprint,
+                                                                contextMarker: held.contextMarker, problems: held.problems, db) }) { applier in
+            try applier.run()
+        }
     }
 
-    static func store(_ update: DirectoryEntryUpdate, _ db: Database) throws {
+    /// The update's entries, handed over once (a write transaction runs on one thread at a time).
+    private final class HeldEntries: @unchecked Sendable {
+        private var update: DirectoryEntryUpdate?
+        let fingerprint: String
+        let contextMarker: String?
+        let problems: Data
+
+        init(_ update: DirectoryEntryUpdate) {
+            self.update = update
+            fingerprint = update.fingerprint
+            contextMarker = update.contextMarker
+            problems = update.problems
+        }
+
+        func take() -> DirectoryEntryUpdate? {
+            defer { update = nil }
+            return update
+        }
+    }
+
+    static func storeEntries(_ update: DirectoryEntryUpdate?, _ db: Database) throws {
+        guard let update else { return }
         if update.replaceAll {
             try db.execute(sql: "DELETE FROM directory_entry WHERE directory = ?", arguments: [update.directory])
         }
@@ -111,12 +141,15 @@ extension Mirror {
             try upsert.execute(arguments: [update.directory, entry.kind.rawValue, entry.entryID, entry.marker, entry.dn,
                                            entry.nextChange.map(Mirror.timestamp), entry.content])
         }
+    }
+
+    static func storeBasis(_ directory: String, fingerprint: String, contextMarker: String?, problems: Data, _ db: Database) throws {
         let mark = try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(id), 0) FROM audit_log") ?? 0
         try db.execute(sql: """
             INSERT INTO reconcile_basis (directory, fingerprint, context_marker, audit_mark, problems) VALUES (?, ?, ?, ?, ?)
             ON CONFLICT (directory) DO UPDATE SET fingerprint = excluded.fingerprint, context_marker = excluded.context_marker,
               audit_mark = excluded.audit_mark, problems = excluded.problems
-            """, arguments: [update.directory, update.fingerprint, update.contextMarker, mark, update.problems])
+            """, arguments: [directory, fingerprint, contextMarker, mark, problems])
     }
 
     /// The basis of the directory entries stored for `directory`; nil before the first

@@ -196,12 +196,13 @@ public final class Mirror: Sendable {
     }
 
     func write(actor: Actor, at date: Date, dryRun: Bool, changeset: Changeset = Changeset(), saving syncState: SyncState? = nil,
-               finally: ((Database) throws -> Void)? = nil,
+               first: ((Database) throws -> Void)? = nil, finally: ((Database) throws -> Void)? = nil,
                _ body: @escaping (Applier) throws -> Void) throws -> ApplySummary {
         let at = Mirror.timestamp(date)
         return try pool.writeWithoutTransaction { db in
             var summary = ApplySummary(changes: [], eventCount: 0, dryRun: dryRun)
             try db.inTransaction(.immediate) {
+                try first?(db)
                 let writer = try ChangeWriter(db: db, actor: actor, at: at)
                 try body(Applier(writer: writer, changeset: changeset))
                 try writer.finish()

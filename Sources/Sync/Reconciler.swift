@@ -230,19 +230,16 @@ public struct Reconciler: Sendable {
             throw ReconcileError.breaker(trip, counts)
         }
         let summary: ApplySummary
-        if let seenUsers = content.seenUsers, let seenGroups = content.seenGroups {
+        if content.seenUsers != nil && content.seenGroups != nil {
             // The entries' content and markers are stored in the apply's own transaction: a
             // marker is never stored without the content it was read with having been applied.
-            var upserts = seenUsers.filter(\.fresh).map { Self.record(.user, $0) }
-            upserts += seenGroups.filter(\.fresh).map { Self.record(.group, $0) }
-            content.seenUsers = nil
-            content.seenGroups = nil
+            // They are handed over (not kept here), so the mirror can let them go before its peak.
             let readAll: Bool = if case .full = source { true } else { false }
-            let update = DirectoryEntryUpdate(directory: configuration.directory.name, replaceAll: readAll, upserts: upserts,
-                                              removals: readAll ? [] : content.removedEntries, fingerprint: fingerprint, contextMarker: contextMarker,
-                                              problems: ProblemsContent.encode(problems))
             summary = try mirror.apply(mapping.changeset, actor: .directory(configuration.directory.name), at: now, dryRun: options.dryRun,
-                                       recording: update)
+                                       recording: DirectoryEntryUpdate(
+                                           directory: configuration.directory.name, replaceAll: readAll, upserts: Self.takeRecords(&content),
+                                           removals: readAll ? [] : content.removedEntries, fingerprint: fingerprint,
+                                           contextMarker: contextMarker, problems: ProblemsContent.encode(problems)))
         } else {
             summary = try mirror.apply(mapping.changeset, actor: .directory(configuration.directory.name), at: now, dryRun: options.dryRun)
         }
@@ -256,6 +253,15 @@ public struct Reconciler: Sendable {
                                newProviders: mapping.newProviders, usersRead: usersInDirectory + content.problems.count,
                                groupsRead: content.groups.count, dryRun: options.dryRun, nextChanges: mapping.nextChanges,
                                durations: durations, source: source)
+    }
+
+    /// The fresh entries of `content` as records to store; `content` no longer holds them.
+    private static func takeRecords(_ content: inout DirectoryRead) -> [DirectoryEntryRecord] {
+        var records = (content.seenUsers ?? []).filter(\.fresh).map { record(.user, $0) }
+        content.seenUsers = nil
+        records += (content.seenGroups ?? []).filter(\.fresh).map { record(.group, $0) }
+        content.seenGroups = nil
+        return records
     }
 
     private static func record(_ kind: DirectoryEntryRecord.Kind, _ entry: SeenEntry) -> DirectoryEntryRecord {
