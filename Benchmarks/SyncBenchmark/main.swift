@@ -1,6 +1,7 @@
 // Measures Roster against the floor of reading the same directory, in one run:
 //   - a paged `ldapsearch` dump of the users to /dev/null (the floor),
 //   - `roster sync` into an empty mirror, and again with nothing changed (ratios to the floor),
+//     after 100 users changed, and with --full (a full read) with nothing changed,
 //   - Roster's peak memory during the first sync,
 //   - then the real daemon, `roster run`, with one application listening on `/v1/events`:
 //     revocations at a fixed rate, each timed from the directory modify's acknowledgement
@@ -98,6 +99,15 @@ do {
     let firstPhases = phases()
     let second = try await runRoster(["sync", "--config", configPath], step: "roster sync again, nothing changed")
     let secondPhases = phases()
+    // The change-detecting reconcile's other paths: after 100 users changed (identities and
+    // markers listed, those 100 read in full), and a full read asked for with nothing changed.
+    try server.ldapmodify((1...100).map { index in
+        "dn: \(clinic.dn(clinic.staff(1 + index % clinic.healthCenters, 1 + index / clinic.healthCenters)))\nchangetype: modify\nreplace: title\ntitle: Changed \(index)\n"
+    }.joined(separator: "\n"))
+    let third = try await runRoster(["sync", "--config", configPath], step: "roster sync after 100 title changes")
+    let thirdPhases = phases()
+    let fourth = try await runRoster(["sync", "--full", "--config", configPath], step: "roster sync --full, nothing changed")
+    let fourthPhases = phases()
 
     // The daemon, logging at debug level: one line per applied change with its commit time.
     let daemonLog = work.appendingPathComponent("roster-run.log").path
@@ -209,6 +219,10 @@ do {
     table.add("roster sync, nothing changed", String(format: "%.2f s  (%.2fx the floor; target <= 0.5x)", second.seconds, second.seconds / floor))
     table.add("  first sync phases", firstPhases)
     table.add("  second sync phases", secondPhases)
+    table.add("roster sync, 100 users changed", String(format: "%.2f s  (%.2fx the floor)", third.seconds, third.seconds / floor))
+    table.add("  phases", thirdPhases)
+    table.add("roster sync --full, nothing changed", String(format: "%.2f s  (%.2fx the floor)", fourth.seconds, fourth.seconds / floor))
+    table.add("  phases", fourthPhases)
     table.add("roster peak memory, first sync", String(format: "%.0f MB  (target < 300 MB)", Double(first.peak) / 1e6))
     table.add("revocations (roster run)", "\(revocationCount) at \(Int(rate))/s: \(toCommit.count) commits logged, \(toEvent.count) events received, "
               + "\(lockedInMirror) locked in the mirror")
@@ -232,6 +246,7 @@ do {
             "wallTimeSeconds": wallTime, "loadAverageAtStart": loadAtStart ?? NSNull(),
             "floorSeconds": floor, "firstSyncSeconds": first.seconds, "firstSyncRatio": first.seconds / floor,
             "secondSyncSeconds": second.seconds, "secondSyncRatio": second.seconds / floor, "peakMemoryBytes": first.peak,
+            "changedSyncSeconds": third.seconds, "fullUnchangedSyncSeconds": fourth.seconds,
             "revocations": ["made": revocationCount, "ratePerSecond": rate, "commitsLogged": toCommit.count, "eventsReceived": toEvent.count,
                             "lockedInMirror": lockedInMirror],
             "revocationLatencyMs": toCommit.json, "revocationToEventMs": toEvent.json, "eventAfterCommitMs": eventAfterCommit.json,

@@ -17,6 +17,14 @@ extension Mirror {
     }
 }
 
+extension Mirror {
+    /// The adjustment of a changeset, inside its write transaction, that keeps what changed
+    /// after `mark` (nil: none).
+    static func keepingChanges(after mark: Int64?) -> ((Database, inout Changeset) throws -> Void)? {
+        mark.map { mark in { db, changeset in try changeset.keepStored(ChangesAfterMark(db, after: mark), db) } }
+    }
+}
+
 /// The users, memberships and role assignments changed after an audit mark, read inside the
 /// write transaction that is about to apply a changeset.
 struct ChangesAfterMark {

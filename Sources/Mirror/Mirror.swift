@@ -114,10 +114,8 @@ public final class Mirror: Sendable {
     public func apply(_ changeset: Changeset, actor: Actor, at date: Date = Date(), dryRun: Bool = false, saving syncState: SyncState? = nil,
                       keepingChangesAfter mark: Int64? = nil) throws -> ApplySummary {
         do { try changeset.validateStandalone() } catch { throw MirrorError.invalid(error) }
-        let adjust: ((Database, inout Changeset) throws -> Void)? = mark.map { mark in
-            { db, changeset in try changeset.keepStored(ChangesAfterMark(db, after: mark), db) }
-        }
-        return try write(actor: actor, at: date, dryRun: dryRun, changeset: changeset, saving: syncState, adjusting: adjust) { applier in try applier.run() }
+        return try write(actor: actor, at: date, dryRun: dryRun, changeset: changeset, saving: syncState,
+                         adjusting: Mirror.keepingChanges(after: mark)) { applier in try applier.run() }
     }
 
     /// Applies the directory's view of one user's account (real-time stream): only the
@@ -235,19 +233,22 @@ public final class Mirror: Sendable {
         }
     }
 
-    private func write(actor: Actor, at date: Date, dryRun: Bool, changeset: Changeset = Changeset(), saving syncState: SyncState? = nil,
-                       adjusting adjust: ((Database, inout Changeset) throws -> Void)? = nil,
-                       _ body: @escaping (Applier) throws -> Void) throws -> ApplySummary {
+    func write(actor: Actor, at date: Date, dryRun: Bool, changeset: Changeset = Changeset(), saving syncState: SyncState? = nil,
+               adjusting adjust: ((Database, inout Changeset) throws -> Void)? = nil,
+               first: ((Database) throws -> Void)? = nil, finally: ((Database) throws -> Void)? = nil,
+               _ body: @escaping (Applier) throws -> Void) throws -> ApplySummary {
         let at = Mirror.timestamp(date)
         return try pool.writeWithoutTransaction { db in
             var summary = ApplySummary(changes: [], eventCount: 0, dryRun: dryRun)
             try db.inTransaction(.immediate) {
                 var changeset = changeset
                 try adjust?(db, &changeset)
+                try first?(db)
                 let writer = try ChangeWriter(db: db, actor: actor, at: at)
                 try body(Applier(writer: writer, changeset: changeset))
                 try writer.finish()
                 if let syncState { try Mirror.store(syncState, db) }
+                try finally?(db)
                 summary.changes = writer.changes
                 summary.eventCount = writer.eventCount
                 return dryRun ? .rollback : .commit

@@ -430,7 +430,7 @@ private struct Reader {
     func schedule(_ value: Value?) -> RosterConfiguration.Schedule {
         var result = RosterConfiguration.Schedule()
         guard let fields = value?.fields(["reconcile_interval_minutes", "poll_interval_seconds", "staleness_limit_seconds",
-                                          "dirsync_interval_seconds", "change_notifications"]) else {
+                                          "dirsync_interval_seconds", "change_notifications", "full_reconcile_every"]) else {
             return result
         }
         let rule = "an interval must be more than 0"
@@ -439,6 +439,14 @@ private struct Reader {
         result.stalenessLimitSeconds = positive(fields["staleness_limit_seconds"], default: result.stalenessLimitSeconds, rule)
         result.dirSyncIntervalSeconds = positive(fields["dirsync_interval_seconds"], default: result.dirSyncIntervalSeconds, rule)
         result.changeNotifications = fields["change_notifications"]?.bool ?? result.changeNotifications
+        if let value = fields["full_reconcile_every"], let number = value.double {
+            // (`double` has reported a value that is not a number already.)
+            if number >= 1, number == number.rounded(), number <= 1_000_000 {
+                result.fullReconcileEvery = Int(number)
+            } else {
+                value.report("\(value.found) is out of range; a whole number of 1 or more is expected (1: every scheduled reconcile reads everything)")
+            }
+        }
         return result
     }
 

@@ -370,9 +370,13 @@ public struct RosterConfiguration: Sendable, Equatable {
         public var changeNotifications: Bool
         /// `/readyz` fails when the directory has been unreachable this long.
         public var stalenessLimitSeconds: Double
+        /// Every this many scheduled reconciles, one reads every entry in full; the others read
+        /// change markers and only the entries whose marker moved (1: always in full).
+        public var fullReconcileEvery: Int
 
         public init(reconcileIntervalMinutes: Double = 15, pollIntervalSeconds: Double = 30, stalenessLimitSeconds: Double = 300,
-                    dirSyncIntervalSeconds: Double = 0.5, changeNotifications: Bool = true) {
+                    dirSyncIntervalSeconds: Double = 0.5, changeNotifications: Bool = true, fullReconcileEvery: Int = 24) {
+            self.fullReconcileEvery = fullReconcileEvery
             self.changeNotifications = changeNotifications
             self.reconcileIntervalMinutes = reconcileIntervalMinutes
             self.pollIntervalSeconds = pollIntervalSeconds

@@ -83,7 +83,7 @@ public final class DirectoryService: Service, Sendable {
                 while !Task.isCancelled {
                     do {
                         try await stream.run(status: { [self] status in self.report(status) },
-                                             reconcile: { [self] why in await self.reconcile(because: why) })
+                                             reconcile: { [self] why in await self.reconcile(because: why, full: true) })
                     } catch is CancellationError {
                         return
                     } catch {
@@ -155,17 +155,19 @@ public final class DirectoryService: Service, Sendable {
     }
 
     /// One full reconcile at a time, whoever asks.
-    private func reconcile(because why: String) async -> Bool {
+    /// `full`: read every entry, not just the changed ones (the change stream's requests: it
+    /// lost track of the directory).
+    private func reconcile(because why: String, full: Bool) async -> Bool {
         await reconcileGate.run { [self] in
             let configuration = self.configuration
             do {
-                let report = try await Reconciler(configuration: configuration, mirror: mirror).run()
+                let report = try await Reconciler(configuration: configuration, mirror: mirror).run(ReconcileOptions(full: full))
                 state.recordReconcile(at: Date(), succeeded: true, detail: "\(report.changes.count) changes")
                 for problem in report.problems { logger.warning("Directory entry \(problem)") }
                 for (user, date) in report.nextChanges { timers.schedule(user, at: date) }
                 reloadSignal.raise()
                 if !report.changes.isEmpty { notifier.notify() }
-                logger.info("Full reconcile (\(why)): \(report.changes.count) changes, \(report.eventCount) events.")
+                logger.info("Full reconcile (\(why); \(report.source)): \(report.changes.count) changes, \(report.eventCount) events.")
                 return true
             } catch let ReconcileError.breaker(trip, _) {
                 state.recordBreakerTrip(reason: trip.description)
@@ -184,6 +186,7 @@ public final class DirectoryService: Service, Sendable {
     /// breaker), sooner: from 10 s, doubling up to the interval.
     private func scheduleReconciles() async throws {
         var retry: Backoff?
+        var scheduled = 0
         while !Task.isCancelled {
             let minutes = configuration.schedule.reconcileIntervalMinutes
             let interval = Duration.milliseconds(Int64(minutes * 60_000))
@@ -193,7 +196,10 @@ public final class DirectoryService: Service, Sendable {
                 retry = backoff
             }
             try await Task.sleep(for: wait)
-            if await reconcile(because: retry == nil ? "the schedule (every \(minutes) minutes)" : "a retry after a failed reconcile") {
+            // Every `schedule.full_reconcile_every`-th scheduled reconcile reads everything.
+            scheduled += 1
+            let full = scheduled % max(1, configuration.schedule.fullReconcileEvery) == 0
+            if await reconcile(because: retry == nil ? "the schedule (every \(minutes) minutes)" : "a retry after a failed reconcile", full: full) {
                 retry = nil
             } else if retry == nil {
                 retry = Backoff(initial: min(.seconds(10), interval), maximum: interval)

@@ -1,6 +1,7 @@
 import AccessModel
 import Foundation
 import LDAPKit
+import Mirror
 import RosterConfig
 
 /// Everything a full reconcile reads from the directory, already mapped per entry.
@@ -12,6 +13,12 @@ public struct DirectoryRead: Sendable {
     /// Entries that mapped, with something odd reported (see `MappedUser.notes`).
     public var notes: [MappingProblem] = []
     public var lockoutDuration: TimeInterval?
+    /// With a change marker: every user and group entry read or reused, with its marker, to
+    /// store with the apply (nil when the flavor has no marker).
+    var seenUsers: [SeenEntry]? = nil
+    var seenGroups: [SeenEntry]? = nil
+    /// Stored entries no longer in the directory's answer.
+    var removedEntries: [(kind: DirectoryEntryRecord.Kind, entryID: String)] = []
 }
 
 /// Reads users, groups and providers from the directory with paged, streaming searches,
@@ -25,48 +32,78 @@ public struct DirectoryReader: Sendable {
         self.connection = connection
     }
 
-    private var pageSize: Int { configuration.directory.pageSize }
+    var pageSize: Int { configuration.directory.pageSize }
 
-    public func read(now: Date, progress: (@Sendable (Int) -> Void)? = nil) async throws -> DirectoryRead {
-        let lockoutDuration = try await readLockoutDuration()
-        let groups = try await readGroups()
-        let superAdministratorGroups = Set(configuration.users.superAdministratorGroups.map(DN.normalize))
-        var superAdministrators = Set<String>()
-        for group in groups where superAdministratorGroups.contains(group.dn) { superAdministrators.formUnion(group.members) }
+    /// Reads every user and group entry in scope. With `markerAttribute`, each entry's change
+    /// marker is read in the same search as its content and kept with it (``DirectoryRead/seenUsers``).
+    public func read(now: Date, progress: (@Sendable (Int) -> Void)? = nil, markerAttribute: String? = nil,
+                     lockoutDuration knownLockoutDuration: TimeInterval?? = nil) async throws -> DirectoryRead {
+        let lockoutDuration: TimeInterval?
+        if let knownLockoutDuration { lockoutDuration = knownLockoutDuration } else { lockoutDuration = try await readLockoutDuration() }
+        let (rawGroups, seenGroups) = try await readGroups(markerAttribute: markerAttribute)
+        let groups = configuration.groups.nested ? Self.expandNested(rawGroups) : rawGroups
+        let superAdministrators = superAdministratorDNs(groups)
         let providerDNs = try await readProviderDNs()
 
         let mapper = DirectoryMapper(configuration: configuration, now: now, lockoutDuration: lockoutDuration)
         var users: [MappedUser] = []
         var problems: [MappingProblem] = []
         var notes: [MappingProblem] = []
+        var seenUsers: [SeenEntry]? = markerAttribute == nil ? nil : []
         var count = 0
         for try await entry in connection.search(base: configuration.users.base, filter: configuration.users.filter,
-                                                 attributes: mapper.userAttributes, pageSize: pageSize) {
+                                                 attributes: mapper.userAttributes + (markerAttribute.map { [$0] } ?? []), pageSize: pageSize) {
             let dn = DN.normalize(entry.dn)
-            switch mapper.mapUser(entry, normalizedDN: dn, isProvider: providerDNs.contains(dn), superAdministrator: superAdministrators.contains(dn)) {
+            let outcome = mapper.mapUser(entry, normalizedDN: dn, isProvider: providerDNs.contains(dn), superAdministrator: superAdministrators.contains(dn))
+            switch outcome {
             case .success(let user):
                 notes += user.notes
                 users.append(user)
             case .failure(let problem): problems.append(problem)
             }
+            if let markerAttribute, let id = mapper.directoryID(of: entry), let marker = entry.string(markerAttribute) {
+                seenUsers?.append(SeenEntry(entryID: id, marker: marker, dn: dn, nextChange: (try? outcome.get())?.directoryState.nextChange,
+                                            fresh: true, content: UserEntryContent.encode(outcome)))
+            }
             count += 1
             if count % 10_000 == 0 { progress?(count) }
         }
         progress?(count)
-        return DirectoryRead(users: users, groups: groups, problems: problems, notes: notes, lockoutDuration: lockoutDuration)
+        return DirectoryRead(users: users, groups: groups, problems: problems, notes: notes, lockoutDuration: lockoutDuration,
+                             seenUsers: seenUsers, seenGroups: seenGroups)
     }
 
-    /// Groups under the configured base, with member DNs normalized; with nested groups on,
-    /// each group's members include the members of the groups nested in it.
-    func readGroups() async throws -> [DirectoryGroup] {
-        let member = configuration.groups.memberAttribute
+    /// DNs of the members of the configured super-administrator groups (after nesting).
+    func superAdministratorDNs(_ groups: [DirectoryGroup]) -> Set<String> {
+        let superAdministratorGroups = Set(configuration.users.superAdministratorGroups.map(DN.normalize))
+        var superAdministrators = Set<String>()
+        for group in groups where superAdministratorGroups.contains(group.dn) { superAdministrators.formUnion(group.members) }
+        return superAdministrators
+    }
+
+    var idAttribute: String { configuration.directory.flavor == .activedirectory ? "objectGUID" : "entryUUID" }
+
+    /// Groups under the configured base, with member DNs normalized, as the directory lists
+    /// them (nesting not expanded); with `markerAttribute`, each with its marker.
+    func readGroups(markerAttribute: String? = nil) async throws -> ([DirectoryGroup], [SeenEntry]?) {
         var groups: [DirectoryGroup] = []
+        var seen: [SeenEntry]? = markerAttribute == nil ? nil : []
+        let attributes = ["cn", configuration.groups.memberAttribute] + (markerAttribute.map { [$0, idAttribute] } ?? [])
         for try await entry in connection.search(base: configuration.groups.base, filter: configuration.groups.filter,
-                                                 attributes: ["cn", member], pageSize: pageSize) {
-            groups.append(DirectoryGroup(dn: DN.normalize(entry.dn), cn: entry.string("cn"),
-                                         members: entry.strings(member).map(DN.normalize)))
+                                                 attributes: attributes, pageSize: pageSize) {
+            let group = directoryGroup(entry)
+            groups.append(group)
+            if let markerAttribute, let id = entry.string(idAttribute), let marker = entry.string(markerAttribute) {
+                seen?.append(SeenEntry(entryID: id, marker: marker, dn: group.dn, nextChange: nil, fresh: true,
+                                       content: GroupEntryContent.encode(group)))
+            }
         }
-        return configuration.groups.nested ? Self.expandNested(groups) : groups
+        return (groups, seen)
+    }
+
+    func directoryGroup(_ entry: LDAPEntry) -> DirectoryGroup {
+        let member = configuration.groups.memberAttribute
+        return DirectoryGroup(dn: DN.normalize(entry.dn), cn: entry.string("cn"), members: entry.strings(member).map(DN.normalize))
     }
 
     /// Replaces each group's members by its effective members (through nested groups, at

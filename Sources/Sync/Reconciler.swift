@@ -11,12 +11,16 @@ public struct ReconcileOptions: Sendable {
     public var dryRun: Bool
     /// Apply even when the safety breaker would refuse.
     public var force: Bool
+    /// Read every entry in full, even where the stored change markers would allow reading
+    /// only the changed ones.
+    public var full: Bool
     /// Called now and then with the number of user entries read so far.
     public var progress: (@Sendable (Int) -> Void)?
 
-    public init(dryRun: Bool = false, force: Bool = false, progress: (@Sendable (Int) -> Void)? = nil) {
+    public init(dryRun: Bool = false, force: Bool = false, full: Bool = false, progress: (@Sendable (Int) -> Void)? = nil) {
         self.dryRun = dryRun
         self.force = force
+        self.full = full
         self.progress = progress
     }
 }
@@ -35,6 +39,8 @@ public struct ReconcileReport: Sendable {
     /// Users whose state flips later without a directory event, and when.
     public var nextChanges: [UserCode: Date]
     public var durations: [String: Duration]
+    /// Whether every entry was read in full, or only the changed ones.
+    public var source: ReconcileSource = .full(reason: "")
 }
 
 /// A refused or failed reconcile. Nothing was changed.
@@ -107,13 +113,78 @@ public struct Reconciler: Sendable {
         }
         defer { Task { await connection.close() } }
 
+        // Change markers: read identities and markers only, and in full just the entries whose
+        // marker moved, when the stored entries were read under the same configuration.
+        let reader = DirectoryReader(configuration: configuration, connection: connection)
+        let markerAttribute = ChangeMarker.attribute(for: configuration.directory.flavor)
+        let lockoutDuration: TimeInterval?
+        var detected: DetectedChanges?
+        var source: ReconcileSource
+        let fingerprint: String
+        var contextMarker: String?
+        do {
+            // Read before any entry: a change made while this reconcile reads moves it again.
+            contextMarker = markerAttribute == nil ? nil : try await reader.contextMarker()
+            lockoutDuration = try await reader.readLockoutDuration()
+            fingerprint = ChangeMarker.fingerprint(configuration, lockoutDuration: lockoutDuration)
+            let basis = try mirror.reconcileBasis(for: configuration.directory.name)
+            if options.full {
+                source = .full(reason: "asked for")
+            } else if markerAttribute == nil {
+                source = .full(reason: "the \(configuration.directory.flavor.rawValue) flavor has no trusted change marker")
+            } else if basis == nil {
+                source = .full(reason: "no directory entries stored yet")
+            } else if basis?.fingerprint != fingerprint {
+                source = .full(reason: "the configuration, Roster's mapping or the lockout duration changed since the entries were stored")
+            } else if let contextMarker, contextMarker == basis!.contextMarker, try mirror.lastAuditID() == basis!.auditMark,
+                      case let stored = try mirror.directoryEntrySummary(for: configuration.directory.name),
+                      !stored.timed.values.contains(where: { $0 <= now }),
+                      try await reader.stillShows([(.user, mirror.someDirectoryEntry(for: configuration.directory.name, kind: .user)),
+                                                   (.group, mirror.someDirectoryEntry(for: configuration.directory.name, kind: .group))], now: now) {
+                // The directory database has not changed since the stored entries were read, the
+                // mirror not since they were applied, and no state is due to flip: nothing to do.
+                lap("markers")
+                return try unchangedReport(users: stored.users, groups: stored.groups, timed: stored.timed, basis: basis!,
+                                           options: options, now: now, durations: durations)
+            } else if let found = try await reader.detectChanges(markerAttribute: markerAttribute!, stored: mirror, now: now) {
+                detected = found
+                source = .changedEntries(users: found.changedUsers.count, groups: found.changedGroups.count)
+                let changed = found.changedUsers.count + found.changedGroups.count
+                if found.isEmpty, try mirror.lastAuditID() == basis!.auditMark {
+                    lap("markers")
+                    return try unchangedReport(users: found.users.count, groups: found.groups.count,
+                                               timed: found.storedUsers.compactMapValues(\.nextChange), basis: basis!,
+                                               options: options, now: now, durations: durations)
+                } else if changed > max(500, (found.users.count + found.groups.count) / 20) {
+                    detected = nil
+                    source = .full(reason: "\(changed) entries changed: reading them all is faster")
+                }
+            } else {
+                source = .full(reason: "some entry has no entryUUID or change marker")
+            }
+        } catch let error as LDAPError {
+            throw ReconcileError.directory(error)
+        }
+        lap("markers")
+
         // The mirror's snapshot loads on a thread of its own while the directory is read: the
         // two are independent, and the read mostly waits for the server.
         let storedLoad = Self.loadSnapshot(of: mirror)
         var content: DirectoryRead
         do {
-            content = try await DirectoryReader(configuration: configuration, connection: connection)
-                .read(now: now, progress: options.progress)
+            if let found = detected {
+                do {
+                    content = try await reader.readChanges(found, markerAttribute: markerAttribute!, stored: mirror, now: now,
+                                                           lockoutDuration: lockoutDuration)
+                } catch let fallback as DirectoryReader.FullReadNeeded {
+                    source = .full(reason: fallback.reason)
+                    content = try await reader.read(now: now, progress: options.progress, markerAttribute: markerAttribute,
+                                                    lockoutDuration: .some(lockoutDuration))
+                }
+            } else {
+                content = try await reader.read(now: now, progress: options.progress, markerAttribute: markerAttribute,
+                                                lockoutDuration: .some(lockoutDuration))
+            }
         } catch let error as LDAPError {
             _ = try? await storedLoad.value
             throw ReconcileError.directory(error)
@@ -153,6 +224,7 @@ public struct Reconciler: Sendable {
         // The mapped entries are in the changeset now: let them go before the apply, the peak of memory.
         let usersInDirectory = content.users.count
         content.users = []
+        let problems = mapping.problems + content.notes
         lap("map")
 
         if !options.force, let trip = BreakerTrip.check(
@@ -160,17 +232,69 @@ public struct Reconciler: Sendable {
             maxDeactivations: configuration.safety.maxDeactivations, maxPercent: configuration.safety.maxDeactivationPercent) {
             throw ReconcileError.breaker(trip, counts)
         }
-        let summary = try mirror.apply(mapping.changeset, actor: .directory(configuration.directory.name), at: now, dryRun: options.dryRun,
+        let summary: ApplySummary
+        if content.seenUsers != nil && content.seenGroups != nil {
+            // The entries' content and markers are stored in the apply's own transaction: a
+            // marker is never stored without the content it was read with having been applied.
+            // They are handed over (not kept here), so the mirror can let them go before its peak.
+            let readAll: Bool = if case .full = source { true } else { false }
+            summary = try mirror.apply(mapping.changeset, actor: .directory(configuration.directory.name), at: now, dryRun: options.dryRun,
+                                       recording: DirectoryEntryUpdate(
+                                           directory: configuration.directory.name, replaceAll: readAll, upserts: Self.takeRecords(&content),
+                                           removals: readAll ? [] : content.removedEntries, fingerprint: fingerprint,
+                                           contextMarker: contextMarker, problems: ProblemsContent.encode(problems)),
                                        keepingChangesAfter: mark)
+        } else {
+            summary = try mirror.apply(mapping.changeset, actor: .directory(configuration.directory.name), at: now, dryRun: options.dryRun,
+                                       keepingChangesAfter: mark)
+        }
         if !options.dryRun {
             var state = try mirror.syncState(for: configuration.directory.name) ?? SyncState(directory: configuration.directory.name)
             state.lastFullReconcile = now.formatted(.iso8601)
             try mirror.saveSyncState(state)
         }
         lap("apply")
-        return ReconcileReport(counts: counts, changes: summary.changes, eventCount: summary.eventCount, problems: mapping.problems + content.notes,
+        return ReconcileReport(counts: counts, changes: summary.changes, eventCount: summary.eventCount, problems: problems,
                                newProviders: mapping.newProviders, usersRead: usersInDirectory + content.problems.count,
                                groupsRead: content.groups.count, dryRun: options.dryRun, nextChanges: mapping.nextChanges,
-                               durations: durations)
+                               durations: durations, source: source)
+    }
+
+    /// The fresh entries of `content` as records to store; `content` no longer holds them.
+    private static func takeRecords(_ content: inout DirectoryRead) -> [DirectoryEntryRecord] {
+        var records = (content.seenUsers ?? []).filter(\.fresh).map { record(.user, $0) }
+        content.seenUsers = nil
+        records += (content.seenGroups ?? []).filter(\.fresh).map { record(.group, $0) }
+        content.seenGroups = nil
+        return records
+    }
+
+    private static func record(_ kind: DirectoryEntryRecord.Kind, _ entry: SeenEntry) -> DirectoryEntryRecord {
+        DirectoryEntryRecord(kind: kind, entryID: entry.entryID, marker: entry.marker, dn: entry.dn, nextChange: entry.nextChange,
+                             content: entry.content)
+    }
+
+    /// No marker moved, no entry came or went, no state is due to flip and nothing changed the
+    /// mirror since the entries were stored: a full read would map exactly what was applied
+    /// then, against the mirror that apply left, so its plan is empty.
+    private func unchangedReport(users: Int, groups: Int, timed: [String: Date], basis: ReconcileBasis, options: ReconcileOptions, now: Date,
+                                 durations: [String: Duration]) throws -> ReconcileReport {
+        var nextChanges: [UserCode: Date] = [:]
+        if !timed.isEmpty {
+            let contents = try mirror.directoryEntryContents(for: configuration.directory.name, kind: .user, ids: Array(timed.keys))
+            for (id, date) in timed {
+                if let data = contents[id], case .success(let mapped)? = try? UserEntryContent.decode(data, superAdministrator: { _ in false }) {
+                    nextChanges[mapped.user.code] = date
+                }
+            }
+        }
+        if !options.dryRun {
+            var state = try mirror.syncState(for: configuration.directory.name) ?? SyncState(directory: configuration.directory.name)
+            state.lastFullReconcile = now.formatted(.iso8601)
+            try mirror.saveSyncState(state)
+        }
+        return ReconcileReport(counts: PlanCounts(), changes: [], eventCount: 0, problems: ProblemsContent.decode(basis.problems),
+                               newProviders: [], usersRead: users, groupsRead: groups, dryRun: options.dryRun,
+                               nextChanges: nextChanges, durations: durations, source: .unchanged)
     }
 }

@@ -14,6 +14,7 @@ struct SyncCommand: AsyncParsableCommand {
     @Flag(help: "Compute and print the plan; change nothing.") var dryRun = false
     @Flag(help: "Apply even when the safety breaker would refuse.") var force = false
     @Flag(help: "Print the plan and every change as JSON.") var json = false
+    @Flag(help: "Read every entry in full, instead of reading change markers and only the entries whose marker moved.") var full = false
 
     func run() async throws {
         let configuration = try loadConfiguration(options.config)
@@ -26,7 +27,7 @@ struct SyncCommand: AsyncParsableCommand {
         let report: ReconcileReport
         do {
             let reconciler = Reconciler(configuration: configuration, mirror: mirror)
-            report = try await reconciler.run(ReconcileOptions(dryRun: dryRun, force: force, progress: progress))
+            report = try await reconciler.run(ReconcileOptions(dryRun: dryRun, force: force, full: full, progress: progress))
         } catch let error as ReconcileError {
             if json, case .breaker(let trip, let counts) = error {
                 try printJSON(BreakerJSON(refused: true, reason: trip.description, plan: counts))
@@ -44,6 +45,7 @@ struct SyncCommand: AsyncParsableCommand {
         print(report.dryRun ? "Plan (dry run, nothing changed):" : "Reconciled \(configuration.directory.name):")
         var table = TextTable("", "")
         table.add("users read", "\(report.usersRead) entries, \(report.groupsRead) groups")
+        table.add("directory read", "\(report.source)")
         table.add("users added", "\(c.usersAdded)")
         table.add("users updated", "\(c.usersUpdated)")
         table.add("users locked / unlocked", "\(c.usersLocked) / \(c.usersUnlocked)")
@@ -53,7 +55,7 @@ struct SyncCommand: AsyncParsableCommand {
         table.add("providers auto-added", "\(c.providersAutoAdded) (\(report.newProviders.count) new providers)")
         table.add("changes, events", "\(report.changes.count), \(report.eventCount)")
         let seconds = report.durations.values.reduce(Duration.zero, +)
-        let phases = ["read", "lookups", "map", "apply"].compactMap { name in
+        let phases = ["markers", "read", "lookups", "map", "apply"].compactMap { name in
             report.durations[name].map { "\(name) \($0.formatted(.units(allowed: [.seconds, .milliseconds], width: .narrow)))" }
         }
         table.add("time", "\(seconds.formatted(.units(allowed: [.seconds, .milliseconds], width: .narrow))) (\(phases.joined(separator: ", ")))")
@@ -83,6 +85,7 @@ struct SyncJSON: Encodable {
     var plan: PlanCounts
     var usersRead: Int
     var groupsRead: Int
+    var source: String
     var newProviders: [String]
     var problems: [MappingProblem]
     var events: Int
@@ -93,6 +96,7 @@ struct SyncJSON: Encodable {
         plan = report.counts
         usersRead = report.usersRead
         groupsRead = report.groupsRead
+        source = report.source.description
         newProviders = report.newProviders.map(\.rawValue)
         problems = report.problems
         events = report.eventCount

@@ -102,6 +102,16 @@ import Testing
                 == ["schedule.dirsync_interval_seconds"])
     }
 
+    @Test func fullReconcileEveryIsAWholeNumberOfOneOrMore() throws {
+        #expect(try ConfigurationLoader.load(yaml: minimalYAML, file: "roster.yaml", files: FakeFiles()).schedule.fullReconcileEvery == 24)
+        let always = try ConfigurationLoader.load(yaml: minimalYAML + "schedule: {full_reconcile_every: 1}\n", file: "roster.yaml", files: FakeFiles())
+        #expect(always.schedule.fullReconcileEvery == 1)
+        for bad in ["0", "-3", "2.5", "often"] {
+            #expect(problems(minimalYAML + "schedule: {full_reconcile_every: \(bad)}\n", files: FakeFiles()).map(\.keyPath)
+                    == ["schedule.full_reconcile_every"], "\(bad)")
+        }
+    }
+
     @Test func relativeFilePathsAreTakenFromTheConfigurationsDirectory() throws {
         let yaml = """
             directory:
