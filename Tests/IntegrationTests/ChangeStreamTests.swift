@@ -268,7 +268,7 @@ struct ChangeStreamTests {
                 Issue.record("changing the directory and the mirror failed: \(error)")
             }
         }
-        let report = try await Reconciler(configuration: fixture.configuration, mirror: mirror).run(ReconcileOptions(progress: progress))
+        let report = try await Reconciler(configuration: fixture.configuration, mirror: mirror).run(ReconcileOptions(full: true, progress: progress))
         #expect(changed.withLock { $0 })
         #expect(try changesKept(), "the reconcile wrote back what it read: \(report.changes)")
         // The next reconcile reads the same state from the directory.
