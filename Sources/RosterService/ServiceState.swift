@@ -99,7 +99,7 @@ public struct RosterMetrics: Sendable {
         breakerTrips = registry.makeCounter(
             descriptor: name("breaker_trips", "total", "Reconciles refused by the safety breaker."))
         mirrorPageCache = registry.makeGauge(
-            descriptor: name("mirror_page_cache", "bytes", "Memory held by SQLite's page caches (bounded: 64 MiB for the writer, 8 MiB per reader)."))
+            descriptor: name("mirror_page_cache", "bytes", "Memory held by SQLite's page caches (bounded: 16 MiB for the writer, 8 MiB per reader)."))
     }
 }
 
