@@ -67,8 +67,24 @@ func takeLDAPString(_ pointer: UnsafeMutablePointer<CChar>?) -> String? {
     return String(cString: pointer)
 }
 
-/// Parses one search entry message into an `LDAPEntry`, copying the values out of the
-/// message's BER buffer.
+/// Waits at most the operation timeout for the next message of a search and returns its type
+/// and the message (the caller frees it). A timeout abandons the search and throws; so does a
+/// failure of the connection.
+func nextSearchMessage(_ ld: OpaquePointer, _ messageID: Int32, handle: LDAPHandle, target: String) throws -> (type: Int32, message: OpaquePointer?) {
+    var message: OpaquePointer?
+    var timeout = makeTimeval(handle.configuration.operationTimeout)
+    switch ldap_result(ld, messageID, LDAP_MSG_ONE, &timeout, &message) {
+    case 0:
+        ldap_abandon_ext(ld, messageID, nil, nil)
+        throw LDAPError(code: .timeout, operation: .search, target: target,
+                        hint: "The server sent nothing for \(handle.configuration.operationTimeout); check its load, or raise the operation timeout.")
+    case -1:
+        throw handle.lastError(.search, target: target)
+    case let type:
+        return (type, message)
+    }
+}
+
 /// Reads a search's final result message (and frees it): throws the server's error, or
 /// hands the response controls to `body` (freed after it returns).
 func withSearchResult<T>(_ ld: OpaquePointer, _ message: OpaquePointer?, handle: LDAPHandle, target: String,
@@ -88,6 +104,8 @@ func withSearchResult<T>(_ ld: OpaquePointer, _ message: OpaquePointer?, handle:
     return try body(controls)
 }
 
+/// Parses one search entry message into an `LDAPEntry`, copying the values out of the
+/// message's BER buffer.
 func parseEntry(_ ld: OpaquePointer, _ message: OpaquePointer) -> LDAPEntry? {
     var ber: OpaquePointer?
     var dn = berval()

@@ -62,16 +62,8 @@ private func runDirSync(_ handle: LDAPHandle, base: String, filter: String, attr
 
     var entries: [LDAPEntry] = []
     while true {
-        var message: OpaquePointer?
-        var timeout = makeTimeval(handle.configuration.operationTimeout)
-        let type = ldap_result(ld, messageID, LDAP_MSG_ONE, &timeout, &message)
+        let (type, message) = try nextSearchMessage(ld, messageID, handle: handle, target: target)
         switch type {
-        case 0:
-            ldap_abandon_ext(ld, messageID, nil, nil)
-            throw LDAPError(code: .timeout, operation: .search, target: target,
-                            hint: "The server sent nothing for \(handle.configuration.operationTimeout); check its load, or raise the operation timeout.")
-        case -1:
-            throw handle.lastError(.search, target: target)
         case Int32(LDAP_RES_SEARCH_ENTRY):
             if let entry = parseEntry(ld, message!) { entries.append(entry) }
             ldap_msgfree(message)

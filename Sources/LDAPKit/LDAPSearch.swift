@@ -137,18 +137,9 @@ private func runPagedSearch(_ handle: LDAPHandle, _ request: SearchRequest, chan
         guard searchRC == LDAP_SUCCESS else { throw handle.error(searchRC, .search, target: target) }
 
         cookie = nil
-        var timeout = makeTimeval(handle.configuration.operationTimeout)
         resultLoop: while true {
-            var message: OpaquePointer?
-            let type = ldap_result(ld, messageID, LDAP_MSG_ONE, &timeout, &message)
-            timeout = makeTimeval(handle.configuration.operationTimeout)
+            let (type, message) = try nextSearchMessage(ld, messageID, handle: handle, target: target)
             switch type {
-            case 0:
-                ldap_abandon_ext(ld, messageID, nil, nil)
-                throw LDAPError(code: .timeout, operation: .search, target: target,
-                                hint: "The server sent nothing for \(handle.configuration.operationTimeout); check its load, or raise the operation timeout.")
-            case -1:
-                throw handle.lastError(.search, target: target)
             case Int32(LDAP_RES_SEARCH_ENTRY):
                 defer { ldap_msgfree(message) }
                 if var entry = parseEntry(ld, message!) {
