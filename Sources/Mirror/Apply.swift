@@ -51,10 +51,6 @@ final class Applier {
     private var addMemberStatement: RowStatement?
     private var removeMemberStatement: RowStatement?
     private var groupStatement: RowStatement?
-    private var groupVenueStatement: RowStatement?
-    private var groupModuleStatement: RowStatement?
-    private var groupProviderGrantStatement: RowStatement?
-    private var groupPoolGrantStatement: RowStatement?
 
     /// Rows per multi-row INSERT of new users, their health centers and new memberships.
     static let userBatch = 16
@@ -67,6 +63,17 @@ final class Applier {
     /// New memberships (group id, user key) not yet inserted; see ``flushNewMembers()``.
     private var pendingMembers: [(group: String, key: String)] = []
     private var userStatements: [Int: RowStatement] = [:]
+    /// Care venues, modules and targets of the groups written, not yet inserted; see ``flushGroupRows()``.
+    private var pendingGroupRows = PendingGroupRows()
+    private var groupRowStatements: [String: [Int: RowStatement]] = [:]
+
+    struct PendingGroupRows {
+        var venues: [(group: String, venue: String)] = []
+        var modules: [(group: String, module: String, privacy: Int, privilege: Int)] = []
+        /// Provider targets (`provider` true) and pool targets.
+        var targets: [(provider: Bool, group: String, module: String, target: String, privilege: Int, privacy: Int?)] = []
+        var count: Int { venues.count + modules.count + targets.count }
+    }
     private var userHealthCenterStatements: [Int: RowStatement] = [:]
     private var memberStatements: [Int: RowStatement] = [:]
 
@@ -115,6 +122,7 @@ final class Applier {
         for role in changeset.roles { try upsert(role) }
         try checkGroupNames()
         for group in changeset.groups { try upsert(group) }
+        try flushGroupRows()
         for user in changeset.users { try upsert(user) }
         try flushNewUsers()
 
@@ -420,18 +428,15 @@ final class Applier {
                 try db.cachedStatement(sql: "DELETE FROM group_care_venue WHERE group_id = ?").execute(arguments: [id])
                 try db.cachedStatement(sql: "DELETE FROM group_module WHERE group_id = ?").execute(arguments: [id])
             }
-            let venue = try prepared(&groupVenueStatement, "INSERT INTO group_care_venue (group_id, care_venue) VALUES (?, ?)")
-            for v in group.careVenues.sorted() { try venue.execute(id, v.rawValue) }
-            let module = try prepared(&groupModuleStatement, "INSERT INTO group_module (group_id, module, privacy, default_privilege) VALUES (?, ?, ?, ?)")
-            let target = group.kind == .provider
-                ? try prepared(&groupProviderGrantStatement, "INSERT INTO group_provider_grant (group_id, module, provider, privilege, privacy_override) VALUES (?, ?, ?, ?, ?)")
-                : try prepared(&groupPoolGrantStatement, "INSERT INTO group_pool_grant (group_id, module, pool, privilege, privacy_override) VALUES (?, ?, ?, ?, ?)")
+            // The group's own rows are queued and inserted several per statement by ``flushGroupRows()``.
+            for v in group.careVenues.sorted() { pendingGroupRows.venues.append((id, v.rawValue)) }
             for (m, grant) in group.modules.sorted(by: { $0.key < $1.key }) {
-                try module.execute(id, m.rawValue, grant.privacy.rawValue, grant.defaultPrivilege.rawValue)
+                pendingGroupRows.modules.append((id, m.rawValue, grant.privacy.rawValue, grant.defaultPrivilege.rawValue))
                 for (t, entry) in grant.targets.sorted(by: { $0.key < $1.key }) {
-                    try target.execute(id, m.rawValue, t, entry.privilege.rawValue, entry.privacyOverride?.rawValue)
+                    pendingGroupRows.targets.append((group.kind == .provider, id, m.rawValue, t, entry.privilege.rawValue, entry.privacyOverride?.rawValue))
                 }
             }
+            if pendingGroupRows.count >= Applier.pairBatch { try flushGroupRows() }
             try w.audit(before == nil ? "group.created" : "group.updated", "group", id, before: before, after: record, source: group.directoryDN)
             if storedGroups != nil {
                 if let storedGroup { groupNames[storedGroup.healthCenter + "\u{0}" + storedGroup.name] = nil }
@@ -525,6 +530,39 @@ final class Applier {
         let statement = try RowStatement(db, sql: prefix + " VALUES " + Array(repeating: row, count: rows).joined(separator: ", "))
         cache[rows] = statement
         return statement
+    }
+
+    /// Inserts the queued care venues, modules and targets of groups, up to ``pairBatch`` rows per
+    /// statement. Runs before anything else reads or writes those tables.
+    private func flushGroupRows() throws {
+        let rows = pendingGroupRows
+        pendingGroupRows = PendingGroupRows()
+        try insertBatched(rows.venues, table: "group_care_venue (group_id, care_venue)", columns: 2) { b, row in
+            b.bind(row.group); b.bind(row.venue)
+        }
+        try insertBatched(rows.modules, table: "group_module (group_id, module, privacy, default_privilege)", columns: 4) { b, row in
+            b.bind(row.group); b.bind(row.module); b.bind(row.privacy); b.bind(row.privilege)
+        }
+        for provider in [true, false] {
+            let table = provider ? "group_provider_grant (group_id, module, provider, privilege, privacy_override)"
+                : "group_pool_grant (group_id, module, pool, privilege, privacy_override)"
+            try insertBatched(rows.targets.filter { $0.provider == provider }, table: table, columns: 5) { b, row in
+                b.bind(row.group); b.bind(row.module); b.bind(row.target); b.bind(row.privilege); b.bind(row.privacy)
+            }
+        }
+    }
+
+    /// Inserts `rows` into `table` (its name and column list), up to ``pairBatch`` rows per statement.
+    private func insertBatched<Row>(_ rows: [Row], table: String, columns: Int, bind: (inout RowStatement.Binder, Row) -> Void) throws {
+        var start = 0
+        while start < rows.count {
+            let end = min(start + Applier.pairBatch, rows.count)
+            let statement = try batchStatement(&groupRowStatements[table, default: [:]], rows: end - start, columns: columns, "INSERT INTO \(table)")
+            try statement.execute { b in
+                for row in rows[start..<end] { bind(&b, row) }
+            }
+            start = end
+        }
     }
 
     /// Inserts the new users queued so far, then their health centers, several rows per statement.

@@ -132,14 +132,32 @@ extension Mirror {
         for removal in update.removals {
             try remove.execute(arguments: [update.directory, removal.kind.rawValue, removal.entryID])
         }
-        let upsert = try db.cachedStatement(sql: """
-            INSERT INTO directory_entry (directory, kind, entry_id, marker, dn, next_change, content) VALUES (?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT (directory, kind, entry_id) DO UPDATE SET marker = excluded.marker, dn = excluded.dn,
-              next_change = excluded.next_change, content = excluded.content
-            """)
-        for entry in update.upserts {
-            try upsert.execute(arguments: [update.directory, entry.kind.rawValue, entry.entryID, entry.marker, entry.dn,
-                                           entry.nextChange.map(Mirror.timestamp), entry.content])
+        // In key order, so that the table (keyed by kind and entry id) is appended to rather than
+        // split at random places: a first sync's 100k entries fill their pages instead of half of them.
+        let upserts = update.upserts.sorted { ($0.kind.rawValue, $0.entryID) < ($1.kind.rawValue, $1.entryID) }
+        var statements: [Int: RowStatement] = [:]
+        let batch = 32
+        var start = 0
+        while start < upserts.count {
+            let end = min(start + batch, upserts.count)
+            let rows = end - start
+            let statement = try statements[rows] ?? {
+                let statement = try RowStatement(db, sql: """
+                    INSERT INTO directory_entry (directory, kind, entry_id, marker, dn, next_change, content)
+                    VALUES \(Array(repeating: "(?, ?, ?, ?, ?, ?, ?)", count: rows).joined(separator: ", "))
+                    ON CONFLICT (directory, kind, entry_id) DO UPDATE SET marker = excluded.marker, dn = excluded.dn,
+                      next_change = excluded.next_change, content = excluded.content
+                    """)
+                statements[rows] = statement
+                return statement
+            }()
+            try statement.execute { b in
+                for entry in upserts[start..<end] {
+                    b.bind(update.directory); b.bind(entry.kind.rawValue); b.bind(entry.entryID); b.bind(entry.marker); b.bind(entry.dn)
+                    b.bind(entry.nextChange.map(Mirror.timestamp)); b.bind(entry.content)
+                }
+            }
+            start = end
         }
     }
 

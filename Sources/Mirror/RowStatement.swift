@@ -1,21 +1,21 @@
+import Foundation
 import GRDB
 import GRDBSQLite
 
 /// A value bound straight through SQLite's C API.
 protocol RowValue {
-    func bind(to statement: OpaquePointer, at index: Int32)
+    /// Binds the value; text is copied into `arena`, which keeps it until the statement has run.
+    func bind(to statement: OpaquePointer, at index: Int32, arena: BindArena)
 }
-
-/// SQLite copies the bytes before the bind call returns.
-private let transient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
 
 extension String: RowValue {
     @inline(__always)
-    func bind(to statement: OpaquePointer, at index: Int32) {
+    func bind(to statement: OpaquePointer, at index: Int32, arena: BindArena) {
         var string = self
         string.withUTF8 { bytes in
-            if let base = bytes.baseAddress, bytes.count > 0 {
-                _ = sqlite3_bind_text(statement, index, base, Int32(bytes.count), transient)
+            if bytes.count > 0 {
+                // SQLITE_STATIC (a nil destructor): SQLite reads the arena's copy in place.
+                _ = sqlite3_bind_text(statement, index, arena.copy(bytes), Int32(bytes.count), nil)
             } else {
                 _ = sqlite3_bind_text(statement, index, "", 0, nil)  // '' (a nil pointer would bind NULL)
             }
@@ -23,21 +23,85 @@ extension String: RowValue {
     }
 }
 
+extension Data: RowValue {
+    /// A BLOB (an empty one when the data is empty).
+    @inline(__always)
+    func bind(to statement: OpaquePointer, at index: Int32, arena: BindArena) {
+        withUnsafeBytes { bytes in
+            if let base = bytes.baseAddress, bytes.count > 0 {
+                _ = sqlite3_bind_blob(statement, index, arena.copy(UnsafeBufferPointer(start: base.assumingMemoryBound(to: UInt8.self), count: bytes.count)),
+                                      Int32(bytes.count), nil)
+            } else {
+                _ = sqlite3_bind_zeroblob(statement, index, 0)
+            }
+        }
+    }
+}
+
 extension Int: RowValue {
     @inline(__always)
-    func bind(to statement: OpaquePointer, at index: Int32) { _ = sqlite3_bind_int64(statement, index, Int64(self)) }
+    func bind(to statement: OpaquePointer, at index: Int32, arena: BindArena) { _ = sqlite3_bind_int64(statement, index, Int64(self)) }
 }
 
 extension Bool: RowValue {
     /// 1 or 0, as GRDB stores booleans.
     @inline(__always)
-    func bind(to statement: OpaquePointer, at index: Int32) { _ = sqlite3_bind_int64(statement, index, self ? 1 : 0) }
+    func bind(to statement: OpaquePointer, at index: Int32, arena: BindArena) { _ = sqlite3_bind_int64(statement, index, self ? 1 : 0) }
 }
 
 extension Optional: RowValue where Wrapped: RowValue {
     @inline(__always)
-    func bind(to statement: OpaquePointer, at index: Int32) {
-        if let value = self { value.bind(to: statement, at: index) } else { _ = sqlite3_bind_null(statement, index) }
+    func bind(to statement: OpaquePointer, at index: Int32, arena: BindArena) {
+        if let value = self { value.bind(to: statement, at: index, arena: arena) } else { _ = sqlite3_bind_null(statement, index) }
+    }
+}
+
+/// The text bound to one statement execution, copied end to end into memory the statement owns.
+///
+/// Bound with SQLITE_TRANSIENT, SQLite allocates, copies and frees every text value itself: a
+/// malloc and a free per value, about a tenth of a bulk apply. Here each value is copied once into
+/// chunks that live as long as the statement and are reused by its next execution (SQLite reads
+/// bound text only while the statement runs, and every parameter is bound again before each run).
+final class BindArena {
+    private static let chunkSize = 64 * 1024
+    private var chunks: [UnsafeMutableRawPointer] = []
+    /// Values too large for a chunk, each in its own allocation, freed at the next ``reset()``.
+    private var large: [UnsafeMutableRawPointer] = []
+    private var chunk = -1
+    private var used = BindArena.chunkSize
+
+    /// A copy of `bytes` that stays valid until ``reset()``.
+    @inline(__always)
+    func copy(_ bytes: UnsafeBufferPointer<UInt8>) -> UnsafeRawPointer {
+        let count = bytes.count
+        if count > BindArena.chunkSize / 4 {
+            let memory = UnsafeMutableRawPointer.allocate(byteCount: count, alignment: 1)
+            memory.copyMemory(from: bytes.baseAddress!, byteCount: count)
+            large.append(memory)
+            return UnsafeRawPointer(memory)
+        }
+        if used + count > BindArena.chunkSize {
+            chunk += 1
+            if chunk == chunks.count { chunks.append(UnsafeMutableRawPointer.allocate(byteCount: BindArena.chunkSize, alignment: 16)) }
+            used = 0
+        }
+        let target = chunks[chunk] + used
+        target.copyMemory(from: bytes.baseAddress!, byteCount: count)
+        used += count
+        return UnsafeRawPointer(target)
+    }
+
+    /// Makes the space reusable: call only once nothing bound from it will be read again.
+    func reset() {
+        for memory in large { memory.deallocate() }
+        large.removeAll(keepingCapacity: true)
+        chunk = -1
+        used = BindArena.chunkSize
+    }
+
+    deinit {
+        for memory in chunks { memory.deallocate() }
+        for memory in large { memory.deallocate() }
     }
 }
 
@@ -52,6 +116,7 @@ final class RowStatement {
     private let statement: Statement
     private let handle: OpaquePointer
     private let parameterCount: Int
+    private let arena = BindArena()
 
     init(_ db: Database, sql: String) throws {
         statement = try db.makeStatement(sql: sql)
@@ -64,10 +129,11 @@ final class RowStatement {
     /// Runs the statement once with `values` for its parameters, in order.
     func execute<each V: RowValue>(_ values: repeat each V) throws {
         _ = sqlite3_reset(handle)
+        arena.reset()
         var index: Int32 = 0
         for value in repeat each values {
             index += 1
-            value.bind(to: handle, at: index)
+            value.bind(to: handle, at: index, arena: arena)
         }
         assert(Int(index) == parameterCount, "\(statement.sql): \(index) values for \(parameterCount) parameters")
         try statement.execute()
@@ -76,18 +142,20 @@ final class RowStatement {
     /// Binds values in order.
     struct Binder {
         fileprivate let handle: OpaquePointer
+        fileprivate let arena: BindArena
         fileprivate(set) var count: Int32 = 0
 
         mutating func bind<V: RowValue>(_ value: V) {
             count += 1
-            value.bind(to: handle, at: count)
+            value.bind(to: handle, at: count, arena: arena)
         }
     }
 
     /// Runs the statement once with the values `body` binds, in order (for multi-row inserts).
     func execute(binding body: (inout Binder) -> Void) throws {
         _ = sqlite3_reset(handle)
-        var binder = Binder(handle: handle)
+        arena.reset()
+        var binder = Binder(handle: handle, arena: arena)
         body(&binder)
         assert(Int(binder.count) == parameterCount, "\(statement.sql): \(binder.count) values for \(parameterCount) parameters")
         try statement.execute()
