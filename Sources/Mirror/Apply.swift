@@ -77,7 +77,11 @@ final class Applier {
     private var userHealthCenterStatements: [Int: RowStatement] = [:]
     private var memberStatements: [Int: RowStatement] = [:]
 
-    init(writer: ChangeWriter, changeset: Changeset) {
+    /// Whether large first loads compute records and audit hashes on another thread (``Lookahead``).
+    let worksAhead: Bool
+
+    init(writer: ChangeWriter, changeset: Changeset, worksAhead: Bool = true) {
+        self.worksAhead = worksAhead
         db = writer.db
         w = writer
         self.changeset = changeset
@@ -123,7 +127,20 @@ final class Applier {
         try checkGroupNames()
         for group in changeset.groups { try upsert(group) }
         try flushGroupRows()
-        for user in changeset.users { try upsert(user) }
+        if let ahead = newUsersAhead() {
+            // Every user is new: their records and audit hashes are built on another thread ahead of the writes.
+            defer { ahead.cancel() }
+            var reader = LookaheadReader(ahead)
+            for (index, user) in changeset.users.enumerated() {
+                if let row = reader.next() {
+                    try insertNew(user, index: index, record: row.record, fingerprint: row.fingerprint, precomputed: row.hash)
+                } else {
+                    try upsert(user)
+                }
+            }
+        } else {
+            for user in changeset.users { try upsert(user) }
+        }
         try flushNewUsers()
 
         var members = changeset.groupMembers
@@ -132,7 +149,11 @@ final class Applier {
             for group in changeset.groups where members[group.id] == nil { members[group.id] = [] }
             for role in changeset.roles where holders[role.id] == nil { holders[role.id] = [] }
         }
-        for (group, users) in members.sorted(by: { $0.key < $1.key }) { try setMembers(of: group, to: users) }
+        let orderedMembers = members.sorted(by: { $0.key < $1.key })
+        let membersAhead = newMembersAhead(orderedMembers)
+        defer { membersAhead?.cancel() }
+        var memberHashes = membersAhead.map(LookaheadReader.init)
+        for (group, users) in orderedMembers { try setMembers(of: group, to: users, ahead: &memberHashes) }
         try flushNewMembers()
         for (role, users) in holders.sorted(by: { $0.key < $1.key }) { try setHolders(of: role, to: users) }
         for group in changeset.removedGroups { try removeGroup(group) }
@@ -461,12 +482,7 @@ final class Applier {
         Canonical.write(user, into: &recordBuffer)
         let fingerprint = recordBuffer.withUnsafeBytes { Canonical.fingerprint($0) }
         guard let stored else {
-            let record = String(decoding: recordBuffer, as: UTF8.self)
-            pendingUsers.append((users[key]!, fingerprint))
-            for hc in user.healthCenters.sorted() { pendingUserHealthCenters.append((key, hc.rawValue)) }
-            if pendingUsers.count == Applier.userBatch { try flushNewUsers() }
-            try w.audit("user.created", "user", user.code.rawValue, before: nil, after: record, source: user.directoryDN)
-            if user.isBreakGlass { try w.event("break_glass.changed", user: user.code.rawValue, detail: "created") }
+            try insertNew(user, index: users[key]!, record: String(decoding: recordBuffer, as: UTF8.self), fingerprint: fingerprint, precomputed: nil)
             return
         }
         if stored.fingerprint != fingerprint {
@@ -485,6 +501,104 @@ final class Applier {
             }
         }
         try changeState(of: user.code, from: stored.state, to: user.state.keepingLocalFlags(of: stored.state), source: user.directoryDN)
+    }
+
+    /// Queues a user not stored before for insertion, with its audit row.
+    private func insertNew(_ user: User, index: Int, record: String, fingerprint: Int64, precomputed: ChangeWriter.PrecomputedHash?) throws {
+        if !user.healthCenters.allSatisfy({ healthCenters[$0] != nil }) {
+            for hc in user.healthCenters.sorted() { try requireHealthCenter(hc, for: "User '\(user.code)'") }
+        }
+        let key = user.code.key
+        pendingUsers.append((index, fingerprint))
+        for hc in user.healthCenters.sorted() { pendingUserHealthCenters.append((key, hc.rawValue)) }
+        if pendingUsers.count == Applier.userBatch { try flushNewUsers() }
+        try w.audit("user.created", "user", user.code.rawValue, before: nil, after: record, source: user.directoryDN, precomputed: precomputed)
+        if user.isBreakGlass { try w.event("break_glass.changed", user: user.code.rawValue, detail: "created") }
+    }
+
+    // MARK: work done ahead, on another thread
+
+    /// Users per chunk of work done ahead.
+    static let lookaheadChunk = 1024
+
+    /// What inserting a new user needs, computed ahead: its record, fingerprint and audit hash.
+    struct NewUserRow {
+        var record: String
+        var fingerprint: Int64
+        var hash: ChangeWriter.PrecomputedHash
+    }
+
+    /// The audit hash of a new membership, computed ahead, with the entity key it covers.
+    struct NewMemberHash {
+        var entityKey: String
+        var hash: ChangeWriter.PrecomputedHash
+    }
+
+    /// The running state of a chain computed ahead (used by one thread at a time).
+    private final class ChainAhead: @unchecked Sendable {
+        var previous: String
+        let at: String
+        let actorKind: String
+        let actor: String
+        var hashInput: [UInt8] = []
+        var record: [UInt8] = []
+
+        init(previous: String, at: String, actorKind: String, actor: String) {
+            self.previous = previous
+            self.at = at
+            self.actorKind = actorKind
+            self.actor = actor
+        }
+
+        func next(source: String?, action: String, entityType: String, entityKey: String, after: String) -> ChangeWriter.PrecomputedHash {
+            let hash = AuditChain.hash(into: &hashInput, previous: previous, at: at, actorKind: actorKind, actor: actor, source: source,
+                                       action: action, entityType: entityType, entityKey: entityKey, before: nil, after: after)
+            defer { previous = hash }
+            return ChangeWriter.PrecomputedHash(previous: previous, hash: hash)
+        }
+    }
+
+    private func chainAhead() -> ChainAhead {
+        ChainAhead(previous: w.chainHead, at: w.at, actorKind: w.actor.kind.rawValue, actor: w.actor.name)
+    }
+
+    /// When every user of a large changeset is new (a first load), their records, fingerprints and
+    /// `user.created` audit hashes, computed on another thread in changeset order.
+    private func newUsersAhead() -> Lookahead<NewUserRow>? {
+        guard worksAhead, storedUsers?.isEmpty == true, changeset.users.count > Applier.bulkThreshold else { return nil }
+        let users = changeset.users
+        let chain = chainAhead()
+        let size = Applier.lookaheadChunk
+        return Lookahead(chunks: (users.count + size - 1) / size) { index in
+            var rows: [NewUserRow] = []
+            rows.reserveCapacity(size)
+            for user in users[index * size..<min(users.count, (index + 1) * size)] {
+                Canonical.write(user, into: &chain.record)
+                let fingerprint = chain.record.withUnsafeBytes { Canonical.fingerprint($0) }
+                let record = String(decoding: chain.record, as: UTF8.self)
+                let hash = chain.next(source: user.directoryDN, action: "user.created", entityType: "user", entityKey: user.code.rawValue, after: record)
+                rows.append(NewUserRow(record: record, fingerprint: fingerprint, hash: hash))
+            }
+            return rows
+        }
+    }
+
+    /// When no membership is stored (a first load), the `membership.added` audit hashes of every
+    /// membership, computed on another thread in the order ``setMembers(of:to:ahead:)`` adds them.
+    private func newMembersAhead(_ ordered: [(key: GroupID, value: Set<UserCode>)]) -> Lookahead<NewMemberHash>? {
+        guard worksAhead, storedMembers?.isEmpty == true, ordered.reduce(0, { $0 + $1.value.count }) > Applier.bulkThreshold else { return nil }
+        let users = users
+        let changesetUsers = changeset.users
+        let chain = chainAhead()
+        return Lookahead(chunks: ordered.count, limit: 256) { index in
+            let group = ordered[index].key.rawValue
+            return ordered[index].value.sorted().map { code in
+                let spelled = users[code.key].map { changesetUsers[$0].code.rawValue } ?? code.rawValue
+                let key = group + "/" + spelled
+                return NewMemberHash(entityKey: key, hash: chain.next(source: nil, action: "membership.added", entityType: "membership",
+                                                                      entityKey: key, after: group))
+            }
+        }
     }
 
     /// A stored user's record, as the audit log's `before`: the `record` text of a row written
@@ -626,7 +740,7 @@ final class Applier {
         try groups[id] != nil || fetchString("SELECT id FROM access_group WHERE id = ?", [id.rawValue]) != nil
     }
 
-    private func setMembers(of group: GroupID, to desired: Set<UserCode>) throws {
+    private func setMembers(of group: GroupID, to desired: Set<UserCode>, ahead: inout LookaheadReader<NewMemberHash>?) throws {
         guard try groupExists(group) else {
             throw MirrorError.invalid(.unknownReference(entity: "A membership", refersTo: "group '\(group)'"))
         }
@@ -641,7 +755,7 @@ final class Applier {
         for code in added.sorted() {
             if storedMembers != nil {
                 // Every stored membership is known, so this one is new: queue it for a multi-row INSERT.
-                try queueNewMember(code, to: group)
+                try queueNewMember(code, to: group, ahead: ahead?.next())
             } else {
                 try addMember(code, to: group, checked: false)
             }
@@ -676,7 +790,7 @@ final class Applier {
 
     /// Adds one membership known not to be stored, with its audit row and events; the row itself
     /// is inserted by ``flushNewMembers()`` (before anything else reads or writes memberships).
-    private func queueNewMember(_ user: UserCode, to group: GroupID) throws {
+    private func queueNewMember(_ user: UserCode, to group: GroupID, ahead: NewMemberHash?) throws {
         // One lookup for both questions: is the user known, and how does the changeset spell them.
         let listed = users[user.key]
         guard try listed != nil || userExists(user) else {
@@ -686,7 +800,9 @@ final class Applier {
         pendingMembers.append((group.rawValue, user.key))
         if pendingMembers.count == Applier.pairBatch { try flushNewMembers() }
         let code = listed.map { changeset.users[$0].code.rawValue } ?? user.rawValue
-        try w.audit("membership.added", "membership", group.rawValue + "/" + code, before: nil, after: group.rawValue, source: nil)
+        let entityKey = group.rawValue + "/" + code
+        try w.audit("membership.added", "membership", entityKey, before: nil, after: group.rawValue, source: nil,
+                    precomputed: ahead?.entityKey == entityKey ? ahead?.hash : nil)
         try w.event("membership.added", user: code, group: group.rawValue)
         w.markAccessChanged(key: user.key, code: code)
     }

@@ -142,11 +142,30 @@ final class ChangeWriter {
         pendingEvents.reserveCapacity(ChangeWriter.batchSize)
     }
 
-    /// Appends one audit row (chained to the previous one) and records the change.
-    func audit(_ action: String, _ entityType: String, _ entityKey: String, before: String?, after: String?, source: String?) throws {
-        let hash = AuditChain.hash(
-            into: &hashInput, previous: previousHash, at: at, actorKind: actor.kind.rawValue, actor: actor.name, source: source,
-            action: action, entityType: entityType, entityKey: entityKey, before: before, after: after)
+    /// The hash of the newest row, which the next row links to.
+    var chainHead: String { previousHash }
+
+    /// A row's hash computed ahead of time (on another thread) from `previous`.
+    struct PrecomputedHash {
+        var previous: String
+        var hash: String
+    }
+
+    /// Appends one audit row (chained to the previous one) and records the change. `precomputed`
+    /// is used when it was computed from the current chain head (the caller vouches that it
+    /// covers these same fields); otherwise the hash is computed here.
+    func audit(_ action: String, _ entityType: String, _ entityKey: String, before: String?, after: String?, source: String?,
+               precomputed: PrecomputedHash? = nil) throws {
+        let hash: String
+        if let precomputed, precomputed.previous == previousHash {
+            hash = precomputed.hash
+            assert(hash == AuditChain.hash(previous: previousHash, at: at, actorKind: actor.kind.rawValue, actor: actor.name, source: source,
+                                           action: action, entityType: entityType, entityKey: entityKey, before: before, after: after))
+        } else {
+            hash = AuditChain.hash(
+                into: &hashInput, previous: previousHash, at: at, actorKind: actor.kind.rawValue, actor: actor.name, source: source,
+                action: action, entityType: entityType, entityKey: entityKey, before: before, after: after)
+        }
         pendingAudit.append(AuditRow(
             source: source, action: action, entityType: entityType, entityKey: entityKey, before: before, after: after,
             prevHash: previousHash, hash: hash))

@@ -22,8 +22,17 @@ public final class Mirror: Sendable {
     ///
     /// - Parameter readerGroup: a system group to own the files, so that the clinic application
     ///   can read them without being able to write them. Ignored if nil.
-    public init(path: String, readerGroup: String? = nil) throws {
+    public convenience init(path: String, readerGroup: String? = nil) throws {
+        try self.init(path: path, readerGroup: readerGroup, worksAhead: true)
+    }
+
+    /// Whether a bulk apply builds rows on another thread ahead of the writes (see ``Lookahead``);
+    /// off only in tests that compare the two ways.
+    let worksAhead: Bool
+
+    init(path: String, readerGroup: String?, worksAhead: Bool) throws {
         self.path = path
+        self.worksAhead = worksAhead
         let directory = (path as NSString).deletingLastPathComponent
         let files = FileManager.default
         do {
@@ -246,7 +255,7 @@ public final class Mirror: Sendable {
                 try adjust?(db, &changeset)
                 try first?(db)
                 let writer = try ChangeWriter(db: db, actor: actor, at: at)
-                try body(Applier(writer: writer, changeset: changeset))
+                try body(Applier(writer: writer, changeset: changeset, worksAhead: worksAhead))
                 try writer.finish()
                 if let syncState { try Mirror.store(syncState, db) }
                 try finally?(db)

@@ -491,6 +491,41 @@ extension Changeset {
         #expect(try mirror.verifyAuditLog() == nil)
     }
 
+    @Test func aFirstLoadBuiltAheadOnAnotherThreadWritesWhatTheWriterAloneWrites() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("roster-mirror-\(UUID().uuidString)")
+        let ahead = try Mirror(path: dir.appendingPathComponent("ahead.sqlite").path, readerGroup: nil, worksAhead: true)
+        let alone = try Mirror(path: dir.appendingPathComponent("alone.sqlite").path, readerGroup: nil, worksAhead: false)
+        // Several chunks of users (one with a health center no user has: checked on the writer),
+        // memberships in groups of every size, a break-glass account among them.
+        var changeset = Sample.changeset(scope: .complete)
+        let users = (0..<(3 * Applier.lookaheadChunk + 17)).map { Sample.user("bulk\($0)", hcs: $0 % 7 == 0 ? ["HC1", "HC2"] : ["HC1"]) }
+        changeset.users += users
+        changeset.groupMembers["g-ro", default: []].formUnion(users.prefix(900).map(\.code))
+        changeset.groupMembers["g-grey", default: []].formUnion(users.suffix(700).map(\.code))
+        let at = Date(timeIntervalSince1970: 1_800_000_000)
+        let built = try ahead.apply(changeset, actor: .directory("ldap://test"), at: at)
+        let written = try alone.apply(changeset, actor: .directory("ldap://test"), at: at)
+        #expect(built.changes.count == written.changes.count)
+        #expect(built.counts["user.created"] == users.count + 6)
+        let rows = "SELECT id, at, actor_kind, actor, source, action, entity_type, entity_key, before, after, prev_hash, hash FROM audit_log ORDER BY id"
+        func values(_ mirror: Mirror, _ sql: String) throws -> [[DatabaseValue]] {
+            try mirror.read { db in try Row.fetchAll(db, sql: sql).map { Array($0.databaseValues) } }
+        }
+        let builtRows = try values(ahead, rows)
+        #expect(builtRows.count == built.changes.count)
+        #expect(builtRows == (try values(alone, rows)))
+        let events = "SELECT id, type, user_code, group_id, detail FROM events ORDER BY id"
+        #expect(try values(ahead, events) == values(alone, events))
+        #expect(try ahead.verifyAuditLog() == nil)
+        #expect(try ahead.snapshot() == alone.snapshot())
+
+        // A first load that fails half way (a member nobody lists) stops the thread working ahead and changes nothing.
+        let failing = try Mirror(path: dir.appendingPathComponent("failing.sqlite").path, readerGroup: nil, worksAhead: true)
+        changeset.groupMembers["g-pool", default: []].insert("nobody")
+        #expect(throws: MirrorError.self) { try failing.apply(changeset, actor: .system) }
+        #expect(try failing.auditRowCount() == 0)
+    }
+
     @Test func readersNeverSeeHalfAChangeset() async throws {
         let mirror = try makeMirror()
         try mirror.apply(Changeset(healthCenters: [Sample.hc1], careVenues: [Sample.venues[0]], groups: [Sample.readOnlyGrey.withModules([:])]), actor: .system)
