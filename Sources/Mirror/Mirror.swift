@@ -79,6 +79,9 @@ public final class Mirror: Sendable {
             }
         }
         pool = try DatabasePool(path: path, configuration: configuration)
+        // GRDB turns WAL on after `prepareDatabase` and sets the writer to `synchronous = NORMAL`
+        // as it does: FULL again, or commits would not sync the WAL.
+        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         try Schema.migrator.migrate(pool)
         try Mirror.restrictPermissions(of: path, group: readerGroup)
     }

@@ -442,6 +442,13 @@ extension Changeset {
         }
     }
 
+    @Test func theWriterSyncsEveryCommit() throws {
+        // synchronous = FULL (2): a returned commit, and the event ids the application saw, survive a power loss.
+        let mirror = try makeMirror()
+        #expect(try mirror.pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") } == 2)
+        #expect(try mirror.pool.writeWithoutTransaction { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") } == "wal")
+    }
+
     @Test func filesAreNotWorldReadable() throws {
         let mirror = try makeMirror()
         try mirror.apply(Sample.changeset(), actor: .system)
