@@ -179,7 +179,7 @@ let rows: [(String, String)] = [
     ("creating users: ldapadd online (no passwords)", String(format: "%.0f users/s", onlineRate)),
     ("ldapsearch paged dump to /dev/null (floor)", String(format: "%.2f s", floor)),
     ("full sync into an empty mirror", String(format: "%.2f s (%.1fx the floor; %d users read)", firstSeconds, firstSeconds / floor, first.usersRead)),
-    ("full sync, nothing changed", String(format: "%.2f s (%.1fx the floor; %d changes)", secondSeconds, secondSeconds / floor, second.changes.count)),
+    ("full sync, nothing changed", String(format: "%.2f s (%.1fx the floor; %d changes)", secondSeconds, secondSeconds / floor, second.changeCount)),
     ("revocation latency p50 (disable -> commit)", String(format: "%.0f ms", latency.p50)),
     ("revocation latency p99", String(format: "%.0f ms  (target < 1500 ms)", latency.p99)),
     ("revocation latency max", String(format: "%.0f ms  (DirSync every %.2f s, ", latency.max, options.interval)

@@ -101,6 +101,11 @@ final class ChangeWriter {
     let actor: Actor
     let at: String
     private(set) var changes: [Change] = []
+    /// Whether ``changes`` lists every change; when false only ``changeCount`` and ``counts`` do
+    /// (a first sync's list holds every new user's record: tens of MB at 100k users).
+    let listsChanges: Bool
+    private(set) var changeCount = 0
+    private(set) var counts: [String: Int] = [:]
     private(set) var eventCount = 0
     private var previousHash: String
     /// The bytes of the row being hashed; kept to reuse its storage.
@@ -133,8 +138,9 @@ final class ChangeWriter {
     private var auditStatements: [Int: RowStatement] = [:]
     private var eventStatements: [Int: RowStatement] = [:]
 
-    init(db: Database, actor: Actor, at: String) throws {
+    init(db: Database, actor: Actor, at: String, listsChanges: Bool = true) throws {
         self.db = db
+        self.listsChanges = listsChanges
         self.actor = actor
         self.at = at
         previousHash = try String.fetchOne(db, sql: "SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1") ?? AuditChain.genesis
@@ -171,7 +177,9 @@ final class ChangeWriter {
             prevHash: previousHash, hash: hash))
         if pendingAudit.count == ChangeWriter.batchSize { try writeAudit() }
         previousHash = hash
-        changes.append(Change(action: action, entityType: entityType, entityKey: entityKey, before: before, after: after))
+        changeCount += 1
+        counts[action, default: 0] += 1
+        if listsChanges { changes.append(Change(action: action, entityType: entityType, entityKey: entityKey, before: before, after: after)) }
     }
 
     /// Appends one event for the clinic application.

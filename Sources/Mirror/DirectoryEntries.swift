@@ -91,14 +91,16 @@ extension Mirror {
     /// beside the apply's own peak; the basis is written last, with the audit mark after the apply.
     @discardableResult
     public func apply(_ changeset: Changeset, actor: Actor, at date: Date = Date(), dryRun: Bool = false,
-                      recording entries: consuming DirectoryEntryUpdate, keepingChangesAfter mark: Int64? = nil) throws -> ApplySummary {
+                      recording entries: consuming DirectoryEntryUpdate, keepingChangesAfter mark: Int64? = nil,
+                      listingChanges: Bool = true) throws -> ApplySummary {
         do { try changeset.validateStandalone() } catch { throw MirrorError.invalid(error) }
         let directory = entries.directory
         let held = HeldEntries(consume entries)
         return try write(actor: actor, at: date, dryRun: dryRun, changeset: changeset, adjusting: Mirror.keepingChanges(after: mark),
                          first: { db in try Mirror.storeEntries(held.take(), db) },
                          finally: { db in try Mirror.storeBasis(directory, fingerprint: held.fingerprint,
-                                                                contextMarker: held.contextMarker, problems: held.problems, db) }) { applier in
+                                                                contextMarker: held.contextMarker, problems: held.problems, db) },
+                         listingChanges: listingChanges) { applier in
             try applier.run()
         }
     }

@@ -125,10 +125,10 @@ public final class Mirror: Sendable {
     /// left as they are now, whatever the changeset says of them: a full reconcile then never
     /// writes back the stale value of something the change stream applied while it was reading.
     public func apply(_ changeset: Changeset, actor: Actor, at date: Date = Date(), dryRun: Bool = false, saving syncState: SyncState? = nil,
-                      keepingChangesAfter mark: Int64? = nil) throws -> ApplySummary {
+                      keepingChangesAfter mark: Int64? = nil, listingChanges: Bool = true) throws -> ApplySummary {
         do { try changeset.validateStandalone() } catch { throw MirrorError.invalid(error) }
         return try write(actor: actor, at: date, dryRun: dryRun, changeset: changeset, saving: syncState,
-                         adjusting: Mirror.keepingChanges(after: mark)) { applier in try applier.run() }
+                         adjusting: Mirror.keepingChanges(after: mark), listingChanges: listingChanges) { applier in try applier.run() }
     }
 
     /// Applies the directory's view of one user's account (real-time stream): only the
@@ -248,7 +248,7 @@ public final class Mirror: Sendable {
 
     func write(actor: Actor, at date: Date, dryRun: Bool, changeset: Changeset = Changeset(), saving syncState: SyncState? = nil,
                adjusting adjust: ((Database, inout Changeset) throws -> Void)? = nil,
-               first: ((Database) throws -> Void)? = nil, finally: ((Database) throws -> Void)? = nil,
+               first: ((Database) throws -> Void)? = nil, finally: ((Database) throws -> Void)? = nil, listingChanges: Bool = true,
                _ body: @escaping (Applier) throws -> Void) throws -> ApplySummary {
         let at = Mirror.timestamp(date)
         return try pool.writeWithoutTransaction { db in
@@ -257,13 +257,13 @@ public final class Mirror: Sendable {
                 var changeset = changeset
                 try adjust?(db, &changeset)
                 try first?(db)
-                let writer = try ChangeWriter(db: db, actor: actor, at: at)
+                let writer = try ChangeWriter(db: db, actor: actor, at: at, listsChanges: listingChanges)
                 try body(Applier(writer: writer, changeset: changeset, worksAhead: worksAhead))
                 try writer.finish()
                 if let syncState { try Mirror.store(syncState, db) }
                 try finally?(db)
-                summary.changes = writer.changes
-                summary.eventCount = writer.eventCount
+                summary = ApplySummary(changes: writer.changes, eventCount: writer.eventCount, dryRun: dryRun,
+                                       changeCount: writer.changeCount, counts: writer.counts)
                 return dryRun ? .rollback : .commit
             }
             return summary

@@ -46,24 +46,32 @@ public struct Change: Sendable, Hashable, CustomStringConvertible {
 
 /// What one ``Mirror/apply(_:actor:at:dryRun:)`` changed.
 public struct ApplySummary: Sendable, Hashable, CustomStringConvertible {
-    /// Every change, in the order written.
+    /// Every change, in the order written; empty when the apply was asked not to list them
+    /// (``changeCount`` and ``counts`` still count them).
     public var changes: [Change]
     /// How many events the clinic application will see.
     public var eventCount: Int
     /// Whether the changes were rolled back (a plan, not an apply).
     public var dryRun: Bool
-
+    /// How many changes (audit rows) were written.
+    public var changeCount: Int
     /// Changes counted by action, e.g. `["user.created": 3]`.
-    public var counts: [String: Int] {
-        changes.reduce(into: [:]) { $0[$1.action, default: 0] += 1 }
+    public var counts: [String: Int]
+
+    public init(changes: [Change], eventCount: Int, dryRun: Bool, changeCount: Int? = nil, counts: [String: Int]? = nil) {
+        self.changes = changes
+        self.eventCount = eventCount
+        self.dryRun = dryRun
+        self.changeCount = changeCount ?? changes.count
+        self.counts = counts ?? changes.reduce(into: [:]) { $0[$1.action, default: 0] += 1 }
     }
 
-    public var isEmpty: Bool { changes.isEmpty }
+    public var isEmpty: Bool { changeCount == 0 }
 
     public var description: String {
-        if changes.isEmpty { return dryRun ? "Nothing would change." : "Nothing changed." }
+        if isEmpty { return dryRun ? "Nothing would change." : "Nothing changed." }
         let lines = counts.sorted { $0.key < $1.key }.map { "  \($0.key): \($0.value)" }
-        return (dryRun ? "Would make" : "Made") + " \(changes.count) changes, \(eventCount) events:\n" + lines.joined(separator: "\n")
+        return (dryRun ? "Would make" : "Made") + " \(changeCount) changes, \(eventCount) events:\n" + lines.joined(separator: "\n")
     }
 }
 

@@ -161,13 +161,13 @@ public final class DirectoryService: Service, Sendable {
         await reconcileGate.run { [self] in
             let configuration = self.configuration
             do {
-                let report = try await Reconciler(configuration: configuration, mirror: mirror).run(ReconcileOptions(full: full))
-                state.recordReconcile(at: Date(), succeeded: true, detail: "\(report.changes.count) changes")
+                let report = try await Reconciler(configuration: configuration, mirror: mirror).run(ReconcileOptions(full: full, listChanges: false))
+                state.recordReconcile(at: Date(), succeeded: true, detail: "\(report.changeCount) changes")
                 for problem in report.problems { logger.warning("Directory entry \(problem)") }
                 for (user, date) in report.nextChanges { timers.schedule(user, at: date) }
                 reloadSignal.raise()
-                if !report.changes.isEmpty { notifier.notify() }
-                logger.info("Full reconcile (\(why); \(report.source)): \(report.changes.count) changes, \(report.eventCount) events.")
+                if report.changeCount > 0 { notifier.notify() }
+                logger.info("Full reconcile (\(why); \(report.source)): \(report.changeCount) changes, \(report.eventCount) events.")
                 return true
             } catch let ReconcileError.breaker(trip, _) {
                 state.recordBreakerTrip(reason: trip.description)

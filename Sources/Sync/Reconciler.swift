@@ -16,11 +16,16 @@ public struct ReconcileOptions: Sendable {
     public var full: Bool
     /// Called now and then with the number of user entries read so far.
     public var progress: (@Sendable (Int) -> Void)?
+    /// List every change in the report (``ReconcileReport/changes``); otherwise only count them,
+    /// which spares holding every new user's record until the apply returns.
+    public var listChanges: Bool
 
-    public init(dryRun: Bool = false, force: Bool = false, full: Bool = false, progress: (@Sendable (Int) -> Void)? = nil) {
+    public init(dryRun: Bool = false, force: Bool = false, full: Bool = false, listChanges: Bool = true,
+                progress: (@Sendable (Int) -> Void)? = nil) {
         self.dryRun = dryRun
         self.force = force
         self.full = full
+        self.listChanges = listChanges
         self.progress = progress
     }
 }
@@ -28,8 +33,11 @@ public struct ReconcileOptions: Sendable {
 /// What a full reconcile did (or, in a dry run or when refused, would do).
 public struct ReconcileReport: Sendable {
     public var counts: PlanCounts
-    /// Every change, as the mirror recorded (or would record) it; empty when refused.
+    /// Every change, as the mirror recorded (or would record) it; empty when refused or when
+    /// not asked for (``ReconcileOptions/listChanges``).
     public var changes: [Change]
+    /// How many changes were made (or would be).
+    public var changeCount: Int
     public var eventCount: Int
     public var problems: [MappingProblem]
     public var newProviders: [ProviderID]
@@ -243,10 +251,10 @@ public struct Reconciler: Sendable {
                                            directory: configuration.directory.name, replaceAll: readAll, upserts: Self.takeRecords(&content),
                                            removals: readAll ? [] : content.removedEntries, fingerprint: fingerprint,
                                            contextMarker: contextMarker, problems: ProblemsContent.encode(problems)),
-                                       keepingChangesAfter: mark)
+                                       keepingChangesAfter: mark, listingChanges: options.listChanges)
         } else {
             summary = try mirror.apply(mapping.changeset, actor: .directory(configuration.directory.name), at: now, dryRun: options.dryRun,
-                                       keepingChangesAfter: mark)
+                                       keepingChangesAfter: mark, listingChanges: options.listChanges)
         }
         if !options.dryRun {
             var state = try mirror.syncState(for: configuration.directory.name) ?? SyncState(directory: configuration.directory.name)
@@ -254,7 +262,7 @@ public struct Reconciler: Sendable {
             try mirror.saveSyncState(state)
         }
         lap("apply")
-        return ReconcileReport(counts: counts, changes: summary.changes, eventCount: summary.eventCount, problems: problems,
+        return ReconcileReport(counts: counts, changes: summary.changes, changeCount: summary.changeCount, eventCount: summary.eventCount, problems: problems,
                                newProviders: mapping.newProviders, usersRead: usersInDirectory + content.problems.count,
                                groupsRead: content.groups.count, dryRun: options.dryRun, nextChanges: mapping.nextChanges,
                                durations: durations, source: source)
@@ -293,7 +301,7 @@ public struct Reconciler: Sendable {
             state.lastFullReconcile = now.formatted(.iso8601)
             try mirror.saveSyncState(state)
         }
-        return ReconcileReport(counts: PlanCounts(), changes: [], eventCount: 0, problems: ProblemsContent.decode(basis.problems),
+        return ReconcileReport(counts: PlanCounts(), changes: [], changeCount: 0, eventCount: 0, problems: ProblemsContent.decode(basis.problems),
                                newProviders: [], usersRead: users, groupsRead: groups, dryRun: options.dryRun,
                                nextChanges: nextChanges, durations: durations, source: .unchanged)
     }

@@ -27,7 +27,7 @@ struct SyncCommand: AsyncParsableCommand {
         let report: ReconcileReport
         do {
             let reconciler = Reconciler(configuration: configuration, mirror: mirror)
-            report = try await reconciler.run(ReconcileOptions(dryRun: dryRun, force: force, full: full, progress: progress))
+            report = try await reconciler.run(ReconcileOptions(dryRun: dryRun, force: force, full: full, listChanges: json, progress: progress))
         } catch let error as ReconcileError {
             if json, case .breaker(let trip, let counts) = error {
                 try printJSON(BreakerJSON(refused: true, reason: trip.description, plan: counts))
@@ -53,7 +53,7 @@ struct SyncCommand: AsyncParsableCommand {
         table.add("groups created / changed / removed", "\(c.groupsCreated) / \(c.groupsChanged) / \(c.groupsRemoved)")
         table.add("memberships added / removed", "\(c.membershipsAdded) / \(c.membershipsRemoved)")
         table.add("providers auto-added", "\(c.providersAutoAdded) (\(report.newProviders.count) new providers)")
-        table.add("changes, events", "\(report.changes.count), \(report.eventCount)")
+        table.add("changes, events", "\(report.changeCount), \(report.eventCount)")
         let seconds = report.durations.values.reduce(Duration.zero, +)
         let phases = ["markers", "read", "lookups", "map", "apply"].compactMap { name in
             report.durations[name].map { "\(name) \($0.formatted(.units(allowed: [.seconds, .milliseconds], width: .narrow)))" }
