@@ -53,8 +53,8 @@ final class Applier {
     private var groupStatement: RowStatement?
 
     /// Rows per multi-row INSERT of new users, their health centers and new memberships.
-    static let userBatch = 16
-    static let pairBatch = 64
+    static let userBatch = 32
+    static let pairBatch = 128
     /// The bytes of the user record being built; kept to reuse its storage.
     private var recordBuffer: [UInt8] = []
     /// New users (index in `changeset.users`, fingerprint) not yet inserted; see ``flushNewUsers()``.

@@ -113,7 +113,7 @@ final class ChangeWriter {
     /// Users whose effective access may have changed, by key, with the spelling to report.
     var accessChanged: [String: String] = [:]
 
-    static let batchSize = 64
+    static let batchSize = 128
 
     private struct AuditRow {
         var source: String?

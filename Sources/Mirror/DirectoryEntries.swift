@@ -136,7 +136,8 @@ extension Mirror {
         }
         // In key order, so that the table (keyed by kind and entry id) is appended to rather than
         // split at random places: a first sync's 100k entries fill their pages instead of half of them.
-        let upserts = update.upserts.sorted { ($0.kind.rawValue, $0.entryID) < ($1.kind.rawValue, $1.entryID) }
+        // ('group' sorts before 'user', as SQLite compares the kind column.)
+        let upserts = update.upserts.sorted { $0.kind == $1.kind ? $0.entryID < $1.entryID : $0.kind == .group }
         var statements: [Int: RowStatement] = [:]
         let batch = 32
         var start = 0

@@ -62,13 +62,20 @@ struct SeenEntry: Sendable {
 struct FieldWriter {
     var bytes: [UInt8] = []
 
+    init() { bytes.reserveCapacity(256) }
+
+    /// A tag (0 for nil, 1 for text), then the UTF-8 length in 4 bytes, big-endian, and the bytes.
     mutating func text(_ value: String?) {
-        guard let value else { bytes.append(0); return }
+        guard var value else { bytes.append(0); return }
         bytes.append(1)
-        let utf8 = Array(value.utf8)
-        let count = UInt32(utf8.count)
-        bytes += [UInt8(count >> 24), UInt8((count >> 16) & 0xFF), UInt8((count >> 8) & 0xFF), UInt8(count & 0xFF)]
-        bytes += utf8
+        value.withUTF8 { utf8 in
+            let count = UInt32(utf8.count)
+            bytes.append(UInt8(count >> 24))
+            bytes.append(UInt8((count >> 16) & 0xFF))
+            bytes.append(UInt8((count >> 8) & 0xFF))
+            bytes.append(UInt8(count & 0xFF))
+            bytes.append(contentsOf: utf8)
+        }
     }
     mutating func bool(_ value: Bool) { text(value ? "1" : "0") }
     mutating func int(_ value: Int) { text(String(value)) }
