@@ -49,6 +49,24 @@ static inline int cldap_descriptor(LDAP *ld) {
     return fd;
 }
 
+/// Puts liblber's read-ahead layer under the connection's other layers (TLS included), once:
+/// the socket is then read in blocks instead of two read(2) calls and a poll(2) per message
+/// (libldap 2.5 reads each message's header and body separately over TCP; 2.6 adds this layer
+/// itself). Call with no operation outstanding. 0 on success (or if present), -1 otherwise.
+static inline int cldap_read_ahead(LDAP *ld) {
+    Sockbuf *sb = NULL;
+    if (ldap_get_option(ld, LDAP_OPT_SOCKBUF, &sb) != LDAP_OPT_SUCCESS || sb == NULL) return -1;
+    if (ber_sockbuf_ctrl(sb, LBER_SB_OPT_HAS_IO, &ber_sockbuf_io_readahead) == 1) return 0;
+    return ber_sockbuf_add_io(sb, &ber_sockbuf_io_readahead, LBER_SBIOD_LEVEL_PROVIDER, NULL) == 0 ? 0 : -1;
+}
+
+/// Whether the connection's socket is read through the read-ahead layer (1), not (0), or no connection (-1).
+static inline int cldap_reads_ahead(LDAP *ld) {
+    Sockbuf *sb = NULL;
+    if (ldap_get_option(ld, LDAP_OPT_SOCKBUF, &sb) != LDAP_OPT_SUCCESS || sb == NULL) return -1;
+    return ber_sockbuf_ctrl(sb, LBER_SB_OPT_HAS_IO, &ber_sockbuf_io_readahead) == 1 ? 1 : 0;
+}
+
 /// A struct berval pointing at bytes owned by the caller.
 static inline struct berval cldap_berval(const void *bytes, ber_len_t length) {
     struct berval value;

@@ -16,7 +16,13 @@ public final class LDAPConnection: Sendable {
 
     /// Connects, sets up TLS and binds as configured.
     public static func connect(_ configuration: LDAPConfiguration) async throws -> LDAPConnection {
-        LDAPConnection(handle: try await LDAPHandle.open(configuration, label: "connection"))
+        LDAPConnection(handle: try await LDAPHandle.open(configuration, label: "connection", readAhead: true))
+    }
+
+    /// Whether the socket is read in blocks through liblber's read-ahead layer (it is, for every
+    /// connection opened with ``connect(_:)``): one read(2) per block instead of two per message.
+    public var readsAhead: Bool {
+        get async { (try? await handle.perform { cldap_reads_ahead($0.raw) == 1 }) ?? false }
     }
 
     /// Closes the connection. Later operations fail.

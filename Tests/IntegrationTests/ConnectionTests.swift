@@ -73,7 +73,7 @@ struct ConnectionTests {
     @Test("StartTLS and ldaps:// verify the server against the configured CA")
     func tlsTrusted() async throws {
         let suffix = "dc=tls,dc=test"
-        let server = try await SlapdServer.start(suffix: suffix, ldif: TestDirectory.units(suffix), tls: true)
+        let server = try await SlapdServer.start(suffix: suffix, ldif: TestDirectory.units(suffix) + TestDirectory.people(300, suffix: suffix), tls: true)
         defer { server.shutdown() }
         let certificates = try #require(server.certificates)
         for url in [server.url, try #require(server.ldapsURL)] {
@@ -82,6 +82,12 @@ struct ConnectionTests {
                 credentials: .simple(bindDN: server.adminDN, passwordFile: server.adminPasswordFile))
             let connection = try await LDAPConnection.connect(configuration)
             #expect(try await connection.read(suffix) != nil)
+            // Read ahead under TLS: every entry of a paged search arrives whole.
+            #expect(await connection.readsAhead)
+            let people = try await connection.search(base: "ou=people,\(suffix)", filter: "(objectClass=inetOrgPerson)",
+                                                     attributes: ["uid", "mail"], pageSize: 64).collect()
+            #expect(people.count == 300)
+            #expect(people.allSatisfy { $0.string("mail") == "\($0.string("uid") ?? "")@clinic.example" })
             await connection.close()
         }
     }

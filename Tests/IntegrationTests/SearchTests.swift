@@ -14,6 +14,7 @@ struct SearchTests {
         defer { server.shutdown() }
         let anonymous = LDAPConfiguration(urls: [server.url], security: .plaintext)
         let connection = try await LDAPConnection.connect(anonymous)
+        #expect(await connection.readsAhead)
 
         // Without paging the server stops at its limit: proof that the paged run below pages.
         await #expect(throws: LDAPError.self) {
