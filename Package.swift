@@ -147,6 +147,8 @@ let package = Package(
             dependencies: [
                 "Mirror",
                 "AccessModel",
+                // TemporaryFolders: the test mirrors are removed when the run ends.
+                "SlapdHarness",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strictSettings
@@ -214,6 +216,8 @@ let package = Package(
             name: "RosterServiceTests",
             dependencies: [
                 "RosterService",
+                // TemporaryFolders: the test mirrors are removed when the run ends.
+                "SlapdHarness",
                 "Mirror",
                 "AccessModel",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

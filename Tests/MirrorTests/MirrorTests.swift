@@ -2,11 +2,12 @@ import AccessModel
 import Foundation
 import GRDB
 @testable import Mirror
+import SlapdHarness
 import Testing
 
 /// A fresh mirror in its own temporary directory.
 func makeMirror(_ name: String = #function) throws -> Mirror {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("roster-mirror-\(UUID().uuidString)")
+    let dir = TemporaryFolders.make("roster-mirror")
     return try Mirror(path: dir.appendingPathComponent("sub/mirror.sqlite").path)
 }
 
@@ -244,7 +245,7 @@ enum Sample {
     /// A mirror written before v2 (the record in `record`, no fingerprint) migrates, re-applies
     /// without changes, and audits its stored record as `before`.
     @Test func aVersion1MirrorMigrates() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("roster-mirror-\(UUID().uuidString)")
+        let dir = TemporaryFolders.make("roster-mirror")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let path = dir.appendingPathComponent("mirror.sqlite").path
         let user = Sample.user("Rita")
@@ -499,7 +500,7 @@ extension Changeset {
     }
 
     @Test func aFirstLoadBuiltAheadOnAnotherThreadWritesWhatTheWriterAloneWrites() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("roster-mirror-\(UUID().uuidString)")
+        let dir = TemporaryFolders.make("roster-mirror")
         let ahead = try Mirror(path: dir.appendingPathComponent("ahead.sqlite").path, readerGroup: nil, worksAhead: true)
         let alone = try Mirror(path: dir.appendingPathComponent("alone.sqlite").path, readerGroup: nil, worksAhead: false)
         // Several chunks of users (one with a health center no user has: checked on the writer),

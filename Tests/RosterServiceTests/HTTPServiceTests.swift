@@ -5,6 +5,7 @@ import Mirror
 import Prometheus
 @testable import RosterService
 import ServiceLifecycle
+import SlapdHarness
 import Synchronization
 import Testing
 
@@ -14,7 +15,7 @@ let quietLogger = Logger(label: "roster.test") { _ in SwiftLogNoOpLogHandler() }
 /// A fresh mirror in its own temporary directory, with one group and two users (RGrey in the
 /// group, which writes a few events).
 func makeSampleMirror() throws -> Mirror {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("roster-http-\(UUID().uuidString)")
+    let directory = TemporaryFolders.make("roster-http")
     let mirror = try Mirror(path: directory.appendingPathComponent("mirror.sqlite").path)
     let group = try Group(
         id: "g-office", name: "Grey office", kind: .provider, healthCenter: "HC1", careVenues: ["HC1-OR1"],

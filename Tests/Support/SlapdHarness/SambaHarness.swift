@@ -238,7 +238,7 @@ public enum SambaTools {
     /// rules and a short lockout, not started.
     static func provision() throws -> URL {
         try requireInstalled()
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("roster-samba-golden-\(UUID().uuidString.prefix(8))")
+        let directory = TemporaryFolders.make("roster-samba-golden")
         try run(sambaTool, ["domain", "provision", "--realm=\(SambaServer.realm)", "--domain=\(SambaServer.domain)",
                             "--server-role=dc", "--dns-backend=NONE", "--use-rfc2307", "--targetdir=\(directory.path)",
                             "--adminpass=\(SambaServer.adminPassword)"])
