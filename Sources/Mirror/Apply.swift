@@ -51,6 +51,9 @@ final class Applier {
     private var addMemberStatement: RowStatement?
     private var removeMemberStatement: RowStatement?
     private var groupStatement: RowStatement?
+    private var providerStatement: RowStatement?
+    /// Every stored provider's record by code, read once at the start when the changeset has many providers.
+    private var storedProviders: [String: String]?
 
     /// Rows per multi-row INSERT of new users, their health centers and new memberships.
     static let userBatch = 32
@@ -176,6 +179,12 @@ final class Applier {
                 groupNames[group.healthCenter + "\u{0}" + group.name] = row[0]
             }
             storedGroups = stored
+        }
+        if changeset.scope == .complete || changeset.providers.count > Applier.bulkThreshold {
+            var stored: [String: String] = [:]
+            let rows = try Row.fetchCursor(db, sql: "SELECT code, record FROM provider")
+            while let row = try rows.next() { stored[row[0]] = row[1] }
+            storedProviders = stored
         }
         let memberCount = changeset.groupMembers.values.reduce(0) { $0 + $1.count }
         if changeset.scope == .complete || changeset.users.count > Applier.bulkThreshold {
@@ -306,14 +315,16 @@ final class Applier {
     private func upsert(_ provider: Provider) throws {
         try requireHealthCenter(provider.healthCenter, for: "Provider '\(provider.id)'")
         let record = Canonical.record(provider)
-        try upsertRecord(entity: "provider", key: provider.id.rawValue, record: record, source: nil,
-                         lookup: "SELECT record FROM provider WHERE code = ?") {
-            try db.cachedStatement(sql: """
-                INSERT INTO provider (code, health_center, display_name, directory_id, record) VALUES (?, ?, ?, ?, ?)
-                ON CONFLICT (code) DO UPDATE SET health_center = excluded.health_center, display_name = excluded.display_name,
-                  directory_id = excluded.directory_id, record = excluded.record
-                """).execute(arguments: [provider.id.rawValue, provider.healthCenter.rawValue, provider.displayName, provider.directoryID, record])
-        }
+        let key = provider.id.rawValue
+        let before = try storedProviders.map { $0[key] } ?? fetchString("SELECT record FROM provider WHERE code = ?", [key])
+        if before == record { return }
+        try prepared(&providerStatement, """
+            INSERT INTO provider (code, health_center, display_name, directory_id, record) VALUES (?, ?, ?, ?, ?)
+            ON CONFLICT (code) DO UPDATE SET health_center = excluded.health_center, display_name = excluded.display_name,
+              directory_id = excluded.directory_id, record = excluded.record
+            """).execute(key, provider.healthCenter.rawValue, provider.displayName, provider.directoryID, record)
+        storedProviders?[key] = record
+        try w.audit(before == nil ? "provider.created" : "provider.updated", "provider", key, before: before, after: record, source: nil)
     }
 
     private func upsert(_ pool: Pool) throws {
