@@ -60,11 +60,11 @@ static inline int cldap_read_ahead(LDAP *ld) {
     return ber_sockbuf_add_io(sb, &ber_sockbuf_io_readahead, LBER_SBIOD_LEVEL_PROVIDER, NULL) == 0 ? 0 : -1;
 }
 
-/// Whether the connection's socket is read through the read-ahead layer (1), not (0), or no connection (-1).
+/// Whether the connection's socket is read through the read-ahead layer.
 static inline int cldap_reads_ahead(LDAP *ld) {
     Sockbuf *sb = NULL;
-    if (ldap_get_option(ld, LDAP_OPT_SOCKBUF, &sb) != LDAP_OPT_SUCCESS || sb == NULL) return -1;
-    return ber_sockbuf_ctrl(sb, LBER_SB_OPT_HAS_IO, &ber_sockbuf_io_readahead) == 1 ? 1 : 0;
+    return ldap_get_option(ld, LDAP_OPT_SOCKBUF, &sb) == LDAP_OPT_SUCCESS && sb != NULL
+        && ber_sockbuf_ctrl(sb, LBER_SB_OPT_HAS_IO, &ber_sockbuf_io_readahead) == 1;
 }
 
 /// A struct berval pointing at bytes owned by the caller.

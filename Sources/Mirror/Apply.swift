@@ -65,10 +65,8 @@ final class Applier {
     private var pendingUserHealthCenters: [(key: String, healthCenter: String)] = []
     /// New memberships (group id, user key) not yet inserted; see ``flushNewMembers()``.
     private var pendingMembers: [(group: String, key: String)] = []
-    private var userStatements: [Int: RowStatement] = [:]
     /// Care venues, modules and targets of the groups written, not yet inserted; see ``flushGroupRows()``.
     private var pendingGroupRows = PendingGroupRows()
-    private var groupRowStatements: [String: [Int: RowStatement]] = [:]
 
     struct PendingGroupRows {
         var venues: [(group: String, venue: String)] = []
@@ -77,8 +75,14 @@ final class Applier {
         var targets: [(provider: Bool, group: String, module: String, target: String, privilege: Int, privacy: Int?)] = []
         var count: Int { venues.count + modules.count + targets.count }
     }
-    private var userHealthCenterStatements: [Int: RowStatement] = [:]
-    private var memberStatements: [Int: RowStatement] = [:]
+
+    private let userInsert: BatchedInsert
+    private let userHealthCenterInsert: BatchedInsert
+    private let memberInsert: BatchedInsert
+    private let venueInsert: BatchedInsert
+    private let moduleInsert: BatchedInsert
+    private let providerGrantInsert: BatchedInsert
+    private let poolGrantInsert: BatchedInsert
 
     /// Whether large first loads compute records and audit hashes on another thread (``Lookahead``).
     let worksAhead: Bool
@@ -86,6 +90,17 @@ final class Applier {
     init(writer: ChangeWriter, changeset: Changeset, worksAhead: Bool = true) {
         self.worksAhead = worksAhead
         db = writer.db
+        userInsert = BatchedInsert(db, into: "user_account (\(Applier.userColumns))", columns: 26, rowsPerStatement: Applier.userBatch)
+        userHealthCenterInsert = BatchedInsert(db, into: "user_health_center (user_code_key, health_center)", columns: 2,
+                                               rowsPerStatement: Applier.pairBatch)
+        memberInsert = BatchedInsert(db, into: "group_membership (group_id, user_code_key)", columns: 2, rowsPerStatement: Applier.pairBatch)
+        venueInsert = BatchedInsert(db, into: "group_care_venue (group_id, care_venue)", columns: 2, rowsPerStatement: Applier.pairBatch)
+        moduleInsert = BatchedInsert(db, into: "group_module (group_id, module, privacy, default_privilege)", columns: 4,
+                                     rowsPerStatement: Applier.pairBatch)
+        providerGrantInsert = BatchedInsert(db, into: "group_provider_grant (group_id, module, provider, privilege, privacy_override)",
+                                            columns: 5, rowsPerStatement: Applier.pairBatch)
+        poolGrantInsert = BatchedInsert(db, into: "group_pool_grant (group_id, module, pool, privilege, privacy_override)",
+                                        columns: 5, rowsPerStatement: Applier.pairBatch)
         w = writer
         self.changeset = changeset
         healthCenters = Dictionary(changeset.healthCenters.map { ($0.id, $0) }, uniquingKeysWith: { _, b in b })
@@ -276,13 +291,12 @@ final class Applier {
 
     // MARK: entities
 
-    /// Writes `record` if it differs from what is stored; returns the stored record (nil if new)
-    /// or throws; `write` performs the upsert.
+    /// Writes `record` if it differs from `before`, the stored record (nil if new), with its audit
+    /// row; `write` performs the upsert.
     @discardableResult
     private func upsertRecord(
-        entity: String, key: String, record: String, source: String?, lookup: String, write: () throws -> Void
+        entity: String, key: String, record: String, source: String?, before: String?, write: () throws -> Void
     ) throws -> (changed: Bool, before: String?) {
-        let before = try fetchString(lookup, [key])
         if before == record { return (false, before) }
         try write()
         try w.audit(before == nil ? "\(entity).created" : "\(entity).updated", entity, key, before: before, after: record, source: source)
@@ -292,7 +306,7 @@ final class Applier {
     private func upsert(_ hc: HealthCenter) throws {
         let record = Canonical.record(hc)
         try upsertRecord(entity: "health_center", key: hc.id.rawValue, record: record, source: nil,
-                         lookup: "SELECT record FROM health_center WHERE code = ?") {
+                         before: fetchString("SELECT record FROM health_center WHERE code = ?", [hc.id.rawValue])) {
             try db.cachedStatement(sql: """
                 INSERT INTO health_center (code, name, record) VALUES (?, ?, ?)
                 ON CONFLICT (code) DO UPDATE SET name = excluded.name, record = excluded.record
@@ -304,7 +318,7 @@ final class Applier {
         try requireHealthCenter(venue.healthCenter, for: "Care venue '\(venue.id)'")
         let record = Canonical.record(venue)
         try upsertRecord(entity: "care_venue", key: venue.id.rawValue, record: record, source: nil,
-                         lookup: "SELECT record FROM care_venue WHERE code = ?") {
+                         before: fetchString("SELECT record FROM care_venue WHERE code = ?", [venue.id.rawValue])) {
             try db.cachedStatement(sql: """
                 INSERT INTO care_venue (code, health_center, name, record) VALUES (?, ?, ?, ?)
                 ON CONFLICT (code) DO UPDATE SET health_center = excluded.health_center, name = excluded.name, record = excluded.record
@@ -317,14 +331,14 @@ final class Applier {
         let record = Canonical.record(provider)
         let key = provider.id.rawValue
         let before = try storedProviders.map { $0[key] } ?? fetchString("SELECT record FROM provider WHERE code = ?", [key])
-        if before == record { return }
-        try prepared(&providerStatement, """
-            INSERT INTO provider (code, health_center, display_name, directory_id, record) VALUES (?, ?, ?, ?, ?)
-            ON CONFLICT (code) DO UPDATE SET health_center = excluded.health_center, display_name = excluded.display_name,
-              directory_id = excluded.directory_id, record = excluded.record
-            """).execute(key, provider.healthCenter.rawValue, provider.displayName, provider.directoryID, record)
-        storedProviders?[key] = record
-        try w.audit(before == nil ? "provider.created" : "provider.updated", "provider", key, before: before, after: record, source: nil)
+        try upsertRecord(entity: "provider", key: key, record: record, source: nil, before: before) {
+            try prepared(&providerStatement, """
+                INSERT INTO provider (code, health_center, display_name, directory_id, record) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (code) DO UPDATE SET health_center = excluded.health_center, display_name = excluded.display_name,
+                  directory_id = excluded.directory_id, record = excluded.record
+                """).execute(key, provider.healthCenter.rawValue, provider.displayName, provider.directoryID, record)
+            storedProviders?[key] = record
+        }
     }
 
     private func upsert(_ pool: Pool) throws {
@@ -340,7 +354,7 @@ final class Applier {
         }
         let record = Canonical.record(pool)
         let result = try upsertRecord(entity: "pool", key: pool.id.rawValue, record: record, source: nil,
-                                      lookup: "SELECT record FROM pool WHERE code = ?") {
+                                      before: fetchString("SELECT record FROM pool WHERE code = ?", [pool.id.rawValue])) {
             try db.cachedStatement(sql: """
                 INSERT INTO pool (code, health_center, name, visibility, record) VALUES (?, ?, ?, ?, ?)
                 ON CONFLICT (code) DO UPDATE SET health_center = excluded.health_center, name = excluded.name,
@@ -362,7 +376,7 @@ final class Applier {
     private func upsert(_ role: Role) throws {
         let record = Canonical.record(role)
         let result = try upsertRecord(entity: "role", key: role.id.rawValue, record: record, source: nil,
-                                      lookup: "SELECT record FROM role WHERE name = ?") {
+                                      before: fetchString("SELECT record FROM role WHERE name = ?", [role.id.rawValue])) {
             try db.cachedStatement(sql: """
                 INSERT INTO role (name, is_all_access, record) VALUES (?, ?, ?)
                 ON CONFLICT (name) DO UPDATE SET is_all_access = excluded.is_all_access, record = excluded.record
@@ -648,66 +662,27 @@ final class Applier {
         b.bind(Canonical.flags(user.flags)); b.bind(""); b.bind(Int(fingerprint))
     }
 
-    /// A multi-row statement `prefix VALUES (?, ...), ...` for `rows` rows, prepared once per size.
-    private func batchStatement(_ cache: inout [Int: RowStatement], rows: Int, columns: Int, _ prefix: String) throws -> RowStatement {
-        if let statement = cache[rows] { return statement }
-        let row = "(" + Array(repeating: "?", count: columns).joined(separator: ", ") + ")"
-        let statement = try RowStatement(db, sql: prefix + " VALUES " + Array(repeating: row, count: rows).joined(separator: ", "))
-        cache[rows] = statement
-        return statement
-    }
-
-    /// Inserts the queued care venues, modules and targets of groups, up to ``pairBatch`` rows per
-    /// statement. Runs before anything else reads or writes those tables.
+    /// Inserts the queued care venues, modules and targets of groups. Runs before anything else
+    /// reads or writes those tables.
     private func flushGroupRows() throws {
         let rows = pendingGroupRows
         pendingGroupRows = PendingGroupRows()
-        try insertBatched(rows.venues, table: "group_care_venue (group_id, care_venue)", columns: 2) { b, row in
-            b.bind(row.group); b.bind(row.venue)
-        }
-        try insertBatched(rows.modules, table: "group_module (group_id, module, privacy, default_privilege)", columns: 4) { b, row in
+        try venueInsert.insert(rows.venues) { b, row in b.bind(row.group); b.bind(row.venue) }
+        try moduleInsert.insert(rows.modules) { b, row in
             b.bind(row.group); b.bind(row.module); b.bind(row.privacy); b.bind(row.privilege)
         }
         for provider in [true, false] {
-            let table = provider ? "group_provider_grant (group_id, module, provider, privilege, privacy_override)"
-                : "group_pool_grant (group_id, module, pool, privilege, privacy_override)"
-            try insertBatched(rows.targets.filter { $0.provider == provider }, table: table, columns: 5) { b, row in
+            try (provider ? providerGrantInsert : poolGrantInsert).insert(rows.targets.filter { $0.provider == provider }) { b, row in
                 b.bind(row.group); b.bind(row.module); b.bind(row.target); b.bind(row.privilege); b.bind(row.privacy)
             }
         }
     }
 
-    /// Inserts `rows` into `table` (its name and column list), up to ``pairBatch`` rows per statement.
-    private func insertBatched<Row>(_ rows: [Row], table: String, columns: Int, bind: (inout RowStatement.Binder, Row) -> Void) throws {
-        var start = 0
-        while start < rows.count {
-            let end = min(start + Applier.pairBatch, rows.count)
-            let statement = try batchStatement(&groupRowStatements[table, default: [:]], rows: end - start, columns: columns, "INSERT INTO \(table)")
-            try statement.execute { b in
-                for row in rows[start..<end] { bind(&b, row) }
-            }
-            start = end
-        }
-    }
-
-    /// Inserts the new users queued so far, then their health centers, several rows per statement.
+    /// Inserts the new users queued so far, then their health centers.
     private func flushNewUsers() throws {
-        if !pendingUsers.isEmpty {
-            let statement = try batchStatement(&userStatements, rows: pendingUsers.count, columns: 26, "INSERT INTO user_account (\(Applier.userColumns))")
-            try statement.execute { b in
-                for (index, fingerprint) in pendingUsers { Applier.bindUser(changeset.users[index], fingerprint: fingerprint, &b) }
-            }
-            pendingUsers.removeAll(keepingCapacity: true)
-        }
-        var start = 0
-        while start < pendingUserHealthCenters.count {
-            let end = min(start + Applier.pairBatch, pendingUserHealthCenters.count)
-            let statement = try batchStatement(&userHealthCenterStatements, rows: end - start, columns: 2, "INSERT INTO user_health_center (user_code_key, health_center)")
-            try statement.execute { b in
-                for (key, hc) in pendingUserHealthCenters[start..<end] { b.bind(key); b.bind(hc) }
-            }
-            start = end
-        }
+        try userInsert.insert(pendingUsers) { b, row in Applier.bindUser(changeset.users[row.index], fingerprint: row.fingerprint, &b) }
+        pendingUsers.removeAll(keepingCapacity: true)
+        try userHealthCenterInsert.insert(pendingUserHealthCenters) { b, row in b.bind(row.key); b.bind(row.healthCenter) }
         pendingUserHealthCenters.removeAll(keepingCapacity: true)
     }
 
@@ -818,13 +793,9 @@ final class Applier {
         w.markAccessChanged(key: user.key, code: code)
     }
 
-    /// Inserts the memberships ``queueNewMember(_:to:)`` queued, several rows per statement.
+    /// Inserts the memberships ``queueNewMember(_:to:ahead:)`` queued.
     private func flushNewMembers() throws {
-        guard !pendingMembers.isEmpty else { return }
-        let statement = try batchStatement(&memberStatements, rows: pendingMembers.count, columns: 2, "INSERT INTO group_membership (group_id, user_code_key)")
-        try statement.execute { b in
-            for (group, key) in pendingMembers { b.bind(group); b.bind(key) }
-        }
+        try memberInsert.insert(pendingMembers) { b, row in b.bind(row.group); b.bind(row.key) }
         pendingMembers.removeAll(keepingCapacity: true)
     }
 

@@ -92,19 +92,18 @@ enum AuditChain {
 
 /// Writes audit rows and events inside one transaction, and collects the changes made.
 ///
-/// Rows are buffered and inserted up to ``batchSize`` per statement: for `AUTOINCREMENT` tables
-/// SQLite reads and updates `sqlite_sequence` once per statement, and each statement execution has
-/// its own setup, so one row per statement cost several times the insert itself. Ids and order are
-/// the same as row by row. ``finish()`` writes what is left; call it before the transaction ends.
+/// Rows are buffered and inserted up to ``batchSize`` per statement (``BatchedInsert``); ids and
+/// order are the same as row by row. ``finish()`` writes what is left; call it before the
+/// transaction ends.
 final class ChangeWriter {
     let db: Database
     let actor: Actor
     let at: String
     private(set) var changes: [Change] = []
-    /// Whether ``changes`` lists every change; when false only ``changeCount`` and ``counts`` do
-    /// (a first sync's list holds every new user's record: tens of MB at 100k users).
+    /// Whether ``changes`` lists every change; when false only ``counts`` counts them (a first
+    /// sync's list holds every new user's record: tens of MB at 100k users).
     let listsChanges: Bool
-    private(set) var changeCount = 0
+    /// Changes made, by action.
     private(set) var counts: [String: Int] = [:]
     private(set) var eventCount = 0
     private var previousHash: String
@@ -135,14 +134,17 @@ final class ChangeWriter {
 
     private var pendingAudit: [AuditRow] = []
     private var pendingEvents: [EventRow] = []
-    private var auditStatements: [Int: RowStatement] = [:]
-    private var eventStatements: [Int: RowStatement] = [:]
+    private let auditInsert: BatchedInsert
+    private let eventInsert: BatchedInsert
 
     init(db: Database, actor: Actor, at: String, listsChanges: Bool = true) throws {
         self.db = db
         self.listsChanges = listsChanges
         self.actor = actor
         self.at = at
+        auditInsert = BatchedInsert(db, into: "audit_log (at, actor_kind, actor, source, action, entity_type, entity_key, before, after, prev_hash, hash)",
+                                    columns: 11, rowsPerStatement: ChangeWriter.batchSize)
+        eventInsert = BatchedInsert(db, into: "events (type, at, user_code, group_id, detail)", columns: 5, rowsPerStatement: ChangeWriter.batchSize)
         previousHash = try String.fetchOne(db, sql: "SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1") ?? AuditChain.genesis
         pendingAudit.reserveCapacity(ChangeWriter.batchSize)
         pendingEvents.reserveCapacity(ChangeWriter.batchSize)
@@ -177,7 +179,6 @@ final class ChangeWriter {
             prevHash: previousHash, hash: hash))
         if pendingAudit.count == ChangeWriter.batchSize { try writeAudit() }
         previousHash = hash
-        changeCount += 1
         counts[action, default: 0] += 1
         if listsChanges { changes.append(Change(action: action, entityType: entityType, entityKey: entityKey, before: before, after: after)) }
     }
@@ -196,39 +197,16 @@ final class ChangeWriter {
     }
 
     private func writeAudit() throws {
-        let rows = pendingAudit.count
-        guard rows > 0 else { return }
-        let statement = try auditStatements[rows] ?? {
-            let values = Array(repeating: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", count: rows).joined(separator: ", ")
-            let statement = try RowStatement(db, sql: """
-                INSERT INTO audit_log (at, actor_kind, actor, source, action, entity_type, entity_key, before, after, prev_hash, hash)
-                VALUES \(values)
-                """)
-            auditStatements[rows] = statement
-            return statement
-        }()
-        try statement.execute { b in
-            for row in pendingAudit {
-                b.bind(at); b.bind(actor.kind.rawValue); b.bind(actor.name); b.bind(row.source); b.bind(row.action)
-                b.bind(row.entityType); b.bind(row.entityKey); b.bind(row.before); b.bind(row.after); b.bind(row.prevHash); b.bind(row.hash)
-            }
+        try auditInsert.insert(pendingAudit) { b, row in
+            b.bind(at); b.bind(actor.kind.rawValue); b.bind(actor.name); b.bind(row.source); b.bind(row.action)
+            b.bind(row.entityType); b.bind(row.entityKey); b.bind(row.before); b.bind(row.after); b.bind(row.prevHash); b.bind(row.hash)
         }
         pendingAudit.removeAll(keepingCapacity: true)
     }
 
     private func writeEvents() throws {
-        let rows = pendingEvents.count
-        guard rows > 0 else { return }
-        let statement = try eventStatements[rows] ?? {
-            let values = Array(repeating: "(?, ?, ?, ?, ?)", count: rows).joined(separator: ", ")
-            let statement = try RowStatement(db, sql: "INSERT INTO events (type, at, user_code, group_id, detail) VALUES \(values)")
-            eventStatements[rows] = statement
-            return statement
-        }()
-        try statement.execute { b in
-            for row in pendingEvents {
-                b.bind(row.type); b.bind(at); b.bind(row.user); b.bind(row.group); b.bind(row.detail)
-            }
+        try eventInsert.insert(pendingEvents) { b, row in
+            b.bind(row.type); b.bind(at); b.bind(row.user); b.bind(row.group); b.bind(row.detail)
         }
         pendingEvents.removeAll(keepingCapacity: true)
     }

@@ -138,29 +138,14 @@ extension Mirror {
         // split at random places: a first sync's 100k entries fill their pages instead of half of them.
         // ('group' sorts before 'user', as SQLite compares the kind column.)
         let upserts = update.upserts.sorted { $0.kind == $1.kind ? $0.entryID < $1.entryID : $0.kind == .group }
-        var statements: [Int: RowStatement] = [:]
-        let batch = 32
-        var start = 0
-        while start < upserts.count {
-            let end = min(start + batch, upserts.count)
-            let rows = end - start
-            let statement = try statements[rows] ?? {
-                let statement = try RowStatement(db, sql: """
-                    INSERT INTO directory_entry (directory, kind, entry_id, marker, dn, next_change, content)
-                    VALUES \(Array(repeating: "(?, ?, ?, ?, ?, ?, ?)", count: rows).joined(separator: ", "))
-                    ON CONFLICT (directory, kind, entry_id) DO UPDATE SET marker = excluded.marker, dn = excluded.dn,
-                      next_change = excluded.next_change, content = excluded.content
-                    """)
-                statements[rows] = statement
-                return statement
-            }()
-            try statement.execute { b in
-                for entry in upserts[start..<end] {
-                    b.bind(update.directory); b.bind(entry.kind.rawValue); b.bind(entry.entryID); b.bind(entry.marker); b.bind(entry.dn)
-                    b.bind(entry.nextChange.map(Mirror.timestamp)); b.bind(entry.content)
-                }
-            }
-            start = end
+        let insert = BatchedInsert(db, into: "directory_entry (directory, kind, entry_id, marker, dn, next_change, content)", columns: 7,
+                                   rowsPerStatement: 32, suffix: """
+                                       ON CONFLICT (directory, kind, entry_id) DO UPDATE SET marker = excluded.marker, dn = excluded.dn,
+                                         next_change = excluded.next_change, content = excluded.content
+                                       """)
+        try insert.insert(upserts) { b, entry in
+            b.bind(update.directory); b.bind(entry.kind.rawValue); b.bind(entry.entryID); b.bind(entry.marker); b.bind(entry.dn)
+            b.bind(entry.nextChange.map(Mirror.timestamp)); b.bind(entry.content)
         }
     }
 

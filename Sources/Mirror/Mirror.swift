@@ -262,8 +262,7 @@ public final class Mirror: Sendable {
                 try writer.finish()
                 if let syncState { try Mirror.store(syncState, db) }
                 try finally?(db)
-                summary = ApplySummary(changes: writer.changes, eventCount: writer.eventCount, dryRun: dryRun,
-                                       changeCount: writer.changeCount, counts: writer.counts)
+                summary = ApplySummary(changes: writer.changes, eventCount: writer.eventCount, dryRun: dryRun, counts: writer.counts)
                 return dryRun ? .rollback : .commit
             }
             return summary

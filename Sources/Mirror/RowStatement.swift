@@ -161,3 +161,47 @@ final class RowStatement {
         try statement.execute()
     }
 }
+
+/// An INSERT of many rows, run as multi-row statements (`VALUES (…), (…), …`) of up to
+/// `rowsPerStatement` rows, each prepared once per row count it is used with.
+///
+/// Every bulk write of the mirror goes through one of these: a statement per row had cost
+/// several times the insert itself (setup per execution, and `sqlite_sequence` read and written
+/// per statement for AUTOINCREMENT tables).
+final class BatchedInsert {
+    private let db: Database
+    private let prefix: String
+    private let suffix: String
+    private let row: String
+    let rowsPerStatement: Int
+    private var statements: [Int: RowStatement] = [:]
+
+    /// `into` is the table and its column list, e.g. `audit_log (at, actor)`; `suffix` follows the
+    /// values (an `ON CONFLICT` clause, say). Nothing is prepared until rows are inserted.
+    init(_ db: Database, into table: String, columns: Int, rowsPerStatement: Int, suffix: String = "") {
+        self.db = db
+        prefix = "INSERT INTO \(table) VALUES "
+        self.suffix = suffix.isEmpty ? "" : " " + suffix
+        row = "(" + Array(repeating: "?", count: columns).joined(separator: ", ") + ")"
+        self.rowsPerStatement = rowsPerStatement
+    }
+
+    /// Inserts `rows` in order; `bind` binds one row's values, one per column.
+    func insert<Rows: Collection>(_ rows: Rows, bind: (inout RowStatement.Binder, Rows.Element) -> Void) throws {
+        var start = rows.startIndex
+        while start != rows.endIndex {
+            let end = rows.index(start, offsetBy: rowsPerStatement, limitedBy: rows.endIndex) ?? rows.endIndex
+            try statement(rows: rows.distance(from: start, to: end)).execute { b in
+                for row in rows[start..<end] { bind(&b, row) }
+            }
+            start = end
+        }
+    }
+
+    private func statement(rows: Int) throws -> RowStatement {
+        if let statement = statements[rows] { return statement }
+        let statement = try RowStatement(db, sql: prefix + Array(repeating: row, count: rows).joined(separator: ", ") + suffix)
+        statements[rows] = statement
+        return statement
+    }
+}

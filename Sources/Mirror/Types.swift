@@ -47,24 +47,25 @@ public struct Change: Sendable, Hashable, CustomStringConvertible {
 /// What one ``Mirror/apply(_:actor:at:dryRun:)`` changed.
 public struct ApplySummary: Sendable, Hashable, CustomStringConvertible {
     /// Every change, in the order written; empty when the apply was asked not to list them
-    /// (``changeCount`` and ``counts`` still count them).
+    /// (``counts`` still counts them).
     public var changes: [Change]
     /// How many events the clinic application will see.
     public var eventCount: Int
     /// Whether the changes were rolled back (a plan, not an apply).
     public var dryRun: Bool
-    /// How many changes (audit rows) were written.
-    public var changeCount: Int
     /// Changes counted by action, e.g. `["user.created": 3]`.
     public var counts: [String: Int]
 
-    public init(changes: [Change], eventCount: Int, dryRun: Bool, changeCount: Int? = nil, counts: [String: Int]? = nil) {
+    /// `counts` defaults to the counts of `changes` (pass it when the changes were not listed).
+    public init(changes: [Change], eventCount: Int, dryRun: Bool, counts: [String: Int]? = nil) {
         self.changes = changes
         self.eventCount = eventCount
         self.dryRun = dryRun
-        self.changeCount = changeCount ?? changes.count
         self.counts = counts ?? changes.reduce(into: [:]) { $0[$1.action, default: 0] += 1 }
     }
+
+    /// How many changes (audit rows) were written.
+    public var changeCount: Int { counts.values.reduce(0, +) }
 
     public var isEmpty: Bool { changeCount == 0 }
 
