@@ -44,18 +44,22 @@ public struct ReconcileBasis: Sendable, Equatable {
     /// The newest audit row right after that reconcile's apply: a later row means the mirror
     /// changed since (change stream, timers, an admin).
     public var auditMark: Int64
+    /// That audit row's hash ("" when there was none): the same id in another mirror (one
+    /// restored or built again) is not the same mirror.
+    public var auditHead: String
     /// The problems that reconcile reported, encoded by the reconcile.
     public var problems: Data
 
-    public init(fingerprint: String, contextMarker: String?, auditMark: Int64, problems: Data) {
+    public init(fingerprint: String, contextMarker: String?, auditMark: Int64, auditHead: String, problems: Data) {
         self.fingerprint = fingerprint
         self.contextMarker = contextMarker
         self.auditMark = auditMark
+        self.auditHead = auditHead
         self.problems = problems
     }
 }
 
-/// The directory entries a reconcile stores with its apply, in the same transaction.
+/// The directory entries a reconcile stores with its apply (committed only if the apply is).
 public struct DirectoryEntryUpdate: Sendable {
     public var directory: String
     /// Replace every stored entry of the directory (a full read); otherwise only `upserts`
@@ -83,50 +87,136 @@ extension Mirror {
     /// SHA-256 of `text` in hex, for fingerprints of what a reconcile depends on.
     public static func sha256Hex(_ text: String) -> String { SHA256.hex(text) }
 
-    /// Applies `changeset` like ``apply(_:actor:at:dryRun:saving:)`` and, in the same
-    /// transaction, stores the directory entries it was computed from and the basis they were
-    /// read under. A dry run stores nothing.
+    /// Applies `changeset` like ``apply(_:actor:at:dryRun:saving:)`` and stores the directory
+    /// entries it was computed from, with the basis they were read under, in the entry store
+    /// (see ``EntryStore``). The entries are written on another thread while the plan is applied,
+    /// and committed only once the apply has; a dry run or a failed apply stores nothing.
     ///
-    /// The entries are written first and then let go, so that they are not held in memory
-    /// beside the apply's own peak; the basis is written last, with the audit mark after the apply.
+    /// The apply's outcome does not depend on the entries: if they cannot be stored, the apply
+    /// stands, ``ApplySummary/entriesNotStored`` says why, and the store keeps the previous
+    /// reconcile's entries and basis (still true of the directory when they were read; the next
+    /// reconcile reads again whatever changed since).
     @discardableResult
     public func apply(_ changeset: Changeset, actor: Actor, at date: Date = Date(), dryRun: Bool = false,
                       recording entries: consuming DirectoryEntryUpdate, keepingChangesAfter mark: Int64? = nil,
                       listingChanges: Bool = true) throws -> ApplySummary {
         do { try changeset.validateStandalone() } catch { throw MirrorError.invalid(error) }
-        let directory = entries.directory
-        let held = HeldEntries(consume entries)
-        return try write(actor: actor, at: date, dryRun: dryRun, changeset: changeset, adjusting: Mirror.keepingChanges(after: mark),
-                         first: { db in try Mirror.storeEntries(held.take(), db) },
-                         finally: { db in try Mirror.storeBasis(directory, fingerprint: held.fingerprint,
-                                                                contextMarker: held.contextMarker, problems: held.problems, db) },
-                         listingChanges: listingChanges) { applier in
-            try applier.run()
+        let basis = (fingerprint: entries.fingerprint, contextMarker: entries.contextMarker, problems: entries.problems)
+        let pending = dryRun ? nil : PendingEntries(consume entries, into: self.entries)
+        var head: (id: Int64, hash: String)?
+        var summary: ApplySummary
+        do {
+            summary = try write(actor: actor, at: date, dryRun: dryRun, changeset: changeset, adjusting: Mirror.keepingChanges(after: mark),
+                                finally: { db in head = try Mirror.auditHead(db) }, listingChanges: listingChanges) { applier in
+                try applier.run()
+            }
+        } catch {
+            pending?.finish(basis: nil)
+            throw error
+        }
+        let stored = ReconcileBasis(fingerprint: basis.fingerprint, contextMarker: basis.contextMarker, auditMark: head?.id ?? 0,
+                                    auditHead: head?.hash ?? "", problems: basis.problems)
+        if let pending, let error = pending.finish(basis: stored) {
+            summary.entriesNotStored = "The apply stands, but the directory entries it was read from could not be stored in "
+                + "\(self.entries.path): the next reconcile reads again what they would have spared it (\(error))."
+        }
+        return summary
+    }
+
+    /// The newest audit row's id and hash ((0, "") when there is none).
+    static func auditHead(_ db: Database) throws -> (id: Int64, hash: String) {
+        guard let row = try Row.fetchOne(db, sql: "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1") else { return (0, "") }
+        return (row[0], row[1])
+    }
+
+    /// Whether the mirror is still as the apply that stored `basis` left it: no audit row since,
+    /// in the same audit chain.
+    public func isUnchanged(since basis: ReconcileBasis) throws -> Bool {
+        let head = try pool.read { db in try Mirror.auditHead(db) }
+        return head.id == basis.auditMark && head.hash == basis.auditHead
+    }
+
+    /// The basis of the directory entries stored for `directory`; nil before the first
+    /// reconcile that stored any.
+    public func reconcileBasis(for directory: String) throws -> ReconcileBasis? {
+        try entries.pool.read { db in
+            try Row.fetchOne(db, sql: """
+                SELECT fingerprint, context_marker, audit_mark, audit_head, problems FROM reconcile_basis WHERE directory = ?
+                """, arguments: [directory])
+                .map { ReconcileBasis(fingerprint: $0[0], contextMarker: $0[1], auditMark: $0[2], auditHead: $0[3], problems: $0[4]) }
         }
     }
 
-    /// The update's entries, handed over once (a write transaction runs on one thread at a time).
-    private final class HeldEntries: @unchecked Sendable {
-        private var update: DirectoryEntryUpdate?
-        let fingerprint: String
-        let contextMarker: String?
-        let problems: Data
-
-        init(_ update: DirectoryEntryUpdate) {
-            self.update = update
-            fingerprint = update.fingerprint
-            contextMarker = update.contextMarker
-            problems = update.problems
-        }
-
-        func take() -> DirectoryEntryUpdate? {
-            defer { update = nil }
-            return update
+    /// The stored markers of `directory`'s entries of one kind, by entry id (no content).
+    public func directoryEntryMarkers(for directory: String, kind: DirectoryEntryRecord.Kind) throws -> [String: DirectoryEntryMarker] {
+        try entries.pool.read { db in
+            var result: [String: DirectoryEntryMarker] = [:]
+            let rows = try Row.fetchCursor(db, sql: "SELECT entry_id, marker, dn, next_change FROM directory_entry WHERE directory = ? AND kind = ?",
+                                           arguments: [directory, kind.rawValue])
+            let parser = ISO8601DateFormatter()
+            parser.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            while let row = try rows.next() {
+                let next: String? = row[3]
+                result[row[0]] = DirectoryEntryMarker(marker: row[1], dn: row[2], nextChange: next.flatMap(parser.date(from:)))
+            }
+            return result
         }
     }
 
-    static func storeEntries(_ update: DirectoryEntryUpdate?, _ db: Database) throws {
-        guard let update else { return }
+    /// The stored content of `directory`'s entries of one kind, by entry id.
+    public func directoryEntryContents(for directory: String, kind: DirectoryEntryRecord.Kind) throws -> [String: Data] {
+        try entries.pool.read { db in
+            var result: [String: Data] = [:]
+            let rows = try Row.fetchCursor(db, sql: "SELECT entry_id, content FROM directory_entry WHERE directory = ? AND kind = ?",
+                                           arguments: [directory, kind.rawValue])
+            while let row = try rows.next() { result[row[0]] = row[1] }
+            return result
+        }
+    }
+
+    /// The stored content of some of `directory`'s entries of one kind, by entry id.
+    public func directoryEntryContents(for directory: String, kind: DirectoryEntryRecord.Kind, ids: [String]) throws -> [String: Data] {
+        try entries.pool.read { db in
+            var result: [String: Data] = [:]
+            let statement = try db.cachedStatement(sql: "SELECT content FROM directory_entry WHERE directory = ? AND kind = ? AND entry_id = ?")
+            for id in ids {
+                if let content = try Data.fetchOne(statement, arguments: [directory, kind.rawValue, id]) { result[id] = content }
+            }
+            return result
+        }
+    }
+
+    /// How many user and group entries are stored for `directory`, and the users whose state
+    /// changes by itself at a known moment (their next change, by entry id).
+    public func directoryEntrySummary(for directory: String) throws -> (users: Int, groups: Int, timed: [String: Date]) {
+        try entries.pool.read { db in
+            let users = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM directory_entry WHERE directory = ? AND kind = 'user'", arguments: [directory]) ?? 0
+            let groups = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM directory_entry WHERE directory = ? AND kind = 'group'", arguments: [directory]) ?? 0
+            let parser = ISO8601DateFormatter()
+            parser.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            var timed: [String: Date] = [:]
+            for row in try Row.fetchAll(db, sql: """
+                SELECT entry_id, next_change FROM directory_entry WHERE directory = ? AND kind = 'user' AND next_change IS NOT NULL
+                """, arguments: [directory]) {
+                let text: String = row[1]
+                if let date = parser.date(from: text) { timed[row[0]] = date }
+            }
+            return (users, groups, timed)
+        }
+    }
+
+    /// One stored entry of a kind (the first by id), for a check that the directory still shows it.
+    public func someDirectoryEntry(for directory: String, kind: DirectoryEntryRecord.Kind) throws -> (entryID: String, dn: String)? {
+        try entries.pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT entry_id, dn FROM directory_entry WHERE directory = ? AND kind = ? ORDER BY entry_id LIMIT 1",
+                             arguments: [directory, kind.rawValue]).map { ($0[0], $0[1]) }
+        }
+    }
+}
+
+extension EntryStore {
+    /// Writes a reconcile's entries (see ``Mirror/apply(_:actor:at:dryRun:recording:keepingChangesAfter:listingChanges:)``).
+    static func write(_ update: DirectoryEntryUpdate, _ db: Database) throws {
         if update.replaceAll {
             try db.execute(sql: "DELETE FROM directory_entry WHERE directory = ?", arguments: [update.directory])
         }
@@ -149,93 +239,11 @@ extension Mirror {
         }
     }
 
-    static func storeBasis(_ directory: String, fingerprint: String, contextMarker: String?, problems: Data, _ db: Database) throws {
-        let mark = try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(id), 0) FROM audit_log") ?? 0
+    static func store(_ basis: ReconcileBasis, for directory: String, _ db: Database) throws {
         try db.execute(sql: """
-            INSERT INTO reconcile_basis (directory, fingerprint, context_marker, audit_mark, problems) VALUES (?, ?, ?, ?, ?)
+            INSERT INTO reconcile_basis (directory, fingerprint, context_marker, audit_mark, audit_head, problems) VALUES (?, ?, ?, ?, ?, ?)
             ON CONFLICT (directory) DO UPDATE SET fingerprint = excluded.fingerprint, context_marker = excluded.context_marker,
-              audit_mark = excluded.audit_mark, problems = excluded.problems
-            """, arguments: [directory, fingerprint, contextMarker, mark, problems])
-    }
-
-    /// The basis of the directory entries stored for `directory`; nil before the first
-    /// reconcile that stored any.
-    public func reconcileBasis(for directory: String) throws -> ReconcileBasis? {
-        try pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT fingerprint, context_marker, audit_mark, problems FROM reconcile_basis WHERE directory = ?",
-                             arguments: [directory])
-                .map { ReconcileBasis(fingerprint: $0[0], contextMarker: $0[1], auditMark: $0[2], problems: $0[3]) }
-        }
-    }
-
-    /// The newest audit row's id (0 when there is none).
-    public func lastAuditID() throws -> Int64 {
-        try pool.read { db in try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(id), 0) FROM audit_log") ?? 0 }
-    }
-
-    /// The stored markers of `directory`'s entries of one kind, by entry id (no content).
-    public func directoryEntryMarkers(for directory: String, kind: DirectoryEntryRecord.Kind) throws -> [String: DirectoryEntryMarker] {
-        try pool.read { db in
-            var result: [String: DirectoryEntryMarker] = [:]
-            let rows = try Row.fetchCursor(db, sql: "SELECT entry_id, marker, dn, next_change FROM directory_entry WHERE directory = ? AND kind = ?",
-                                           arguments: [directory, kind.rawValue])
-            let parser = ISO8601DateFormatter()
-            parser.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-            while let row = try rows.next() {
-                let next: String? = row[3]
-                result[row[0]] = DirectoryEntryMarker(marker: row[1], dn: row[2], nextChange: next.flatMap(parser.date(from:)))
-            }
-            return result
-        }
-    }
-
-    /// The stored content of `directory`'s entries of one kind, by entry id.
-    public func directoryEntryContents(for directory: String, kind: DirectoryEntryRecord.Kind) throws -> [String: Data] {
-        try pool.read { db in
-            var result: [String: Data] = [:]
-            let rows = try Row.fetchCursor(db, sql: "SELECT entry_id, content FROM directory_entry WHERE directory = ? AND kind = ?",
-                                           arguments: [directory, kind.rawValue])
-            while let row = try rows.next() { result[row[0]] = row[1] }
-            return result
-        }
-    }
-
-    /// The stored content of some of `directory`'s entries of one kind, by entry id.
-    public func directoryEntryContents(for directory: String, kind: DirectoryEntryRecord.Kind, ids: [String]) throws -> [String: Data] {
-        try pool.read { db in
-            var result: [String: Data] = [:]
-            let statement = try db.cachedStatement(sql: "SELECT content FROM directory_entry WHERE directory = ? AND kind = ? AND entry_id = ?")
-            for id in ids {
-                if let content = try Data.fetchOne(statement, arguments: [directory, kind.rawValue, id]) { result[id] = content }
-            }
-            return result
-        }
-    }
-
-    /// How many user and group entries are stored for `directory`, and the users whose state
-    /// changes by itself at a known moment (their next change, by entry id).
-    public func directoryEntrySummary(for directory: String) throws -> (users: Int, groups: Int, timed: [String: Date]) {
-        try pool.read { db in
-            let users = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM directory_entry WHERE directory = ? AND kind = 'user'", arguments: [directory]) ?? 0
-            let groups = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM directory_entry WHERE directory = ? AND kind = 'group'", arguments: [directory]) ?? 0
-            let parser = ISO8601DateFormatter()
-            parser.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-            var timed: [String: Date] = [:]
-            for row in try Row.fetchAll(db, sql: """
-                SELECT entry_id, next_change FROM directory_entry WHERE directory = ? AND kind = 'user' AND next_change IS NOT NULL
-                """, arguments: [directory]) {
-                let text: String = row[1]
-                if let date = parser.date(from: text) { timed[row[0]] = date }
-            }
-            return (users, groups, timed)
-        }
-    }
-
-    /// One stored entry of a kind (the first by id), for a check that the directory still shows it.
-    public func someDirectoryEntry(for directory: String, kind: DirectoryEntryRecord.Kind) throws -> (entryID: String, dn: String)? {
-        try pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT entry_id, dn FROM directory_entry WHERE directory = ? AND kind = ? ORDER BY entry_id LIMIT 1",
-                             arguments: [directory, kind.rawValue]).map { ($0[0], $0[1]) }
-        }
+              audit_mark = excluded.audit_mark, audit_head = excluded.audit_head, problems = excluded.problems
+            """, arguments: [directory, basis.fingerprint, basis.contextMarker, basis.auditMark, basis.auditHead, basis.problems])
     }
 }

@@ -17,6 +17,8 @@ public final class Mirror: Sendable {
     let pool: DatabasePool
     /// Copies the WAL into the database file off the writer's path; see ``Checkpointer``.
     let checkpointer: Checkpointer
+    /// What reconciles read from the directory, in a file of its own beside this one.
+    let entries: EntryStore
 
     /// Opens (creating and migrating if needed) the mirror at `path`.
     ///
@@ -84,6 +86,7 @@ public final class Mirror: Sendable {
         try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         try Schema.migrator.migrate(pool)
         try Mirror.restrictPermissions(of: path, group: readerGroup)
+        entries = try EntryStore(mirrorPath: path)
     }
 
     /// Files 0640 (the -wal and -shm too), and the reader group if one is given.
@@ -248,7 +251,7 @@ public final class Mirror: Sendable {
 
     func write(actor: Actor, at date: Date, dryRun: Bool, changeset: Changeset = Changeset(), saving syncState: SyncState? = nil,
                adjusting adjust: ((Database, inout Changeset) throws -> Void)? = nil,
-               first: ((Database) throws -> Void)? = nil, finally: ((Database) throws -> Void)? = nil, listingChanges: Bool = true,
+               finally: ((Database) throws -> Void)? = nil, listingChanges: Bool = true,
                _ body: @escaping (Applier) throws -> Void) throws -> ApplySummary {
         let at = Mirror.timestamp(date)
         return try pool.writeWithoutTransaction { db in
@@ -256,7 +259,6 @@ public final class Mirror: Sendable {
             try db.inTransaction(.immediate) {
                 var changeset = changeset
                 try adjust?(db, &changeset)
-                try first?(db)
                 let writer = try ChangeWriter(db: db, actor: actor, at: at, listsChanges: listingChanges)
                 try body(Applier(writer: writer, changeset: changeset, worksAhead: worksAhead))
                 try writer.finish()

@@ -55,6 +55,9 @@ public struct ApplySummary: Sendable, Hashable, CustomStringConvertible {
     public var dryRun: Bool
     /// Changes counted by action, e.g. `["user.created": 3]`.
     public var counts: [String: Int]
+    /// Why the directory entries a reconcile read could not be stored with its apply (the apply
+    /// itself stands); nil when they were, or there were none to store.
+    public var entriesNotStored: String?
 
     /// `counts` defaults to the counts of `changes` (pass it when the changes were not listed).
     public init(changes: [Change], eventCount: Int, dryRun: Bool, counts: [String: Int]? = nil) {

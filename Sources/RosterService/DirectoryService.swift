@@ -164,6 +164,7 @@ public final class DirectoryService: Service, Sendable {
                 let report = try await Reconciler(configuration: configuration, mirror: mirror).run(ReconcileOptions(full: full, listChanges: false))
                 state.recordReconcile(at: Date(), succeeded: true, detail: "\(report.changeCount) changes")
                 for problem in report.problems { logger.warning("Directory entry \(problem)") }
+                if let notice = report.entriesNotStored { logger.warning("\(notice)") }
                 for (user, date) in report.nextChanges { timers.schedule(user, at: date) }
                 reloadSignal.raise()
                 if report.changeCount > 0 { notifier.notify() }

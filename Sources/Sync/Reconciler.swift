@@ -49,6 +49,9 @@ public struct ReconcileReport: Sendable {
     public var durations: [String: Duration]
     /// Whether every entry was read in full, or only the changed ones.
     public var source: ReconcileSource = .full(reason: "")
+    /// Why the entries read could not be stored for the next reconcile (which then reads more);
+    /// the apply itself stands. Nil when they were.
+    public var entriesNotStored: String? = nil
 }
 
 /// A refused or failed reconcile. Nothing was changed.
@@ -144,7 +147,7 @@ public struct Reconciler: Sendable {
                 source = .full(reason: "no directory entries stored yet")
             } else if basis?.fingerprint != fingerprint {
                 source = .full(reason: "the configuration, Roster's mapping or the lockout duration changed since the entries were stored")
-            } else if let contextMarker, contextMarker == basis!.contextMarker, try mirror.lastAuditID() == basis!.auditMark,
+            } else if let contextMarker, contextMarker == basis!.contextMarker, try mirror.isUnchanged(since: basis!),
                       case let stored = try mirror.directoryEntrySummary(for: configuration.directory.name),
                       !stored.timed.values.contains(where: { $0 <= now }),
                       try await reader.stillShows([(.user, mirror.someDirectoryEntry(for: configuration.directory.name, kind: .user)),
@@ -158,7 +161,7 @@ public struct Reconciler: Sendable {
                 detected = found
                 source = .changedEntries(users: found.changedUsers.count, groups: found.changedGroups.count)
                 let changed = found.changedUsers.count + found.changedGroups.count
-                if found.isEmpty, try mirror.lastAuditID() == basis!.auditMark {
+                if found.isEmpty, try mirror.isUnchanged(since: basis!) {
                     lap("markers")
                     return try unchangedReport(users: found.users.count, groups: found.groups.count,
                                                timed: found.storedUsers.compactMapValues(\.nextChange), basis: basis!,
@@ -265,7 +268,7 @@ public struct Reconciler: Sendable {
         return ReconcileReport(counts: counts, changes: summary.changes, changeCount: summary.changeCount, eventCount: summary.eventCount, problems: problems,
                                newProviders: mapping.newProviders, usersRead: usersInDirectory + content.problems.count,
                                groupsRead: content.groups.count, dryRun: options.dryRun, nextChanges: mapping.nextChanges,
-                               durations: durations, source: source)
+                               durations: durations, source: source, entriesNotStored: summary.entriesNotStored)
     }
 
     /// The fresh entries of `content` as records to store; `content` no longer holds them.

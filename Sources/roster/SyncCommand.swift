@@ -37,6 +37,7 @@ struct SyncCommand: AsyncParsableCommand {
             if case .breaker = error { throw ExitCode(3) }
             throw ExitCode.failure
         }
+        if let notice = report.entriesNotStored { printError(notice) }
         if json {
             try printJSON(SyncJSON(report))
             return

@@ -552,3 +552,90 @@ extension Changeset {
         #expect(seen.isSubset(of: [[0, 0], [3000, 3000]]), "\(seen)")
     }
 }
+
+/// The directory entries a reconcile stores (see ``EntryStore``): beside the mirror, committed
+/// only after the apply, and tied to the audit row that apply ended on.
+@Suite struct EntryStoreTests {
+    static func update(_ marker: String, ids: [String] = ["id-rita", "id-moa2"]) -> DirectoryEntryUpdate {
+        DirectoryEntryUpdate(
+            directory: "ldap://test", replaceAll: true,
+            upserts: ids.map { DirectoryEntryRecord(kind: .user, entryID: $0, marker: marker, dn: "uid=\($0),ou=people,dc=clinic", nextChange: nil,
+                                                    content: Data(marker.utf8)) },
+            removals: [], fingerprint: "fingerprint-\(marker)", contextMarker: "context-\(marker)", problems: Data())
+    }
+
+    func markers(_ mirror: Mirror) throws -> Set<String> {
+        Set(try mirror.directoryEntryMarkers(for: "ldap://test", kind: .user).values.map(\.marker))
+    }
+
+    @Test func entriesAreCommittedOnlyWithTheirApplyInAFileOfTheirOwn() throws {
+        let mirror = try makeMirror()
+        try mirror.apply(Sample.changeset(), actor: .directory("ldap://test"), recording: Self.update("a"))
+        let basis = try #require(try mirror.reconcileBasis(for: "ldap://test"))
+        #expect(basis.fingerprint == "fingerprint-a" && basis.contextMarker == "context-a")
+        #expect(try markers(mirror) == ["a"])
+        #expect(try mirror.isUnchanged(since: basis))
+        let file = (mirror.path as NSString).deletingLastPathComponent + "/mirror-entries.sqlite"
+        #expect(mirror.entries.path == file)
+        #expect((try FileManager.default.attributesOfItem(atPath: file)[.posixPermissions] as? Int) == 0o600)
+        #expect(try mirror.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sqlite_master WHERE name = 'directory_entry'") } == 0)
+
+        // A dry run and a rejected apply store nothing: the entries stay those of the last apply.
+        try mirror.apply(Sample.changeset(), actor: .directory("ldap://test"), dryRun: true, recording: Self.update("b"))
+        var rejected = Sample.changeset()
+        rejected.groupMembers["g-ro", default: []].insert("nobody")
+        #expect(throws: MirrorError.self) { try mirror.apply(rejected, actor: .directory("ldap://test"), recording: Self.update("c")) }
+        #expect(try mirror.reconcileBasis(for: "ldap://test") == basis)
+        #expect(try markers(mirror) == ["a"])
+
+        // An apply that changes nothing moves the basis to the same audit row; any change after it
+        // (here an admin's lock) means the mirror is no longer as that apply left it.
+        try mirror.apply(Sample.changeset(), actor: .directory("ldap://test"), recording: Self.update("d", ids: ["id-rita"]))
+        let next = try #require(try mirror.reconcileBasis(for: "ldap://test"))
+        #expect(next.auditMark == basis.auditMark && next.fingerprint == "fingerprint-d")
+        #expect(try markers(mirror) == ["d"])
+        try mirror.setLocalLock(of: "rita", locked: true, actor: .local("it-admin"))
+        #expect(try !mirror.isUnchanged(since: next))
+    }
+
+    @Test func aBasisIsOnlyItsOwnMirrorsEvenAtTheSameAuditRow() throws {
+        let one = try makeMirror()
+        let other = try makeMirror()
+        try one.apply(Sample.changeset(), actor: .directory("ldap://test"), at: Date(timeIntervalSince1970: 1_800_000_000), recording: Self.update("a"))
+        try other.apply(Sample.changeset(), actor: .directory("ldap://test"), at: Date(timeIntervalSince1970: 1_800_000_060), recording: Self.update("a"))
+        let basis = try #require(try one.reconcileBasis(for: "ldap://test"))
+        #expect(try other.reconcileBasis(for: "ldap://test")?.auditMark == basis.auditMark)
+        #expect(try one.isUnchanged(since: basis))
+        #expect(try !other.isUnchanged(since: basis), "a restored or rebuilt mirror with as many audit rows is another mirror")
+    }
+
+    @Test func entriesThatCannotBeStoredLeaveTheApplyStanding() throws {
+        let mirror = try makeMirror()
+        // Another process holds the entry store's write lock past the busy timeout (5 s).
+        var unsafe = Configuration()
+        unsafe.allowsUnsafeTransactions = true
+        let holder = try DatabaseQueue(path: mirror.entries.path, configuration: unsafe)
+        try holder.writeWithoutTransaction { db in try db.execute(sql: "BEGIN IMMEDIATE") }
+        let summary = try mirror.apply(Sample.changeset(), actor: .directory("ldap://test"), recording: Self.update("a"))
+        try holder.writeWithoutTransaction { db in try db.execute(sql: "ROLLBACK") }
+        #expect(summary.counts["user.created"] == 6)
+        #expect(summary.entriesNotStored?.contains("mirror-entries.sqlite") == true, "\(summary.entriesNotStored ?? "nil")")
+        #expect(try mirror.reconcileBasis(for: "ldap://test") == nil, "no basis: the next reconcile reads every entry")
+        #expect(try mirror.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM user_account") } == 6)
+    }
+
+    @Test func aVersion3MirrorLetsGoOfTheEntriesItHeld() throws {
+        let dir = TemporaryFolders.make("roster-mirror")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let path = dir.appendingPathComponent("old.sqlite").path
+        let old = try DatabasePool(path: path)
+        try Schema.migrator.migrate(old, upTo: "v3: directory entries seen by the reconcile")
+        try old.write { db in
+            try db.execute(sql: "INSERT INTO reconcile_basis (directory, fingerprint, audit_mark, problems) VALUES ('ldap://test', 'f', 0, x'')")
+        }
+        try old.close()
+        let mirror = try Mirror(path: path)
+        #expect(try mirror.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('directory_entry', 'reconcile_basis')") } == 0)
+        #expect(try mirror.reconcileBasis(for: "ldap://test") == nil)
+    }
+}

@@ -1,0 +1,166 @@
+import Foundation
+import GRDB
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Roster's own record of what the last applied reconcile read from each directory entry (see
+/// ``DirectoryEntryRecord``, ``ReconcileBasis``), in a SQLite file of its own beside the mirror.
+///
+/// It is a cache the application never reads: losing it, or any of its commits, costs the next
+/// reconcile one read of every entry, nothing else. Keeping it out of the mirror lets a reconcile
+/// write it on another thread while the mirror's writer applies the plan, and keeps it out of the
+/// file the application's group may read (it is 0600).
+///
+/// Its one invariant: a stored marker always comes with content that was applied. The entries of
+/// a reconcile are committed only after the mirror committed that reconcile's apply (see
+/// ``PendingEntries``), and its basis names the audit row that apply ended on, so a basis whose
+/// mirror moved on (or was replaced) is never taken for "nothing changed".
+final class EntryStore: Sendable {
+    let path: String
+    let pool: DatabasePool
+    private let checkpointer: Checkpointer
+
+    /// The store's file for the mirror at `mirrorPath`: `roster.sqlite` → `roster-entries.sqlite`.
+    static func path(forMirror mirrorPath: String) -> String {
+        let url = URL(fileURLWithPath: mirrorPath)
+        let ext = url.pathExtension.isEmpty ? "sqlite" : url.pathExtension
+        return url.deletingPathExtension().path + "-entries." + ext
+    }
+
+    init(mirrorPath: String) throws {
+        path = EntryStore.path(forMirror: mirrorPath)
+        if !FileManager.default.fileExists(atPath: path) {
+            guard FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]) else {
+                throw MirrorError.cannotOpen(path: path, reason: "the file cannot be created")
+            }
+        }
+        let checkpointer = Checkpointer(path: path)
+        self.checkpointer = checkpointer
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(5)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: db.configuration.readonly ? "PRAGMA cache_size = -4096" : "PRAGMA cache_size = -8192")
+            if !db.configuration.readonly {
+                checkpointer.install(on: db)
+                try db.execute(sql: "PRAGMA journal_size_limit = 67108864")
+            }
+        }
+        // WAL with synchronous = NORMAL (GRDB's setting for a pool): a commit is atomic and the
+        // file stays consistent through a power loss, which may only undo the newest commits.
+        // That is all a cache needs, and its commits then never wait for the disk.
+        pool = try DatabasePool(path: path, configuration: configuration)
+        try EntryStore.migrator.migrate(pool)
+        for file in [path, path + "-wal", path + "-shm"] where FileManager.default.fileExists(atPath: file) { chmod(file, 0o600) }
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: directory entries and the basis they were read under") { db in
+            try db.execute(sql: """
+                CREATE TABLE directory_entry (
+                    directory TEXT NOT NULL,
+                    kind TEXT NOT NULL CHECK (kind IN ('user', 'group')),
+                    entry_id TEXT NOT NULL,
+                    marker TEXT NOT NULL,
+                    dn TEXT NOT NULL,
+                    next_change TEXT,
+                    content BLOB NOT NULL,
+                    PRIMARY KEY (directory, kind, entry_id)
+                ) WITHOUT ROWID;
+                CREATE INDEX directory_entry_next_change ON directory_entry(directory, next_change) WHERE next_change IS NOT NULL;
+                CREATE TABLE reconcile_basis (
+                    directory TEXT PRIMARY KEY,
+                    fingerprint TEXT NOT NULL,
+                    context_marker TEXT,
+                    audit_mark INTEGER NOT NULL,
+                    audit_head TEXT NOT NULL,
+                    problems BLOB NOT NULL
+                );
+                """)
+        }
+        return migrator
+    }
+
+    /// Waits for a background checkpoint, if one runs (tests, benchmarks).
+    func waitForCheckpoint() { checkpointer.wait() }
+}
+
+/// One reconcile's entries, written into the ``EntryStore`` on a thread of their own while the
+/// mirror applies the plan, then committed or rolled back by ``finish(basis:)``.
+final class PendingEntries: @unchecked Sendable {
+    // @unchecked: `decision` and `outcome` are only touched under `condition`.
+    private let condition = NSCondition()
+    private var decision: Decision?
+    private var outcome: Result<Bool, any Error>?
+
+    private enum Decision {
+        case commit(ReconcileBasis)
+        case rollback
+    }
+
+    /// Starts writing `update` into `store` in a transaction that stays open until ``finish(basis:)``.
+    init(_ update: consuming DirectoryEntryUpdate, into store: EntryStore) {
+        let directory = update.directory
+        let held = HeldUpdate(consume update)
+        let thread = Thread { [self] in
+            let result = Result<Bool, any Error> {
+                try store.pool.writeWithoutTransaction { db in
+                    var committed = false
+                    try db.inTransaction(.immediate) {
+                        try EntryStore.write(held.take(), db)
+                        switch waitForDecision() {
+                        case .rollback:
+                            return .rollback
+                        case .commit(let basis):
+                            try EntryStore.store(basis, for: directory, db)
+                            committed = true
+                            return .commit
+                        }
+                    }
+                    return committed
+                }
+            }
+            condition.lock()
+            outcome = result
+            condition.broadcast()
+            condition.unlock()
+        }
+        thread.name = "roster-entries"
+        thread.start()
+    }
+
+    private func waitForDecision() -> Decision {
+        condition.lock()
+        defer { condition.unlock() }
+        while decision == nil { condition.wait() }
+        return decision!
+    }
+
+    /// Commits the entries with `basis` (the mirror committed the apply), or rolls them back
+    /// (nil: the apply failed or was a dry run), and waits for the store. Returns the error
+    /// that kept the entries from being stored, if any; the store then still holds the previous
+    /// reconcile's entries and basis, which stay correct (see ``EntryStore``).
+    @discardableResult
+    func finish(basis: ReconcileBasis?) -> (any Error)? {
+        condition.lock()
+        defer { condition.unlock() }
+        decision = basis.map { .commit($0) } ?? .rollback
+        condition.broadcast()
+        while outcome == nil { condition.wait() }
+        if case .failure(let error) = outcome { return error }
+        return nil
+    }
+
+    /// The update, handed to the writing thread once (so that it can let the records go as soon
+    /// as they are written).
+    private final class HeldUpdate: @unchecked Sendable {
+        private var update: DirectoryEntryUpdate?
+        init(_ update: consuming DirectoryEntryUpdate) { self.update = update }
+        func take() -> DirectoryEntryUpdate {
+            defer { update = nil }
+            return update!
+        }
+    }
+}
