@@ -66,12 +66,15 @@ let package = Package(
         ),
         // SHA-256 compression with the x86 SHA extensions, for the audit log's hash chain.
         .target(name: "CSHA256"),
+        // The one SQLite setting Swift cannot reach (a variadic C call).
+        .target(name: "CSQLiteOptions", linkerSettings: [.linkedLibrary("sqlite3")]),
         // The SQLite mirror the clinic application reads.
         .target(
             name: "Mirror",
             dependencies: [
                 "AccessModel",
                 "CSHA256",
+                "CSQLiteOptions",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 // SQLite's C API, for binding bulk rows without GRDB's per-value boxing.
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),

@@ -102,7 +102,7 @@ extension Mirror {
                       listingChanges: Bool = true) throws -> ApplySummary {
         do { try changeset.validateStandalone() } catch { throw MirrorError.invalid(error) }
         let basis = (fingerprint: entries.fingerprint, contextMarker: entries.contextMarker, problems: entries.problems)
-        let pending = dryRun ? nil : PendingEntries(consume entries, into: self.entries)
+        let pending = dryRun ? nil : PendingEntries(consume entries, into: try self.entries())
         var head: (id: Int64, hash: String)?
         var summary: ApplySummary
         do {
@@ -118,7 +118,7 @@ extension Mirror {
                                     auditHead: head?.hash ?? "", problems: basis.problems)
         if let pending, let error = pending.finish(basis: stored) {
             summary.entriesNotStored = "The apply stands, but the directory entries it was read from could not be stored in "
-                + "\(self.entries.path): the next reconcile reads again what they would have spared it (\(error))."
+                + "\(EntryStore.path(forMirror: path)): the next reconcile reads again what they would have spared it (\(error))."
         }
         return summary
     }
@@ -139,7 +139,7 @@ extension Mirror {
     /// The basis of the directory entries stored for `directory`; nil before the first
     /// reconcile that stored any.
     public func reconcileBasis(for directory: String) throws -> ReconcileBasis? {
-        try entries.pool.read { db in
+        try entries().pool.read { db in
             try Row.fetchOne(db, sql: """
                 SELECT fingerprint, context_marker, audit_mark, audit_head, problems FROM reconcile_basis WHERE directory = ?
                 """, arguments: [directory])
@@ -149,7 +149,7 @@ extension Mirror {
 
     /// The stored markers of `directory`'s entries of one kind, by entry id (no content).
     public func directoryEntryMarkers(for directory: String, kind: DirectoryEntryRecord.Kind) throws -> [String: DirectoryEntryMarker] {
-        try entries.pool.read { db in
+        try entries().pool.read { db in
             var result: [String: DirectoryEntryMarker] = [:]
             let rows = try Row.fetchCursor(db, sql: "SELECT entry_id, marker, dn, next_change FROM directory_entry WHERE directory = ? AND kind = ?",
                                            arguments: [directory, kind.rawValue])
@@ -165,7 +165,7 @@ extension Mirror {
 
     /// The stored content of `directory`'s entries of one kind, by entry id.
     public func directoryEntryContents(for directory: String, kind: DirectoryEntryRecord.Kind) throws -> [String: Data] {
-        try entries.pool.read { db in
+        try entries().pool.read { db in
             var result: [String: Data] = [:]
             let rows = try Row.fetchCursor(db, sql: "SELECT entry_id, content FROM directory_entry WHERE directory = ? AND kind = ?",
                                            arguments: [directory, kind.rawValue])
@@ -176,7 +176,7 @@ extension Mirror {
 
     /// The stored content of some of `directory`'s entries of one kind, by entry id.
     public func directoryEntryContents(for directory: String, kind: DirectoryEntryRecord.Kind, ids: [String]) throws -> [String: Data] {
-        try entries.pool.read { db in
+        try entries().pool.read { db in
             var result: [String: Data] = [:]
             let statement = try db.cachedStatement(sql: "SELECT content FROM directory_entry WHERE directory = ? AND kind = ? AND entry_id = ?")
             for id in ids {
@@ -189,7 +189,7 @@ extension Mirror {
     /// How many user and group entries are stored for `directory`, and the users whose state
     /// changes by itself at a known moment (their next change, by entry id).
     public func directoryEntrySummary(for directory: String) throws -> (users: Int, groups: Int, timed: [String: Date]) {
-        try entries.pool.read { db in
+        try entries().pool.read { db in
             let users = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM directory_entry WHERE directory = ? AND kind = 'user'", arguments: [directory]) ?? 0
             let groups = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM directory_entry WHERE directory = ? AND kind = 'group'", arguments: [directory]) ?? 0
             let parser = ISO8601DateFormatter()
@@ -207,7 +207,7 @@ extension Mirror {
 
     /// One stored entry of a kind (the first by id), for a check that the directory still shows it.
     public func someDirectoryEntry(for directory: String, kind: DirectoryEntryRecord.Kind) throws -> (entryID: String, dn: String)? {
-        try entries.pool.read { db in
+        try entries().pool.read { db in
             try Row.fetchOne(db, sql: "SELECT entry_id, dn FROM directory_entry WHERE directory = ? AND kind = ? ORDER BY entry_id LIMIT 1",
                              arguments: [directory, kind.rawValue]).map { ($0[0], $0[1]) }
         }

@@ -1,3 +1,4 @@
+import CSQLiteOptions
 import Foundation
 import GRDB
 
@@ -20,7 +21,6 @@ import Glibc
 final class EntryStore: Sendable {
     let path: String
     let pool: DatabasePool
-    private let checkpointer: Checkpointer
 
     /// The store's file for the mirror at `mirrorPath`: `roster.sqlite` → `roster-entries.sqlite`.
     static func path(forMirror mirrorPath: String) -> String {
@@ -36,16 +36,16 @@ final class EntryStore: Sendable {
                 throw MirrorError.cannotOpen(path: path, reason: "the file cannot be created")
             }
         }
-        let checkpointer = Checkpointer(path: path)
-        self.checkpointer = checkpointer
         var configuration = Configuration()
         configuration.busyMode = .timeout(5)
         configuration.prepareDatabase { db in
             try db.execute(sql: db.configuration.readonly ? "PRAGMA cache_size = -4096" : "PRAGMA cache_size = -8192")
-            if !db.configuration.readonly {
-                checkpointer.install(on: db)
-                try db.execute(sql: "PRAGMA journal_size_limit = 67108864")
-            }
+            // The WAL is copied into the file by the next write of entries, on its own thread
+            // (``PendingEntries``), not by whichever process closes the store last (a `roster sync`
+            // would spend its exit copying the entries it stored)...
+            _ = roster_sqlite_keep_wal_on_close(db.sqliteConnection)
+            // Nor by the commit that pushes the WAL past 1,000 pages, which would then wait for it.
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
         }
         // WAL with synchronous = NORMAL (GRDB's setting for a pool): a commit is atomic and the
         // file stays consistent through a power loss, which may only undo the newest commits.
@@ -82,9 +82,6 @@ final class EntryStore: Sendable {
         }
         return migrator
     }
-
-    /// Waits for a background checkpoint, if one runs (tests, benchmarks).
-    func waitForCheckpoint() { checkpointer.wait() }
 }
 
 /// One reconcile's entries, written into the ``EntryStore`` on a thread of their own while the
@@ -107,6 +104,9 @@ final class PendingEntries: @unchecked Sendable {
         let thread = Thread { [self] in
             let result = Result<Bool, any Error> {
                 try store.pool.writeWithoutTransaction { db in
+                    // The previous write's WAL goes into the file first (the WAL then starts
+                    // over), beside the mirror's apply rather than in anyone's exit.
+                    try db.execute(sql: "PRAGMA wal_checkpoint(PASSIVE)")
                     var committed = false
                     try db.inTransaction(.immediate) {
                         try EntryStore.write(held.take(), db)

@@ -2,6 +2,7 @@ import AccessModel
 import Foundation
 import GRDB
 import GRDBSQLite
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -17,8 +18,9 @@ public final class Mirror: Sendable {
     let pool: DatabasePool
     /// Copies the WAL into the database file off the writer's path; see ``Checkpointer``.
     let checkpointer: Checkpointer
-    /// What reconciles read from the directory, in a file of its own beside this one.
-    let entries: EntryStore
+    /// What reconciles read from the directory, in a file of its own beside this one; opened
+    /// on first use (only reconciles use it).
+    private let entryStore = Mutex<EntryStore?>(nil)
 
     /// Opens (creating and migrating if needed) the mirror at `path`.
     ///
@@ -86,7 +88,16 @@ public final class Mirror: Sendable {
         try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         try Schema.migrator.migrate(pool)
         try Mirror.restrictPermissions(of: path, group: readerGroup)
-        entries = try EntryStore(mirrorPath: path)
+    }
+
+    /// The store of directory entries (see ``EntryStore``), opened the first time it is needed.
+    func entries() throws -> EntryStore {
+        try entryStore.withLock { store in
+            if let store { return store }
+            let opened = try EntryStore(mirrorPath: path)
+            store = opened
+            return opened
+        }
     }
 
     /// Files 0640 (the -wal and -shm too), and the reader group if one is given.

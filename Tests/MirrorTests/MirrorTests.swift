@@ -576,7 +576,7 @@ extension Changeset {
         #expect(try markers(mirror) == ["a"])
         #expect(try mirror.isUnchanged(since: basis))
         let file = (mirror.path as NSString).deletingLastPathComponent + "/mirror-entries.sqlite"
-        #expect(mirror.entries.path == file)
+        #expect(try mirror.entries().path == file)
         #expect((try FileManager.default.attributesOfItem(atPath: file)[.posixPermissions] as? Int) == 0o600)
         #expect(try mirror.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sqlite_master WHERE name = 'directory_entry'") } == 0)
 
@@ -596,6 +596,12 @@ extension Changeset {
         #expect(try markers(mirror) == ["d"])
         try mirror.setLocalLock(of: "rita", locked: true, actor: .local("it-admin"))
         #expect(try !mirror.isUnchanged(since: next))
+
+        // Another process (here another opening) finds them as stored, whether or not the WAL
+        // was copied into the file yet.
+        let reopened = try Mirror(path: mirror.path)
+        #expect(try reopened.reconcileBasis(for: "ldap://test") == next)
+        #expect(try markers(reopened) == ["d"])
     }
 
     @Test func aBasisIsOnlyItsOwnMirrorsEvenAtTheSameAuditRow() throws {
@@ -614,7 +620,7 @@ extension Changeset {
         // Another process holds the entry store's write lock past the busy timeout (5 s).
         var unsafe = Configuration()
         unsafe.allowsUnsafeTransactions = true
-        let holder = try DatabaseQueue(path: mirror.entries.path, configuration: unsafe)
+        let holder = try DatabaseQueue(path: mirror.entries().path, configuration: unsafe)
         try holder.writeWithoutTransaction { db in try db.execute(sql: "BEGIN IMMEDIATE") }
         let summary = try mirror.apply(Sample.changeset(), actor: .directory("ldap://test"), recording: Self.update("a"))
         try holder.writeWithoutTransaction { db in try db.execute(sql: "ROLLBACK") }
