@@ -47,12 +47,23 @@ final class EntryStore: Sendable {
             // Nor by the commit that pushes the WAL past 1,000 pages, which would then wait for it.
             try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
         }
-        // WAL with synchronous = NORMAL (GRDB's setting for a pool): a commit is atomic and the
-        // file stays consistent through a power loss, which may only undo the newest commits.
-        // That is all a cache needs, and its commits then never wait for the disk.
         pool = try DatabasePool(path: path, configuration: configuration)
+        // Commits sync the WAL (GRDB sets NORMAL for a pool): a stored basis is on the disk, and
+        // no unsynced entries are left for the kernel to write back later, when they would hold
+        // up the mirror's own syncs (revocations). The entries' pages are flushed before the
+        // commit (``flushWAL()``), so the commit's sync has little left to do.
+        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         try EntryStore.migrator.migrate(pool)
         for file in [path, path + "-wal", path + "-shm"] where FileManager.default.fileExists(atPath: file) { chmod(file, 0o600) }
+    }
+
+    /// Writes the WAL's pages written so far to the disk, so that a commit soon after has few
+    /// left to sync (run on the entries' own thread, while the mirror applies).
+    func flushWAL() {
+        let descriptor = open(path + "-wal", O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return }
+        _ = fdatasync(descriptor)
+        close(descriptor)
     }
 
     static var migrator: DatabaseMigrator {
@@ -110,6 +121,7 @@ final class PendingEntries: @unchecked Sendable {
                     var committed = false
                     try db.inTransaction(.immediate) {
                         try EntryStore.write(held.take(), db)
+                        store.flushWAL()
                         switch waitForDecision() {
                         case .rollback:
                             return .rollback
