@@ -102,7 +102,11 @@ extension Mirror {
                       listingChanges: Bool = true) throws -> ApplySummary {
         do { try changeset.validateStandalone() } catch { throw MirrorError.invalid(error) }
         let basis = (fingerprint: entries.fingerprint, contextMarker: entries.contextMarker, problems: entries.problems)
-        let pending = dryRun ? nil : PendingEntries(consume entries, into: try self.entries())
+        var pending: PendingEntries?
+        var storeProblem: (any Error)?
+        if !dryRun {
+            do { pending = PendingEntries(consume entries, into: try self.entries()) } catch { storeProblem = error }
+        }
         var head: (id: Int64, hash: String)?
         var summary: ApplySummary
         do {
@@ -116,7 +120,7 @@ extension Mirror {
         }
         let stored = ReconcileBasis(fingerprint: basis.fingerprint, contextMarker: basis.contextMarker, auditMark: head?.id ?? 0,
                                     auditHead: head?.hash ?? "", problems: basis.problems)
-        if let pending, let error = pending.finish(basis: stored) {
+        if let error = storeProblem ?? pending?.finish(basis: stored) {
             summary.entriesNotStored = "The apply stands, but the directory entries it was read from could not be stored in "
                 + "\(EntryStore.path(forMirror: path)): the next reconcile reads again what they would have spared it (\(error))."
         }

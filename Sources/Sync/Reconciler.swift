@@ -138,11 +138,16 @@ public struct Reconciler: Sendable {
             contextMarker = markerAttribute == nil ? nil : try await reader.contextMarker()
             lockoutDuration = try await reader.readLockoutDuration()
             fingerprint = ChangeMarker.fingerprint(configuration, lockoutDuration: lockoutDuration)
-            let basis = try mirror.reconcileBasis(for: configuration.directory.name)
+            // Stored entries that cannot be read only cost a full read (the reason is reported).
+            let basis: ReconcileBasis?
+            var unreadable: (any Error)?
+            do { basis = try mirror.reconcileBasis(for: configuration.directory.name) } catch { basis = nil; unreadable = error }
             if options.full {
                 source = .full(reason: "asked for")
             } else if markerAttribute == nil {
                 source = .full(reason: "the \(configuration.directory.flavor.rawValue) flavor has no trusted change marker")
+            } else if let unreadable {
+                source = .full(reason: "the stored directory entries could not be read: \(unreadable)")
             } else if basis == nil {
                 source = .full(reason: "no directory entries stored yet")
             } else if basis?.fingerprint != fingerprint {

@@ -180,6 +180,35 @@ struct ChangeMarkerTests {
     }
 }
 
+extension ChangeMarkerTests {
+    @Test("A store of entries that cannot be opened costs full reads, said in the report, and never an apply")
+    func unreadableEntriesCostFullReads() async throws {
+        let fixture = try await ClinicFixture.start()
+        defer { fixture.server.shutdown() }
+        // Something that is not a database where the entries belong (a folder: even root cannot open it).
+        let entries = (fixture.mirror.path as NSString).deletingPathExtension + "-entries.sqlite"
+        try FileManager.default.createDirectory(atPath: entries, withIntermediateDirectories: true)
+        let first = try await fixture.sync()
+        #expect(first.counts.usersAdded > 0)
+        #expect(first.entriesNotStored?.contains(entries) == true, "\(first.entriesNotStored ?? "nil")")
+        let user = fixture.clinic.assistant(1, 3, 1)
+        let writer = try await fixture.writer()
+        try await writer.modify(fixture.clinic.dn(user), [.replace("title", ["Night nurse"])])
+        await writer.close()
+        let second = try await fixture.sync()
+        guard case .full(let reason) = second.source else { Issue.record("read as \(second.source)"); return }
+        #expect(reason.contains("could not be read"), "\(reason)")
+        #expect(second.counts.usersUpdated == 1)
+        #expect(try fixture.user(user)?.title == "Night nurse")
+
+        // Once the folder is gone, the entries are stored and the next reconcile reads only what changed.
+        try FileManager.default.removeItem(atPath: entries)
+        let third = try await fixture.sync()
+        #expect(third.entriesNotStored == nil)
+        #expect(try await fixture.reconcileNothingChanged(now: Date()))
+    }
+}
+
 extension ClinicFixture {
     /// Whether a marker-based reconcile now finds nothing changed (and plans nothing).
     func reconcileNothingChanged(now: Date) async throws -> Bool {
