@@ -9,8 +9,8 @@ import Glibc
 /// Roster's own record of what the last applied reconcile read from each directory entry (see
 /// ``DirectoryEntryRecord``, ``ReconcileBasis``), in a SQLite file of its own beside the mirror.
 ///
-/// It is a cache the application never reads: losing it, or any of its commits, costs the next
-/// reconcile one read of every entry, nothing else. Keeping it out of the mirror lets a reconcile
+/// It is a cache the application never reads: losing it costs the next reconcile one read of every
+/// entry, losing one of its commits a read of what changed since the commit before; nothing else. Keeping it out of the mirror lets a reconcile
 /// write it on another thread while the mirror's writer applies the plan, and keeps it out of the
 /// file the application's group may read (it is 0600).
 ///
@@ -151,7 +151,7 @@ final class PendingEntries: @unchecked Sendable {
     }
 
     /// Commits the entries with `basis` (the mirror committed the apply), or rolls them back
-    /// (nil: the apply failed or was a dry run), and waits for the store. Returns the error
+    /// (nil: the apply failed), and waits for the store. Returns the error
     /// that kept the entries from being stored, if any; the store then still holds the previous
     /// reconcile's entries and basis, which stay correct (see ``EntryStore``).
     @discardableResult
