@@ -29,36 +29,14 @@ enum Schema {
                 try update.execute(arguments: [Canonical.fingerprint(record), key])
             }
         }
-        migrator.registerMigration("v3: directory entries seen by the reconcile") { db in
-            // Internal to Roster (not part of the readers' contract in docs/mirror.md): what the
-            // last applied reconcile read from each directory entry, with the entry's change
-            // marker (entryCSN) read together with that content, so that the next reconcile
-            // can read markers only and fetch in full just the entries whose marker moved.
-            try db.execute(sql: """
-                CREATE TABLE directory_entry (
-                    directory TEXT NOT NULL,
-                    kind TEXT NOT NULL CHECK (kind IN ('user', 'group')),
-                    entry_id TEXT NOT NULL,
-                    marker TEXT NOT NULL,
-                    dn TEXT NOT NULL,
-                    next_change TEXT,
-                    content BLOB NOT NULL,
-                    PRIMARY KEY (directory, kind, entry_id)
-                ) WITHOUT ROWID;
-                CREATE INDEX directory_entry_next_change ON directory_entry(directory, next_change) WHERE next_change IS NOT NULL;
-                CREATE TABLE reconcile_basis (
-                    directory TEXT PRIMARY KEY,
-                    fingerprint TEXT NOT NULL,
-                    context_marker TEXT,
-                    audit_mark INTEGER NOT NULL,
-                    problems BLOB NOT NULL
-                );
-                """)
+        migrator.registerMigration("v3: directory entries seen by the reconcile") { _ in
+            // Created the tables `directory_entry` and `reconcile_basis`, which v4 moved to their
+            // own file (``EntryStore``): a mirror older than v3 has nothing to create.
         }
         migrator.registerMigration("v4: directory entries move to their own file") { db in
             // See ``EntryStore``: written beside the apply instead of inside it. The next
             // reconcile finds no entries stored and reads every entry once.
-            try db.execute(sql: "DROP TABLE directory_entry; DROP TABLE reconcile_basis;")
+            try db.execute(sql: "DROP TABLE IF EXISTS directory_entry; DROP TABLE IF EXISTS reconcile_basis;")
         }
         return migrator
     }

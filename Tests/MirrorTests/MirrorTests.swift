@@ -637,7 +637,12 @@ extension Changeset {
         let old = try DatabasePool(path: path)
         try Schema.migrator.migrate(old, upTo: "v3: directory entries seen by the reconcile")
         try old.write { db in
-            try db.execute(sql: "INSERT INTO reconcile_basis (directory, fingerprint, audit_mark, problems) VALUES ('ldap://test', 'f', 0, x'')")
+            // What v3 created (in short) and a reconcile stored there.
+            try db.execute(sql: """
+                CREATE TABLE directory_entry (directory TEXT, kind TEXT, entry_id TEXT, content BLOB);
+                CREATE TABLE reconcile_basis (directory TEXT PRIMARY KEY, fingerprint TEXT);
+                INSERT INTO reconcile_basis VALUES ('ldap://test', 'f');
+                """)
         }
         try old.close()
         let mirror = try Mirror(path: path)
