@@ -38,8 +38,12 @@ final class EntryStore: Sendable {
         }
         var configuration = Configuration()
         configuration.busyMode = .timeout(5)
+        // Only reconciles use it, reading each table through once and writing in key order: small
+        // page caches (4 MiB for the writer, 1 MiB for each of two readers) keep a long-running
+        // daemon's memory down.
+        configuration.maximumReaderCount = 2
         configuration.prepareDatabase { db in
-            try db.execute(sql: db.configuration.readonly ? "PRAGMA cache_size = -4096" : "PRAGMA cache_size = -8192")
+            try db.execute(sql: db.configuration.readonly ? "PRAGMA cache_size = -1024" : "PRAGMA cache_size = -4096")
             // The WAL is copied into the file by the next write of entries, on its own thread
             // (``PendingEntries``), not by whichever process closes the store last (a `roster sync`
             // would spend its exit copying the entries it stored)...
