@@ -13,7 +13,7 @@ extension Mirror {
     /// Pass it to ``apply(_:actor:at:dryRun:saving:keepingChangesAfter:)`` to keep whatever
     /// anyone changes after this point.
     public func auditMark() throws -> Int64 {
-        try pool.read { db in try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM audit_log") ?? 0 }
+        try pool.read { db in try Mirror.auditHead(db).id }
     }
 }
 

@@ -10,9 +10,9 @@ import Glibc
 /// ``DirectoryEntryRecord``, ``ReconcileBasis``), in a SQLite file of its own beside the mirror.
 ///
 /// It is a cache the application never reads: losing it costs the next reconcile one read of every
-/// entry, losing one of its commits a read of what changed since the commit before; nothing else. Keeping it out of the mirror lets a reconcile
-/// write it on another thread while the mirror's writer applies the plan, and keeps it out of the
-/// file the application's group may read (it is 0600).
+/// entry, losing one of its commits a read of what changed since the commit before; nothing else.
+/// Keeping it out of the mirror lets a reconcile write it on another thread while the mirror's
+/// writer applies the plan, and keeps it out of the file the application's group may read (0600).
 ///
 /// Its one invariant: a stored marker always comes with content that was applied. The entries of
 /// a reconcile are committed only after the mirror committed that reconcile's apply (see
@@ -51,14 +51,13 @@ final class EntryStore: Sendable {
             // Nor by the commit that pushes the WAL past 1,000 pages, which would then wait for it.
             try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
         }
-        pool = try DatabasePool(path: path, configuration: configuration)
-        // Commits sync the WAL (GRDB sets NORMAL for a pool): a stored basis is on the disk, and
-        // no unsynced entries are left for the kernel to write back later, when they would hold
-        // up the mirror's own syncs (revocations). The entries' pages are flushed before the
-        // commit (``flushWAL()``), so the commit's sync has little left to do.
-        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        // Commits sync the WAL: a stored basis is on the disk, and no unsynced entries are left
+        // for the kernel to write back later, when they would hold up the mirror's own syncs
+        // (revocations). The entries' pages are flushed before the commit (``flushWAL()``), so
+        // the commit's sync has little left to do.
+        pool = try Mirror.openSyncedPool(path: path, configuration: configuration)
         try EntryStore.migrator.migrate(pool)
-        for file in [path, path + "-wal", path + "-shm"] where FileManager.default.fileExists(atPath: file) { chmod(file, 0o600) }
+        try Mirror.restrictPermissions(of: path, mode: 0o600, group: nil)
     }
 
     /// Writes the WAL's pages written so far to the disk, so that a commit soon after has few

@@ -67,9 +67,6 @@ public final class Mirror: Sendable {
         configuration.busyMode = .timeout(5)
         configuration.foreignKeysEnabled = true
         configuration.prepareDatabase { db in
-            // A commit that returned survives a power loss: FULL syncs the WAL at every commit
-            // (NORMAL only survives the process crashing). About 4 ms per commit on this VM's disk.
-            try db.execute(sql: "PRAGMA synchronous = FULL")
             // The writer keeps 16 MiB of page cache, readers (lookups, snapshots read once) 8 MiB
             // each, so a long-running daemon's page caches stay within 16 + 8 x readers MiB.
             // 64 MiB for the writer was measured no faster for a 100k-user first sync (5.44x the
@@ -82,12 +79,19 @@ public final class Mirror: Sendable {
                 try db.execute(sql: "PRAGMA journal_size_limit = 67108864")
             }
         }
-        pool = try DatabasePool(path: path, configuration: configuration)
-        // GRDB turns WAL on after `prepareDatabase` and sets the writer to `synchronous = NORMAL`
-        // as it does: FULL again, or commits would not sync the WAL.
-        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        pool = try Mirror.openSyncedPool(path: path, configuration: configuration)
         try Schema.migrator.migrate(pool)
-        try Mirror.restrictPermissions(of: path, group: readerGroup)
+        try Mirror.restrictPermissions(of: path, mode: 0o640, group: readerGroup)
+    }
+
+    /// Opens a WAL pool whose writer syncs every commit: one that returned survives a power loss
+    /// (NORMAL only survives the process crashing; FULL costs about 4 ms per commit on this VM's
+    /// disk). GRDB turns WAL on after `prepareDatabase` and sets the writer to `synchronous =
+    /// NORMAL` as it does, so FULL is set once the pool is open.
+    static func openSyncedPool(path: String, configuration: Configuration) throws -> DatabasePool {
+        let pool = try DatabasePool(path: path, configuration: configuration)
+        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        return pool
     }
 
     /// The store of directory entries (see ``EntryStore``), opened the first time it is needed.
@@ -100,8 +104,8 @@ public final class Mirror: Sendable {
         }
     }
 
-    /// Files 0640 (the -wal and -shm too), and the reader group if one is given.
-    private static func restrictPermissions(of path: String, group: String?) throws {
+    /// Gives the database file (the -wal and -shm too) `mode`, and the reader group if one is given.
+    static func restrictPermissions(of path: String, mode: mode_t, group: String?) throws {
         var gid: gid_t? = nil
         if let group {
             guard let entry = getgrnam(group) else {
@@ -110,7 +114,7 @@ public final class Mirror: Sendable {
             gid = entry.pointee.gr_gid
         }
         for file in [path, path + "-wal", path + "-shm"] where FileManager.default.fileExists(atPath: file) {
-            chmod(file, 0o640)
+            chmod(file, mode)
             if let gid { chown(file, uid_t.max, gid) }
         }
     }
