@@ -145,7 +145,8 @@ final class ChangeWriter {
         auditInsert = BatchedInsert(db, into: "audit_log (at, actor_kind, actor, source, action, entity_type, entity_key, before, after, prev_hash, hash)",
                                     columns: 11, rowsPerStatement: ChangeWriter.batchSize)
         eventInsert = BatchedInsert(db, into: "events (type, at, user_code, group_id, detail)", columns: 5, rowsPerStatement: ChangeWriter.batchSize)
-        previousHash = try String.fetchOne(db, sql: "SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1") ?? AuditChain.genesis
+        let head = try Mirror.auditHead(db)
+        previousHash = head.id == 0 ? AuditChain.genesis : head.hash
         pendingAudit.reserveCapacity(ChangeWriter.batchSize)
         pendingEvents.reserveCapacity(ChangeWriter.batchSize)
     }
