@@ -75,6 +75,9 @@ public struct LDAPEntry: Sendable, Equatable {
     public var dn: String
     /// Attributes in the order the server sent them.
     public private(set) var attributes: [(name: String, values: [LDAPValue])]
+    /// Whether every attribute name is ASCII, as RFC 4512 has them (then a lookup by an ASCII
+    /// name compares lengths first and bytes after, with no lower-casing).
+    private var namesAreASCII = true
 
     public init(dn: String, attributes: [(name: String, values: [LDAPValue])] = []) {
         self.dn = dn
@@ -85,8 +88,21 @@ public struct LDAPEntry: Sendable, Equatable {
 
     /// The position of an attribute, compared case-insensitively.
     private func position(of name: String) -> Int? {
+        if namesAreASCII && Self.isASCII(name) {
+            let length = name.utf8.count
+            for index in attributes.indices where attributes[index].name.utf8.count == length
+                && Self.asciiNamesMatch(attributes[index].name, name) { return index }
+            return nil
+        }
         for index in attributes.indices where Self.namesMatch(attributes[index].name, name) { return index }
         return nil
+    }
+
+    private static func isASCII(_ name: String) -> Bool { name.utf8.allSatisfy { $0 < 0x80 } }
+
+    /// Whether two ASCII names of the same length are the same ignoring letter case.
+    private static func asciiNamesMatch(_ a: String, _ b: String) -> Bool {
+        a.utf8.elementsEqual(b.utf8) { p, q in p == q || (p | 0x20 == q | 0x20 && (0x61...0x7A).contains(p | 0x20)) }
     }
 
     /// Whether two attribute names are the same ignoring letter case.
@@ -133,6 +149,7 @@ public struct LDAPEntry: Sendable, Equatable {
         if let index = position(of: name) {
             attributes[index].values.append(contentsOf: values)
         } else {
+            if namesAreASCII && !Self.isASCII(name) { namesAreASCII = false }
             attributes.append((name, values))
         }
     }

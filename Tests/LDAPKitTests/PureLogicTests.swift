@@ -75,6 +75,13 @@ struct PureLogicTests {
         #expect(Set([LDAPValue("a"), LDAPValue(Array("a".utf8))]).count == 1)
         #expect(entry.string("mAiL") == "a@x" && !entry.has("mai"))
         #expect(LDAPEntry(dn: "x", attributes: [("ÄB", [LDAPValue("1")])]).string("äb") == "1")
+        // ASCII names: letters fold, nothing else does ('@' and '`' differ only in the bit that folds letters).
+        let ascii = LDAPEntry(dn: "x", attributes: [("a@b", [LDAPValue("1")]), ("member;range=0-1499", [LDAPValue("2")]), ("x-1", [LDAPValue("3")])])
+        #expect(!ascii.has("a`b") && !ascii.has("A`B") && ascii.string("A@B") == "1")
+        #expect(ascii.string("MEMBER;RANGE=0-1499") == "2" && !ascii.has("member;range=0-149") && ascii.string("X-1") == "3")
+        // An entry with a name that is not ASCII still finds its ASCII names, in any case.
+        let mixed = LDAPEntry(dn: "x", attributes: [("ÄB", [LDAPValue("1")]), ("givenName", [LDAPValue("2")])])
+        #expect(mixed.string("GIVENNAME") == "2" && mixed.string("äb") == "1" && !mixed.has("givenNam"))
     }
 
     @Test("Errors read as sentences with code, operation, target and hint")
