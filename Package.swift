@@ -66,6 +66,9 @@ let package = Package(
         ),
         // SHA-256 compression with the x86 SHA extensions, for the audit log's hash chain.
         .target(name: "CSHA256"),
+        // glibc's malloc_trim, which Swift's Glibc module does not declare: the daemon hands the
+        // memory a full reconcile freed back to the kernel.
+        .target(name: "CHeap"),
         // The one SQLite setting Swift cannot reach (a variadic C call).
         .target(name: "CSQLiteOptions", linkerSettings: [.linkedLibrary("sqlite3")]),
         // The SQLite mirror the clinic application reads.
@@ -94,6 +97,7 @@ let package = Package(
         .target(
             name: "RosterService",
             dependencies: [
+                "CHeap",
                 "Sync",
                 "RosterConfig",
                 "LDAPKit",

@@ -1,4 +1,5 @@
 import AccessModel
+import CHeap
 import Foundation
 import LDAPKit
 import Logging
@@ -159,6 +160,7 @@ public final class DirectoryService: Service, Sendable {
     /// lost track of the directory).
     private func reconcile(because why: String, full: Bool) async -> Bool {
         await reconcileGate.run { [self] in
+            defer { releaseFreedMemory() }
             let configuration = self.configuration
             do {
                 let report = try await Reconciler(configuration: configuration, mirror: mirror).run(ReconcileOptions(full: full, listChanges: false))
@@ -181,6 +183,17 @@ public final class DirectoryService: Service, Sendable {
                 return false
             }
         }
+    }
+
+    /// Hands the heap's free memory back to the kernel. A full reconcile frees most of what it
+    /// held (hundreds of MB at 100k users), but glibc keeps freed memory in its arenas, so the
+    /// daemon's resident memory would stay at the reconcile's peak (measured at 100k users:
+    /// 380 MB when ready without this, 245 MB with it).
+    private func releaseFreedMemory() {
+        let clock = ContinuousClock()
+        let started = clock.now
+        let released = roster_heap_release_free_memory() == 1
+        logger.debug("Freed memory \(released ? "returned" : "checked, none to return") to the system in \(clock.now - started).")
     }
 
     /// Every `schedule.reconcile_interval_minutes`; after a failure (the directory down, the
