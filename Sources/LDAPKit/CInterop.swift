@@ -104,14 +104,28 @@ func withSearchResult<T>(_ ld: OpaquePointer, _ message: OpaquePointer?, handle:
     return try body(controls)
 }
 
+/// The attribute names of the entry parsed last. The entries of one search repeat the same
+/// names in the same order: a name with the same bytes as the one at its position is reused,
+/// not made again, and the next entry reserves room for as many attributes.
+struct AttributeNames {
+    fileprivate var names: [String] = []
+}
+
 /// Parses one search entry message into an `LDAPEntry`, copying the values out of the
 /// message's BER buffer.
 func parseEntry(_ ld: OpaquePointer, _ message: OpaquePointer) -> LDAPEntry? {
+    var names = AttributeNames()
+    return parseEntry(ld, message, names: &names)
+}
+
+/// ``parseEntry(_:_:)``, reusing the names of the entry parsed before with the same `names`.
+func parseEntry(_ ld: OpaquePointer, _ message: OpaquePointer, names: inout AttributeNames) -> LDAPEntry? {
     var ber: OpaquePointer?
     var dn = berval()
     guard ldap_get_dn_ber(ld, message, &ber, &dn) == LDAP_SUCCESS else { return nil }
     defer { if let ber { ber_free(ber, 0) } }
-    var entry = LDAPEntry(dn: dn.string)
+    var entry = LDAPEntry(dn: dn.string, capacity: names.names.count)
+    var position = 0
     while true {
         var name = berval()
         var values: UnsafeMutablePointer<berval>?
@@ -125,7 +139,15 @@ func parseEntry(_ ld: OpaquePointer, _ message: OpaquePointer) -> LDAPEntry? {
             for position in 0..<count { list.append(values[position].withBytes { LDAPValue(copying: $0) }) }
             ber_memfree(values)
         }
-        entry.append(name.string, list)
+        let attributeName: String
+        if position < names.names.count, name.withBytes({ names.names[position].utf8.elementsEqual($0) }) {
+            attributeName = names.names[position]
+        } else {
+            attributeName = name.string
+            if position < names.names.count { names.names[position] = attributeName } else { names.names.append(attributeName) }
+        }
+        entry.append(attributeName, list)
+        position += 1
     }
     return entry
 }

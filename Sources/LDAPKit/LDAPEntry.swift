@@ -21,7 +21,13 @@ public struct LDAPValue: Hashable, Sendable, CustomStringConvertible {
 
     /// A value copied from a buffer (a libldap berval).
     init(copying buffer: UnsafeBufferPointer<UInt8>) {
-        if let text = String(validating: buffer, as: UTF8.self) {
+        // Most values are ASCII, which is valid UTF-8: found with one pass over the bytes, they
+        // skip the standard library's generic validation (which looks up type metadata per call).
+        var bits: UInt8 = 0
+        for byte in buffer { bits |= byte }
+        if bits < 0x80 {
+            storage = .text(String(decoding: buffer, as: UTF8.self))
+        } else if let text = String(validating: buffer, as: UTF8.self) {
             storage = .text(text)
         } else {
             storage = .binary(Array(buffer))
@@ -78,6 +84,13 @@ public struct LDAPEntry: Sendable, Equatable {
     /// Whether every attribute name is ASCII, as RFC 4512 has them (then a lookup by an ASCII
     /// name compares lengths first and bytes after, with no lower-casing).
     private var namesAreASCII = true
+
+    /// An entry with no attributes yet, with room for `capacity` of them.
+    init(dn: String, capacity: Int) {
+        self.dn = dn
+        attributes = []
+        attributes.reserveCapacity(capacity)
+    }
 
     public init(dn: String, attributes: [(name: String, values: [LDAPValue])] = []) {
         self.dn = dn

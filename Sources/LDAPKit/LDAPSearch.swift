@@ -137,12 +137,13 @@ private func runPagedSearch(_ handle: LDAPHandle, _ request: SearchRequest, chan
         guard searchRC == LDAP_SUCCESS else { throw handle.error(searchRC, .search, target: target) }
 
         cookie = nil
+        var names = AttributeNames()
         resultLoop: while true {
             let (type, message) = try nextSearchMessage(ld, messageID, handle: handle, target: target)
             switch type {
             case Int32(LDAP_RES_SEARCH_ENTRY):
                 defer { ldap_msgfree(message) }
-                if var entry = parseEntry(ld, message!) {
+                if var entry = parseEntry(ld, message!, names: &names) {
                     try completeRangedAttributes(&entry, handle: handle)
                     batch.append(entry)
                 }

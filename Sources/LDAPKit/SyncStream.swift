@@ -156,6 +156,7 @@ private final class SyncSession {
     private var lastCookie: [UInt8]?
     private var stopped = false
     private var inPersist = false
+    private var names = AttributeNames()
 
     init(handle: LDAPHandle, request: SyncRequest, channel: HandoffChannel<[SyncEvent]>) {
         self.handle = handle
@@ -286,7 +287,7 @@ private final class SyncSession {
         guard let message, let uuid, let id = EntryUUID(bytes: uuid.pointee.bytes) else { return LDAP_SUCCESS }
         switch phase {
         case LDAP_SYNC_CAPI_ADD, LDAP_SYNC_CAPI_MODIFY:
-            guard let entry = parseEntry(handle.raw, message) else { return LDAP_SUCCESS }
+            guard let entry = parseEntry(handle.raw, message, names: &names) else { return LDAP_SUCCESS }
             emit(phase == LDAP_SYNC_CAPI_ADD ? .add(id, entry) : .modify(id, entry), sync: sync)
         case LDAP_SYNC_CAPI_PRESENT:
             emit(.present(id, dn: takeLDAPString(ldap_get_dn(handle.raw, message)) ?? ""), sync: sync)

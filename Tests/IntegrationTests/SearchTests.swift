@@ -37,6 +37,25 @@ struct SearchTests {
         await connection.close()
     }
 
+    @Test("Entries of one search with different attributes each keep their own names and values")
+    func entriesWithDifferentAttributes() async throws {
+        // Units and people interleave in one subtree search: the names of the entry parsed
+        // before are reused only where they are the same.
+        let suffix = "dc=mixed,dc=test"
+        let server = try await SlapdServer.start(suffix: suffix, ldif: TestDirectory.units(suffix) + TestDirectory.people(5, suffix: suffix))
+        defer { server.shutdown() }
+        let connection = try await LDAPConnection.connect(LDAPConfiguration(urls: [server.url], security: .plaintext))
+        let entries = try await connection.search(base: suffix, attributes: ["*", "entryUUID"], pageSize: 2).collect()
+        #expect(entries.count >= 7)
+        #expect(Set(entries.map { $0.attributes.count }).count > 1)
+        for entry in entries {
+            let alone = try #require(try await connection.read(entry.dn, attributes: ["*", "entryUUID"]))
+            #expect(entry == alone)
+            #expect(entry.attributes.map(\.name) == alone.attributes.map(\.name))
+        }
+        await connection.close()
+    }
+
     @Test("A 3,000-member group is read whole")
     func largeGroup() async throws {
         let suffix = "dc=biggroup,dc=test"
