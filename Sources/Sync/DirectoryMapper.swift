@@ -11,11 +11,13 @@ public struct DirectoryMapper: Sendable {
     public let now: Date
     private let healthCenterIDs: [String: HealthCenterID]
     private let careVenueIDs: [String: CareVenue]
+    private let breakGlassCodes: Set<UserCode>
 
     public init(configuration: RosterConfiguration, now: Date, lockoutDuration: TimeInterval? = nil) {
         self.configuration = configuration
         self.now = now
         self.stateReader = AccountStateReader(flavor: configuration.directory.flavor, lockoutDuration: lockoutDuration)
+        breakGlassCodes = Set(configuration.users.breakGlassUserCodes.map { UserCode($0) })
         healthCenterIDs = Dictionary(configuration.healthCenters.map { ($0.id.rawValue.lowercased(), $0.id) }, uniquingKeysWith: { a, _ in a })
         careVenueIDs = Dictionary(configuration.healthCenters.flatMap { center in
             center.careVenues.map { ($0.id.rawValue.lowercased(), CareVenue(id: $0.id, healthCenter: center.id, name: $0.name)) }
@@ -119,7 +121,7 @@ public struct DirectoryMapper: Sendable {
         }
         let state = stateReader.state(of: entry, at: now)
         let userCode = UserCode(code)
-        let breakGlass = configuration.users.breakGlassUserCodes.contains { UserCode($0) == userCode }
+        let breakGlass = breakGlassCodes.contains(userCode)
         let user: User
         do {
             user = try User(

@@ -51,6 +51,7 @@ public struct DirectoryReader: Sendable {
         var notes: [MappingProblem] = []
         var seenUsers: [SeenEntry]? = markerAttribute == nil ? nil : []
         var count = 0
+        var writer = FieldWriter()
         for try await entry in connection.search(base: configuration.users.base, filter: configuration.users.filter,
                                                  attributes: mapper.userAttributes + (markerAttribute.map { [$0] } ?? []), pageSize: pageSize) {
             let dn = DN.normalize(entry.dn)
@@ -63,7 +64,7 @@ public struct DirectoryReader: Sendable {
             }
             if let markerAttribute, let id = mapper.directoryID(of: entry), let marker = entry.string(markerAttribute) {
                 seenUsers?.append(SeenEntry(entryID: id, marker: marker, dn: dn, nextChange: (try? outcome.get())?.directoryState.nextChange,
-                                            fresh: true, content: UserEntryContent.encode(outcome)))
+                                            fresh: true, content: UserEntryContent.encode(outcome, using: &writer)))
             }
             count += 1
             if count % 10_000 == 0 { progress?(count) }

@@ -125,7 +125,14 @@ struct FieldReader {
 /// from groups and is set again each reconcile) or the problem that skipped it.
 enum UserEntryContent {
     static func encode(_ outcome: Swift.Result<MappedUser, MappingProblem>) -> Data {
-        var w = FieldWriter()
+        var writer = FieldWriter()
+        return encode(outcome, using: &writer)
+    }
+
+    /// ``encode(_:)`` through `w`, whose buffer is emptied first and kept: a reader encoding
+    /// every entry of a directory grows one buffer once instead of one per entry.
+    static func encode(_ outcome: Swift.Result<MappedUser, MappingProblem>, using w: inout FieldWriter) -> Data {
+        w.bytes.removeAll(keepingCapacity: true)
         switch outcome {
         case .failure(let problem):
             w.text("problem")
