@@ -1,3 +1,4 @@
+import AccessModel
 import ArgumentParser
 import Foundation
 import Mirror

@@ -79,8 +79,8 @@ struct ChangeMarkerTests {
         try await writer.modify(clinic.groupDN("hc1-booking"), [.add("member", [clinic.dn(joiner)])])
         try await writer.modify(clinic.groupDN("hc3-reporting"), [.delete("member", [clinic.dn(leaver)])])
         try await writer.delete(clinic.dn(deleted))
-        try await server.ldapmodify("dn: \(clinic.dn(moved))\nchangetype: modrdn\nnewrdn: uid=\(moved)\ndeleteoldrdn: 1\nnewsuperior: ou=policies,\(clinic.suffix)\n")
-        try await server.ldapmodify("""
+        try server.ldapmodify("dn: \(clinic.dn(moved))\nchangetype: modrdn\nnewrdn: uid=\(moved)\ndeleteoldrdn: 1\nnewsuperior: ou=policies,\(clinic.suffix)\n")
+        try server.ldapmodify("""
             dn: uid=hc1-newstaff,ou=people,\(clinic.suffix)
             changetype: add
             objectClass: inetOrgPerson
@@ -115,10 +115,10 @@ struct ChangeMarkerTests {
         let promoted = clinic.teamMember(2, "registration", 1)
         let demoted = clinic.provider(3, 2, 1)
         try await writer.modify(clinic.dn(locked), [.delete("pwdAccountLockedTime")])
-        try await server.ldapmodify("dn: \(clinic.dn(renamed))\nchangetype: modrdn\nnewrdn: uid=\(renamed)-new\ndeleteoldrdn: 1\n")
+        try server.ldapmodify("dn: \(clinic.dn(renamed))\nchangetype: modrdn\nnewrdn: uid=\(renamed)-new\ndeleteoldrdn: 1\n")
         try await writer.modify(clinic.groupDN("roster-superadmins"), [.add("member", [clinic.dn(promoted)])])
         try await writer.modify(clinic.dn(demoted), [.delete("employeeType")])
-        try await server.ldapmodify("dn: \(clinic.groupDN("hc2-screening"))\nchangetype: modrdn\nnewrdn: cn=hc2-screening\ndeleteoldrdn: 1\nnewsuperior: ou=policies,\(clinic.suffix)\n")
+        try server.ldapmodify("dn: \(clinic.groupDN("hc2-screening"))\nchangetype: modrdn\nnewrdn: cn=hc2-screening\ndeleteoldrdn: 1\nnewsuperior: ou=policies,\(clinic.suffix)\n")
         now += 60
         let second = try await twins.reconcile("unlock, rename, promotion, demotion, group out of scope", now: now, expected: isChangedEntries)
         #expect(second.counts.usersUnlocked == 1)
@@ -128,7 +128,7 @@ struct ChangeMarkerTests {
         // marker-based reconcile read that entry again.
         let expiring = clinic.teamMember(1, "registration", 2)
         let tomorrow = Int(now.timeIntervalSince1970 / 86_400) + 2
-        try await server.ldapmodify("dn: \(clinic.dn(expiring))\nchangetype: modify\nadd: objectClass\nobjectClass: shadowAccount\n-\nadd: shadowExpire\nshadowExpire: \(tomorrow)\n")
+        try server.ldapmodify("dn: \(clinic.dn(expiring))\nchangetype: modify\nadd: objectClass\nobjectClass: shadowAccount\n-\nadd: shadowExpire\nshadowExpire: \(tomorrow)\n")
         now += 60
         try await twins.reconcile("a future expiry", now: now, expected: isChangedEntries)
         #expect(try twins.fixture.user(expiring)?.state.isActive == true)

@@ -96,7 +96,7 @@ struct ReconcileTests {
         let localLock = clinic.teamMember(1, "booking", 2)
         try await writer.modify(clinic.dn(locked), [.replace("pwdAccountLockedTime", [DirectoryTime.permanentLockValue])])
         try await writer.delete(clinic.dn(deleted))
-        try await fixture.server.ldapmodify("dn: \(clinic.dn(moved))\nchangetype: modrdn\nnewrdn: uid=\(moved)\ndeleteoldrdn: 1\nnewsuperior: ou=policies,\(clinic.suffix)\n")
+        try fixture.server.ldapmodify("dn: \(clinic.dn(moved))\nchangetype: modrdn\nnewrdn: uid=\(moved)\ndeleteoldrdn: 1\nnewsuperior: ou=policies,\(clinic.suffix)\n")
         _ = try fixture.mirror.setLocalLock(of: UserCode(localLock), locked: true, reason: "suspended by HR", actor: .local("test"))
 
         let report = try await fixture.sync()
@@ -113,7 +113,7 @@ struct ReconcileTests {
 
         // A renamed login: the old code is deactivated, the new one is a user of its own.
         let renamed = clinic.teamMember(1, "screening", 4)
-        try await fixture.server.ldapmodify("dn: \(clinic.dn(renamed))\nchangetype: modrdn\nnewrdn: uid=\(renamed)-new\ndeleteoldrdn: 1\n")
+        try fixture.server.ldapmodify("dn: \(clinic.dn(renamed))\nchangetype: modrdn\nnewrdn: uid=\(renamed)-new\ndeleteoldrdn: 1\n")
         let afterRename = try await fixture.sync()
         #expect(afterRename.counts.usersAdded == 1)
         #expect(try fixture.user(renamed)?.state.isActive == false)
@@ -135,7 +135,7 @@ struct ReconcileTests {
         defer { fixture.server.shutdown() }
         _ = try await fixture.sync()
         let uid = "hc2-newsurgeon"
-        try await fixture.server.ldapmodify("""
+        try fixture.server.ldapmodify("""
             dn: uid=\(uid),ou=people,\(fixture.clinic.suffix)
             changetype: add
             objectClass: inetOrgPerson
