@@ -568,6 +568,16 @@ extension Changeset {
         Set(try mirror.directoryEntryMarkers(for: "ldap://test", kind: .user).values.map(\.marker))
     }
 
+    @Test func theStoreIsACacheWhoseCommitsDoNotSync() throws {
+        // The mirror's commits sync (FULL, 2); the store's do not (NORMAL, 1): a lost commit only
+        // leaves an earlier basis, and its pages are flushed beside the apply instead.
+        let mirror = try makeMirror()
+        let store = try mirror.entries()
+        #expect(try store.pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") } == 1)
+        #expect(try store.pool.writeWithoutTransaction { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") } == "wal")
+        #expect(try mirror.pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") } == 2)
+    }
+
     @Test func entriesAreCommittedOnlyWithTheirApplyInAFileOfTheirOwn() throws {
         let mirror = try makeMirror()
         try mirror.apply(Sample.changeset(), actor: .directory("ldap://test"), recording: Self.update("a"))
