@@ -128,6 +128,10 @@ public final class DirectoryService: Service, Sendable {
             state.markDirectoryConnected(false)
             logger.warning("The \(kind.rawValue) change stream is down (\(error)); retrying in \(delay). The mirror keeps serving its last state.")
         case .refreshComplete:
+            // What the refresh's reconciles and the stream's reload of the mirror freed goes back
+            // before the daemon reports ready: the reload comes after the last reconcile's
+            // release (measured at 100k users: 365-378 MB when ready without this, 156-181 MB with).
+            releaseFreedMemory()
             state.markRefreshComplete()
             systemd.ready()
             logger.info("The mirror is current; following changes.")
@@ -187,8 +191,8 @@ public final class DirectoryService: Service, Sendable {
 
     /// Hands the heap's free memory back to the kernel. A full reconcile frees most of what it
     /// held (hundreds of MB at 100k users), but glibc keeps freed memory in its arenas, so the
-    /// daemon's resident memory would stay at the reconcile's peak (measured at 100k users:
-    /// 380 MB when ready without this, 245 MB with it).
+    /// daemon's resident memory would stay near the reconcile's peak. It takes about 45 ms at
+    /// 100k users.
     private func releaseFreedMemory() {
         let clock = ContinuousClock()
         let started = clock.now
