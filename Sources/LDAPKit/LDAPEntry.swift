@@ -118,26 +118,11 @@ public struct LDAPEntry: Sendable, Equatable {
         a.utf8.elementsEqual(b.utf8) { p, q in p == q || (p | 0x20 == q | 0x20 && (0x61...0x7A).contains(p | 0x20)) }
     }
 
-    /// Whether two attribute names are the same ignoring letter case.
+    /// Whether two attribute names are the same ignoring letter case: ASCII names byte by byte
+    /// (``asciiNamesMatch(_:_:)``), others after lower-casing.
     static func namesMatch(_ a: String, _ b: String) -> Bool {
-        var a = a, b = b
-        let ascii: Bool? = a.withUTF8 { x in
-            b.withUTF8 { y -> Bool? in
-                guard x.count == y.count else {
-                    // Lengths can only differ for the same name when some letter is not ASCII.
-                    return x.allSatisfy { $0 < 0x80 } && y.allSatisfy { $0 < 0x80 } ? false : nil
-                }
-                var nonASCII = false
-                for i in 0..<x.count {
-                    let p = x[i], q = y[i]
-                    if p == q { continue }
-                    if p >= 0x80 || q >= 0x80 { nonASCII = true; break }
-                    if p | 0x20 != q | 0x20 || !(0x61...0x7A).contains(p | 0x20) { return false }
-                }
-                return nonASCII ? nil : true
-            }
-        }
-        return ascii ?? (a.lowercased() == b.lowercased())
+        if isASCII(a) && isASCII(b) { return a.utf8.count == b.utf8.count && asciiNamesMatch(a, b) }
+        return a.lowercased() == b.lowercased()
     }
 
     /// All values of an attribute (empty when absent).
