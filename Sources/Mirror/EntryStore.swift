@@ -64,8 +64,9 @@ final class EntryStore: Sendable {
         try Mirror.restrictPermissions(of: path, mode: 0o600, group: nil)
     }
 
-    /// Writes the WAL's pages written so far to the disk, so that a commit soon after has few
-    /// left to sync (run on the entries' own thread, while the mirror applies).
+    /// Writes the WAL's pages written so far to the disk (run on the entries' own thread, while
+    /// the mirror applies), so that the kernel has none to write back later, behind the
+    /// mirror's own syncs.
     func flushWAL() {
         let descriptor = open(path + "-wal", O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { return }
