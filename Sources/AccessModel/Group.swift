@@ -148,11 +148,21 @@ public struct Group: Sendable, Hashable, Identifiable {
     /// does for groups whose auto-add switch is on. User Preferences is left alone.
     public func addingProvider(_ provider: ProviderID) -> Group {
         var copy = self
-        guard kind == .provider else { return copy }
-        for (module, grant) in modules where module.isProviderScoped && grant.targets[provider.rawValue] == nil {
-            copy.modules[module]!.targets[provider.rawValue] = TargetGrant(grant.defaultPrivilege)
-        }
+        copy.addProviders(CollectionOfOne(provider))
         return copy
+    }
+
+    /// Adds each of `providers` to every module at the module's default privilege (rule 6), in
+    /// place: adding many providers one copy at a time copied the growing grants each time.
+    /// Providers a module already grants keep their grant; User Preferences is left alone.
+    public mutating func addProviders(_ providers: some Sequence<ProviderID>) {
+        guard kind == .provider else { return }
+        for module in modules.keys where module.isProviderScoped {
+            let privilege = modules[module]!.defaultPrivilege
+            for provider in providers where modules[module]!.targets[provider.rawValue] == nil {
+                modules[module]!.targets[provider.rawValue] = TargetGrant(privilege)
+            }
+        }
     }
 
     /// The provider group rule 6 creates for a new provider: named after them, in their health

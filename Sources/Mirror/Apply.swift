@@ -111,7 +111,8 @@ final class Applier {
         roles = Dictionary(changeset.roles.map { ($0.id, $0) }, uniquingKeysWith: { _, b in b })
         var users: [String: Int] = [:]
         users.reserveCapacity(changeset.users.count)
-        for (index, user) in changeset.users.enumerated() { users[user.code.key] = index }
+        // By index: iterating the users themselves copies each (every field retained and released).
+        for index in changeset.users.indices { users[changeset.users[index].code.key] = index }
         self.users = users
     }
 
@@ -149,15 +150,15 @@ final class Applier {
             // Every user is new: their records and audit hashes are built on another thread ahead of the writes.
             defer { ahead.cancel() }
             var reader = LookaheadReader(ahead)
-            for (index, user) in changeset.users.enumerated() {
+            for index in changeset.users.indices {
                 if let row = reader.next() {
-                    try insertNew(user, index: index, record: row.record, fingerprint: row.fingerprint, precomputed: row.hash)
+                    try insertNew(index: index, record: row.record, fingerprint: row.fingerprint, precomputed: row.hash)
                 } else {
-                    try upsert(user)
+                    try upsert(changeset.users[index])
                 }
             }
         } else {
-            for user in changeset.users { try upsert(user) }
+            for index in changeset.users.indices { try upsert(changeset.users[index]) }
         }
         try flushNewUsers()
 
@@ -507,7 +508,7 @@ final class Applier {
         Canonical.write(user, into: &recordBuffer)
         let fingerprint = recordBuffer.withUnsafeBytes { Canonical.fingerprint($0) }
         guard let stored else {
-            try insertNew(user, index: users[key]!, record: String(decoding: recordBuffer, as: UTF8.self), fingerprint: fingerprint, precomputed: nil)
+            try insertNew(index: users[key]!, record: String(decoding: recordBuffer, as: UTF8.self), fingerprint: fingerprint, precomputed: nil)
             return
         }
         if stored.fingerprint != fingerprint {
@@ -528,17 +529,20 @@ final class Applier {
         try changeState(of: user.code, from: stored.state, to: user.state.keepingLocalFlags(of: stored.state), source: user.directoryDN)
     }
 
-    /// Queues a user not stored before for insertion, with its audit row.
-    private func insertNew(_ user: User, index: Int, record: String, fingerprint: Int64, precomputed: ChangeWriter.PrecomputedHash?) throws {
-        if !user.healthCenters.allSatisfy({ healthCenters[$0] != nil }) {
-            for hc in user.healthCenters.sorted() { try requireHealthCenter(hc, for: "User '\(user.code)'") }
+    /// Queues the user at `index` of the changeset, not stored before, for insertion, with its
+    /// audit row. (It reads the fields it needs in place: a user passed as a value is copied whole.)
+    private func insertNew(index: Int, record: String, fingerprint: Int64, precomputed: ChangeWriter.PrecomputedHash?) throws {
+        let code = changeset.users[index].code
+        let centers = changeset.users[index].healthCenters.sorted()
+        if !centers.allSatisfy({ healthCenters[$0] != nil }) {
+            for hc in centers { try requireHealthCenter(hc, for: "User '\(code)'") }
         }
-        let key = user.code.key
         pendingUsers.append((index, fingerprint))
-        for hc in user.healthCenters.sorted() { pendingUserHealthCenters.append((key, hc.rawValue)) }
+        for hc in centers { pendingUserHealthCenters.append((code.key, hc.rawValue)) }
         if pendingUsers.count == Applier.userBatch { try flushNewUsers() }
-        try w.audit("user.created", "user", user.code.rawValue, before: nil, after: record, source: user.directoryDN, precomputed: precomputed)
-        if user.isBreakGlass { try w.event("break_glass.changed", user: user.code.rawValue, detail: "created") }
+        try w.audit("user.created", "user", code.rawValue, before: nil, after: record, source: changeset.users[index].directoryDN,
+                    precomputed: precomputed)
+        if changeset.users[index].isBreakGlass { try w.event("break_glass.changed", user: code.rawValue, detail: "created") }
     }
 
     // MARK: work done ahead, on another thread
@@ -597,7 +601,8 @@ final class Applier {
         return Lookahead(chunks: (users.count + size - 1) / size) { index in
             var rows: [NewUserRow] = []
             rows.reserveCapacity(size)
-            for user in users[index * size..<min(users.count, (index + 1) * size)] {
+            for position in index * size..<min(users.count, (index + 1) * size) {
+                let user = users[position]
                 Canonical.write(user, into: &chain.record)
                 let fingerprint = chain.record.withUnsafeBytes { Canonical.fingerprint($0) }
                 let record = String(decoding: chain.record, as: UTF8.self)

@@ -141,7 +141,7 @@ extension DirectoryReader {
         let storedGroupContent = detected.changedGroups.count == detected.groups.count ? [:]
             : try mirror.directoryEntryContents(for: name, kind: .group)
         var rawGroups: [DirectoryGroup] = []
-        var seenGroups: [SeenEntry] = []
+        var groupRecords: [DirectoryEntryRecord] = []
         let groupAttributes = ["cn", configuration.groups.memberAttribute, idAttribute, markerAttribute]
         for (index, listed) in detected.groups.enumerated() {
             let group: DirectoryGroup
@@ -158,9 +158,10 @@ extension DirectoryReader {
                 marker = listed.marker
             }
             rawGroups.append(group)
-            seenGroups.append(SeenEntry(entryID: listed.entryID, marker: marker, dn: group.dn, nextChange: nil,
-                                        fresh: detected.changedGroups.contains(index),
-                                        content: detected.changedGroups.contains(index) ? GroupEntryContent.encode(group) : Data()))
+            if detected.changedGroups.contains(index) {
+                groupRecords.append(DirectoryEntryRecord(kind: .group, entryID: listed.entryID, marker: marker, dn: group.dn, nextChange: nil,
+                                                         content: GroupEntryContent.encode(group)))
+            }
         }
         let groups = configuration.groups.nested ? Self.expandNested(rawGroups) : rawGroups
         let superAdministrators = superAdministratorDNs(groups)
@@ -173,8 +174,8 @@ extension DirectoryReader {
         users.reserveCapacity(detected.users.count)
         var problems: [MappingProblem] = []
         var notes: [MappingProblem] = []
-        var seenUsers: [SeenEntry] = []
-        seenUsers.reserveCapacity(detected.users.count)
+        var userRecords: [DirectoryEntryRecord] = []
+        userRecords.reserveCapacity(detected.changedUsers.count)
         let userAttributes = mapper.userAttributes + [markerAttribute]
         for (index, listed) in detected.users.enumerated() {
             let outcome: Swift.Result<MappedUser, MappingProblem>
@@ -205,11 +206,13 @@ extension DirectoryReader {
                 users.append(user)
             case .failure(let problem): problems.append(problem)
             }
-            let nextChange = fresh ? (try? outcome.get())?.directoryState.nextChange : detected.storedUsers[listed.entryID]?.nextChange
-            seenUsers.append(SeenEntry(entryID: listed.entryID, marker: marker, dn: listed.dn, nextChange: nextChange, fresh: fresh,
-                                       content: fresh ? UserEntryContent.encode(outcome) : Data()))
+            if fresh {
+                userRecords.append(DirectoryEntryRecord(kind: .user, entryID: listed.entryID, marker: marker, dn: listed.dn,
+                                                        nextChange: (try? outcome.get())?.directoryState.nextChange,
+                                                        content: UserEntryContent.encode(outcome)))
+            }
         }
         return DirectoryRead(users: users, groups: groups, problems: problems, notes: notes, lockoutDuration: lockoutDuration,
-                             seenUsers: seenUsers, seenGroups: seenGroups, removedEntries: detected.removed)
+                             userRecords: userRecords, groupRecords: groupRecords, removedEntries: detected.removed)
     }
 }

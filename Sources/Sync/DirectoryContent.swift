@@ -17,6 +17,16 @@ public struct MappedUser: Sendable, Equatable {
     /// What was odd about the entry but did not stop it from mapping (several values of a
     /// single-valued attribute, text that is not UTF-8 or too long): reported, not skipped.
     public var notes: [MappingProblem] = []
+
+    /// Moves the user out (no field of it copied), leaving an empty placeholder in its place.
+    mutating func takeUser() -> User {
+        var taken = Self.placeholder
+        swap(&taken, &user)
+        return taken
+    }
+
+    /// A user whose every text is short enough to be stored inline (nothing to retain or free).
+    private static let placeholder = try! User(code: "-")
 }
 
 /// A directory group: its DN, `cn` and member DNs (normalized).

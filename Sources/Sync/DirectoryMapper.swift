@@ -173,7 +173,7 @@ public struct DirectoryMapper: Sendable {
     /// what the mirror holds now (`stored`): users are never dropped, directory-caused
     /// state never clears a local lock, break-glass accounts are left as they are, and new
     /// providers join auto-add groups.
-    public func desiredState(users mappedUsers: [MappedUser], groups directoryGroups: [DirectoryGroup],
+    public func desiredState(users mappedUsers: consuming [MappedUser], groups directoryGroups: [DirectoryGroup],
                              stored: AccessSnapshot, missing: MissingUsers, problems initialProblems: [MappingProblem]) -> Mapping {
         var problems = initialProblems
         var reported = Set(problems.map(\.dn))
@@ -182,20 +182,21 @@ public struct DirectoryMapper: Sendable {
         }
 
         // Users: one per code; two entries with one code are both skipped. Users are kept as
-        // positions in `mappedUsers`, so that no user is copied until the changeset is built.
+        // positions in `mappedUsers` until they are moved into the changeset (never copied: at
+        // 100k users copying them and freeing the copies was a third of the mapping).
         var indexByCode: [UserCode: Int] = [:]
         indexByCode.reserveCapacity(mappedUsers.count)
         var duplicateCodes = Set<UserCode>()
-        for (index, mapped) in mappedUsers.enumerated() {
-            if let otherIndex = indexByCode[mapped.user.code] {
-                let other = mappedUsers[otherIndex]
-                duplicateCodes.insert(mapped.user.code)
-                report(mapped.user.directoryDN ?? mapped.dn,
-                       "has user code '\(mapped.user.code.rawValue)', which \(other.user.directoryDN ?? other.dn) also has (codes compare case-insensitively); both skipped")
-                report(other.user.directoryDN ?? other.dn,
-                       "has user code '\(other.user.code.rawValue)', which \(mapped.user.directoryDN ?? mapped.dn) also has (codes compare case-insensitively); both skipped")
+        for index in mappedUsers.indices {
+            let code = mappedUsers[index].user.code
+            if let otherIndex = indexByCode[code] {
+                duplicateCodes.insert(code)
+                let dn = mappedUsers[index].user.directoryDN ?? mappedUsers[index].dn
+                let otherDN = mappedUsers[otherIndex].user.directoryDN ?? mappedUsers[otherIndex].dn
+                report(dn, "has user code '\(code.rawValue)', which \(otherDN) also has (codes compare case-insensitively); both skipped")
+                report(otherDN, "has user code '\(mappedUsers[otherIndex].user.code.rawValue)', which \(dn) also has (codes compare case-insensitively); both skipped")
             } else {
-                indexByCode[mapped.user.code] = index
+                indexByCode[code] = index
             }
         }
         for code in duplicateCodes { indexByCode[code] = nil }
@@ -207,26 +208,45 @@ public struct DirectoryMapper: Sendable {
             codeByDN[mappedUsers[index].dn] = mappedUsers[index].user.code
         }
 
+        // Providers.
+        var providers: [ProviderID: Provider] = [:]
+        for index in accepted where mappedUsers[index].isProvider {
+            guard let center = mappedUsers[index].providerHealthCenter else {
+                report(mappedUsers[index].user.directoryDN ?? mappedUsers[index].dn, "is a provider without a configured health center; not made a provider")
+                continue
+            }
+            let id = ProviderID(mappedUsers[index].user.code.rawValue)
+            providers[id] = Provider(id: id, healthCenter: center, displayName: mappedUsers[index].user.displayName,
+                                     directoryID: mappedUsers[index].directoryID)
+        }
+
         var users: [User] = []
         users.reserveCapacity(max(accepted.count, stored.users.count))
         var nextChanges: [UserCode: Date] = [:]
         var keptAsStored = Set<UserCode>()
-        for index in accepted {
-            let mapped = mappedUsers[index]
-            var user = mapped.user
-            if let previous = stored.users[user.code] {
-                if previous.isBreakGlass || user.isBreakGlass {
-                    // Emergency accounts: never changed by a bulk plan.
-                    users.append(previous)
-                    keptAsStored.insert(user.code)
-                    continue
-                }
-                user.state = previous.state.updatedByDirectory(locked: mapped.directoryState.locked,
-                                                               inactive: mapped.directoryState.inactive,
-                                                               reason: mapped.directoryState.reason)
+        var isAccepted = [Bool](repeating: false, count: mappedUsers.count)
+        for index in accepted { isAccepted[index] = true }
+        // Each entry is moved out of `mappedUsers`, the last first (the order does not matter:
+        // the changeset's users are ordered by code below).
+        var index = mappedUsers.count
+        while var mapped = mappedUsers.popLast() {
+            index -= 1
+            guard isAccepted[index] else { continue }
+            let code = mapped.user.code
+            let previous = stored.users[code]
+            if let previous, previous.isBreakGlass || mapped.user.isBreakGlass {
+                // Emergency accounts: never changed by a bulk plan.
+                users.append(previous)
+                keptAsStored.insert(code)
+                continue
             }
-            if let next = mapped.directoryState.nextChange { nextChanges[user.code] = next }
-            users.append(user)
+            if let next = mapped.directoryState.nextChange { nextChanges[code] = next }
+            users.append(mapped.takeUser())
+            if let previous {
+                users[users.count - 1].state = previous.state.updatedByDirectory(locked: mapped.directoryState.locked,
+                                                                                 inactive: mapped.directoryState.inactive,
+                                                                                 reason: mapped.directoryState.reason)
+            }
         }
         for (code, previous) in stored.users where indexByCode[code] == nil {
             if missing.gone.contains(code) && !previous.isBreakGlass {
@@ -244,22 +264,13 @@ public struct DirectoryMapper: Sendable {
         let healthCenters = configuration.healthCenters.map { HealthCenter(id: $0.id, name: $0.name) }
         let careVenues = Array(careVenueIDs.values).sorted { $0.id < $1.id }
 
-        // Providers.
-        var providers: [ProviderID: Provider] = [:]
-        for index in accepted where mappedUsers[index].isProvider {
-            let mapped = mappedUsers[index]
-            guard let center = mapped.providerHealthCenter else {
-                report(mapped.user.directoryDN ?? mapped.dn, "is a provider without a configured health center; not made a provider")
-                continue
-            }
-            let id = ProviderID(mapped.user.code.rawValue)
-            providers[id] = Provider(id: id, healthCenter: center, displayName: mapped.user.displayName, directoryID: mapped.directoryID)
-        }
         for code in keptAsStored {
             let id = ProviderID(code.rawValue)
             if let provider = stored.providers[id] { providers[id] = provider }
         }
         let newProviders = providers.keys.filter { stored.providers[$0] == nil }.sorted()
+        var newProvidersByCenter: [HealthCenterID: [ProviderID]] = [:]
+        for id in newProviders { newProvidersByCenter[providers[id]!.healthCenter, default: []].append(id) }
 
         // Directory groups by normalized DN, with their members as user codes.
         var groupsByDN: [String: DirectoryGroup] = [:]
@@ -268,7 +279,7 @@ public struct DirectoryMapper: Sendable {
             Set((groupsByDN[DN.normalize(dn)]?.members ?? []).compactMap { codeByDN[$0] })
         }
         func providersAmongMembers(_ dn: String) -> [ProviderID] {
-            memberCodes(dn).map { ProviderID($0.rawValue) }.filter { providers[$0] != nil }
+            memberCodes(dn).map { ProviderID($0.rawValue) }.filter { providers.index(forKey: $0) != nil }
         }
 
         // Pools.
@@ -312,10 +323,8 @@ public struct DirectoryMapper: Sendable {
                     }
                     group = (try? group.withModules(modules)) ?? group
                 }
-                if group.autoAddNewProviders {
-                    for provider in newProviders where providers[provider]?.healthCenter == group.healthCenter {
-                        group = group.addingProvider(provider)
-                    }
+                if group.autoAddNewProviders, let arriving = newProvidersByCenter[group.healthCenter] {
+                    group.addProviders(arriving)
                 }
                 groups[group.id] = group
                 groupMembers[group.id] = Set(directoryGroup.members.compactMap { codeByDN[$0] })
@@ -369,17 +378,37 @@ public struct DirectoryMapper: Sendable {
         let changeset = Changeset(
             scope: .complete, healthCenters: healthCenters, careVenues: careVenues,
             providers: providers.values.sorted { $0.id < $1.id }, pools: pools,
-            groups: groups.values.sorted { $0.id < $1.id }, roles: roles, users: Self.sortedByCode(users),
+            groups: groups.values.sorted { $0.id < $1.id }, roles: roles, users: Self.sortedByCode(consume users),
             groupMembers: groupMembers, roleHolders: roleHolders)
         return Mapping(changeset: changeset, problems: problems, newProviders: newProviders, nextChanges: nextChanges)
     }
 
     /// `users` ordered by code, each user moved once (sorting the users themselves moves
-    /// large values many times over). Codes are unique, so the order is fully determined.
-    static func sortedByCode(_ users: [User]) -> [User] {
-        let keys = users.map(\.code.key)
-        let order = keys.indices.sorted { keys[$0] < keys[$1] }
-        return order.map { users[$0] }
+    /// large values many times over; copying them retains every field). Codes are unique, so
+    /// the order is fully determined.
+    static func sortedByCode(_ users: consuming [User]) -> [User] {
+        let order: [Int]
+        do {
+            let keys = users.map { $0.code.key }
+            order = keys.indices.sorted { keys[$0] < keys[$1] }
+        }
+        // Position p takes the user at order[p]: each cycle of the permutation is followed once,
+        // swapping the user due at each position into it.
+        // (A buffer's `swapAt` moves the two values; an array's copies them.)
+        users.withUnsafeMutableBufferPointer { buffer in
+            var placed = [Bool](repeating: false, count: buffer.count)
+            for start in buffer.indices where !placed[start] {
+                var position = start
+                placed[position] = true
+                while order[position] != start {
+                    let next = order[position]
+                    buffer.swapAt(position, next)
+                    position = next
+                    placed[position] = true
+                }
+            }
+        }
+        return users
     }
 
     /// A pattern rule's template with `{name}` placeholders replaced by the match's captures.

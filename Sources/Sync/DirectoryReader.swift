@@ -13,10 +13,11 @@ public struct DirectoryRead: Sendable {
     /// Entries that mapped, with something odd reported (see `MappedUser.notes`).
     public var notes: [MappingProblem] = []
     public var lockoutDuration: TimeInterval?
-    /// With a change marker: every user and group entry read or reused, with its marker, to
-    /// store with the apply (nil when the flavor has no marker).
-    var seenUsers: [SeenEntry]? = nil
-    var seenGroups: [SeenEntry]? = nil
+    /// With a change marker: the user and group entries read in this reconcile, with their
+    /// markers, to store with the apply (nil when the flavor has no marker). Entries reused from
+    /// the store are not listed: they stay as stored.
+    var userRecords: [DirectoryEntryRecord]? = nil
+    var groupRecords: [DirectoryEntryRecord]? = nil
     /// Stored entries no longer in the directory's answer.
     var removedEntries: [(kind: DirectoryEntryRecord.Kind, entryID: String)] = []
 }
@@ -35,12 +36,12 @@ public struct DirectoryReader: Sendable {
     var pageSize: Int { configuration.directory.pageSize }
 
     /// Reads every user and group entry in scope. With `markerAttribute`, each entry's change
-    /// marker is read in the same search as its content and kept with it (``DirectoryRead/seenUsers``).
+    /// marker is read in the same search as its content and kept with it (``DirectoryRead/userRecords``).
     public func read(now: Date, progress: (@Sendable (Int) -> Void)? = nil, markerAttribute: String? = nil,
                      lockoutDuration knownLockoutDuration: TimeInterval?? = nil) async throws -> DirectoryRead {
         let lockoutDuration: TimeInterval?
         if let knownLockoutDuration { lockoutDuration = knownLockoutDuration } else { lockoutDuration = try await readLockoutDuration() }
-        let (rawGroups, seenGroups) = try await readGroups(markerAttribute: markerAttribute)
+        let (rawGroups, groupRecords) = try await readGroups(markerAttribute: markerAttribute)
         let groups = configuration.groups.nested ? Self.expandNested(rawGroups) : rawGroups
         let superAdministrators = superAdministratorDNs(groups)
         let providerDNs = try await readProviderDNs()
@@ -49,7 +50,7 @@ public struct DirectoryReader: Sendable {
         var users: [MappedUser] = []
         var problems: [MappingProblem] = []
         var notes: [MappingProblem] = []
-        var seenUsers: [SeenEntry]? = markerAttribute == nil ? nil : []
+        var userRecords: [DirectoryEntryRecord]? = markerAttribute == nil ? nil : []
         var count = 0
         var writer = FieldWriter()
         for try await entry in connection.search(base: configuration.users.base, filter: configuration.users.filter,
@@ -63,15 +64,16 @@ public struct DirectoryReader: Sendable {
             case .failure(let problem): problems.append(problem)
             }
             if let markerAttribute, let id = mapper.directoryID(of: entry), let marker = entry.string(markerAttribute) {
-                seenUsers?.append(SeenEntry(entryID: id, marker: marker, dn: dn, nextChange: (try? outcome.get())?.directoryState.nextChange,
-                                            fresh: true, content: UserEntryContent.encode(outcome, using: &writer)))
+                userRecords?.append(DirectoryEntryRecord(kind: .user, entryID: id, marker: marker, dn: dn,
+                                                         nextChange: (try? outcome.get())?.directoryState.nextChange,
+                                                         content: UserEntryContent.encode(outcome, using: &writer)))
             }
             count += 1
             if count % 10_000 == 0 { progress?(count) }
         }
         progress?(count)
         return DirectoryRead(users: users, groups: groups, problems: problems, notes: notes, lockoutDuration: lockoutDuration,
-                             seenUsers: seenUsers, seenGroups: seenGroups)
+                             userRecords: userRecords, groupRecords: groupRecords)
     }
 
     /// DNs of the members of the configured super-administrator groups (after nesting).
@@ -86,20 +88,20 @@ public struct DirectoryReader: Sendable {
 
     /// Groups under the configured base, with member DNs normalized, as the directory lists
     /// them (nesting not expanded); with `markerAttribute`, each with its marker.
-    func readGroups(markerAttribute: String? = nil) async throws -> ([DirectoryGroup], [SeenEntry]?) {
+    func readGroups(markerAttribute: String? = nil) async throws -> ([DirectoryGroup], [DirectoryEntryRecord]?) {
         var groups: [DirectoryGroup] = []
-        var seen: [SeenEntry]? = markerAttribute == nil ? nil : []
+        var records: [DirectoryEntryRecord]? = markerAttribute == nil ? nil : []
         let attributes = ["cn", configuration.groups.memberAttribute] + (markerAttribute.map { [$0, idAttribute] } ?? [])
         for try await entry in connection.search(base: configuration.groups.base, filter: configuration.groups.filter,
                                                  attributes: attributes, pageSize: pageSize) {
             let group = directoryGroup(entry)
             groups.append(group)
             if let markerAttribute, let id = entry.string(idAttribute), let marker = entry.string(markerAttribute) {
-                seen?.append(SeenEntry(entryID: id, marker: marker, dn: group.dn, nextChange: nil, fresh: true,
-                                       content: GroupEntryContent.encode(group)))
+                records?.append(DirectoryEntryRecord(kind: .group, entryID: id, marker: marker, dn: group.dn, nextChange: nil,
+                                                     content: GroupEntryContent.encode(group)))
             }
         }
-        return (groups, seen)
+        return (groups, records)
     }
 
     func directoryGroup(_ entry: LDAPEntry) -> DirectoryGroup {

@@ -44,19 +44,6 @@ public enum ChangeMarker {
     }
 }
 
-/// One entry a reconcile read (or reused), as it is stored with the apply.
-struct SeenEntry: Sendable {
-    var entryID: String
-    var marker: String
-    var dn: String
-    var nextChange: Date?
-    /// Read in this reconcile (stored again), or reused from the mirror (left as stored).
-    var fresh: Bool
-    /// The encoded content, for fresh entries (empty for reused ones). Encoded as the entry is
-    /// read, so that no second copy of the mapped users is held until the apply.
-    var content: Data
-}
-
 /// The compact encoding of what a reconcile read from an entry: a sequence of fields, each
 /// a tag byte (0 absent, 1 text) and, for text, a 4-byte length and the UTF-8 bytes.
 struct FieldWriter {

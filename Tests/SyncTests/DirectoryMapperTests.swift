@@ -123,4 +123,19 @@ struct DirectoryMapperTests {
         #expect(counts.usersAdded == 80 && counts.usersLocked == 0 && counts.revocations == 0)
         #expect(BreakerTrip.check(counts: counts, activeUsersBefore: 0, usersInDirectory: 80, maxDeactivations: 50, maxPercent: 5) == nil)
     }
+
+    @Test("The changeset lists each accepted and stored user once, ordered by code, whatever the directory's order", arguments: [1, 2, 7, 300])
+    func usersOrderedByCode(count: Int) throws {
+        var generator = SystemRandomNumberGenerator()
+        let codes = (0..<count).map { "u\(String($0, radix: 7))" }.shuffled(using: &generator)
+        let users = try codes.map { try mapped(person($0)) }
+        // Stored users the directory no longer lists are kept, and sort in among the others.
+        var stored = AccessSnapshot()
+        for code in ["u0x", "zz", "a"] { stored.users[UserCode(code)] = try User(code: UserCode(code)) }
+        let result = mapper.desiredState(users: users, groups: [], stored: stored, missing: .init(), problems: [])
+        let expected = (codes + ["u0x", "zz", "a"]).sorted { UserCode($0).key < UserCode($1).key }
+        #expect(result.changeset.users.map(\.code.rawValue) == expected)
+        #expect(result.changeset.users.map(\.lastName) == expected.map { ["u0x", "zz", "a"].contains($0) ? "" : $0.uppercased() })
+        #expect(DirectoryMapper.sortedByCode(result.changeset.users.shuffled(using: &generator)).map(\.code.rawValue) == expected)
+    }
 }
