@@ -220,7 +220,7 @@ extension Mirror {
 
 extension EntryStore {
     /// Writes a reconcile's entries (see ``Mirror/apply(_:actor:at:dryRun:recording:keepingChangesAfter:listingChanges:)``).
-    static func write(_ update: DirectoryEntryUpdate, _ db: Database) throws {
+    static func write(_ update: consuming DirectoryEntryUpdate, _ db: Database) throws {
         if update.replaceAll {
             try db.execute(sql: "DELETE FROM directory_entry WHERE directory = ?", arguments: [update.directory])
         }
@@ -231,7 +231,10 @@ extension EntryStore {
         // In key order, so that the table (keyed by kind and entry id) is appended to rather than
         // split at random places: a first sync's 100k entries fill their pages instead of half of them.
         // ('group' sorts before 'user', as SQLite compares the kind column.)
-        let upserts = update.upserts.sorted { $0.kind == $1.kind ? $0.entryID < $1.entryID : $0.kind == .group }
+        // Sorted in place (the update is ours): `sorted` would copy every record.
+        var upserts = update.upserts
+        update.upserts = []
+        upserts.sort { $0.kind == $1.kind ? $0.entryID < $1.entryID : $0.kind == .group }
         let insert = BatchedInsert(db, into: "directory_entry (directory, kind, entry_id, marker, dn, next_change, content)", columns: 7,
                                    rowsPerStatement: 32, suffix: """
                                        ON CONFLICT (directory, kind, entry_id) DO UPDATE SET marker = excluded.marker, dn = excluded.dn,

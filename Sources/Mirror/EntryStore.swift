@@ -44,6 +44,8 @@ final class EntryStore: Sendable {
         configuration.maximumReaderCount = 2
         configuration.prepareDatabase { db in
             try db.execute(sql: db.configuration.readonly ? "PRAGMA cache_size = -1024" : "PRAGMA cache_size = -4096")
+            // Statement journals of the bulk inserts in memory (see `Mirror.init`).
+            if !db.configuration.readonly { try db.execute(sql: "PRAGMA temp_store = MEMORY") }
             // The WAL is copied into the file by the next write of entries, on its own thread
             // (``PendingEntries``), not by whichever process closes the store last (a `roster sync`
             // would spend its exit copying the entries it stored)...

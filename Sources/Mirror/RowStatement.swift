@@ -168,6 +168,12 @@ final class RowStatement {
 /// Every bulk write of the mirror goes through one of these: a statement per row had cost
 /// several times the insert itself (setup per execution, and `sqlite_sequence` read and written
 /// per statement for AUTOINCREMENT tables).
+///
+/// The statements are `INSERT OR FAIL`: a row that breaks a NOT NULL, CHECK or UNIQUE constraint
+/// stops the statement with an error but leaves the rows it inserted before, so that SQLite needs
+/// no statement journal to undo them (with the default, ABORT, every multi-row statement copied the
+/// pages it changed into one). Callers run inside a transaction that an error rolls back whole;
+/// foreign keys still abort the statement, as they do for any insert.
 final class BatchedInsert {
     private let db: Database
     private let prefix: String
@@ -180,7 +186,7 @@ final class BatchedInsert {
     /// values (an `ON CONFLICT` clause, say). Nothing is prepared until rows are inserted.
     init(_ db: Database, into table: String, columns: Int, rowsPerStatement: Int, suffix: String = "") {
         self.db = db
-        prefix = "INSERT INTO \(table) VALUES "
+        prefix = "INSERT OR FAIL INTO \(table) VALUES "
         self.suffix = suffix.isEmpty ? "" : " " + suffix
         row = "(" + Array(repeating: "?", count: columns).joined(separator: ", ") + ")"
         self.rowsPerStatement = rowsPerStatement

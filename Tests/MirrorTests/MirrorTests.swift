@@ -450,6 +450,38 @@ extension Changeset {
         #expect(try mirror.pool.writeWithoutTransaction { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") } == "wal")
     }
 
+    /// Bulk inserts are `INSERT OR FAIL` (no statement journal): a failing row leaves the rows before
+    /// it in the statement, so nothing may survive but through the transaction's rollback.
+    @Test func aBulkInsertThatFailsLeavesNothingOnceItsTransactionRollsBack() throws {
+        let mirror = try makeMirror()
+        // Statement journals, where SQLite still keeps one, stay in memory on the writer.
+        #expect(try mirror.pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA temp_store") } == 2)
+        try mirror.pool.write { db in try db.execute(sql: "CREATE TABLE bulk (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)") }
+        let rows: [String?] = ["a", "b", "c", nil, "e"]
+        #expect(throws: DatabaseError.self) {
+            try mirror.pool.write { db in
+                try BatchedInsert(db, into: "bulk (name)", columns: 1, rowsPerStatement: 8).insert(rows) { b, name in b.bind(name) }
+            }
+        }
+        #expect(try mirror.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM bulk") } == 0)
+        // Inside one transaction the rows before the failing one are there: the caller's rollback is what undoes them.
+        let (failure, left): ((any Error)?, Int?) = try mirror.pool.writeWithoutTransaction { db in
+            var failure: (any Error)?
+            var left: Int?
+            try db.inTransaction {
+                do {
+                    try BatchedInsert(db, into: "bulk (name)", columns: 1, rowsPerStatement: 8).insert(["x", "y", "x"]) { b, name in b.bind(name) }
+                } catch { failure = error }
+                left = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM bulk")
+                return .rollback
+            }
+            return (failure, left)
+        }
+        #expect(failure is DatabaseError)
+        #expect(left == 2)
+        #expect(try mirror.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM bulk") } == 0)
+    }
+
     @Test func filesAreNotWorldReadable() throws {
         let mirror = try makeMirror()
         try mirror.apply(Sample.changeset(), actor: .system)
