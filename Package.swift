@@ -131,7 +131,10 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
-            swiftSettings: strictSettings
+            swiftSettings: strictSettings,
+            // mimalloc replaces glibc's malloc in the daemon and the command (ELF interposition:
+            // libmimalloc comes before libc in the load order). See README, "The memory allocator".
+            linkerSettings: [.linkedLibrary("mimalloc")]
         ),
 
         // A real slapd for tests: started on a free loopback port, loaded with slapadd.

@@ -21,10 +21,11 @@ struct RosterCLI {
         var stderr: String
     }
 
-    static func run(_ arguments: [String]) throws -> Output {
+    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Output {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
@@ -100,6 +101,15 @@ struct CommandLineTests {
         #expect(tail.stdout.split(separator: "\n").count == 6)
         let verify = try RosterCLI.run(["audit", "verify", "--config", configPath])
         #expect(verify.status == 0 && verify.stdout.contains("unbroken"))
+    }
+
+    /// The executable's memory comes from mimalloc, not glibc's malloc (README, "The memory
+    /// allocator"): mimalloc, asked to be verbose, says so as the process starts.
+    @Test("roster allocates with mimalloc")
+    func allocatesWithMimalloc() throws {
+        let result = try RosterCLI.run(["--help"], environment: ["MIMALLOC_VERBOSE": "1"])
+        #expect(result.status == 0)
+        #expect(result.stderr.contains("mimalloc: process init"), "\(result.stderr.prefix(300))")
     }
 
     @Test("An invalid configuration prints every problem with file, line and key, and exits 2")
