@@ -273,6 +273,9 @@ public final class Mirror: Sendable {
                finally: ((Database) throws -> Void)? = nil, listingChanges: Bool = true,
                _ body: @escaping (Applier) throws -> Void) throws -> ApplySummary {
         let at = Mirror.timestamp(date)
+        // A large changeset's WAL is synced as it grows, so that its commit has little left to sync.
+        let flusher = dryRun || changeset.users.count + changeset.groups.count <= Applier.bulkThreshold ? nil : WALFlusher(path: path + "-wal")
+        defer { flusher?.stop() }
         return try pool.writeWithoutTransaction { db in
             var summary = ApplySummary(changes: [], eventCount: 0, dryRun: dryRun)
             try db.inTransaction(.immediate) {

@@ -1,0 +1,57 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Syncs a WAL file to the disk every ``interval`` while a large transaction writes it, on a
+/// thread of its own, so that the commit's own sync has only the last pages left to flush.
+///
+/// A commit with `synchronous = FULL` syncs the WAL before returning. At the end of a 100k-user
+/// first sync that is one `fdatasync` of about 150 MB, 0.23 s during which neither core has
+/// anything to do (this VM's disk flushes the host's copy of everything written: starting the
+/// writeback earlier with `sync_file_range` did not shorten it). Synced as it grows, the WAL is
+/// flushed while the writer goes on writing. Syncing pages early changes nothing a reader or a
+/// crash can see: until the commit frame is written the transaction is not in the WAL.
+final class WALFlusher: @unchecked Sendable {
+    // @unchecked: `stopped` is only touched under `condition`.
+    private let condition = NSCondition()
+    private var stopped = false
+    private var running = true
+
+    /// Time between two syncs.
+    static let interval: TimeInterval = 0.15
+
+    /// Starts syncing the file at `path` (a `-wal` file) until ``stop()``.
+    init(path: String) {
+        let thread = Thread { [self] in
+            condition.lock()
+            while !stopped {
+                _ = condition.wait(until: Date().addingTimeInterval(Self.interval))
+                if stopped { break }
+                condition.unlock()
+                // A failure only leaves more to the commit's own sync, which reports errors.
+                let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+                if descriptor >= 0 {
+                    _ = fdatasync(descriptor)
+                    close(descriptor)
+                }
+                condition.lock()
+            }
+            running = false
+            condition.broadcast()
+            condition.unlock()
+        }
+        thread.name = "roster-wal-flush"
+        thread.start()
+    }
+
+    /// Stops syncing and waits for a sync in progress to end.
+    func stop() {
+        condition.lock()
+        defer { condition.unlock() }
+        stopped = true
+        condition.broadcast()
+        while running { condition.wait() }
+    }
+}
