@@ -67,11 +67,10 @@ public final class Mirror: Sendable {
         configuration.busyMode = .timeout(5)
         configuration.foreignKeysEnabled = true
         configuration.prepareDatabase { db in
-            // The writer keeps 16 MiB of page cache, readers (lookups, snapshots read once) 8 MiB
-            // each, so a long-running daemon's page caches stay within 16 + 8 x readers MiB.
-            // 64 MiB for the writer was measured no faster for a 100k-user first sync (5.44x the
-            // floor against 5.62x) and cost 50 MB of its peak (337 MB against 283 MB).
-            try db.execute(sql: db.configuration.readonly ? "PRAGMA cache_size = -8192" : "PRAGMA cache_size = -16384")
+            // The writer keeps 16 MiB of page cache (32 MiB while it writes a large changeset, see
+            // `write`), readers (lookups, snapshots read once) 8 MiB each, so a long-running
+            // daemon's page caches stay within 16 + 8 x readers MiB between reconciles.
+            try db.execute(sql: db.configuration.readonly ? "PRAGMA cache_size = -\(Mirror.readerCacheKiB)" : "PRAGMA cache_size = -\(Mirror.writerCacheKiB)")
             // Checkpoints run beside the writer, not inside its commits (readers never commit).
             if !db.configuration.readonly {
                 checkpointer.install(on: db)
@@ -268,15 +267,30 @@ public final class Mirror: Sendable {
         }
     }
 
+    /// The page cache of the writer connection and of each reader, in KiB.
+    static let writerCacheKiB = 16_384
+    static let readerCacheKiB = 8_192
+
     func write(actor: Actor, at date: Date, dryRun: Bool, changeset: Changeset = Changeset(), saving syncState: SyncState? = nil,
                adjusting adjust: ((Database, inout Changeset) throws -> Void)? = nil,
                finally: ((Database) throws -> Void)? = nil, listingChanges: Bool = true,
                _ body: @escaping (Applier) throws -> Void) throws -> ApplySummary {
         let at = Mirror.timestamp(date)
+        let large = changeset.users.count + changeset.groups.count > Applier.bulkThreshold
         // A large changeset's WAL is synced as it grows, so that its commit has little left to sync.
-        let flusher = dryRun || changeset.users.count + changeset.groups.count <= Applier.bulkThreshold ? nil : WALFlusher(path: path + "-wal")
+        let flusher = dryRun || !large ? nil : WALFlusher(path: path + "-wal")
         defer { flusher?.stop() }
         return try pool.writeWithoutTransaction { db in
+            // A large changeset gets twice the writer's page cache for its transaction. A page the
+            // cache spilled into the WAL and the transaction changed again is rewritten in place,
+            // and the commit then rereads every frame after the first such page to redo their
+            // checksums: at 100k users, 16 MiB left 35,000 frames (about 140 MB) to reread and the
+            // commit took 0.26 s; 32 MiB: 0.09-0.12 s, for 8-14 MB more at the reconcile's peak
+            // (64 MiB: no faster, 40-50 MB more).
+            if large {
+                try db.execute(sql: "PRAGMA cache_size = -\(Mirror.writerCacheKiB * 2)")
+            }
+            defer { if large { try? db.execute(sql: "PRAGMA cache_size = -\(Mirror.writerCacheKiB)") } }
             var summary = ApplySummary(changes: [], eventCount: 0, dryRun: dryRun)
             try db.inTransaction(.immediate) {
                 var changeset = changeset

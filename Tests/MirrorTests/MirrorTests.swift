@@ -521,6 +521,8 @@ extension Changeset {
         changeset.groupMembers["g-ro"]!.remove("nobody")
         let first = try mirror.apply(changeset, actor: .system)
         #expect(first.counts["user.created"] == 4006)
+        // The large changeset's doubled page cache was the transaction's only: the writer is back to 16 MiB.
+        #expect(try mirror.pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA cache_size") } == -Mirror.writerCacheKiB)
         #expect(try indexes() == expected)
         let plan = try mirror.read { db in try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN SELECT group_id FROM group_membership WHERE user_code_key = 'bulk7'").map { $0["detail"] as String } }
         #expect(plan.contains { $0.contains("group_membership_user") }, "\(plan)")
