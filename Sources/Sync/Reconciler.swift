@@ -211,7 +211,7 @@ public struct Reconciler: Sendable {
         let activeBefore = stored.users.values.filter { $0.state.isActive && !$0.state.isLocked }.count
 
         // Stored users the search did not return: gone only when a direct lookup agrees.
-        let seenCodes = Set(content.users.map(\.user.code))
+        let seenCodes = Set(content.users.map { $0.user.code })  // (a key path here copied each user whole)
         let skippedDNs = Set(content.problems.map { DN.normalize($0.dn) })
         let missing = stored.users.values.filter { user in
             !seenCodes.contains(user.code) && !skippedDNs.contains(DN.normalize(user.directoryDN ?? ""))
