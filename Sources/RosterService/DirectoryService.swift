@@ -190,9 +190,9 @@ public final class DirectoryService: Service, Sendable {
     }
 
     /// Hands the heap's free memory back to the kernel. A full reconcile frees most of what it
-    /// held (hundreds of MB at 100k users), but glibc keeps freed memory in its arenas, so the
-    /// daemon's resident memory would stay near the reconcile's peak. It takes about 45 ms at
-    /// 100k users.
+    /// held (hundreds of MB at 100k users), but an allocator keeps freed memory for reuse (glibc
+    /// in its arenas until `malloc_trim`, about 45 ms at 100k users; mimalloc, which `roster`
+    /// links, for a short delay), so the daemon's resident memory would stay near the peak.
     private func releaseFreedMemory() {
         let clock = ContinuousClock()
         let started = clock.now
