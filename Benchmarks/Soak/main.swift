@@ -34,7 +34,7 @@ let work = server.directory
 let httpPort = try Tools.freePort()
 let mirrorPath = work.appendingPathComponent("state/roster.sqlite").path
 let configPath = work.appendingPathComponent("roster.yaml").path
-let soakYAML = try clinic.yaml(url: server.url, passwordFile: server.adminPasswordFile, bindDN: server.adminDN, mirrorPath: mirrorPath, httpPort: httpPort)
+let soakYAML = clinic.yaml(url: server.url, passwordFile: server.adminPasswordFile, bindDN: server.adminDN, mirrorPath: mirrorPath, httpPort: httpPort)
 precondition(soakYAML.contains("reconcile_interval_minutes: 15"), "the generated configuration no longer sets reconcile_interval_minutes: 15")
 try soakYAML.replacingOccurrences(of: "reconcile_interval_minutes: 15", with: "reconcile_interval_minutes: \(options.reconcileMinutes)")
     .write(toFile: configPath, atomically: true, encoding: .utf8)

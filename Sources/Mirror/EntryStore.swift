@@ -2,10 +2,6 @@ import CSQLiteOptions
 import Foundation
 import GRDB
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// Roster's own record of what the last applied reconcile read from each directory entry (see
 /// ``DirectoryEntryRecord``, ``ReconcileBasis``), in a SQLite file of its own beside the mirror.
 ///
@@ -70,10 +66,7 @@ final class EntryStore: Sendable {
     /// the mirror applies), so that the kernel has none to write back later, behind the
     /// mirror's own syncs.
     func flushWAL() {
-        let descriptor = open(path + "-wal", O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { return }
-        _ = fdatasync(descriptor)
-        close(descriptor)
+        WALFlusher.sync(path + "-wal")
     }
 
     static var migrator: DatabaseMigrator {

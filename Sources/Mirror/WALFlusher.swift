@@ -31,11 +31,7 @@ final class WALFlusher: @unchecked Sendable {
                 if stopped { break }
                 condition.unlock()
                 // A failure only leaves more to the commit's own sync, which reports errors.
-                let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-                if descriptor >= 0 {
-                    _ = fdatasync(descriptor)
-                    close(descriptor)
-                }
+                Self.sync(path)
                 condition.lock()
             }
             running = false
@@ -44,6 +40,15 @@ final class WALFlusher: @unchecked Sendable {
         }
         thread.name = "roster-wal-flush"
         thread.start()
+    }
+
+    /// Syncs the file at `path` to the disk (`fdatasync` through a descriptor of its own); a file
+    /// that cannot be opened is left alone.
+    static func sync(_ path: String) {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return }
+        _ = fdatasync(descriptor)
+        close(descriptor)
     }
 
     /// Stops syncing and waits for a sync in progress to end.
