@@ -41,6 +41,10 @@ public final class DirectoryService: Service, Sendable {
     public var configuration: RosterConfiguration { current.withLock { $0 } }
 
     public func run() async throws {
+        // The daemon is idle between bursts (a reconcile, a change): freed pages go back to the
+        // kernel at once rather than after mimalloc's delay, which kept about 90 MB more
+        // resident when ready at 100k users (at 0.3 s more CPU per 100k-user full reconcile).
+        if roster_heap_return_freed_memory_at_once() == 1 { logger.debug("Freed memory goes back to the system at once (mimalloc).") }
         let reloads = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let signalSource = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
         signal(SIGHUP, SIG_IGN)
