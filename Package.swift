@@ -66,8 +66,9 @@ let package = Package(
         ),
         // SHA-256 compression with the x86 SHA extensions, for the audit log's hash chain.
         .target(name: "CSHA256"),
-        // glibc's malloc_trim, which Swift's Glibc module does not declare: the daemon hands the
-        // memory a full reconcile freed back to the kernel.
+        // Giving freed memory back to the kernel (mimalloc's mi_collect and its decommit delay
+        // when the process runs on it, else glibc's malloc_trim, which Swift's Glibc module does
+        // not declare): the daemon hands back what a full reconcile freed.
         .target(name: "CHeap"),
         // The one SQLite setting Swift cannot reach (a variadic C call).
         .target(name: "CSQLiteOptions", linkerSettings: [.linkedLibrary("sqlite3")]),

@@ -14,7 +14,7 @@ import Glibc
 /// flushed while the writer goes on writing. Syncing pages early changes nothing a reader or a
 /// crash can see: until the commit frame is written the transaction is not in the WAL.
 final class WALFlusher: @unchecked Sendable {
-    // @unchecked: `stopped` is only touched under `condition`.
+    // @unchecked: `stopped` and `running` are only touched under `condition`.
     private let condition = NSCondition()
     private var stopped = false
     private var running = true
