@@ -39,6 +39,8 @@ final class EntryStore: Sendable {
         // daemon's memory down.
         configuration.maximumReaderCount = 2
         configuration.prepareDatabase { db in
+            // A new store gets the mirror's page size (an existing file keeps its own).
+            if !db.configuration.readonly { try db.execute(sql: "PRAGMA page_size = \(Mirror.pageSize)") }
             try db.execute(sql: db.configuration.readonly ? "PRAGMA cache_size = -1024" : "PRAGMA cache_size = -4096")
             // Statement journals of the bulk inserts in memory (see `Mirror.init`).
             if !db.configuration.readonly { try db.execute(sql: "PRAGMA temp_store = MEMORY") }

@@ -123,6 +123,8 @@ public enum MirrorError: Error, Sendable, CustomStringConvertible {
     case unknownUser(UserCode)
     case unknownGroup(GroupID)
     case cannotOpen(path: String, reason: String)
+    /// A first load, checked whole before its commit, left rows referring to rows that do not exist.
+    case brokenReferences(count: Int, first: String)
 
     public var description: String {
         switch self {
@@ -130,6 +132,8 @@ public enum MirrorError: Error, Sendable, CustomStringConvertible {
         case .unknownUser(let user): "User '\(user)' is not in the mirror: add the user before changing them."
         case .unknownGroup(let group): "Group '\(group)' is not in the mirror: add the group before changing its members."
         case .cannotOpen(let path, let reason): "Cannot open the mirror at \(path): \(reason)."
+        case .brokenReferences(let count, let first):
+            "The changes would leave \(count) row(s) referring to rows that do not exist (the first: \(first)); nothing was written."
         }
     }
 }

@@ -509,8 +509,8 @@ extension Changeset {
         }
         let expected = try indexes()
         #expect(expected.isSuperset(of: ["user_account_user_code", "group_membership_user"]))
-        // Enough for a WAL past the checkpointer's threshold (1,000 pages).
-        let users = (0..<4000).map { Sample.user("bulk\($0)") }
+        // Enough for a WAL past the checkpointer's threshold (1,000 pages of 8 KiB).
+        let users = (0..<8000).map { Sample.user("bulk\($0)") }
         var changeset = Sample.changeset(scope: .complete)
         changeset.users += users
         changeset.groupMembers["g-ro", default: []].formUnion(users.map(\.code) + [UserCode("nobody")])
@@ -520,7 +520,7 @@ extension Changeset {
 
         changeset.groupMembers["g-ro"]!.remove("nobody")
         let first = try mirror.apply(changeset, actor: .system)
-        #expect(first.counts["user.created"] == 4006)
+        #expect(first.counts["user.created"] == 8006)
         // The large changeset's doubled page cache was the transaction's only: the writer is back to 16 MiB.
         #expect(try mirror.pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA cache_size") } == -Mirror.writerCacheKiB)
         #expect(try indexes() == expected)
@@ -530,6 +530,39 @@ extension Changeset {
         mirror.waitForCheckpoint()
         let size = try FileManager.default.attributesOfItem(atPath: mirror.path)[.size] as? Int ?? 0
         #expect(size > 1_000_000, "the WAL was copied into the database file")
+        #expect(try mirror.verifyAuditLog() == nil)
+    }
+
+    @Test func aFirstLoadIntoAnEmptyMirrorIsCheckedWholeForBrokenReferencesBeforeItsCommit() throws {
+        let mirror = try makeMirror()
+        var changeset = Sample.changeset(scope: .complete)
+        changeset.users += (0..<400).map { Sample.user("bulk\($0)") }
+        func foreignKeysOn() throws -> Bool { try mirror.pool.writeWithoutTransaction { db in try Bool.fetchOne(db, sql: "PRAGMA foreign_keys") == true } }
+        func userCount() throws -> Int { try mirror.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM user_account") ?? -1 } }
+        // A row that slipped past the applier's own checks: in an empty mirror SQLite does not
+        // check it as it is written, the whole-load check before the commit refuses it.
+        let ghost: (Database) throws -> Void = { db in
+            try db.execute(sql: "INSERT INTO user_health_center (user_code_key, health_center) VALUES ('ghost', 'HC1')")
+        }
+        do {
+            _ = try mirror.write(actor: .system, at: Date(), dryRun: false, changeset: changeset, finally: ghost) { try $0.run() }
+            Issue.record("a first load with a broken reference was committed")
+        } catch let error as MirrorError {
+            guard case .brokenReferences(1, _) = error else { Issue.record("\(error)"); return }
+            #expect(error.description.contains("a row of user_health_center refers to a user_account that does not exist"), "\(error)")
+        }
+        #expect(try userCount() == 0)
+        #expect(try foreignKeysOn())
+
+        // The same load without the ghost commits, checked.
+        #expect(try mirror.apply(changeset, actor: .system).counts["user.created"] == 406)
+        #expect(try foreignKeysOn())
+        // Into a mirror that holds entities, every row is checked as it is written.
+        #expect(throws: DatabaseError.self) {
+            try mirror.write(actor: .system, at: Date(), dryRun: false, changeset: changeset, finally: ghost) { try $0.run() }
+        }
+        #expect(try userCount() == 406)
+        #expect(try foreignKeysOn())
         #expect(try mirror.verifyAuditLog() == nil)
     }
 
