@@ -220,44 +220,18 @@ public struct DirectoryMapper: Sendable {
                                      directoryID: mappedUsers[index].directoryID)
         }
 
-        var users: [User] = []
-        users.reserveCapacity(max(accepted.count, stored.users.count))
-        var nextChanges: [UserCode: Date] = [:]
+        // Stored users kept as they are: emergency accounts (never changed by a bulk plan), and
+        // users the search did not return unless a direct lookup confirmed them gone.
+        func keptAsListed(_ previous: User, _ listed: User) -> Bool { previous.isBreakGlass || listed.isBreakGlass }
+        func keptUnlisted(_ code: UserCode, _ previous: User) -> Bool { !missing.gone.contains(code) || previous.isBreakGlass }
         var keptAsStored = Set<UserCode>()
-        var isAccepted = [Bool](repeating: false, count: mappedUsers.count)
-        for index in accepted { isAccepted[index] = true }
-        // Each entry is moved out of `mappedUsers`, the last first (the order does not matter:
-        // the changeset's users are ordered by code below).
-        var index = mappedUsers.count
-        while var mapped = mappedUsers.popLast() {
-            index -= 1
-            guard isAccepted[index] else { continue }
-            let code = mapped.user.code
-            let previous = stored.users[code]
-            if let previous, previous.isBreakGlass || mapped.user.isBreakGlass {
-                // Emergency accounts: never changed by a bulk plan.
-                users.append(previous)
-                keptAsStored.insert(code)
-                continue
+        if !stored.users.isEmpty {
+            for index in accepted {
+                if let previous = stored.users[mappedUsers[index].user.code], keptAsListed(previous, mappedUsers[index].user) {
+                    keptAsStored.insert(mappedUsers[index].user.code)
+                }
             }
-            if let next = mapped.directoryState.nextChange { nextChanges[code] = next }
-            users.append(mapped.takeUser())
-            if let previous {
-                users[users.count - 1].state = previous.state.updatedByDirectory(locked: mapped.directoryState.locked,
-                                                                                 inactive: mapped.directoryState.inactive,
-                                                                                 reason: mapped.directoryState.reason)
-            }
-        }
-        for (code, previous) in stored.users where indexByCode[code] == nil {
-            if missing.gone.contains(code) && !previous.isBreakGlass {
-                var user = previous
-                user.state = previous.state.updatedByDirectory(locked: previous.state.lockedByDirectory, inactive: true,
-                                                               reason: "no longer in the directory (deleted or out of the configured scope)")
-                users.append(user)
-            } else {
-                users.append(previous)
-                keptAsStored.insert(code)
-            }
+            for (code, previous) in stored.users where indexByCode[code] == nil && keptUnlisted(code, previous) { keptAsStored.insert(code) }
         }
 
         // Health centers and care venues come from the configuration.
@@ -269,8 +243,88 @@ public struct DirectoryMapper: Sendable {
             if let provider = stored.providers[id] { providers[id] = provider }
         }
         let newProviders = providers.keys.filter { stored.providers[$0] == nil }.sorted()
-        var newProvidersByCenter: [HealthCenterID: [ProviderID]] = [:]
-        for id in newProviders { newProvidersByCenter[providers[id]!.healthCenter, default: []].append(id) }
+        let newProvidersByCenter = Dictionary(grouping: newProviders) { providers[$0]!.healthCenter }
+
+        // The groups, pools and roles are built on another thread while this one moves the users
+        // into the changeset: the two share nothing they change.
+        let finalProviders = providers
+        let reportedSoFar = reported
+        let codesByDN = codeByDN
+        let kept = keptAsStored
+        let (moved, clinicGroups) = Parallel.run(
+            side: { [self] in
+                self.clinicGroups(directoryGroups: directoryGroups, providers: finalProviders, newProvidersByCenter: newProvidersByCenter,
+                                  codeByDN: codesByDN, careVenues: careVenues, keptAsStored: kept, stored: stored, reported: reportedSoFar)
+            },
+            main: { () -> (users: [User], nextChanges: [UserCode: Date]) in
+                var users: [User] = []
+                users.reserveCapacity(max(accepted.count, stored.users.count))
+                var nextChanges: [UserCode: Date] = [:]
+                var isAccepted = [Bool](repeating: false, count: mappedUsers.count)
+                for index in accepted { isAccepted[index] = true }
+                // Each entry is moved out of `mappedUsers`, the last first (the order does not
+                // matter: the changeset's users are ordered by code below).
+                var index = mappedUsers.count
+                while var mapped = mappedUsers.popLast() {
+                    index -= 1
+                    guard isAccepted[index] else { continue }
+                    let code = mapped.user.code
+                    let previous = stored.users[code]
+                    if let previous, keptAsListed(previous, mapped.user) {
+                        users.append(previous)
+                        continue
+                    }
+                    if let next = mapped.directoryState.nextChange { nextChanges[code] = next }
+                    users.append(mapped.takeUser())
+                    if let previous {
+                        users[users.count - 1].state = previous.state.updatedByDirectory(locked: mapped.directoryState.locked,
+                                                                                         inactive: mapped.directoryState.inactive,
+                                                                                         reason: mapped.directoryState.reason)
+                    }
+                }
+                for (code, previous) in stored.users where indexByCode[code] == nil {
+                    if keptUnlisted(code, previous) {
+                        users.append(previous)
+                    } else {
+                        var user = previous
+                        user.state = previous.state.updatedByDirectory(locked: previous.state.lockedByDirectory, inactive: true,
+                                                                       reason: "no longer in the directory (deleted or out of the configured scope)")
+                        users.append(user)
+                    }
+                }
+                return (Self.sortedByCode(consume users), nextChanges)
+            })
+        for problem in clinicGroups.problems where reported.insert(problem.dn).inserted { problems.append(problem) }
+
+        let changeset = Changeset(
+            scope: .complete, healthCenters: healthCenters, careVenues: careVenues,
+            providers: providers.values.sorted { $0.id < $1.id }, pools: clinicGroups.pools,
+            groups: clinicGroups.groups.values.sorted { $0.id < $1.id }, roles: clinicGroups.roles, users: moved.users,
+            groupMembers: clinicGroups.groupMembers, roleHolders: clinicGroups.roleHolders)
+        return Mapping(changeset: changeset, problems: problems, newProviders: newProviders, nextChanges: moved.nextChanges)
+    }
+
+    /// The pools, clinic groups (from mappings, pattern rules and providers' own groups) and
+    /// roles of a directory, with their members, and the problems found building them (each
+    /// DN at most once, none of those in `reported`).
+    struct ClinicGroups: Sendable {
+        var pools: [Pool] = []
+        var groups: [GroupID: Group] = [:]
+        var groupMembers: [GroupID: Set<UserCode>] = [:]
+        var roles: [Role] = []
+        var roleHolders: [RoleName: Set<UserCode>] = [:]
+        var problems: [MappingProblem] = []
+    }
+
+    private func clinicGroups(directoryGroups: [DirectoryGroup], providers: [ProviderID: Provider],
+                              newProvidersByCenter: [HealthCenterID: [ProviderID]], codeByDN: [String: UserCode],
+                              careVenues: [CareVenue], keptAsStored: Set<UserCode>, stored: AccessSnapshot,
+                              reported alreadyReported: Set<String>) -> ClinicGroups {
+        var result = ClinicGroups()
+        var reported = alreadyReported
+        func report(_ dn: String, _ message: String) {
+            if reported.insert(dn).inserted { result.problems.append(MappingProblem(dn: dn, message: message)) }
+        }
 
         // Directory groups by normalized DN, with their members as user codes.
         var groupsByDN: [String: DirectoryGroup] = [:]
@@ -283,15 +337,12 @@ public struct DirectoryMapper: Sendable {
         }
 
         // Pools.
-        var pools: [Pool] = []
         for pool in configuration.pools {
-            pools.append(Pool(id: pool.id, healthCenter: pool.healthCenter, name: pool.name,
-                              providers: Set(providersAmongMembers(pool.providersGroup)), visibility: pool.visibility))
+            result.pools.append(Pool(id: pool.id, healthCenter: pool.healthCenter, name: pool.name,
+                                     providers: Set(providersAmongMembers(pool.providersGroup)), visibility: pool.visibility))
         }
 
         // Clinic groups from mappings and pattern rules.
-        var groups: [GroupID: Group] = [:]
-        var groupMembers: [GroupID: Set<UserCode>] = [:]
         let explicit = Dictionary(configuration.groups.mappings.map { (DN.normalize($0.directoryGroup), $0) }, uniquingKeysWith: { a, _ in a })
         let rules = PatternRules(configuration.groups.patternRules)
         for directoryGroup in directoryGroups.sorted(by: { $0.dn < $1.dn }) {
@@ -306,7 +357,7 @@ public struct DirectoryMapper: Sendable {
             case .failure(let problem):
                 report(problem.dn, problem.message)
             case .success(var group):
-                if groups[group.id] != nil {
+                if result.groups[group.id] != nil {
                     report(directoryGroup.dn, "maps to clinic group '\(group.name)' at \(group.healthCenter), which another directory group already maps to; skipped")
                     continue
                 }
@@ -326,8 +377,8 @@ public struct DirectoryMapper: Sendable {
                 if group.autoAddNewProviders, let arriving = newProvidersByCenter[group.healthCenter] {
                     group.addProviders(arriving)
                 }
-                groups[group.id] = group
-                groupMembers[group.id] = Set(directoryGroup.members.compactMap { codeByDN[$0] })
+                result.groups[group.id] = group
+                result.groupMembers[group.id] = Set(directoryGroup.members.compactMap { codeByDN[$0] })
             }
         }
 
@@ -345,9 +396,9 @@ public struct DirectoryMapper: Sendable {
                 do {
                     let group = try Group(id: id, name: provider.displayName, kind: .provider, healthCenter: provider.healthCenter,
                                           careVenues: venues, modules: modules)
-                    if groups[id] == nil {
-                        groups[id] = group
-                        groupMembers[id] = []
+                    if result.groups[id] == nil {
+                        result.groups[id] = group
+                        result.groupMembers[id] = []
                     }
                 } catch {
                     report(provider.id.rawValue, "its own provider group cannot be made: \(error)")
@@ -357,30 +408,23 @@ public struct DirectoryMapper: Sendable {
 
         // Users skipped but still in the directory keep their memberships in groups that remain.
         for code in keptAsStored {
-            for (groupID, members) in stored.groupMembers where members.contains(code) && groups[groupID] != nil {
-                groupMembers[groupID, default: []].insert(code)
+            for (groupID, members) in stored.groupMembers where members.contains(code) && result.groups[groupID] != nil {
+                result.groupMembers[groupID, default: []].insert(code)
             }
         }
 
         // Roles.
-        var roles: [Role] = []
-        var roleHolders: [RoleName: Set<UserCode>] = [:]
         for role in configuration.roles {
-            roles.append(Role(id: role.name, modules: role.modules))
-            roleHolders[role.name] = role.directoryGroup.map(memberCodes) ?? []
+            result.roles.append(Role(id: role.name, modules: role.modules))
+            result.roleHolders[role.name] = role.directoryGroup.map(memberCodes) ?? []
         }
         for code in keptAsStored {
-            for (name, holders) in stored.roleHolders where holders.contains(code) && roleHolders[name] != nil {
-                roleHolders[name, default: []].insert(code)
+            for (name, holders) in stored.roleHolders where holders.contains(code) && result.roleHolders[name] != nil {
+                result.roleHolders[name, default: []].insert(code)
             }
         }
 
-        let changeset = Changeset(
-            scope: .complete, healthCenters: healthCenters, careVenues: careVenues,
-            providers: providers.values.sorted { $0.id < $1.id }, pools: pools,
-            groups: groups.values.sorted { $0.id < $1.id }, roles: roles, users: Self.sortedByCode(consume users),
-            groupMembers: groupMembers, roleHolders: roleHolders)
-        return Mapping(changeset: changeset, problems: problems, newProviders: newProviders, nextChanges: nextChanges)
+        return result
     }
 
     /// `users` ordered by code, each user moved once (sorting the users themselves moves

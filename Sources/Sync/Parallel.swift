@@ -1,0 +1,36 @@
+import Foundation
+
+/// Two halves of one computation run at once, on two cores.
+enum Parallel {
+    /// Runs `side` on a thread of its own while `main` runs on the caller's thread, and returns
+    /// both results once both are done. The halves must share nothing either changes.
+    static func run<Main, Side: Sendable>(side: @escaping @Sendable () -> Side, main: () -> Main) -> (Main, Side) {
+        let box = SideResult<Side>()
+        let thread = Thread { box.finish(side()) }
+        thread.name = "roster-parallel"
+        thread.start()
+        let mainResult = main()
+        return (mainResult, box.wait())
+    }
+}
+
+/// The side's result, handed from its thread to the one waiting for it.
+private final class SideResult<Value: Sendable>: @unchecked Sendable {
+    // @unchecked: `value` is only touched under `condition`'s lock.
+    private let condition = NSCondition()
+    private var value: Value?
+
+    func finish(_ result: Value) {
+        condition.lock()
+        value = result
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func wait() -> Value {
+        condition.lock()
+        defer { condition.unlock() }
+        while value == nil { condition.wait() }
+        return value.take()!
+    }
+}
