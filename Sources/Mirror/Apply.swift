@@ -140,11 +140,28 @@ final class Applier {
         }
         for hc in changeset.healthCenters { try upsert(hc) }
         for venue in changeset.careVenues { try upsert(venue) }
-        for provider in changeset.providers { try upsert(provider) }
+        do {
+            // In a first load their records and audit hashes are built on another thread ahead of the writes.
+            let ahead = newEntitiesAhead(changeset.providers, stored: storedProviders) { provider in
+                let record = Canonical.record(provider)
+                return (record, AuditedRow(action: "provider.created", entityType: "provider", entityKey: provider.id.rawValue, source: nil, after: record))
+            }
+            defer { ahead?.cancel() }
+            var rows = ahead.map(LookaheadReader.init)
+            for provider in changeset.providers { try upsert(provider, ahead: rows?.next()) }
+        }
         for pool in changeset.pools { try upsert(pool) }
         for role in changeset.roles { try upsert(role) }
         try checkGroupNames()
-        for group in changeset.groups { try upsert(group) }
+        do {
+            let ahead = newEntitiesAhead(changeset.groups, stored: storedGroups) { group in
+                let record = Canonical.record(group)
+                return (record, AuditedRow(action: "group.created", entityType: "group", entityKey: group.id.rawValue, source: group.directoryDN, after: record))
+            }
+            defer { ahead?.cancel() }
+            var rows = ahead.map(LookaheadReader.init)
+            for group in changeset.groups { try upsert(group, ahead: rows?.next()) }
+        }
         try flushGroupRows()
         if let ahead = newUsersAhead() {
             // Every user is new: their records and audit hashes are built on another thread ahead of the writes.
@@ -296,11 +313,13 @@ final class Applier {
     /// row; `write` performs the upsert.
     @discardableResult
     private func upsertRecord(
-        entity: String, key: String, record: String, source: String?, before: String?, write: () throws -> Void
+        entity: String, key: String, record: String, source: String?, before: String?, precomputed: ChangeWriter.PrecomputedHash? = nil,
+        write: () throws -> Void
     ) throws -> (changed: Bool, before: String?) {
         if before == record { return (false, before) }
         try write()
-        try w.audit(before == nil ? "\(entity).created" : "\(entity).updated", entity, key, before: before, after: record, source: source)
+        try w.audit(before == nil ? "\(entity).created" : "\(entity).updated", entity, key, before: before, after: record, source: source,
+                    precomputed: before == nil ? precomputed : nil)
         return (true, before)
     }
 
@@ -327,12 +346,13 @@ final class Applier {
         }
     }
 
-    private func upsert(_ provider: Provider) throws {
+    /// `ahead`: the provider's record and `provider.created` audit hash, if computed ahead.
+    private func upsert(_ provider: Provider, ahead: NewEntityRow?) throws {
         try requireHealthCenter(provider.healthCenter, for: "Provider '\(provider.id)'")
-        let record = Canonical.record(provider)
+        let record = ahead?.record ?? Canonical.record(provider)
         let key = provider.id.rawValue
         let before = try storedProviders.map { $0[key] } ?? fetchString("SELECT record FROM provider WHERE code = ?", [key])
-        try upsertRecord(entity: "provider", key: key, record: record, source: nil, before: before) {
+        try upsertRecord(entity: "provider", key: key, record: record, source: nil, before: before, precomputed: ahead?.hash) {
             try prepared(&providerStatement, """
                 INSERT INTO provider (code, health_center, display_name, directory_id, record) VALUES (?, ?, ?, ?, ?)
                 ON CONFLICT (code) DO UPDATE SET health_center = excluded.health_center, display_name = excluded.display_name,
@@ -407,7 +427,8 @@ final class Applier {
         }
     }
 
-    private func upsert(_ group: Group) throws {
+    /// `ahead`: the group's record and `group.created` audit hash, if computed ahead.
+    private func upsert(_ group: Group, ahead: NewEntityRow?) throws {
         let entity = "Group '\(group.name)'"
         try requireHealthCenter(group.healthCenter, for: entity)
         let storedGroup: StoredGroup?
@@ -459,7 +480,7 @@ final class Applier {
             throw MirrorError.invalid(.duplicateGroupName(name: group.name, healthCenter: group.healthCenter, groups: [GroupID(holder), group.id]))
         }
 
-        let record = Canonical.record(group)
+        let record = ahead?.record ?? Canonical.record(group)
         let id = group.id.rawValue
         let before = storedGroup?.record
         let result: (changed: Bool, before: String?) = (before != record, before)
@@ -484,7 +505,8 @@ final class Applier {
                 }
             }
             if pendingGroupRows.count >= Applier.pairBatch { try flushGroupRows() }
-            try w.audit(before == nil ? "group.created" : "group.updated", "group", id, before: before, after: record, source: group.directoryDN)
+            try w.audit(before == nil ? "group.created" : "group.updated", "group", id, before: before, after: record, source: group.directoryDN,
+                        precomputed: before == nil ? ahead?.hash : nil)
             if storedGroups != nil {
                 if let storedGroup { groupNames[storedGroup.healthCenter + "\u{0}" + storedGroup.name] = nil }
                 storedGroups![id] = StoredGroup(kind: group.kind.rawValue, healthCenter: group.healthCenter.rawValue, name: group.name, record: record)
@@ -556,6 +578,42 @@ final class Applier {
         var fingerprint: Int64
         var hash: ChangeWriter.PrecomputedHash
     }
+
+    /// What writing a new provider or group needs, computed ahead: its record and audit hash.
+    struct NewEntityRow {
+        var record: String
+        var hash: ChangeWriter.PrecomputedHash
+    }
+
+    /// The fields of a `created` audit row other than the actor and time.
+    struct AuditedRow {
+        var action: String
+        var entityType: String
+        var entityKey: String
+        var source: String?
+        var after: String
+    }
+
+    /// When none of them is stored (a first load) and there are many, the records and audit
+    /// hashes of `entities`, computed on another thread in their order by `describe` (which
+    /// gives an entity's record and the audit row its creation writes).
+    private func newEntitiesAhead<Entity: Sendable, Stored>(
+        _ entities: [Entity], stored: [String: Stored]?, describe: @escaping @Sendable (Entity) -> (String, AuditedRow)
+    ) -> Lookahead<NewEntityRow>? {
+        guard worksAhead, stored?.isEmpty == true, entities.count > Applier.bulkThreshold else { return nil }
+        let chain = chainAhead()
+        let size = Applier.entityLookaheadChunk
+        return Lookahead(chunks: (entities.count + size - 1) / size) { index in
+            entities[index * size..<min(entities.count, (index + 1) * size)].map { entity in
+                let (record, row) = describe(entity)
+                return NewEntityRow(record: record, hash: chain.next(source: row.source, action: row.action, entityType: row.entityType,
+                                                                     entityKey: row.entityKey, after: row.after))
+            }
+        }
+    }
+
+    /// Providers or groups per chunk of work done ahead.
+    static let entityLookaheadChunk = 256
 
     /// The audit hash of a new membership, computed ahead, with the entity key it covers.
     struct NewMemberHash {

@@ -153,6 +153,8 @@ final class ChangeWriter {
 
     /// The hash of the newest row, which the next row links to.
     var chainHead: String { previousHash }
+    /// How many precomputed hashes ``audit(_:_:_:before:after:source:precomputed:)`` used.
+    private(set) var hashesComputedAhead = 0
 
     /// A row's hash computed ahead of time (on another thread) from `previous`.
     struct PrecomputedHash {
@@ -168,6 +170,7 @@ final class ChangeWriter {
         let hash: String
         if let precomputed, precomputed.previous == previousHash {
             hash = precomputed.hash
+            hashesComputedAhead += 1
             assert(hash == AuditChain.hash(previous: previousHash, at: at, actorKind: actor.kind.rawValue, actor: actor.name, source: source,
                                            action: action, entityType: entityType, entityKey: entityKey, before: before, after: after))
         } else {

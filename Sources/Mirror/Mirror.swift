@@ -321,6 +321,7 @@ public final class Mirror: Sendable {
                         try finally?(db)
                         if !eachRowChecked { try Mirror.checkReferences(db) }
                         summary = ApplySummary(changes: writer.changes, eventCount: writer.eventCount, dryRun: dryRun, counts: writer.counts)
+                        summary.hashesComputedAhead = writer.hashesComputedAhead
                         return dryRun ? .rollback : .commit
                     }
                     return summary

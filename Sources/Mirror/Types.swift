@@ -58,6 +58,8 @@ public struct ApplySummary: Sendable, Hashable, CustomStringConvertible {
     /// Why the directory entries a reconcile read could not be stored with its apply (the apply
     /// itself stands); nil when they were, or there were none to store.
     public var entriesNotStored: String?
+    /// How many audit hashes were computed on another thread ahead of the writer and used.
+    var hashesComputedAhead = 0
 
     /// `counts` defaults to the counts of `changes` (pass it when the changes were not listed).
     public init(changes: [Change], eventCount: Int, dryRun: Bool, counts: [String: Int]? = nil) {

@@ -577,11 +577,28 @@ extension Changeset {
         changeset.users += users
         changeset.groupMembers["g-ro", default: []].formUnion(users.prefix(900).map(\.code))
         changeset.groupMembers["g-grey", default: []].formUnion(users.suffix(700).map(\.code))
+        // Several chunks of providers and of groups (each provider's own, at both health centers),
+        // whose records and audit hashes are built ahead too.
+        let extraProviders = (0..<(2 * Applier.entityLookaheadChunk + 9)).map {
+            Provider(id: ProviderID("p\($0)"), healthCenter: $0 % 3 == 0 ? "HC2" : "HC1", displayName: "Provider \($0)")
+        }
+        changeset.providers += extraProviders
+        changeset.groups += try extraProviders.map { provider in
+            try Group(id: GroupID("own-\(provider.id)"), name: "Own \(provider.id)", kind: .provider, healthCenter: provider.healthCenter,
+                      careVenues: [provider.healthCenter == "HC2" ? "HC2-MAIN" : "HC1-OR1"],
+                      modules: [.providersOffice: .providers([provider.id: TargetGrant(.fullAccess)])])
+        }
         let at = Date(timeIntervalSince1970: 1_800_000_000)
         let built = try ahead.apply(changeset, actor: .directory("ldap://test"), at: at)
         let written = try alone.apply(changeset, actor: .directory("ldap://test"), at: at)
         #expect(built.changes.count == written.changes.count)
         #expect(built.counts["user.created"] == users.count + 6)
+        #expect(built.counts["provider.created"] == extraProviders.count + 5)
+        #expect(built.counts["group.created"] == extraProviders.count + 3)
+        // Every user's, membership's, provider's and group's hash but the first few was computed ahead.
+        let aheadExpected = users.count + 900 + 700 + 2 * extraProviders.count
+        #expect(built.hashesComputedAhead >= aheadExpected && built.hashesComputedAhead <= aheadExpected + 20, "\(built.hashesComputedAhead)")
+        #expect(written.hashesComputedAhead == 0)
         let rows = "SELECT id, at, actor_kind, actor, source, action, entity_type, entity_key, before, after, prev_hash, hash FROM audit_log ORDER BY id"
         func values(_ mirror: Mirror, _ sql: String) throws -> [[DatabaseValue]] {
             try mirror.read { db in try Row.fetchAll(db, sql: sql).map { Array($0.databaseValues) } }
