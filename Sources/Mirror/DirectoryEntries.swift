@@ -231,20 +231,32 @@ extension EntryStore {
         // In key order, so that the table (keyed by kind and entry id) is appended to rather than
         // split at random places: a first sync's 100k entries fill their pages instead of half of them.
         // ('group' sorts before 'user', as SQLite compares the kind column.)
-        // Sorted in place (the update is ours): `sorted` would copy every record.
+        // Sorted in place (the update is ours): `sorted` would copy every record. The order is
+        // reversed, so that the records are taken from the end, a chunk at a time, and each
+        // chunk freed once written: at 100k users they are tens of MB, and this runs beside the
+        // mirror's apply, the reconcile's peak of memory.
         var upserts = update.upserts
         update.upserts = []
-        upserts.sort { $0.kind == $1.kind ? $0.entryID < $1.entryID : $0.kind == .group }
+        upserts.sort { $0.kind == $1.kind ? $0.entryID > $1.entryID : $0.kind == .user }
         let insert = BatchedInsert(db, into: "directory_entry (directory, kind, entry_id, marker, dn, next_change, content)", columns: 7,
                                    rowsPerStatement: 32, suffix: """
                                        ON CONFLICT (directory, kind, entry_id) DO UPDATE SET marker = excluded.marker, dn = excluded.dn,
                                          next_change = excluded.next_change, content = excluded.content
                                        """)
-        try insert.insert(upserts) { b, entry in
-            b.bind(update.directory); b.bind(entry.kind.rawValue); b.bind(entry.entryID); b.bind(entry.marker); b.bind(entry.dn)
-            b.bind(entry.nextChange.map(Mirror.timestamp)); b.bind(entry.content)
+        var chunk: [DirectoryEntryRecord] = []
+        chunk.reserveCapacity(entriesPerChunk)
+        while !upserts.isEmpty {
+            chunk.removeAll(keepingCapacity: true)
+            for _ in 0..<min(entriesPerChunk, upserts.count) { chunk.append(upserts.removeLast()) }
+            try insert.insert(chunk) { b, entry in
+                b.bind(update.directory); b.bind(entry.kind.rawValue); b.bind(entry.entryID); b.bind(entry.marker); b.bind(entry.dn)
+                b.bind(entry.nextChange.map(Mirror.timestamp)); b.bind(entry.content)
+            }
         }
     }
+
+    /// Directory entries written per chunk (a multiple of the rows per INSERT).
+    static let entriesPerChunk = 1024
 
     static func store(_ basis: ReconcileBasis, for directory: String, _ db: Database) throws {
         try db.execute(sql: """
