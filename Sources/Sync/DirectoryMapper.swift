@@ -189,14 +189,14 @@ public struct DirectoryMapper: Sendable {
         var duplicateCodes = Set<UserCode>()
         for index in mappedUsers.indices {
             let code = mappedUsers[index].user.code
-            if let otherIndex = indexByCode[code] {
+            // One hash of the code per user: the first entry's position is put back on a duplicate.
+            if let otherIndex = indexByCode.updateValue(index, forKey: code) {
+                indexByCode[code] = otherIndex
                 duplicateCodes.insert(code)
                 let dn = mappedUsers[index].user.directoryDN ?? mappedUsers[index].dn
                 let otherDN = mappedUsers[otherIndex].user.directoryDN ?? mappedUsers[otherIndex].dn
                 report(dn, "has user code '\(code.rawValue)', which \(otherDN) also has (codes compare case-insensitively); both skipped")
                 report(otherDN, "has user code '\(mappedUsers[otherIndex].user.code.rawValue)', which \(dn) also has (codes compare case-insensitively); both skipped")
-            } else {
-                indexByCode[code] = index
             }
         }
         for code in duplicateCodes { indexByCode[code] = nil }
@@ -204,7 +204,8 @@ public struct DirectoryMapper: Sendable {
         let accepted = indexByCode.values.sorted()
         var codeByDN: [String: UserCode] = [:]
         codeByDN.reserveCapacity(accepted.count)
-        for index in accepted where codeByDN[mappedUsers[index].dn] == nil {
+        // The first entry with a DN wins: the last one written, going backwards (one hash each).
+        for index in accepted.reversed() {
             codeByDN[mappedUsers[index].dn] = mappedUsers[index].user.code
         }
 
