@@ -70,14 +70,18 @@ struct DirectoryMapperTests {
         #expect(defaulted.user.healthCenters == ["HC1"])
     }
 
-    @Test("Codes differing only in case skip both entries and keep the stored user")
+    @Test("Codes differing only in case skip every such entry and keep the stored user")
     func duplicateCodes() throws {
         let ann = try User(code: "ann", directoryDN: "uid=ann,dc=t")
         let stored = AccessSnapshot(users: [ann])
-        let users = [try mapped(person("Ann")), try mapped(LDAPEntry(dn: "uid=ann2,dc=t", attributes: [("uid", [LDAPValue("ann")])]))]
+        let users = [try mapped(person("Ann")), try mapped(LDAPEntry(dn: "uid=ann2,dc=t", attributes: [("uid", [LDAPValue("ann")])])),
+                     try mapped(person("bob")), try mapped(LDAPEntry(dn: "uid=ann3,dc=t", attributes: [("uid", [LDAPValue("ANN")])]))]
         let result = mapper.desiredState(users: users, groups: [], stored: stored, missing: .init(), problems: [])
-        #expect(result.problems.count == 2)
-        #expect(result.changeset.users == [ann])
+        // Each of the three entries is reported once; the user that is not a duplicate maps.
+        #expect(Set(result.problems.map(\.dn)) == ["uid=Ann,dc=t", "uid=ann2,dc=t", "uid=ann3,dc=t"], "\(result.problems)")
+        #expect(result.problems.count == 3)
+        #expect(result.changeset.users.map(\.code) == ["ann", "bob"])
+        #expect(result.changeset.users.first == ann)
     }
 
     @Test("Directory state never clears a local lock; gone users become inactive, never deleted; break-glass stays")
