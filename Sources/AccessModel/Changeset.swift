@@ -64,9 +64,13 @@ public struct Changeset: Sendable, Hashable {
     /// Checks what the changeset can check alone: no deleted users, no user code twice.
     public func validateStandalone() throws(ModelError) {
         if let user = deletedUsers.first { throw .userDeleted(user: user) }
-        var seen = Set<UserCode>()
-        for user in users where !seen.insert(user.code).inserted {
-            throw .duplicateUserCode(user.code)
+        // Users ordered by code (as a reconcile's are) have no code twice if each code is
+        // greater than the one before: one comparison per user instead of one hash. (By index:
+        // iterating the users themselves copies each.)
+        if users.indices.dropFirst().allSatisfy({ users[$0 - 1].code < users[$0].code }) { return }
+        var seen = Set<UserCode>(minimumCapacity: users.count)
+        for index in users.indices where !seen.insert(users[index].code).inserted {
+            throw .duplicateUserCode(users[index].code)
         }
     }
 }

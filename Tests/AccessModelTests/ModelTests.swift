@@ -80,6 +80,18 @@ import Testing
         #expect(error?.description == "User 'jdoe' cannot be deleted: users are never deleted, only made inactive.")
     }
 
+    @Test func aUserCodeTwiceIsRejectedInAnyOrder() throws {
+        let codes: [[UserCode]] = [["ann", "bob", "ANN"], ["ann", "Ann", "bob"], ["bob", "ann", "cy", "Bob"]]
+        for list in codes {
+            let changeset = Changeset(users: try list.map { try User(code: $0) })
+            let error = #expect(throws: ModelError.self, "\(list)") { try changeset.validateStandalone() }
+            #expect(error?.description.contains("appears twice") == true, "\(String(describing: error))")
+        }
+        for list: [UserCode] in [["ann", "bob", "cy"], ["cy", "ann", "bob"], []] {
+            #expect(throws: Never.self) { try Changeset(users: try list.map { try User(code: $0) }).validateStandalone() }
+        }
+    }
+
     @Test func snapshotValidationNamesTheBrokenReference() throws {
         let group = try Group(id: "g", name: "Office", kind: .provider, healthCenter: "HC1", careVenues: ["HC2-MAIN"])
         let snapshot = Clinic.snapshot(users: [], groups: [group], members: [:])
