@@ -319,6 +319,13 @@ public final class Mirror: Sendable {
                         try writer.finish()
                         if let syncState { try Mirror.store(syncState, db) }
                         try finally?(db)
+                        if let flusher {
+                            // Every page is written: the pages still in the cache go into the WAL now
+                            // and are synced beside the checks before the commit, which then has
+                            // only its own frame left to sync.
+                            _ = sqlite3_db_cacheflush(db.sqliteConnection)
+                            flusher.syncNow()
+                        }
                         if !eachRowChecked { try Mirror.checkReferences(db) }
                         summary = ApplySummary(changes: writer.changes, eventCount: writer.eventCount, dryRun: dryRun, counts: writer.counts)
                         summary.hashesComputedAhead = writer.hashesComputedAhead

@@ -14,9 +14,10 @@ import Glibc
 /// flushed while the writer goes on writing. Syncing pages early changes nothing a reader or a
 /// crash can see: until the commit frame is written the transaction is not in the WAL.
 final class WALFlusher: @unchecked Sendable {
-    // @unchecked: `stopped` and `running` are only touched under `condition`.
+    // @unchecked: `stopped`, `requested` and `running` are only touched under `condition`.
     private let condition = NSCondition()
     private var stopped = false
+    private var requested = false
     private var running = true
 
     /// Time between two syncs.
@@ -27,8 +28,10 @@ final class WALFlusher: @unchecked Sendable {
         let thread = Thread { [self] in
             condition.lock()
             while !stopped {
-                _ = condition.wait(until: Date().addingTimeInterval(Self.interval))
+                let due = Date().addingTimeInterval(Self.interval)
+                while !stopped && !requested && condition.wait(until: due) {}
                 if stopped { break }
+                requested = false
                 condition.unlock()
                 // A failure only leaves more to the commit's own sync, which reports errors.
                 Self.sync(path)
@@ -49,6 +52,15 @@ final class WALFlusher: @unchecked Sendable {
         guard descriptor >= 0 else { return }
         _ = fdatasync(descriptor)
         close(descriptor)
+    }
+
+    /// Starts a sync now, without waiting for it: the writer calls it when it has written every
+    /// page but the commit's, and goes on with what it does before committing.
+    func syncNow() {
+        condition.lock()
+        requested = true
+        condition.broadcast()
+        condition.unlock()
     }
 
     /// Stops syncing and waits for a sync in progress to end.
