@@ -127,6 +127,7 @@ final class Applier {
     static let deferredIndexes = [
         ("user_account_user_code", "CREATE UNIQUE INDEX user_account_user_code ON user_account(user_code)"),
         ("group_membership_user", "CREATE INDEX group_membership_user ON group_membership(user_code_key)"),
+        ("group_provider_grant_provider", "CREATE INDEX group_provider_grant_provider ON group_provider_grant(provider)"),
     ]
 
     func run() throws {
