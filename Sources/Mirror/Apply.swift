@@ -61,7 +61,7 @@ final class Applier {
     /// The bytes of the user record being built; kept to reuse its storage.
     private var recordBuffer: [UInt8] = []
     /// New users (index in `changeset.users`, fingerprint) not yet inserted; see ``flushNewUsers()``.
-    private var pendingUsers: [(index: Int, fingerprint: Int64)] = []
+    private var pendingUsers: [(index: Int, fingerprint: Int64, derived: DerivedUserColumns?)] = []
     private var pendingUserHealthCenters: [(key: String, healthCenter: String)] = []
     /// New memberships (group id, user key) not yet inserted; see ``flushNewMembers()``.
     private var pendingMembers: [(group: String, key: String)] = []
@@ -170,7 +170,7 @@ final class Applier {
             var reader = LookaheadReader(ahead)
             for index in changeset.users.indices {
                 if let row = reader.next() {
-                    try insertNew(index: index, record: row.record, fingerprint: row.fingerprint, precomputed: row.hash)
+                    try insertNew(index: index, record: row.record, fingerprint: row.fingerprint, precomputed: row.hash, derived: row.derived)
                 } else {
                     try upsert(changeset.users[index])
                 }
@@ -531,7 +531,8 @@ final class Applier {
         Canonical.write(user, into: &recordBuffer)
         let fingerprint = recordBuffer.withUnsafeBytes { Canonical.fingerprint($0) }
         guard let stored else {
-            try insertNew(index: users[key]!, record: String(decoding: recordBuffer, as: UTF8.self), fingerprint: fingerprint, precomputed: nil)
+            try insertNew(index: users[key]!, record: String(decoding: recordBuffer, as: UTF8.self), fingerprint: fingerprint, precomputed: nil,
+                          derived: nil)
             return
         }
         if stored.fingerprint != fingerprint {
@@ -554,13 +555,14 @@ final class Applier {
 
     /// Queues the user at `index` of the changeset, not stored before, for insertion, with its
     /// audit row. (It reads the fields it needs in place: a user passed as a value is copied whole.)
-    private func insertNew(index: Int, record: String, fingerprint: Int64, precomputed: ChangeWriter.PrecomputedHash?) throws {
+    private func insertNew(index: Int, record: String, fingerprint: Int64, precomputed: ChangeWriter.PrecomputedHash?,
+                           derived: DerivedUserColumns?) throws {
         let code = changeset.users[index].code
         let centers = changeset.users[index].healthCenters.sorted()
         if !centers.allSatisfy({ healthCenters[$0] != nil }) {
             for hc in centers { try requireHealthCenter(hc, for: "User '\(code)'") }
         }
-        pendingUsers.append((index, fingerprint))
+        pendingUsers.append((index, fingerprint, derived))
         for hc in centers { pendingUserHealthCenters.append((code.key, hc.rawValue)) }
         if pendingUsers.count == Applier.userBatch { try flushNewUsers() }
         try w.audit("user.created", "user", code.rawValue, before: nil, after: record, source: changeset.users[index].directoryDN,
@@ -573,11 +575,25 @@ final class Applier {
     /// Users per chunk of work done ahead.
     static let lookaheadChunk = 1024
 
-    /// What inserting a new user needs, computed ahead: its record, fingerprint and audit hash.
+    /// What inserting a new user needs, computed ahead: its record, fingerprint, audit hash and
+    /// the columns made from its fields.
     struct NewUserRow {
         var record: String
         var fingerprint: Int64
         var hash: ChangeWriter.PrecomputedHash
+        var derived: DerivedUserColumns
+    }
+
+    /// The user_account columns made from a user's fields rather than taken as they are (each
+    /// a new string: made ahead, they spare the writer an allocation or two per user).
+    struct DerivedUserColumns {
+        var displayName: String
+        var flags: String
+
+        init(_ user: User) {
+            displayName = user.displayName
+            flags = Canonical.flags(user.flags)
+        }
     }
 
     /// What writing a new provider or group needs, computed ahead: its record and audit hash.
@@ -666,7 +682,7 @@ final class Applier {
                 let fingerprint = chain.record.withUnsafeBytes { Canonical.fingerprint($0) }
                 let record = String(decoding: chain.record, as: UTF8.self)
                 let hash = chain.next(source: user.directoryDN, action: "user.created", entityType: "user", entityKey: user.code.rawValue, after: record)
-                rows.append(NewUserRow(record: record, fingerprint: fingerprint, hash: hash))
+                rows.append(NewUserRow(record: record, fingerprint: fingerprint, hash: hash, derived: DerivedUserColumns(user)))
             }
             return rows
         }
@@ -715,15 +731,15 @@ final class Applier {
         """
 
     /// Binds one user_account row, in ``userColumns`` order; `record` is stored empty (see migration v2).
-    private static func bindUser(_ user: User, fingerprint: Int64, _ b: inout RowStatement.Binder) {
+    private static func bindUser(_ user: User, fingerprint: Int64, derived: DerivedUserColumns?, _ b: inout RowStatement.Binder) {
         let state = user.state
         b.bind(user.code.key); b.bind(user.code.rawValue); b.bind(user.directoryID); b.bind(user.directoryDN)
-        b.bind(user.displayName); b.bind(user.firstName); b.bind(user.lastName); b.bind(user.title); b.bind(user.email)
+        b.bind(derived?.displayName ?? user.displayName); b.bind(user.firstName); b.bind(user.lastName); b.bind(user.title); b.bind(user.email)
         b.bind(user.isSuperAdministrator); b.bind(state.isActive); b.bind(state.isLocked); b.bind(state.lockedByDirectory)
         b.bind(state.lockedLocally); b.bind(state.inactiveByDirectory); b.bind(state.inactiveLocally); b.bind(state.reason)
         b.bind(state.source?.rawValue); b.bind(user.autoLogoutMinutes); b.bind(user.defaultViews.workflow)
         b.bind(user.defaultViews.patient); b.bind(user.defaultViews.documentTab); b.bind(user.isBreakGlass)
-        b.bind(Canonical.flags(user.flags)); b.bind(""); b.bind(Int(fingerprint))
+        b.bind(derived?.flags ?? Canonical.flags(user.flags)); b.bind(""); b.bind(Int(fingerprint))
     }
 
     /// Inserts the queued care venues, modules and targets of groups. Runs before anything else
@@ -744,7 +760,9 @@ final class Applier {
 
     /// Inserts the new users queued so far, then their health centers.
     private func flushNewUsers() throws {
-        try userInsert.insert(pendingUsers) { b, row in Applier.bindUser(changeset.users[row.index], fingerprint: row.fingerprint, &b) }
+        try userInsert.insert(pendingUsers) { b, row in
+            Applier.bindUser(changeset.users[row.index], fingerprint: row.fingerprint, derived: row.derived, &b)
+        }
         pendingUsers.removeAll(keepingCapacity: true)
         try userHealthCenterInsert.insert(pendingUserHealthCenters) { b, row in b.bind(row.key); b.bind(row.healthCenter) }
         pendingUserHealthCenters.removeAll(keepingCapacity: true)

@@ -609,6 +609,9 @@ extension Changeset {
         #expect(builtRows == (try values(alone, rows)))
         let events = "SELECT id, type, user_code, group_id, detail FROM events ORDER BY id"
         #expect(try values(ahead, events) == values(alone, events))
+        // Every column of every user, those made from the users' fields ahead included.
+        let accounts = "SELECT * FROM user_account ORDER BY user_code_key"
+        #expect(try values(ahead, accounts) == values(alone, accounts))
         #expect(try ahead.verifyAuditLog() == nil)
         #expect(try ahead.snapshot() == alone.snapshot())
 
