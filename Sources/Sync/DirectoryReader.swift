@@ -3,6 +3,7 @@ import Foundation
 import LDAPKit
 import Mirror
 import RosterConfig
+import Synchronization
 
 /// Everything a full reconcile reads from the directory, already mapped per entry.
 public struct DirectoryRead: Sendable {
@@ -35,16 +36,33 @@ public struct DirectoryReader: Sendable {
 
     var pageSize: Int { configuration.directory.pageSize }
 
+    /// How long the providers' search waits before it starts (tests: so that every user entry
+    /// arrives before it ends).
+    var providerSearchDelay: Duration = .zero
+
     /// Reads every user and group entry in scope. With `markerAttribute`, each entry's change
     /// marker is read in the same search as its content and kept with it (``DirectoryRead/userRecords``).
     public func read(now: Date, progress: (@Sendable (Int) -> Void)? = nil, markerAttribute: String? = nil,
                      lockoutDuration knownLockoutDuration: TimeInterval?? = nil) async throws -> DirectoryRead {
         let lockoutDuration: TimeInterval?
         if let knownLockoutDuration { lockoutDuration = knownLockoutDuration } else { lockoutDuration = try await readLockoutDuration() }
+        // The providers' search runs on a connection of its own beside the groups' and the users'
+        // reads: the server evaluates its filter on every user entry (0.16-0.19 s at 100k users,
+        // a sixth of the read when it ran first). User entries that arrive before it ends wait,
+        // unmapped, in `early`, and are mapped in order once it has.
+        let providerSearch = Completion<Set<String>>()
+        let providerTask = Task { [self] in
+            do {
+                if providerSearchDelay > .zero { try await Task.sleep(for: providerSearchDelay) }
+                providerSearch.finish(.success(try await readProviderDNs(onOwnConnection: true)))
+            } catch {
+                providerSearch.finish(.failure(error))
+            }
+        }
+        defer { providerTask.cancel() }
         let (rawGroups, groupRecords) = try await readGroups(markerAttribute: markerAttribute)
         let groups = configuration.groups.nested ? Self.expandNested(rawGroups) : rawGroups
         let superAdministrators = superAdministratorDNs(groups)
-        let providerDNs = try await readProviderDNs()
 
         let mapper = DirectoryMapper(configuration: configuration, now: now, lockoutDuration: lockoutDuration)
         var users: [MappedUser] = []
@@ -53,8 +71,7 @@ public struct DirectoryReader: Sendable {
         var userRecords: [DirectoryEntryRecord]? = markerAttribute == nil ? nil : []
         var count = 0
         var writer = FieldWriter()
-        for try await entry in connection.search(base: configuration.users.base, filter: configuration.users.filter,
-                                                 attributes: mapper.userAttributes + (markerAttribute.map { [$0] } ?? []), pageSize: pageSize) {
+        func map(_ entry: LDAPEntry, providerDNs: Set<String>) {
             let dn = DN.normalize(entry.dn)
             let outcome = mapper.mapUser(entry, normalizedDN: dn, isProvider: providerDNs.contains(dn), superAdministrator: superAdministrators.contains(dn))
             switch outcome {
@@ -70,6 +87,25 @@ public struct DirectoryReader: Sendable {
             }
             count += 1
             if count % 10_000 == 0 { progress?(count) }
+        }
+        var providerDNs: Set<String>?
+        var early: [LDAPEntry] = []
+        func mapEarly(_ found: Set<String>) {
+            for entry in early { map(entry, providerDNs: found) }
+            early = []
+        }
+        for try await entry in connection.search(base: configuration.users.base, filter: configuration.users.filter,
+                                                 attributes: mapper.userAttributes + (markerAttribute.map { [$0] } ?? []), pageSize: pageSize) {
+            if providerDNs == nil, let result = providerSearch.result {
+                providerDNs = try result.get()
+                mapEarly(providerDNs!)
+            }
+            if let providerDNs { map(entry, providerDNs: providerDNs) } else { early.append(entry) }
+        }
+        if providerDNs == nil {
+            await providerTask.value
+            providerDNs = try providerSearch.result!.get()
+            mapEarly(providerDNs!)
         }
         progress?(count)
         return DirectoryRead(users: users, groups: groups, problems: problems, notes: notes, lockoutDuration: lockoutDuration,
@@ -121,14 +157,22 @@ public struct DirectoryReader: Sendable {
         }
     }
 
-    /// DNs of user entries that are providers (the server evaluates the provider filter).
-    func readProviderDNs() async throws -> Set<String> {
+    /// DNs of user entries that are providers (the server evaluates the provider filter), read
+    /// on this reader's connection or on one opened for the search with the same configuration.
+    func readProviderDNs(onOwnConnection: Bool = false) async throws -> Set<String> {
         guard let filter = configuration.providers.filter else { return [] }
+        let searching = onOwnConnection ? try await LDAPConnection.connect(connection.configuration) : connection
         var dns = Set<String>()
-        for try await entry in connection.search(base: configuration.users.base, filter: "(&\(configuration.users.filter)\(filter))",
-                                                 attributes: ["1.1"], pageSize: pageSize) {
-            dns.insert(DN.normalize(entry.dn))
+        do {
+            for try await entry in searching.search(base: configuration.users.base, filter: "(&\(configuration.users.filter)\(filter))",
+                                                    attributes: ["1.1"], pageSize: pageSize) {
+                dns.insert(DN.normalize(entry.dn))
+            }
+        } catch {
+            if onOwnConnection { await searching.close() }
+            throw error
         }
+        if onOwnConnection { await searching.close() }
         return dns
     }
 
@@ -188,3 +232,13 @@ public struct DirectoryReader: Sendable {
     }
 }
 
+
+/// A result one task hands to another that looks for it now and then without waiting.
+final class Completion<Value: Sendable>: Sendable {
+    private let state = Mutex<Result<Value, any Error>?>(nil)
+
+    func finish(_ result: Result<Value, any Error>) { state.withLock { $0 = result } }
+
+    /// The result, once there is one.
+    var result: Result<Value, any Error>? { state.withLock { $0 } }
+}

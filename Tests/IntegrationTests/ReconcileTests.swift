@@ -4,7 +4,7 @@ import LDAPKit
 import Mirror
 import RosterConfig
 import SlapdHarness
-import Sync
+@testable import Sync
 import Testing
 
 /// A slapd with a clinic-shaped directory, a fresh mirror, and the configuration mapping them.
@@ -81,6 +81,28 @@ struct ReconcileTests {
         #expect(second.counts.isEmpty, "\(second.counts)")
         #expect(second.changes.isEmpty)
         #expect(try fixture.mirror.verifyAuditLog() == nil)
+    }
+
+    @Test("User entries that arrive before the providers' search ends are mapped as they would be after it")
+    func providersSearchedBesideTheUsers() async throws {
+        let fixture = try await ClinicFixture.start()
+        defer { fixture.server.shutdown() }
+        let connection = try await LDAPConnection.connect(Reconciler.ldapConfiguration(fixture.configuration.directory))
+        defer { Task { await connection.close() } }
+        var reader = DirectoryReader(configuration: fixture.configuration, connection: connection)
+        let now = Date()
+        let prompt = try await reader.read(now: now, markerAttribute: "entryCSN")
+        // Every user entry arrives before the providers' search starts.
+        reader.providerSearchDelay = .milliseconds(800)
+        let started = ContinuousClock.now
+        let late = try await reader.read(now: now, markerAttribute: "entryCSN")
+        #expect(ContinuousClock.now - started >= .milliseconds(800))
+        #expect(late.users.count == fixture.clinic.userCount)
+        #expect(late.users.filter(\.isProvider).count == 36)
+        #expect(late.users == prompt.users)
+        #expect(late.problems == prompt.problems && late.notes == prompt.notes)
+        #expect(late.userRecords == prompt.userRecords)
+        #expect(late.userRecords?.count == fixture.clinic.userCount)
     }
 
     @Test("Locks, unlocks, deletes and moves out of scope; a user is never deleted; local locks stay")
