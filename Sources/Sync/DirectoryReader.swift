@@ -3,7 +3,6 @@ import Foundation
 import LDAPKit
 import Mirror
 import RosterConfig
-import Synchronization
 
 /// Everything a full reconcile reads from the directory, already mapped per entry.
 public struct DirectoryRead: Sendable {
@@ -50,11 +49,11 @@ public struct DirectoryReader: Sendable {
         // reads: the server evaluates its filter on every user entry (0.16-0.19 s at 100k users,
         // a sixth of the read when it ran first). User entries that arrive before it ends wait,
         // unmapped, in `early`, and are mapped in order once it has.
-        let providerSearch = Completion<Set<String>>()
+        let providerSearch = Completion<Result<Set<String>, any Error>>()
         let providerTask = Task { [self] in
             do {
                 if providerSearchDelay > .zero { try await Task.sleep(for: providerSearchDelay) }
-                providerSearch.finish(.success(try await readProviderDNs(onOwnConnection: true)))
+                providerSearch.finish(.success(try await readProviderDNs()))
             } catch {
                 providerSearch.finish(.failure(error))
             }
@@ -158,21 +157,17 @@ public struct DirectoryReader: Sendable {
     }
 
     /// DNs of user entries that are providers (the server evaluates the provider filter), read
-    /// on this reader's connection or on one opened for the search with the same configuration.
-    func readProviderDNs(onOwnConnection: Bool = false) async throws -> Set<String> {
+    /// on a connection opened for the search with this reader's configuration, so that it can
+    /// run beside the reads on this one.
+    func readProviderDNs() async throws -> Set<String> {
         guard let filter = configuration.providers.filter else { return [] }
-        let searching = onOwnConnection ? try await LDAPConnection.connect(connection.configuration) : connection
+        let searching = try await LDAPConnection.connect(connection.configuration)
+        defer { Task { await searching.close() } }
         var dns = Set<String>()
-        do {
-            for try await entry in searching.search(base: configuration.users.base, filter: "(&\(configuration.users.filter)\(filter))",
-                                                    attributes: ["1.1"], pageSize: pageSize) {
-                dns.insert(DN.normalize(entry.dn))
-            }
-        } catch {
-            if onOwnConnection { await searching.close() }
-            throw error
+        for try await entry in searching.search(base: configuration.users.base, filter: "(&\(configuration.users.filter)\(filter))",
+                                                attributes: ["1.1"], pageSize: pageSize) {
+            dns.insert(DN.normalize(entry.dn))
         }
-        if onOwnConnection { await searching.close() }
         return dns
     }
 
@@ -230,15 +225,4 @@ public struct DirectoryReader: Sendable {
         }
         return true
     }
-}
-
-
-/// A result one task hands to another that looks for it now and then without waiting.
-final class Completion<Value: Sendable>: Sendable {
-    private let state = Mutex<Result<Value, any Error>?>(nil)
-
-    func finish(_ result: Result<Value, any Error>) { state.withLock { $0 = result } }
-
-    /// The result, once there is one.
-    var result: Result<Value, any Error>? { state.withLock { $0 } }
 }

@@ -5,7 +5,7 @@ enum Parallel {
     /// Runs `side` on a thread of its own while `main` runs on the caller's thread, and returns
     /// both results once both are done. The halves must share nothing either changes.
     static func run<Main, Side: Sendable>(side: @escaping @Sendable () -> Side, main: () -> Main) -> (Main, Side) {
-        let box = SideResult<Side>()
+        let box = Completion<Side>()
         let thread = Thread { box.finish(side()) }
         thread.name = "roster-parallel"
         thread.start()
@@ -14,12 +14,14 @@ enum Parallel {
     }
 }
 
-/// The side's result, handed from its thread to the one waiting for it.
-private final class SideResult<Value: Sendable>: @unchecked Sendable {
+/// A value one thread or task hands to another, which waits for it or looks for it now and
+/// then without waiting.
+final class Completion<Value: Sendable>: @unchecked Sendable {
     // @unchecked: `value` is only touched under `condition`'s lock.
     private let condition = NSCondition()
     private var value: Value?
 
+    /// Hands the value over (once).
     func finish(_ result: Value) {
         condition.lock()
         value = result
@@ -27,10 +29,18 @@ private final class SideResult<Value: Sendable>: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// The value, once there is one.
+    var result: Value? {
+        condition.lock()
+        defer { condition.unlock() }
+        return value
+    }
+
+    /// The value, waiting for it if need be.
     func wait() -> Value {
         condition.lock()
         defer { condition.unlock() }
         while value == nil { condition.wait() }
-        return value.take()!
+        return value!
     }
 }
