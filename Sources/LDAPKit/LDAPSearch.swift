@@ -110,51 +110,55 @@ public struct LDAPSearchResults: AsyncSequence, Sendable {
 }
 
 /// Runs a (paged) search to the end on the handle's thread, sending batches of entries.
+///
+/// A page's entries are taken off the connection unparsed; the next page is requested as soon
+/// as the page's final result arrives, and only then are the entries parsed and handed over,
+/// so the server prepares the next page while this one is parsed. A search without paging
+/// parses each entry as it arrives (there is no next page to overlap, and holding the whole
+/// result unparsed would cost its size in memory).
 private func runPagedSearch(_ handle: LDAPHandle, _ request: SearchRequest, channel: HandoffChannel<[LDAPEntry]>) throws {
     let ld = handle.raw
-    var cookie: [UInt8]? = nil
+    let target = "base \(request.base), filter \(request.filter)"
     var batch: [LDAPEntry] = []
     batch.reserveCapacity(LDAPSearchResults.batchSize)
-    let target = "base \(request.base), filter \(request.filter)"
+    var names = AttributeNames()
+    // This page's entry messages, parsed from `nextToParse` on; the rest are freed on the way out.
+    var unparsed: [OpaquePointer] = []
+    var nextToParse = 0
+    // The search whose results are still arriving, abandoned if this function leaves early.
+    var outstanding: Int32? = nil
+    defer {
+        for message in unparsed[nextToParse...] { ldap_msgfree(message) }
+        if let outstanding { ldap_abandon_ext(ld, outstanding, nil, nil) }
+    }
 
-    repeat {
-        var pageControl: UnsafeMutablePointer<LDAPControl>?
-        if let pageSize = request.pageSize {
-            let rc: Int32 = withOptionalBerval(cookie) { cookiePointer in
-                ldap_create_page_control(ld, ber_int_t(pageSize), cookiePointer, 1, &pageControl)
-            }
-            guard rc == LDAP_SUCCESS else { throw handle.error(rc, .search, target: target) }
+    /// Parses one entry message (and frees it); false when the consumer has gone.
+    func deliver(_ message: OpaquePointer) throws -> Bool {
+        defer { ldap_msgfree(message) }
+        if var entry = parseEntry(ld, message, names: &names) {
+            try completeRangedAttributes(&entry, handle: handle)
+            batch.append(entry)
         }
-        defer { if let pageControl { ldap_control_free(pageControl) } }
+        guard batch.count >= LDAPSearchResults.batchSize else { return true }
+        guard channel.send(batch) else { return false }
+        batch.removeAll(keepingCapacity: true)
+        return true
+    }
 
-        var messageID: Int32 = 0
-        let searchRC: Int32 = try withCStringArray(request.attributes) { attributes in
-            try withControls(request.controls, extra: pageControl) { controlList in
-                ldap_search_ext(ld, request.base, request.scope.raw, request.filter, attributes, 0,
-                                controlList, nil, nil, 0, &messageID)
-            }
-        }
-        guard searchRC == LDAP_SUCCESS else { throw handle.error(searchRC, .search, target: target) }
-
-        cookie = nil
-        var names = AttributeNames()
+    outstanding = try startSearchPage(handle, request, cookie: nil, target: target)
+    while let messageID = outstanding {
+        var cookie: [UInt8]? = nil
         resultLoop: while true {
             let (type, message) = try nextSearchMessage(ld, messageID, handle: handle, target: target)
             switch type {
             case Int32(LDAP_RES_SEARCH_ENTRY):
-                defer { ldap_msgfree(message) }
-                if var entry = parseEntry(ld, message!, names: &names) {
-                    try completeRangedAttributes(&entry, handle: handle)
-                    batch.append(entry)
-                }
-                if batch.count >= LDAPSearchResults.batchSize {
-                    guard channel.send(batch) else {
-                        ldap_abandon_ext(ld, messageID, nil, nil)
-                        return
-                    }
-                    batch.removeAll(keepingCapacity: true)
+                if request.pageSize == nil {
+                    guard try deliver(message!) else { return }
+                } else {
+                    unparsed.append(message!)
                 }
             case Int32(LDAP_RES_SEARCH_RESULT):
+                outstanding = nil
                 try withSearchResult(ld, message, handle: handle, target: target) { controls in
                     guard request.pageSize != nil, let found = ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, controls, nil) else { return }
                     var count: ber_int_t = 0
@@ -170,11 +174,43 @@ private func runPagedSearch(_ handle: LDAPHandle, _ request: SearchRequest, chan
                 ldap_msgfree(message)  // references and anything unexpected
             }
         }
+        if let cookie { outstanding = try startSearchPage(handle, request, cookie: cookie, target: target) }
+        while nextToParse < unparsed.count {
+            let message = unparsed[nextToParse]
+            nextToParse += 1
+            guard try deliver(message) else { return }
+        }
+        unparsed.removeAll(keepingCapacity: true)
+        nextToParse = 0
         if !batch.isEmpty {
             guard channel.send(batch) else { return }
             batch.removeAll(keepingCapacity: true)
         }
-    } while cookie != nil
+    }
+}
+
+/// Sends one page's search request (with the paged-results control when the request pages)
+/// and returns its message id.
+private func startSearchPage(_ handle: LDAPHandle, _ request: SearchRequest, cookie: [UInt8]?, target: String) throws -> Int32 {
+    let ld = handle.raw
+    var pageControl: UnsafeMutablePointer<LDAPControl>?
+    if let pageSize = request.pageSize {
+        let rc: Int32 = withOptionalBerval(cookie) { cookiePointer in
+            ldap_create_page_control(ld, ber_int_t(pageSize), cookiePointer, 1, &pageControl)
+        }
+        guard rc == LDAP_SUCCESS else { throw handle.error(rc, .search, target: target) }
+    }
+    defer { if let pageControl { ldap_control_free(pageControl) } }
+
+    var messageID: Int32 = 0
+    let searchRC: Int32 = try withCStringArray(request.attributes) { attributes in
+        try withControls(request.controls, extra: pageControl) { controlList in
+            ldap_search_ext(ld, request.base, request.scope.raw, request.filter, attributes, 0,
+                            controlList, nil, nil, 0, &messageID)
+        }
+    }
+    guard searchRC == LDAP_SUCCESS else { throw handle.error(searchRC, .search, target: target) }
+    return messageID
 }
 
 func withOptionalBerval<R>(_ bytes: [UInt8]?, _ body: (UnsafeMutablePointer<berval>?) -> R) -> R {

@@ -37,6 +37,32 @@ struct SearchTests {
         await connection.close()
     }
 
+    @Test("A paged search left after its first entries gives up its requested page; the connection serves the next search whole")
+    func pagedSearchLeftEarly() async throws {
+        // The next page is asked for before a page's entries are handed over: leaving early
+        // must abandon that request, so its entries never reach the search after it.
+        let suffix = "dc=leftearly,dc=test"
+        let server = try await SlapdServer.start(suffix: suffix, ldif: TestDirectory.units(suffix) + TestDirectory.people(2500, suffix: suffix))
+        defer { server.shutdown() }
+        let connection = try await LDAPConnection.connect(LDAPConfiguration(urls: [server.url], security: .plaintext))
+        for round in 1...3 {
+            var seen = 0
+            for try await entry in connection.search(base: "ou=people,\(suffix)", filter: "(objectClass=inetOrgPerson)",
+                                                     attributes: ["uid"], pageSize: 500) {
+                #expect(entry.string("uid") != nil)
+                seen += 1
+                if seen == 10 * round { break }
+            }
+            #expect(seen == 10 * round)
+        }
+        let mails = try await connection.search(base: "ou=people,\(suffix)", filter: "(objectClass=inetOrgPerson)",
+                                                attributes: ["mail"], pageSize: 700).collect()
+        #expect(mails.count == 2500)
+        #expect(mails.allSatisfy { $0.has("mail") && !$0.has("uid") })
+        #expect(Set(mails.map(\.dn)).count == 2500)
+        await connection.close()
+    }
+
     @Test("Entries of one search with different attributes each keep their own names and values")
     func entriesWithDifferentAttributes() async throws {
         // Units and people interleave in one subtree search: the names of the entry parsed
