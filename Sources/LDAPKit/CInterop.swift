@@ -109,6 +109,9 @@ func withSearchResult<T>(_ ld: OpaquePointer, _ message: OpaquePointer?, handle:
 /// not made again, and the next entry reserves room for as many attributes.
 struct AttributeNames {
     fileprivate var names: [String] = []
+    /// How many leading `names` are known to differ from each other (ignoring case): an
+    /// entry whose names repeat them in order adds those attributes without looking for them.
+    fileprivate var distinct = 0
 }
 
 /// Parses one search entry message into an `LDAPEntry`, copying the values out of the
@@ -126,6 +129,7 @@ func parseEntry(_ ld: OpaquePointer, _ message: OpaquePointer, names: inout Attr
     defer { if let ber { ber_free(ber, 0) } }
     var entry = LDAPEntry(dn: dn.string, capacity: names.names.count)
     var position = 0
+    var repeatsPrefix = true
     while true {
         var name = berval()
         var values: UnsafeMutablePointer<berval>?
@@ -139,15 +143,23 @@ func parseEntry(_ ld: OpaquePointer, _ message: OpaquePointer, names: inout Attr
             for position in 0..<count { list.append(values[position].withBytes { LDAPValue(copying: $0) }) }
             ber_memfree(values)
         }
-        let attributeName: String
         if position < names.names.count, name.withBytes({ names.names[position].utf8.elementsEqual($0) }) {
-            attributeName = names.names[position]
+            // Names that repeat the previous entry's distinct prefix cannot be in the entry yet.
+            if repeatsPrefix && position < names.distinct {
+                entry.appendAbsent(names.names[position], list)
+            } else {
+                entry.append(names.names[position], list)
+            }
         } else {
-            attributeName = name.string
+            let attributeName = name.string
             if position < names.names.count { names.names[position] = attributeName } else { names.names.append(attributeName) }
+            names.distinct = min(names.distinct, position)
+            repeatsPrefix = false
+            entry.append(attributeName, list)
         }
-        entry.append(attributeName, list)
         position += 1
     }
+    // `append` merged no repeated name: the names read are the entry's, each once.
+    names.distinct = entry.attributes.count == position ? position : 0
     return entry
 }

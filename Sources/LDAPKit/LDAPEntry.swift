@@ -152,6 +152,12 @@ public struct LDAPEntry: Sendable, Equatable {
         }
     }
 
+    /// Adds an attribute the caller knows the entry does not have yet (no lookup).
+    mutating func appendAbsent(_ name: String, _ values: [LDAPValue]) {
+        if namesAreASCII && !Self.isASCII(name) { namesAreASCII = false }
+        attributes.append((name, values))
+    }
+
     /// Replaces an attribute's values, or removes the attribute when `values` is nil.
     public mutating func set(_ name: String, _ values: [LDAPValue]?) {
         if let index = position(of: name) {
