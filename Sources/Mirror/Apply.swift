@@ -141,28 +141,17 @@ final class Applier {
         }
         for hc in changeset.healthCenters { try upsert(hc) }
         for venue in changeset.careVenues { try upsert(venue) }
-        do {
-            // In a first load their records and audit hashes are built on another thread ahead of the writes.
-            let ahead = newEntitiesAhead(changeset.providers, stored: storedProviders) { provider in
-                let record = Canonical.record(provider)
-                return (record, AuditedRow(action: "provider.created", entityType: "provider", entityKey: provider.id.rawValue, source: nil, after: record))
-            }
-            defer { ahead?.cancel() }
-            var rows = ahead.map(LookaheadReader.init)
-            for provider in changeset.providers { try upsert(provider, ahead: rows?.next()) }
-        }
+        try writeInOrder(changeset.providers, stored: storedProviders, describe: { provider in
+            let record = Canonical.record(provider)
+            return (record, AuditedRow(action: "provider.created", entityType: "provider", entityKey: provider.id.rawValue, source: nil, after: record))
+        }) { provider, ahead in try upsert(provider, ahead: ahead) }
         for pool in changeset.pools { try upsert(pool) }
         for role in changeset.roles { try upsert(role) }
         try checkGroupNames()
-        do {
-            let ahead = newEntitiesAhead(changeset.groups, stored: storedGroups) { group in
-                let record = Canonical.record(group)
-                return (record, AuditedRow(action: "group.created", entityType: "group", entityKey: group.id.rawValue, source: group.directoryDN, after: record))
-            }
-            defer { ahead?.cancel() }
-            var rows = ahead.map(LookaheadReader.init)
-            for group in changeset.groups { try upsert(group, ahead: rows?.next()) }
-        }
+        try writeInOrder(changeset.groups, stored: storedGroups, describe: { group in
+            let record = Canonical.record(group)
+            return (record, AuditedRow(action: "group.created", entityType: "group", entityKey: group.id.rawValue, source: group.directoryDN, after: record))
+        }) { group, ahead in try upsert(group, ahead: ahead) }
         try flushGroupRows()
         if let ahead = newUsersAhead() {
             // Every user is new: their records and audit hashes are built on another thread ahead of the writes.
@@ -627,6 +616,19 @@ final class Applier {
                                                                      entityKey: row.entityKey, after: row.after))
             }
         }
+    }
+
+    /// Writes `entities` in their order with `write`. In a first load their records and audit
+    /// hashes are built on another thread ahead of the writes (``newEntitiesAhead``), and `write`
+    /// gets each entity's; otherwise it gets nil.
+    private func writeInOrder<Entity: Sendable, Stored>(
+        _ entities: [Entity], stored: [String: Stored]?, describe: @escaping @Sendable (Entity) -> (String, AuditedRow),
+        _ write: (Entity, NewEntityRow?) throws -> Void
+    ) throws {
+        let ahead = newEntitiesAhead(entities, stored: stored, describe: describe)
+        defer { ahead?.cancel() }
+        var rows = ahead.map(LookaheadReader.init)
+        for entity in entities { try write(entity, rows?.next()) }
     }
 
     /// Providers or groups per chunk of work done ahead.
