@@ -210,11 +210,15 @@ public struct Reconciler: Sendable {
         let stored = try await storedLoad.value
         let activeBefore = stored.users.values.filter { $0.state.isActive && !$0.state.isLocked }.count
 
-        // Stored users the search did not return: gone only when a direct lookup agrees.
-        let seenCodes = Set(content.users.map { $0.user.code })  // (a key path here copied each user whole)
-        let skippedDNs = Set(content.problems.map { DN.normalize($0.dn) })
-        let missing = stored.users.values.filter { user in
-            !seenCodes.contains(user.code) && !skippedDNs.contains(DN.normalize(user.directoryDN ?? ""))
+        // Stored users the search did not return: gone only when a direct lookup agrees (an
+        // empty mirror has none to look for, so a first load skips indexing what it read).
+        var missing: [User] = []
+        if !stored.users.isEmpty {
+            let seenCodes = Set(content.users.map { $0.user.code })  // (a key path here copied each user whole)
+            let skippedDNs = Set(content.problems.map { DN.normalize($0.dn) })
+            missing = stored.users.values.filter { user in
+                !seenCodes.contains(user.code) && !skippedDNs.contains(DN.normalize(user.directoryDN ?? ""))
+            }
         }
         if !options.force, content.users.isEmpty, activeBefore > 0 {
             let trip = BreakerTrip.check(counts: PlanCounts(), activeUsersBefore: activeBefore, usersInDirectory: 0,
