@@ -15,9 +15,20 @@ public struct UserDocument: Codable, Sendable, Equatable {
     public struct AccessEntry: Codable, Sendable, Equatable {
         public var module: String
         public var healthCenter: String
+        /// The provider whose records the grant covers; nil (`null`) for a pool's or a role's.
         public var provider: String?
         public var privilege: String
         public var privacy: String
+
+        /// Every key is written (`provider` as `null` when absent).
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(module, forKey: .module)
+            try container.encode(healthCenter, forKey: .healthCenter)
+            try container.encode(provider, forKey: .provider)
+            try container.encode(privilege, forKey: .privilege)
+            try container.encode(privacy, forKey: .privacy)
+        }
     }
 
     public var userCode: String
@@ -42,6 +53,31 @@ public struct UserDocument: Codable, Sendable, Equatable {
     public var noAccessReason: String?
     public var access: [AccessEntry]
     public var directoryDN: String?
+
+    /// Every key is written, an absent value as `null`: a script reading the document can rely on
+    /// its keys (`stateReason` is there for an active user too).
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(userCode, forKey: .userCode)
+        try container.encode(displayName, forKey: .displayName)
+        try container.encode(firstName, forKey: .firstName)
+        try container.encode(lastName, forKey: .lastName)
+        try container.encode(title, forKey: .title)
+        try container.encode(email, forKey: .email)
+        try container.encode(active, forKey: .active)
+        try container.encode(locked, forKey: .locked)
+        try container.encode(stateReason, forKey: .stateReason)
+        try container.encode(stateSource, forKey: .stateSource)
+        try container.encode(superAdministrator, forKey: .superAdministrator)
+        try container.encode(breakGlass, forKey: .breakGlass)
+        try container.encode(autoLogoutMinutes, forKey: .autoLogoutMinutes)
+        try container.encode(healthCenters, forKey: .healthCenters)
+        try container.encode(groups, forKey: .groups)
+        try container.encode(roles, forKey: .roles)
+        try container.encode(noAccessReason, forKey: .noAccessReason)
+        try container.encode(access, forKey: .access)
+        try container.encode(directoryDN, forKey: .directoryDN)
+    }
 }
 
 /// A line of a user listing.

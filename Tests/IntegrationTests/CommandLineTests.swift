@@ -71,9 +71,10 @@ struct CommandLineTests {
         #expect(show.status == 0, "\(show.stderr)")
         let document = try JSONSerialization.jsonObject(with: Data(show.stdout.utf8)) as? [String: Any]
         #expect(document?["userCode"] as? String == moa)
-        for key in ["displayName", "email", "active", "locked", "superAdministrator", "healthCenters", "groups", "access"] {
+        for key in ["displayName", "email", "active", "locked", "stateReason", "superAdministrator", "healthCenters", "groups", "access"] {
             #expect(document?[key] != nil, "missing \(key)")
         }
+        #expect(document?["stateReason"] is NSNull, "an active user has no state reason, and the key says so")
         let access = document?["access"] as? [[String: Any]] ?? []
         #expect(access.contains { $0["module"] as? String == "providers_office" && $0["privilege"] as? String == "full_access" })
 

@@ -748,3 +748,27 @@ extension Changeset {
         #expect(try mirror.reconcileBasis(for: "ldap://test") == nil)
     }
 }
+
+@Suite struct UserDocumentJSONTests {
+    @Test("The user document's JSON has every key, absent values as null: stateReason for an active user, provider for a pool grant")
+    func everyKeyIsWritten() throws {
+        let mirror = try makeMirror()
+        try mirror.apply(Sample.changeset(), actor: .system)
+        let rita = try #require(try mirror.userDocument(UserCode("rita")))
+        #expect(rita.active && !rita.locked && rita.stateReason == nil)
+        #expect(rita.access.contains { $0.provider == nil }, "rita is in the pool group, whose grants name no provider")
+
+        let object = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(rita)) as? [String: Any])
+        let keys = ["userCode", "displayName", "firstName", "lastName", "title", "email", "active", "locked", "stateReason",
+                    "stateSource", "superAdministrator", "breakGlass", "autoLogoutMinutes", "healthCenters", "groups", "roles",
+                    "noAccessReason", "access", "directoryDN"]
+        #expect(Set(object.keys) == Set(keys))
+        #expect(object["stateReason"] is NSNull)
+        let access = try #require(object["access"] as? [[String: Any]])
+        #expect(access.allSatisfy { Set($0.keys) == ["module", "healthCenter", "provider", "privilege", "privacy"] })
+        #expect(access.contains { $0["provider"] is NSNull })
+
+        // Decoding takes null as absent: the document survives a round trip.
+        #expect(try JSONDecoder().decode(UserDocument.self, from: JSONEncoder().encode(rita)) == rita)
+    }
+}
