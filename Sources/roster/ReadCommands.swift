@@ -48,6 +48,7 @@ struct UserCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Which directory group and rule gave each grant, and which restriction won.")
         @OptionGroup var options: ConfigOption
         @Argument(help: "The user code (case-insensitive).") var code: String
+        @Flag(help: "Print JSON.") var json = false
 
         func run() throws {
             let mirror = try openMirror(try loadConfiguration(options.config))
@@ -58,6 +59,7 @@ struct UserCommand: ParsableCommand {
                 printError(error.description)
                 throw ExitCode.failure
             }
+            if json { return try printJSON(ExplanationJSON(explanation)) }
             print("\(explanation.user.code.rawValue) (\(explanation.user.displayName)): \(explanation.user.state)")
             if explanation.user.isSuperAdministrator {
                 print("  super administrator: every module, every provider, Full Access (from the super administrator groups)")
@@ -105,9 +107,12 @@ struct UsersCommand: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "email-list", abstract: "Every user's email address, for a BCC field.")
         @OptionGroup var options: ConfigOption
         @Flag(help: "Only active users.") var activeOnly = false
+        @Flag(help: "Print JSON (an array of addresses).") var json = false
 
         func run() throws {
-            print(try openMirror(try loadConfiguration(options.config)).emailList(activeOnly: activeOnly).joined(separator: "; "))
+            let addresses = try openMirror(try loadConfiguration(options.config)).emailList(activeOnly: activeOnly)
+            if json { return try printJSON(addresses) }
+            print(addresses.joined(separator: "; "))
         }
     }
 }
@@ -143,6 +148,7 @@ struct GroupsCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "A group's care venues, modules, providers with privilege and privacy, and members.")
         @OptionGroup var options: ConfigOption
         @Argument(help: "The group name (or id HC/name).") var name: String
+        @Flag(help: "Print JSON.") var json = false
 
         func run() throws {
             let snapshot = try openMirror(try loadConfiguration(options.config)).snapshot()
@@ -153,6 +159,7 @@ struct GroupsCommand: ParsableCommand {
                 printError(matches.isEmpty ? "No group named '\(name)' is in the mirror." : "Several groups are named '\(name)'; give the id (HEALTH-CENTER/name): \(matches.map(\.id.rawValue).sorted().joined(separator: ", ")).")
                 throw ExitCode.failure
             }
+            if json { return try printJSON(GroupJSON(group, members: snapshot.groupMembers[group.id] ?? [])) }
             print("\(group.name)  [\(group.kind) group at \(group.healthCenter)]  id \(group.id)")
             if let dn = group.directoryDN { print("  from directory group \(dn)") }
             print("  care venues: \(group.careVenues.map(\.rawValue).sorted().joined(separator: ", "))")
@@ -217,10 +224,18 @@ struct AuditCommand: ParsableCommand {
     struct Verify: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Checks the hash chain of the whole audit log (exit 1 at the first broken row).")
         @OptionGroup var options: ConfigOption
+        @Flag(help: "Print JSON (exit 1 still when the chain is broken).") var json = false
 
         func run() throws {
             let mirror = try openMirror(try loadConfiguration(options.config))
-            if let broken = try mirror.verifyAuditLog() {
+            let broken = try mirror.verifyAuditLog()
+            if json {
+                try printJSON(AuditVerificationJSON(intact: broken == nil, rows: try mirror.auditRowCount(),
+                                                    brokenAt: broken?.rowID, problem: broken?.problem))
+                if broken != nil { throw ExitCode.failure }
+                return
+            }
+            if let broken {
                 printError(broken.description)
                 throw ExitCode.failure
             }

@@ -102,6 +102,31 @@ struct CommandLineTests {
         #expect(tail.stdout.split(separator: "\n").count == 6)
         let verify = try RosterCLI.run(["audit", "verify", "--config", configPath])
         #expect(verify.status == 0 && verify.stdout.contains("unbroken"))
+
+        // Every read command has a --json form for scripts, with every key present.
+        func json(_ arguments: [String]) throws -> Any? {
+            let result = try RosterCLI.run(arguments + ["--json", "--config", configPath])
+            #expect(result.status == 0, "\(arguments): \(result.stderr)")
+            return try JSONSerialization.jsonObject(with: Data(result.stdout.utf8))
+        }
+        let explained = try #require(try json(["user", "explain", moa]) as? [String: Any])
+        #expect(explained["userCode"] as? String == moa && explained["noAccessReason"] is NSNull)
+        let explainedGrants = explained["grants"] as? [[String: Any]] ?? []
+        #expect(explainedGrants.contains { grant in
+            grant["module"] as? String == "providers_office" && grant.keys.contains("provider")
+                && (grant["contributions"] as? [[String: Any]] ?? []).contains {
+                    $0["directoryGroup"] as? String == "cn=hc1-office2-moa,ou=groups,\(clinic.suffix)" && $0["decides"] as? Bool == true
+                }
+        })
+        let addresses = try #require(try json(["users", "email-list"]) as? [String])
+        #expect(addresses.contains("\(moa)@clinic.example"))
+        let shown = try #require(try json(["groups", "show", "HC1 OR Booking"]) as? [String: Any])
+        #expect(shown["kind"] as? String == "provider" && shown.keys.contains("directoryDN"))
+        let targets = (shown["modules"] as? [[String: Any]] ?? []).flatMap { $0["targets"] as? [[String: Any]] ?? [] }
+        #expect(targets.contains { $0["id"] as? String == clinic.provider(1, 1, 1) && $0["privacy"] is String && $0["privilege"] is String })
+        #expect(!(shown["members"] as? [String] ?? []).isEmpty)
+        let verified = try #require(try json(["audit", "verify"]) as? [String: Any])
+        #expect(verified["intact"] as? Bool == true && (verified["rows"] as? Int ?? 0) > clinic.userCount && verified["brokenAt"] is NSNull)
     }
 
     /// The executable's memory comes from mimalloc, not glibc's malloc (README, "The memory
