@@ -87,6 +87,16 @@ public struct UserSummary: Codable, Sendable, Equatable {
     public var email: String?
     public var active: Bool
     public var locked: Bool
+
+    /// Every key is written (`email` as `null` when absent).
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(userCode, forKey: .userCode)
+        try container.encode(displayName, forKey: .displayName)
+        try container.encode(email, forKey: .email)
+        try container.encode(active, forKey: .active)
+        try container.encode(locked, forKey: .locked)
+    }
 }
 
 extension Mirror {
@@ -168,6 +178,21 @@ public struct AuditRow: Codable, Sendable, Equatable {
     public var entityKey: String
     public var before: String?
     public var after: String?
+
+    /// Every key is written (`source`, `before`, `after` as `null` when absent).
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(at, forKey: .at)
+        try container.encode(actorKind, forKey: .actorKind)
+        try container.encode(actor, forKey: .actor)
+        try container.encode(source, forKey: .source)
+        try container.encode(action, forKey: .action)
+        try container.encode(entityType, forKey: .entityType)
+        try container.encode(entityKey, forKey: .entityKey)
+        try container.encode(before, forKey: .before)
+        try container.encode(after, forKey: .after)
+    }
 }
 
 extension Mirror {

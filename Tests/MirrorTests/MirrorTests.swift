@@ -770,5 +770,14 @@ extension Changeset {
 
         // Decoding takes null as absent: the document survives a round trip.
         #expect(try JSONDecoder().decode(UserDocument.self, from: JSONEncoder().encode(rita)) == rita)
+
+        // The listings a script reads the same way: a user without an email, an audit row without a source.
+        let summary = UserSummary(userCode: "x", displayName: "X", email: nil, active: true, locked: false)
+        let summaryObject = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(summary)) as? [String: Any])
+        #expect(Set(summaryObject.keys) == ["userCode", "displayName", "email", "active", "locked"] && summaryObject["email"] is NSNull)
+        let row = try #require(try mirror.auditTail(limit: 500).first { $0.source == nil && $0.before == nil })
+        let rowObject = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(row)) as? [String: Any])
+        #expect(Set(rowObject.keys) == ["id", "at", "actorKind", "actor", "source", "action", "entityType", "entityKey", "before", "after"])
+        #expect(rowObject["source"] is NSNull && rowObject["before"] is NSNull)
     }
 }
