@@ -65,6 +65,8 @@ struct CommandLineTests {
         let plan = try JSONSerialization.jsonObject(with: Data(sync.stdout.utf8)) as? [String: Any]
         #expect((plan?["plan"] as? [String: Any])?["usersAdded"] as? Int == clinic.userCount)
         #expect(((plan?["changes"] as? [Any])?.count ?? 0) > clinic.userCount)
+        let created = (plan?["changes"] as? [[String: Any]] ?? []).first { $0["action"] as? String == "user.created" }
+        #expect(created?["before"] is NSNull && created?["after"] is String, "a creation's change has before: null")
 
         let moa = clinic.assistant(1, 2, 1)
         let show = try RosterCLI.run(["user", "show", moa.uppercased(), "--json", "--config", configPath])
