@@ -11,6 +11,9 @@ public struct AccessExplanation: Sendable {
         public var name: String
         /// The directory group the mapping came from, when there is one.
         public var directoryGroup: String?
+        /// The configuration's rule that makes the group or role (a key path in roster.yaml,
+        /// see ``MappingOrigins``), when the explanation was given the configuration.
+        public var rule: String?
         /// How the grant arises: a provider entry, a pool, or the module itself.
         public var via: String
         public var level: AccessLevel
@@ -27,7 +30,9 @@ public struct AccessExplanation: Sendable {
     public var result: EffectiveAccess
     public var lines: [Line]
 
-    public init(user: UserCode, in snapshot: AccessSnapshot) throws(ExplanationError) {
+    /// The explanation of `user`'s access in `snapshot`; with `origins`, each contribution also
+    /// names the configuration rule its group or role comes from.
+    public init(user: UserCode, in snapshot: AccessSnapshot, origins: MappingOrigins? = nil) throws(ExplanationError) {
         guard let found = snapshot.users[user] else { throw ExplanationError(user: user) }
         self.user = found
         result = snapshot.effectiveAccess(of: user)
@@ -35,38 +40,41 @@ public struct AccessExplanation: Sendable {
         let groups = snapshot.groups(of: user)
         var reachable: [Module: Set<ProviderID>] = [:]
         for group in groups where group.kind == .provider {
+            let rule = origins?.origin(of: group)
             for (module, grant) in group.modules {
                 for (target, entry) in grant.targets {
                     reachable[module, default: []].insert(ProviderID(target))
                     contributions[GrantKey(module, group.healthCenter, ProviderID(target)), default: []].append(
-                        Contribution(kind: "group", name: group.name, directoryGroup: group.directoryDN, via: "provider \(target)",
+                        Contribution(kind: "group", name: group.name, directoryGroup: group.directoryDN, rule: rule, via: "provider \(target)",
                                      level: grant.level(of: entry), decides: false))
                 }
                 if grant.targets.isEmpty {
                     contributions[GrantKey(module, group.healthCenter), default: []].append(
-                        Contribution(kind: "group", name: group.name, directoryGroup: group.directoryDN, via: "module",
+                        Contribution(kind: "group", name: group.name, directoryGroup: group.directoryDN, rule: rule, via: "module",
                                      level: AccessLevel(grant.defaultPrivilege, grant.privacy), decides: false))
                 }
             }
         }
         for group in groups where group.kind == .pool {
+            let rule = origins?.origin(of: group)
             for (module, grant) in group.modules {
                 for (target, entry) in grant.targets {
                     guard let pool = snapshot.pools[PoolID(target)] else { continue }
                     let members = pool.visibility == .allProviders ? pool.providers : pool.providers.intersection(reachable[module] ?? [])
                     for provider in members {
                         contributions[GrantKey(module, group.healthCenter, provider), default: []].append(
-                            Contribution(kind: "group", name: group.name, directoryGroup: group.directoryDN, via: "pool \(pool.name)",
+                            Contribution(kind: "group", name: group.name, directoryGroup: group.directoryDN, rule: rule, via: "pool \(pool.name)",
                                          level: grant.level(of: entry), decides: false))
                     }
                 }
             }
         }
         for role in snapshot.roles(of: user) {
+            let rule = origins?.origin(ofRole: role.id)
             for (module, privilege) in role.modules {
                 for center in found.healthCenters {
                     contributions[GrantKey(module, center), default: []].append(
-                        Contribution(kind: "role", name: role.id.rawValue, directoryGroup: nil, via: "role",
+                        Contribution(kind: "role", name: role.id.rawValue, directoryGroup: nil, rule: rule, via: "role",
                                      level: AccessLevel(privilege, .toggleDefaultOff), decides: false))
                 }
             }

@@ -558,19 +558,65 @@ extension String {
 
 /// The configuration's group pattern rules, compiled once (case-insensitive), in order.
 struct PatternRules {
-    private let rules: [(RosterConfiguration.PatternRule, Regex<AnyRegexOutput>)]
+    /// Each rule with its position in the configuration's list.
+    private let rules: [(index: Int, rule: RosterConfiguration.PatternRule, regex: Regex<AnyRegexOutput>)]
 
     init(_ patternRules: [RosterConfiguration.PatternRule]) {
-        rules = patternRules.compactMap { rule in (try? Regex(rule.pattern)).map { (rule, $0.ignoresCase()) } }
+        rules = patternRules.enumerated().compactMap { index, rule in
+            (try? Regex(rule.pattern)).map { (index, rule, $0.ignoresCase()) }
+        }
     }
 
     /// The first rule whose pattern matches the whole cn (the DN's first value when the entry
     /// has no cn) or DN of a directory group, with the match.
     func firstMatch(dn: String, cn: String?) -> (RosterConfiguration.PatternRule, Regex<AnyRegexOutput>.Match)? {
-        for (rule, regex) in rules {
+        firstIndexedMatch(dn: dn, cn: cn).map { ($0.rule, $0.match) }
+    }
+
+    /// ``firstMatch(dn:cn:)`` with the rule's position in the configuration's list.
+    func firstIndexedMatch(dn: String, cn: String?) -> (index: Int, rule: RosterConfiguration.PatternRule, match: Regex<AnyRegexOutput>.Match)? {
+        for (index, rule, regex) in rules {
             let subject = rule.target == .cn ? (cn ?? DN.firstValue(dn) ?? "") : dn
-            if let match = try? regex.wholeMatch(in: subject) { return (rule, match) }
+            if let match = try? regex.wholeMatch(in: subject) { return (index, rule, match) }
         }
         return nil
+    }
+}
+
+/// Where in roster.yaml a clinic group or role of the mirror comes from, as a key path an admin
+/// can look up (`groups.mappings[2]`, `groups.pattern_rules[0]`, `providers.own_group`,
+/// `roles[1]`). For a group it makes the mapping's own choice: the explicit mapping of its
+/// directory group first, then the first pattern rule that matches (by the DN's first value
+/// where the rule looks at the cn: the mirror keeps the DN, not the cn).
+public struct MappingOrigins: Sendable {
+    private let explicit: [String: Int]
+    private let patternRules: [RosterConfiguration.PatternRule]
+    private let ownGroups: Bool
+    private let roles: [RoleName: Int]
+
+    public init(_ configuration: RosterConfiguration) {
+        explicit = Dictionary(configuration.groups.mappings.enumerated().map { (DN.normalize($0.element.directoryGroup), $0.offset) },
+                              uniquingKeysWith: { first, _ in first })
+        patternRules = configuration.groups.patternRules
+        ownGroups = configuration.providers.ownGroup != nil
+        roles = Dictionary(configuration.roles.enumerated().map { ($0.element.name, $0.offset) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// The key path of what makes `group`, or nil when the configuration no longer makes it.
+    public func origin(of group: Group) -> String? {
+        if let dn = group.directoryDN {
+            let normalized = DN.normalize(dn)
+            if let index = explicit[normalized] { return "groups.mappings[\(index)]" }
+            if let found = PatternRules(patternRules).firstIndexedMatch(dn: normalized, cn: nil) {
+                return "groups.pattern_rules[\(found.index)] (\(found.rule.target.rawValue) matching '\(found.rule.pattern)')"
+            }
+            return nil
+        }
+        return ownGroups && group.id.rawValue.contains("/provider:") ? "providers.own_group" : nil
+    }
+
+    /// The key path of the role mapping named `role`, or nil.
+    public func origin(ofRole role: RoleName) -> String? {
+        roles[role].map { "roles[\($0)]" }
     }
 }

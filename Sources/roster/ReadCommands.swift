@@ -51,10 +51,11 @@ struct UserCommand: ParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() throws {
-            let mirror = try openMirror(try loadConfiguration(options.config))
+            let configuration = try loadConfiguration(options.config)
+            let mirror = try openMirror(configuration)
             let explanation: AccessExplanation
             do {
-                explanation = try AccessExplanation(user: UserCode(code), in: try mirror.snapshot())
+                explanation = try AccessExplanation(user: UserCode(code), in: try mirror.snapshot(), origins: MappingOrigins(configuration))
             } catch let error as ExplanationError {
                 printError(error.description)
                 throw ExitCode.failure
@@ -72,7 +73,7 @@ struct UserCommand: ParsableCommand {
             for line in explanation.lines {
                 print("  \(line.grant.key): \(line.grant.level)")
                 for contribution in line.contributions {
-                    let source = contribution.directoryGroup.map { " from \($0)" } ?? ""
+                    let source = (contribution.directoryGroup.map { " from \($0)" } ?? "") + (contribution.rule.map { " by \($0)" } ?? "")
                     let mark = contribution.decides && line.contributions.count > 1 ? "  <- most restrictive" : ""
                     print("      \(contribution.kind) '\(contribution.name)'\(source) via \(contribution.via): \(contribution.level)\(mark)")
                 }

@@ -12,6 +12,8 @@ struct ExplanationJSON: Encodable {
         var kind: String
         var name: String
         var directoryGroup: String?
+        /// The roster.yaml rule that makes the group or role (`groups.pattern_rules[0]`, say).
+        var rule: String?
         var via: String
         var privilege: String
         var privacy: String
@@ -23,13 +25,14 @@ struct ExplanationJSON: Encodable {
             try container.encode(kind, forKey: .kind)
             try container.encode(name, forKey: .name)
             try container.encode(directoryGroup, forKey: .directoryGroup)
+            try container.encode(rule, forKey: .rule)
             try container.encode(via, forKey: .via)
             try container.encode(privilege, forKey: .privilege)
             try container.encode(privacy, forKey: .privacy)
             try container.encode(decides, forKey: .decides)
         }
 
-        private enum CodingKeys: String, CodingKey { case kind, name, directoryGroup, via, privilege, privacy, decides }
+        private enum CodingKeys: String, CodingKey { case kind, name, directoryGroup, rule, via, privilege, privacy, decides }
     }
 
     struct Grant: Encodable {
@@ -71,7 +74,7 @@ struct ExplanationJSON: Encodable {
             Grant(module: line.grant.module.rawValue, healthCenter: line.grant.healthCenter.rawValue, provider: line.grant.provider?.rawValue,
                   privilege: line.grant.level.privilege.name, privacy: line.grant.level.privacy.name,
                   contributions: line.contributions.map {
-                      Contribution(kind: $0.kind, name: $0.name, directoryGroup: $0.directoryGroup, via: $0.via,
+                      Contribution(kind: $0.kind, name: $0.name, directoryGroup: $0.directoryGroup, rule: $0.rule, via: $0.via,
                                    privilege: $0.level.privilege.name, privacy: $0.level.privacy.name, decides: $0.decides)
                   })
         }

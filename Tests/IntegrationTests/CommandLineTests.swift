@@ -86,6 +86,7 @@ struct CommandLineTests {
         let explain = try RosterCLI.run(["user", "explain", moa, "--config", configPath])
         #expect(explain.status == 0)
         #expect(explain.stdout.contains("cn=hc1-office2-moa"))
+        #expect(explain.stdout.contains(" by groups."), "each group's contribution names the roster.yaml rule that makes it")
         #expect(explain.stdout.contains("read_only") || explain.stdout.contains("Read-Only") || explain.stdout.contains("read"))
 
         let search = try RosterCLI.run(["users", "search", "office2hc1", "--config", configPath])
@@ -118,6 +119,7 @@ struct CommandLineTests {
             grant["module"] as? String == "providers_office" && grant.keys.contains("provider")
                 && (grant["contributions"] as? [[String: Any]] ?? []).contains {
                     $0["directoryGroup"] as? String == "cn=hc1-office2-moa,ou=groups,\(clinic.suffix)" && $0["decides"] as? Bool == true
+                        && ($0["rule"] as? String)?.hasPrefix("groups.") == true
                 }
         })
         let addresses = try #require(try json(["users", "email-list"]) as? [String])
