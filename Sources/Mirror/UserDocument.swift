@@ -3,7 +3,8 @@ import Foundation
 import GRDB
 
 /// One user as the clinic application and `roster user show --json` see them: identity,
-/// state, memberships and effective access. The same document `/v1/users/{code}` serves.
+/// state, memberships and effective access. The same document `/v1/users/{code}` serves. Every
+/// key is written, an absent value as `null` (``NullWhenAbsent``).
 public struct UserDocument: Codable, Sendable, Equatable {
     public struct GroupRef: Codable, Sendable, Equatable {
         public var id: String
@@ -16,33 +17,23 @@ public struct UserDocument: Codable, Sendable, Equatable {
         public var module: String
         public var healthCenter: String
         /// The provider whose records the grant covers; nil (`null`) for a pool's or a role's.
-        public var provider: String?
+        @NullWhenAbsent public var provider: String?
         public var privilege: String
         public var privacy: String
-
-        /// Every key is written (`provider` as `null` when absent).
-        public func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(module, forKey: .module)
-            try container.encode(healthCenter, forKey: .healthCenter)
-            try container.encode(provider, forKey: .provider)
-            try container.encode(privilege, forKey: .privilege)
-            try container.encode(privacy, forKey: .privacy)
-        }
     }
 
     public var userCode: String
     public var displayName: String
     public var firstName: String
     public var lastName: String
-    public var title: String?
-    public var email: String?
+    @NullWhenAbsent public var title: String?
+    @NullWhenAbsent public var email: String?
     public var active: Bool
     public var locked: Bool
     /// Why the user is locked or inactive, when they are.
-    public var stateReason: String?
+    @NullWhenAbsent public var stateReason: String?
     /// `directory` or `local`: who caused the lock or deactivation.
-    public var stateSource: String?
+    @NullWhenAbsent public var stateSource: String?
     public var superAdministrator: Bool
     public var breakGlass: Bool
     public var autoLogoutMinutes: Int
@@ -50,53 +41,18 @@ public struct UserDocument: Codable, Sendable, Equatable {
     public var groups: [GroupRef]
     public var roles: [String]
     /// `no_group`, `locked`, `inactive` when the user has no access; nil otherwise.
-    public var noAccessReason: String?
+    @NullWhenAbsent public var noAccessReason: String?
     public var access: [AccessEntry]
-    public var directoryDN: String?
-
-    /// Every key is written, an absent value as `null`: a script reading the document can rely on
-    /// its keys (`stateReason` is there for an active user too).
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(userCode, forKey: .userCode)
-        try container.encode(displayName, forKey: .displayName)
-        try container.encode(firstName, forKey: .firstName)
-        try container.encode(lastName, forKey: .lastName)
-        try container.encode(title, forKey: .title)
-        try container.encode(email, forKey: .email)
-        try container.encode(active, forKey: .active)
-        try container.encode(locked, forKey: .locked)
-        try container.encode(stateReason, forKey: .stateReason)
-        try container.encode(stateSource, forKey: .stateSource)
-        try container.encode(superAdministrator, forKey: .superAdministrator)
-        try container.encode(breakGlass, forKey: .breakGlass)
-        try container.encode(autoLogoutMinutes, forKey: .autoLogoutMinutes)
-        try container.encode(healthCenters, forKey: .healthCenters)
-        try container.encode(groups, forKey: .groups)
-        try container.encode(roles, forKey: .roles)
-        try container.encode(noAccessReason, forKey: .noAccessReason)
-        try container.encode(access, forKey: .access)
-        try container.encode(directoryDN, forKey: .directoryDN)
-    }
+    @NullWhenAbsent public var directoryDN: String?
 }
 
 /// A line of a user listing.
 public struct UserSummary: Codable, Sendable, Equatable {
     public var userCode: String
     public var displayName: String
-    public var email: String?
+    @NullWhenAbsent public var email: String?
     public var active: Bool
     public var locked: Bool
-
-    /// Every key is written (`email` as `null` when absent).
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(userCode, forKey: .userCode)
-        try container.encode(displayName, forKey: .displayName)
-        try container.encode(email, forKey: .email)
-        try container.encode(active, forKey: .active)
-        try container.encode(locked, forKey: .locked)
-    }
 }
 
 extension Mirror {
@@ -172,27 +128,12 @@ public struct AuditRow: Codable, Sendable, Equatable {
     public var at: String
     public var actorKind: String
     public var actor: String
-    public var source: String?
+    @NullWhenAbsent public var source: String?
     public var action: String
     public var entityType: String
     public var entityKey: String
-    public var before: String?
-    public var after: String?
-
-    /// Every key is written (`source`, `before`, `after` as `null` when absent).
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(id, forKey: .id)
-        try container.encode(at, forKey: .at)
-        try container.encode(actorKind, forKey: .actorKind)
-        try container.encode(actor, forKey: .actor)
-        try container.encode(source, forKey: .source)
-        try container.encode(action, forKey: .action)
-        try container.encode(entityType, forKey: .entityType)
-        try container.encode(entityKey, forKey: .entityKey)
-        try container.encode(before, forKey: .before)
-        try container.encode(after, forKey: .after)
-    }
+    @NullWhenAbsent public var before: String?
+    @NullWhenAbsent public var after: String?
 }
 
 extension Mirror {

@@ -3,7 +3,7 @@ import Mirror
 import Sync
 
 // The `--json` forms of the read commands whose text is for people. Every key is written, an
-// absent value as `null`, as in the user document: a script can rely on the keys.
+// absent value as `null` (`NullWhenAbsent`), as in the user document: a script can rely on the keys.
 
 /// `roster user explain --json`: each grant of the user's effective access, with the groups and
 /// roles that gave it and which of them decided it.
@@ -11,49 +11,23 @@ struct ExplanationJSON: Encodable {
     struct Contribution: Encodable {
         var kind: String
         var name: String
-        var directoryGroup: String?
+        @NullWhenAbsent var directoryGroup: String?
         /// The roster.yaml rule that makes the group or role (`groups.pattern_rules[0]`, say).
-        var rule: String?
+        @NullWhenAbsent var rule: String?
         var via: String
         var privilege: String
         var privacy: String
         /// Whether this contribution's level is the one that holds (the most restrictive).
         var decides: Bool
-
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(kind, forKey: .kind)
-            try container.encode(name, forKey: .name)
-            try container.encode(directoryGroup, forKey: .directoryGroup)
-            try container.encode(rule, forKey: .rule)
-            try container.encode(via, forKey: .via)
-            try container.encode(privilege, forKey: .privilege)
-            try container.encode(privacy, forKey: .privacy)
-            try container.encode(decides, forKey: .decides)
-        }
-
-        private enum CodingKeys: String, CodingKey { case kind, name, directoryGroup, rule, via, privilege, privacy, decides }
     }
 
     struct Grant: Encodable {
         var module: String
         var healthCenter: String
-        var provider: String?
+        @NullWhenAbsent var provider: String?
         var privilege: String
         var privacy: String
         var contributions: [Contribution]
-
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(module, forKey: .module)
-            try container.encode(healthCenter, forKey: .healthCenter)
-            try container.encode(provider, forKey: .provider)
-            try container.encode(privilege, forKey: .privilege)
-            try container.encode(privacy, forKey: .privacy)
-            try container.encode(contributions, forKey: .contributions)
-        }
-
-        private enum CodingKeys: String, CodingKey { case module, healthCenter, provider, privilege, privacy, contributions }
     }
 
     var userCode: String
@@ -61,7 +35,7 @@ struct ExplanationJSON: Encodable {
     var state: String
     var superAdministrator: Bool
     /// `no_group`, `locked`, `inactive` when the user has no access; nil otherwise.
-    var noAccessReason: String?
+    @NullWhenAbsent var noAccessReason: String? = nil
     var grants: [Grant]
 
     init(_ explanation: AccessExplanation) {
@@ -79,18 +53,6 @@ struct ExplanationJSON: Encodable {
                   })
         }
     }
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(userCode, forKey: .userCode)
-        try container.encode(displayName, forKey: .displayName)
-        try container.encode(state, forKey: .state)
-        try container.encode(superAdministrator, forKey: .superAdministrator)
-        try container.encode(noAccessReason, forKey: .noAccessReason)
-        try container.encode(grants, forKey: .grants)
-    }
-
-    private enum CodingKeys: String, CodingKey { case userCode, displayName, state, superAdministrator, noAccessReason, grants }
 }
 
 /// `roster groups show --json`: one group's venues, modules with their providers or pools (each
@@ -116,7 +78,7 @@ struct GroupJSON: Encodable {
     var name: String
     var kind: String
     var healthCenter: String
-    var directoryDN: String?
+    @NullWhenAbsent var directoryDN: String?
     var careVenues: [String]
     var schedulingAbility: Bool
     var autoAddNewProviders: Bool
@@ -145,41 +107,12 @@ struct GroupJSON: Encodable {
         }
         self.members = members.sorted().map(\.rawValue)
     }
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(id, forKey: .id)
-        try container.encode(name, forKey: .name)
-        try container.encode(kind, forKey: .kind)
-        try container.encode(healthCenter, forKey: .healthCenter)
-        try container.encode(directoryDN, forKey: .directoryDN)
-        try container.encode(careVenues, forKey: .careVenues)
-        try container.encode(schedulingAbility, forKey: .schedulingAbility)
-        try container.encode(autoAddNewProviders, forKey: .autoAddNewProviders)
-        try container.encode(listedAccess, forKey: .listedAccess)
-        try container.encode(modules, forKey: .modules)
-        try container.encode(members, forKey: .members)
-    }
-
-    private enum CodingKeys: String, CodingKey {
-        case id, name, kind, healthCenter, directoryDN, careVenues, schedulingAbility, autoAddNewProviders, listedAccess, modules, members
-    }
 }
 
 /// `roster audit verify --json`: whether the chain holds, over how many rows, and where it breaks.
 struct AuditVerificationJSON: Encodable {
     var intact: Bool
     var rows: Int
-    var brokenAt: Int64?
-    var problem: String?
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(intact, forKey: .intact)
-        try container.encode(rows, forKey: .rows)
-        try container.encode(brokenAt, forKey: .brokenAt)
-        try container.encode(problem, forKey: .problem)
-    }
-
-    private enum CodingKeys: String, CodingKey { case intact, rows, brokenAt, problem }
+    @NullWhenAbsent var brokenAt: Int64?
+    @NullWhenAbsent var problem: String?
 }

@@ -80,20 +80,8 @@ struct SyncJSON: Encodable {
         var action: String
         var entityType: String
         var entity: String
-        var before: String?
-        var after: String?
-
-        /// Every key is written (`before` of a creation and `after` of a removal as `null`).
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(action, forKey: .action)
-            try container.encode(entityType, forKey: .entityType)
-            try container.encode(entity, forKey: .entity)
-            try container.encode(before, forKey: .before)
-            try container.encode(after, forKey: .after)
-        }
-
-        private enum CodingKeys: String, CodingKey { case action, entityType, entity, before, after }
+        @NullWhenAbsent var before: String?
+        @NullWhenAbsent var after: String?
     }
     var dryRun: Bool
     var plan: PlanCounts
