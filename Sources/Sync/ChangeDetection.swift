@@ -72,11 +72,14 @@ extension DirectoryReader {
             }
             return result
         }
+        // The stored markers load beside the listing, which mostly waits for the server.
+        let name = configuration.directory.name
+        let storedLoad = offPool {
+            (users: try mirror.directoryEntryMarkers(for: name, kind: .user), groups: try mirror.directoryEntryMarkers(for: name, kind: .group))
+        }
         guard let users = try await list(base: configuration.users.base, filter: configuration.users.filter),
               let groups = try await list(base: configuration.groups.base, filter: configuration.groups.filter) else { return nil }
-        let name = configuration.directory.name
-        let storedUsers = try mirror.directoryEntryMarkers(for: name, kind: .user)
-        let storedGroups = try mirror.directoryEntryMarkers(for: name, kind: .group)
+        let (storedUsers, storedGroups) = try await storedLoad.value
         func changed(_ listed: [ListedEntry], _ stored: [String: DirectoryEntryMarker]) -> Set<Int> {
             Set(listed.indices.filter { index in
                 let entry = listed[index]

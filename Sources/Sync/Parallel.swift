@@ -44,3 +44,13 @@ final class Completion<Value: Sendable>: @unchecked Sendable {
         return value!
     }
 }
+
+/// Runs `body` on a Dispatch thread, as a task to await: a blocking read (SQLite) must not hold
+/// a thread of Swift's cooperative pool while other tasks wait for one.
+func offPool<Value: Sendable>(_ body: @escaping @Sendable () throws -> Value) -> Task<Value, any Error> {
+    Task {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
+        }
+    }
+}

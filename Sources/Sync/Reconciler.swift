@@ -95,14 +95,9 @@ public struct Reconciler: Sendable {
             operationTimeout: .milliseconds(Int64(directory.operationTimeoutSeconds * 1000)))
     }
 
-    /// Loads the mirror's snapshot on a Dispatch thread (a blocking SQLite read must not hold a
-    /// thread of Swift's cooperative pool), as a task to await.
+    /// Loads the mirror's snapshot off Swift's cooperative pool (``offPool(_:)``), as a task to await.
     private static func loadSnapshot(of mirror: Mirror) -> Task<AccessSnapshot, any Error> {
-        Task {
-            try await withCheckedThrowingContinuation { continuation in
-                DispatchQueue.global().async { continuation.resume(with: Result { try mirror.snapshot() }) }
-            }
-        }
+        offPool { try mirror.snapshot() }
     }
 
     public func run(_ options: ReconcileOptions = ReconcileOptions(), now: Date = Date()) async throws -> ReconcileReport {
@@ -133,6 +128,7 @@ public struct Reconciler: Sendable {
         var source: ReconcileSource
         let fingerprint: String
         var contextMarker: String?
+        var earlySnapshot: Task<AccessSnapshot, any Error>?
         do {
             // Read before any entry: a change made while this reconcile reads moves it again.
             contextMarker = markerAttribute == nil ? nil : try await reader.contextMarker()
@@ -162,30 +158,36 @@ public struct Reconciler: Sendable {
                 lap("markers")
                 return try unchangedReport(users: stored.users, groups: stored.groups, timed: stored.timed, basis: basis!,
                                            options: options, now: now, durations: durations)
-            } else if let found = try await reader.detectChanges(markerAttribute: markerAttribute!, stored: mirror, now: now) {
-                detected = found
-                source = .changedEntries(users: found.changedUsers.count, groups: found.changedGroups.count)
-                let changed = found.changedUsers.count + found.changedGroups.count
-                if found.isEmpty, try mirror.isUnchanged(since: basis!) {
-                    lap("markers")
-                    return try unchangedReport(users: found.users.count, groups: found.groups.count,
-                                               timed: found.storedUsers.compactMapValues(\.nextChange), basis: basis!,
-                                               options: options, now: now, durations: durations)
-                } else if changed > max(500, (found.users.count + found.groups.count) / 20) {
-                    detected = nil
-                    source = .full(reason: "\(changed) entries changed: reading them all is faster")
-                }
             } else {
-                source = .full(reason: "some entry has no entryUUID or change marker")
+                // Every entry's marker is listed, which takes slapd most of a full read: the
+                // mirror's snapshot, needed next unless no entry in scope changed, loads beside it.
+                earlySnapshot = Self.loadSnapshot(of: mirror)
+                if let found = try await reader.detectChanges(markerAttribute: markerAttribute!, stored: mirror, now: now) {
+                    detected = found
+                    source = .changedEntries(users: found.changedUsers.count, groups: found.changedGroups.count)
+                    let changed = found.changedUsers.count + found.changedGroups.count
+                    if found.isEmpty, try mirror.isUnchanged(since: basis!) {
+                        lap("markers")
+                        return try unchangedReport(users: found.users.count, groups: found.groups.count,
+                                                   timed: found.storedUsers.compactMapValues(\.nextChange), basis: basis!,
+                                                   options: options, now: now, durations: durations)
+                    } else if changed > max(500, (found.users.count + found.groups.count) / 20) {
+                        detected = nil
+                        source = .full(reason: "\(changed) entries changed: reading them all is faster")
+                    }
+                } else {
+                    source = .full(reason: "some entry has no entryUUID or change marker")
+                }
             }
         } catch let error as LDAPError {
             throw ReconcileError.directory(error)
         }
         lap("markers")
 
-        // The mirror's snapshot loads on a thread of its own while the directory is read: the
-        // two are independent, and the read mostly waits for the server.
-        let storedLoad = Self.loadSnapshot(of: mirror)
+        // The mirror's snapshot loads on a thread of its own while the directory is read (or was
+        // started beside the markers' listing): the two are independent, and the read mostly
+        // waits for the server.
+        let storedLoad = earlySnapshot ?? Self.loadSnapshot(of: mirror)
         var content: DirectoryRead
         do {
             if let found = detected {
