@@ -210,7 +210,9 @@ public struct Reconciler: Sendable {
         lap("read")
 
         let stored = try await storedLoad.value
-        let activeBefore = stored.users.values.filter { $0.state.isActive && !$0.state.isLocked }.count
+        // Counted in place: filtering would copy each matching user (100k of them) only to count them.
+        var activeBefore = 0
+        for user in stored.users.values where user.state.isActive && !user.state.isLocked { activeBefore += 1 }
 
         // Stored users the search did not return: gone only when a direct lookup agrees (an
         // empty mirror has none to look for, so a first load skips indexing what it read).
