@@ -327,7 +327,8 @@ struct ActiveDirectoryTests {
 
         // Three failed binds lock ad-user3 (the test domain's threshold) for a few seconds.
         for _ in 0..<3 { await fixture.server.failBind(ADClinic.dn("ad-user3")) }
-        #expect(try await eventually(within: .seconds(2)) { try fixture.isLocked("ad-user3") })
+        // (Latency is the benchmarks' to measure; here the lock must only come while the lockout lasts.)
+        #expect(try await eventually(within: .seconds(5)) { try fixture.isLocked("ad-user3") })
         #expect(try fixture.isActive("ad-user3"), "a lockout locks, it does not deactivate")
         // No directory event marks the end of a lockout: Roster's timer does.
         let lockedAt = ContinuousClock.now
