@@ -393,7 +393,7 @@ public struct DirectoryMapper: Sendable {
                 for (module, setting) in own.modules where module.isProviderScoped {
                     modules[module] = .providers([provider.id: TargetGrant(setting.privilege)], privacy: setting.privacy, defaultPrivilege: setting.privilege)
                 }
-                let id = GroupID("\(provider.healthCenter.rawValue)/provider:\(provider.id.rawValue.lowercased())")
+                let id = Self.ownGroupID(of: provider)
                 do {
                     let group = try Group(id: id, name: provider.displayName, kind: .provider, healthCenter: provider.healthCenter,
                                           careVenues: venues, modules: modules)
@@ -556,6 +556,20 @@ extension String {
     }
 }
 
+extension DirectoryMapper {
+    /// The id of `provider`'s own provider group (`providers.own_group`).
+    static func ownGroupID(of provider: Provider) -> GroupID {
+        GroupID("\(provider.healthCenter.rawValue)\(ownGroupMarker)\(provider.id.rawValue.lowercased())")
+    }
+
+    /// Whether `id` is the id of a provider's own group (``ownGroupID(of:)``).
+    static func isOwnGroupID(_ id: GroupID) -> Bool {
+        id.rawValue.contains(ownGroupMarker)
+    }
+
+    private static let ownGroupMarker = "/provider:"
+}
+
 /// The configuration's group pattern rules, compiled once (case-insensitive), in order.
 struct PatternRules {
     /// Each rule with its position in the configuration's list.
@@ -587,17 +601,18 @@ struct PatternRules {
 /// can look up (`groups.mappings[2]`, `groups.pattern_rules[0]`, `providers.own_group`,
 /// `roles[1]`). For a group it makes the mapping's own choice: the explicit mapping of its
 /// directory group first, then the first pattern rule that matches (by the DN's first value
-/// where the rule looks at the cn: the mirror keeps the DN, not the cn).
-public struct MappingOrigins: Sendable {
+/// where the rule looks at the cn: the mirror keeps the DN, not the cn). It holds the pattern
+/// rules compiled once; Swift's `Regex` is not `Sendable`, so neither is this.
+public struct MappingOrigins {
     private let explicit: [String: Int]
-    private let patternRules: [RosterConfiguration.PatternRule]
+    private let patternRules: PatternRules
     private let ownGroups: Bool
     private let roles: [RoleName: Int]
 
     public init(_ configuration: RosterConfiguration) {
         explicit = Dictionary(configuration.groups.mappings.enumerated().map { (DN.normalize($0.element.directoryGroup), $0.offset) },
                               uniquingKeysWith: { first, _ in first })
-        patternRules = configuration.groups.patternRules
+        patternRules = PatternRules(configuration.groups.patternRules)
         ownGroups = configuration.providers.ownGroup != nil
         roles = Dictionary(configuration.roles.enumerated().map { ($0.element.name, $0.offset) }, uniquingKeysWith: { first, _ in first })
     }
@@ -607,12 +622,12 @@ public struct MappingOrigins: Sendable {
         if let dn = group.directoryDN {
             let normalized = DN.normalize(dn)
             if let index = explicit[normalized] { return "groups.mappings[\(index)]" }
-            if let found = PatternRules(patternRules).firstIndexedMatch(dn: normalized, cn: nil) {
+            if let found = patternRules.firstIndexedMatch(dn: normalized, cn: nil) {
                 return "groups.pattern_rules[\(found.index)] (\(found.rule.target.rawValue) matching '\(found.rule.pattern)')"
             }
             return nil
         }
-        return ownGroups && group.id.rawValue.contains("/provider:") ? "providers.own_group" : nil
+        return ownGroups && DirectoryMapper.isOwnGroupID(group.id) ? "providers.own_group" : nil
     }
 
     /// The key path of the role mapping named `role`, or nil.
