@@ -100,9 +100,9 @@ struct GroupJSON: Encodable {
             let grant = group.modules[module]!
             return ModuleAccess(module: module.rawValue, privacy: grant.privacy.name, defaultPrivilege: grant.defaultPrivilege.name,
                                 targets: grant.targets.keys.sorted().map { target in
-                                    let entry = grant.targets[target]!
-                                    return Target(kind: group.kind == .pool ? "pool" : "provider", id: target, privilege: entry.privilege.name,
-                                                  privacy: (entry.privacyOverride ?? grant.privacy).name)
+                                    let level = grant.level(of: grant.targets[target]!)
+                                    return Target(kind: group.kind == .pool ? "pool" : "provider", id: target, privilege: level.privilege.name,
+                                                  privacy: level.privacy.name)
                                 })
         }
         self.members = members.sorted().map(\.rawValue)
