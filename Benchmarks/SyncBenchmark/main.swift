@@ -125,9 +125,13 @@ do {
     // The daemon, logging at debug level: one line per applied change with its commit time.
     let daemonLog = work.appendingPathComponent("roster-run.log").path
     log("starting roster run on 127.0.0.1:\(httpPort)…")
+    // Into the mirror the syncs above made, but with no stream cookies: both streams refresh in
+    // full, and a full reconcile completes them before the daemon reports ready.
+    let daemonStarted = ContinuousClock.now
     let daemon = try RosterDaemon(executable: roster, configPath: configPath, port: httpPort, logFile: daemonLog, logLevel: "debug")
     cleanup.add { daemon.process.terminate() }
     try await daemon.waitUntilReady()
+    let secondsToReady = (ContinuousClock.now - daemonStarted) / .seconds(1)
     let memoryWhenReady = daemon.residentMemoryBytes
 
     // The application's event stream, from the newest event on.
@@ -248,6 +252,7 @@ do {
     table.add("GET /v1/users/{code}, keep-alive", String(format: "p50 %.2f ms, p99 %.2f ms, max %.2f ms  (%d random users, %d failed, %.1f KB average)",
                                                         lookupLatency.p50, lookupLatency.p99, lookupLatency.max, lookupLatency.count, lookups.failures,
                                                         Double(lookups.bytes) / Double(max(1, lookupCount)) / 1000))
+    table.add("roster run, start to ready (full refresh)", String(format: "%.2f s", secondsToReady))
     table.add("roster run memory", String(format: "%.0f MB ready, %.0f MB at the end, peak %.0f MB (exit status %d)", Double(memoryWhenReady) / 1e6,
                                           Double(memoryAtEnd) / 1e6, Double(daemon.peakMemoryBytes ?? 0) / 1e6, daemonStatus))
     table.add("benchmark wall time", String(format: "%.0f s (load average %.1f at the start, %.1f at the end)", wallTime, loadAtStart ?? .nan, loadAverage() ?? .nan))
@@ -267,6 +272,7 @@ do {
             "revocationLatencyMs": toCommit.json, "revocationToEventMs": toEvent.json, "eventAfterCommitMs": eventAfterCommit.json,
             "arrivalToCommitInRosterMs": inRoster.json,
             "lookupLatencyMs": lookupLatency.json, "lookupFailures": lookups.failures,
+            "daemonSecondsToReady": secondsToReady,
             "daemonMemoryBytes": ["ready": memoryWhenReady, "end": memoryAtEnd, "peak": daemon.peakMemoryBytes ?? 0],
         ], to: json)
     }

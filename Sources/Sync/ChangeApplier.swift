@@ -184,6 +184,10 @@ public final class ChangeApplier {
     /// Marks the start of a refresh (for present-phase bookkeeping).
     public func refreshStarted(_ stream: ChangeStreamKind) { seenInRefresh[stream] = [] }
 
+    /// Marks the end of a refresh completed by a full reconcile, which made the present-phase
+    /// bookkeeping moot.
+    public func refreshEnded(_ stream: ChangeStreamKind) { seenInRefresh[stream] = nil }
+
     private func applyUser(_ entry: LDAPEntry, id: EntryUUID, saving state: SyncState?, now: Date) async throws -> AppliedChange {
         var result = AppliedChange()
         let dn = DN.normalize(entry.dn)

@@ -24,19 +24,25 @@ public enum ChangeStreamStatus: Sendable {
 /// Follows the directory's users and groups with RFC 4533 refreshAndPersist streams and
 /// applies each change at once through `ChangeApplier`, resuming from the stored cookies.
 /// Without stored cookies (first start, or refresh required) it reloads with a full
-/// reconcile before following changes.
+/// reconcile before following changes: one for both streams when both reload (see
+/// `RefreshBarrier`).
 public struct ChangeStream: Sendable {
     public let configuration: RosterConfiguration
     public let mirror: Mirror
     public let backoff: Backoff
+    /// How long a stream whose full refresh has ended waits for the other stream's, so that
+    /// one reconcile completes both.
+    public let refreshPatience: Duration
     /// Set by whoever changes the mirror behind the stream's back (a scheduled reconcile),
     /// so the stream reloads the identities it keeps.
     public let reloadSignal: ReloadSignal
 
-    public init(configuration: RosterConfiguration, mirror: Mirror, backoff: Backoff = Backoff(), reloadSignal: ReloadSignal = ReloadSignal()) {
+    public init(configuration: RosterConfiguration, mirror: Mirror, backoff: Backoff = Backoff(), refreshPatience: Duration = .seconds(10),
+                reloadSignal: ReloadSignal = ReloadSignal()) {
         self.configuration = configuration
         self.mirror = mirror
         self.backoff = backoff
+        self.refreshPatience = refreshPatience
         self.reloadSignal = reloadSignal
     }
 
@@ -198,7 +204,7 @@ public struct ChangeStream: Sendable {
                          applier: ChangeApplier, initialCookies: [ChangeStreamKind: [UInt8]?],
                          status: @escaping @Sendable (ChangeStreamStatus) -> Void,
                          reconcile: @escaping @Sendable (String) async -> Bool) async throws {
-        var reloading: Set<ChangeStreamKind> = Set(initialCookies.filter { $0.value == nil }.map(\.key))
+        var barrier = RefreshBarrier(reloading: Set(initialCookies.filter { $0.value == nil }.map(\.key)), patience: refreshPatience)
         var refreshed = Set<ChangeStreamKind>()
         var announcedReady = false
         for await queued in queue {
@@ -207,40 +213,24 @@ public struct ChangeStream: Sendable {
             switch event {
             case .connected(let from):
                 status(.connected(kind, resuming: from != nil))
-                if from == nil { reloading.insert(kind) }
+                barrier.started(kind, full: from == nil)
                 applier.refreshStarted(kind)
             case .disconnected(let error, let delay):
                 status(.disconnected(kind, error, retryIn: delay))
             case .sync(let inner):
-                if reloading.contains(kind) {
-                    // A full refresh: the entries are read again by the reconcile that ends it.
-                    if case .refreshRequired = inner { continue }
-                    if case .cookie(let value) = inner, refreshed.contains(kind) {
-                        try mirror.saveSyncState(SyncState(directory: kind.stateKey(configuration.directory.name), cookie: value))
-                        reloading.remove(kind)
+                if barrier.reloading.contains(kind) {
+                    // A full refresh: the reconcile that completes it reads the entries.
+                    switch inner {
+                    case .refreshRequired: barrier.refreshRequired(kind)
+                    case .refreshDone: barrier.refreshEnded(kind, cookie: cookie, at: .now)
+                    case .cookie(let value): barrier.received(kind, cookie: value)
+                    default: barrier.received(kind, cookie: cookie)
                     }
-                    if case .refreshDone = inner {
-                        // The refresh counts as done only once its reconcile applied: a failed or
-                        // refused one (the directory gone again, the breaker) is retried, and
-                        // until then the stream is not ready and keeps no cookie.
-                        var retry = backoff
-                        while !(await reconcile("full refresh of the \(kind.rawValue) stream")) {
-                            let delay = retry.nextDelay()
-                            status(.problem("The full reconcile that completes the \(kind.rawValue) stream's refresh did not apply; retrying in \(delay)."))
-                            try await Task.sleep(for: delay)
-                        }
-                        try reloadSignal.reload(applier)
-                        refreshed.insert(kind)
-                        if let cookie {
-                            try mirror.saveSyncState(SyncState(directory: kind.stateKey(configuration.directory.name), cookie: cookie))
-                            reloading.remove(kind)
-                        }
-                    }
+                } else if case .refreshRequired = inner {
+                    // Its reconnection refreshes in full; until the reconcile after that, its
+                    // changes wait.
+                    barrier.refreshRequired(kind)
                 } else {
-                    if case .refreshRequired = inner {
-                        reloading.insert(kind)
-                        continue
-                    }
                     if case .refreshDone = inner { refreshed.insert(kind) }
                     // A change is applied before anything after it: when the directory drops
                     // in the middle, retry it until it goes through (never skip it).
@@ -258,10 +248,30 @@ public struct ChangeStream: Sendable {
                     }
                     }
                 }
-                if !announcedReady, refreshed.count == ChangeStreamKind.allCases.count, reloading.isEmpty {
-                    announcedReady = true
-                    status(.refreshComplete)
+            }
+            let due = barrier.due(at: .now)
+            if !due.isEmpty {
+                // The refresh counts as done only once its reconcile applied: a failed or
+                // refused one (the directory gone again, the breaker) is retried, and until
+                // then the stream is not ready and keeps no cookie.
+                let streams = due.keys.map(\.rawValue).sorted().joined(separator: " and ")
+                var retry = backoff
+                while !(await reconcile("full refresh of the \(streams) stream\(due.count > 1 ? "s" : "")")) {
+                    let delay = retry.nextDelay()
+                    status(.problem("The full reconcile that completes the \(streams) refresh did not apply; retrying in \(delay)."))
+                    try await Task.sleep(for: delay)
                 }
+                try reloadSignal.reload(applier)
+                for (kind, cookie) in due {
+                    applier.refreshEnded(kind)
+                    refreshed.insert(kind)
+                    if let cookie { try mirror.saveSyncState(SyncState(directory: kind.stateKey(configuration.directory.name), cookie: cookie)) }
+                }
+                barrier.completed(due.keys)
+            }
+            if !announcedReady, refreshed.count == ChangeStreamKind.allCases.count, barrier.reloading.isEmpty {
+                announcedReady = true
+                status(.refreshComplete)
             }
         }
     }
