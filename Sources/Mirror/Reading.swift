@@ -187,6 +187,27 @@ extension Mirror {
         } catch { throw MirrorError.invalid(error) }
     }
 
+    /// Every stored user's and group's directory identity, without the rest of the model:
+    /// what the change stream keeps in memory (a fraction of `snapshot()`'s work).
+    public func directoryIdentities() throws -> DirectoryIdentities {
+        try pool.read { db in
+            var identities = DirectoryIdentities()
+            let userRows = try Row.fetchCursor(db, sql: """
+                SELECT user_code, directory_id, directory_dn, locked_by_directory, locked_locally, inactive_by_directory, inactive_locally
+                FROM user_account
+                """)
+            while let row = try userRows.next() {
+                let state = AccountState(lockedByDirectory: row[3], lockedLocally: row[4], inactiveByDirectory: row[5], inactiveLocally: row[6])
+                identities.users.append(.init(code: UserCode(row[0] as String), directoryID: row[1], directoryDN: row[2],
+                                              isActiveAndUnlocked: state.isActive && !state.isLocked))
+            }
+            for row in try Row.fetchAll(db, sql: "SELECT id, directory_dn FROM access_group WHERE directory_dn IS NOT NULL") {
+                identities.groups.append((GroupID(row[0] as String), row[1]))
+            }
+            return identities
+        }
+    }
+
     /// One stored user (code compared case-insensitively), or nil.
     public func user(_ code: UserCode) throws -> User? {
         try pool.read { db in try Mirror.storedUser(key: code.key, db) }

@@ -110,6 +110,20 @@ public struct SyncState: Sendable, Hashable {
     }
 }
 
+/// Stored users and directory groups by their directory identity (see `Mirror.directoryIdentities()`).
+public struct DirectoryIdentities: Sendable {
+    public struct StoredUser: Sendable, Hashable {
+        public var code: UserCode
+        /// entryUUID or objectGUID, as stored.
+        public var directoryID: String?
+        public var directoryDN: String?
+        public var isActiveAndUnlocked: Bool
+    }
+    public var users: [StoredUser] = []
+    /// Groups mapped from a directory group, with that group's DN as stored.
+    public var groups: [(id: GroupID, directoryDN: String)] = []
+}
+
 /// The audit log's hash chain is broken at ``rowID``.
 public struct AuditChainBreak: Sendable, Hashable, CustomStringConvertible {
     public var rowID: Int64

@@ -86,20 +86,20 @@ public final class ChangeApplier {
     /// Loads the identities of stored users and groups (call after each full reconcile);
     /// the stream's safety breaker starts counting again.
     public func reload() throws {
-        let snapshot = try mirror.snapshot()
+        let identities = try mirror.directoryIdentities()
         codeByID = [:]
         codeByDN = [:]
+        codeByID.reserveCapacity(identities.users.count)
+        codeByDN.reserveCapacity(identities.users.count)
         activeUsers = 0
         disappearances.reset()
-        for user in snapshot.users.values {
-            if user.state.isActive && !user.state.isLocked { activeUsers += 1 }
+        for user in identities.users {
+            if user.isActiveAndUnlocked { activeUsers += 1 }
             if let id = user.directoryID { codeByID[id.lowercased()] = user.code }
             if let dn = user.directoryDN { codeByDN[DN.normalize(dn)] = user.code }
         }
         groupsByDN = [:]
-        for group in snapshot.groups.values {
-            if let dn = group.directoryDN { groupsByDN[DN.normalize(dn), default: []].append(group.id) }
-        }
+        for (id, dn) in identities.groups { groupsByDN[DN.normalize(dn), default: []].append(id) }
     }
 
     /// Applies one event of a stream; `cookie` (the cookie that came with it) is stored in

@@ -88,6 +88,30 @@ enum Sample {
         #expect(snapshot.users["MOA2"]?.code.rawValue == "Moa2")
     }
 
+    @Test("The stored directory identities are the snapshot's, without the rest of the model")
+    func directoryIdentitiesMatchTheSnapshot() throws {
+        let mirror = try makeMirror()
+        var changeset = Sample.changeset()
+        changeset.users[0].directoryID = "0F1E2D3C-0000-4000-8000-000000000001"
+        changeset.users[3].state = AccountState(inactiveByDirectory: true)
+        changeset.users[5].state = AccountState(lockedLocally: true)
+        changeset.users[1].directoryDN = nil
+        var mapped = Sample.readOnlyGrey
+        mapped.directoryDN = "cn=Read-Only,ou=groups,dc=clinic"
+        changeset.groups[1] = mapped
+        try mirror.apply(changeset, actor: .system)
+        let snapshot = try mirror.snapshot()
+        let identities = try mirror.directoryIdentities()
+        let expected = snapshot.users.values.map {
+            DirectoryIdentities.StoredUser(code: $0.code, directoryID: $0.directoryID, directoryDN: $0.directoryDN,
+                                           isActiveAndUnlocked: $0.state.isActive && !$0.state.isLocked)
+        }
+        #expect(Set(identities.users) == Set(expected))
+        #expect(identities.users.filter(\.isActiveAndUnlocked).count == 3)
+        #expect(identities.groups.map(\.id) == ["g-ro"])
+        #expect(identities.groups.map(\.directoryDN) == ["cn=Read-Only,ou=groups,dc=clinic"])
+    }
+
     @Test func effectiveAccessInSQLMatchesTheModel() throws {
         let mirror = try makeMirror()
         try mirror.apply(Sample.changeset(), actor: .system)
