@@ -244,6 +244,8 @@ let package = Package(
             dependencies: [
                 "LDAPKit", "SlapdHarness", "Sync", "Mirror", "AccessModel", "RosterConfig", "RosterService",
                 .product(name: "Logging", package: "swift-log"),
+                // To damage the entry store on purpose (a stored copy unreadable or gone).
+                .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strictSettings
         ),

@@ -169,12 +169,24 @@ extension Mirror {
 
     /// The stored content of `directory`'s entries of one kind, by entry id.
     public func directoryEntryContents(for directory: String, kind: DirectoryEntryRecord.Kind) throws -> [String: Data] {
+        var result: [String: Data] = [:]
+        try forEachDirectoryEntryContent(for: directory, kind: kind) { id, content in
+            result[id] = content
+            return true
+        }
+        return result
+    }
+
+    /// Hands `body` each stored entry of one kind (its id and content), in entry id order, one
+    /// at a time: nothing is kept but what `body` keeps. `body` returns false to stop.
+    public func forEachDirectoryEntryContent(for directory: String, kind: DirectoryEntryRecord.Kind,
+                                             _ body: (_ entryID: String, _ content: Data) throws -> Bool) throws {
         try entries().pool.read { db in
-            var result: [String: Data] = [:]
-            let rows = try Row.fetchCursor(db, sql: "SELECT entry_id, content FROM directory_entry WHERE directory = ? AND kind = ?",
+            let rows = try Row.fetchCursor(db, sql: "SELECT entry_id, content FROM directory_entry WHERE directory = ? AND kind = ? ORDER BY entry_id",
                                            arguments: [directory, kind.rawValue])
-            while let row = try rows.next() { result[row[0]] = row[1] }
-            return result
+            while let row = try rows.next() {
+                guard try body(row[0], row[1]) else { return }
+            }
         }
     }
 

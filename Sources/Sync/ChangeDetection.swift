@@ -38,7 +38,9 @@ struct DetectedChanges: Sendable {
     var changedUsers: Set<Int>
     var changedGroups: Set<Int>
     var removed: [(kind: DirectoryEntryRecord.Kind, entryID: String)]
-    var storedUsers: [String: DirectoryEntryMarker]
+    /// Stored users whose state changes by itself at a known moment, by entry id. (The stored
+    /// markers themselves are not kept: tens of MB at 100k users, needed only to compare.)
+    var storedNextChanges: [String: Date]
 
     var isEmpty: Bool { changedUsers.isEmpty && changedGroups.isEmpty && removed.isEmpty }
 }
@@ -95,7 +97,7 @@ extension DirectoryReader {
         // Two listed entries with one identity cannot be told apart by it.
         guard listedUsers.count == users.count, listedGroups.count == groups.count else { return nil }
         return DetectedChanges(users: users, groups: groups, changedUsers: changed(users, storedUsers), changedGroups: changed(groups, storedGroups),
-                               removed: removed, storedUsers: storedUsers)
+                               removed: removed, storedNextChanges: storedUsers.compactMapValues(\.nextChange))
     }
 
     /// Whether the directory still shows the bind account one stored user and one stored group,
@@ -170,50 +172,58 @@ extension DirectoryReader {
         let superAdministrators = superAdministratorDNs(groups)
 
         // Users: the changed ones read and mapped, the others as stored (the super-administrator
-        // flag set from this reconcile's groups, as a full read sets it).
-        let storedUserContent = detected.changedUsers.count == detected.users.count ? [:]
-            : try mirror.directoryEntryContents(for: name, kind: .user)
+        // flag set from this reconcile's groups, as a full read sets it). The stored ones are
+        // decoded in one pass over the store, each as it is read: loading every stored copy first
+        // held tens of MB more at 100k users. So they come in entry id order, after the changed
+        // ones; the mapping does not depend on the order (duplicate codes are all skipped, a
+        // DN names one entry).
         var users: [MappedUser] = []
         users.reserveCapacity(detected.users.count)
         var problems: [MappingProblem] = []
         var notes: [MappingProblem] = []
         var userRecords: [DirectoryEntryRecord] = []
         userRecords.reserveCapacity(detected.changedUsers.count)
-        let userAttributes = mapper.userAttributes + [markerAttribute]
-        for (index, listed) in detected.users.enumerated() {
-            let outcome: Swift.Result<MappedUser, MappingProblem>
-            let marker: String
-            let fresh = detected.changedUsers.contains(index)
-            if fresh {
-                let entry = try await readOne(listed, filter: configuration.users.filter, attributes: userAttributes)
-                var isProvider = false
-                if let providerFilter = configuration.providers.filter {
-                    let found = try await connection.search(base: listed.rawDN, scope: .base, filter: "(&\(configuration.users.filter)\(providerFilter))",
-                                                            attributes: ["1.1"], pageSize: nil).collect()
-                    isProvider = !found.isEmpty
-                }
-                let dn = DN.normalize(entry.dn)
-                outcome = mapper.mapUser(entry, normalizedDN: dn, isProvider: isProvider, superAdministrator: superAdministrators.contains(dn))
-                marker = entry.string(markerAttribute)!
-            } else {
-                guard let data = storedUserContent[listed.entryID],
-                      let decoded = try? UserEntryContent.decode(data, superAdministrator: { superAdministrators.contains($0) }) else {
-                    throw FullReadNeeded(reason: "the stored copy of \(listed.rawDN) is unreadable")
-                }
-                outcome = decoded
-                marker = listed.marker
-            }
+        func add(_ outcome: Swift.Result<MappedUser, MappingProblem>) {
             switch outcome {
             case .success(let user):
                 notes += user.notes
                 users.append(user)
             case .failure(let problem): problems.append(problem)
             }
-            if fresh {
-                userRecords.append(DirectoryEntryRecord(kind: .user, entryID: listed.entryID, marker: marker, dn: listed.dn,
-                                                        nextChange: (try? outcome.get())?.directoryState.nextChange,
-                                                        content: UserEntryContent.encode(outcome)))
+        }
+        let userAttributes = mapper.userAttributes + [markerAttribute]
+        for index in detected.changedUsers.sorted() {
+            let listed = detected.users[index]
+            let entry = try await readOne(listed, filter: configuration.users.filter, attributes: userAttributes)
+            var isProvider = false
+            if let providerFilter = configuration.providers.filter {
+                let found = try await connection.search(base: listed.rawDN, scope: .base, filter: "(&\(configuration.users.filter)\(providerFilter))",
+                                                        attributes: ["1.1"], pageSize: nil).collect()
+                isProvider = !found.isEmpty
             }
+            let dn = DN.normalize(entry.dn)
+            let outcome = mapper.mapUser(entry, normalizedDN: dn, isProvider: isProvider, superAdministrator: superAdministrators.contains(dn))
+            add(outcome)
+            userRecords.append(DirectoryEntryRecord(kind: .user, entryID: listed.entryID, marker: entry.string(markerAttribute)!, dn: listed.dn,
+                                                    nextChange: (try? outcome.get())?.directoryState.nextChange,
+                                                    content: UserEntryContent.encode(outcome)))
+        }
+        // The listed users not read again, by entry id; each is struck off as its copy is decoded.
+        var unread: [String: Int] = [:]
+        unread.reserveCapacity(detected.users.count - detected.changedUsers.count)
+        for index in detected.users.indices where !detected.changedUsers.contains(index) { unread[detected.users[index].entryID] = index }
+        var unreadable: Int?
+        try mirror.forEachDirectoryEntryContent(for: name, kind: .user) { id, content in
+            guard let index = unread.removeValue(forKey: id) else { return true }  // read again above, or no longer listed
+            guard let decoded = try? UserEntryContent.decode(content, superAdministrator: { superAdministrators.contains($0) }) else {
+                unreadable = index
+                return false
+            }
+            add(decoded)
+            return true
+        }
+        if let index = unreadable ?? unread.values.min() {
+            throw FullReadNeeded(reason: "the stored copy of \(detected.users[index].rawDN) is \(unreadable == nil ? "missing" : "unreadable")")
         }
         return DirectoryRead(users: users, groups: groups, problems: problems, notes: notes, lockoutDuration: lockoutDuration,
                              userRecords: userRecords, groupRecords: groupRecords, removedEntries: detected.removed)

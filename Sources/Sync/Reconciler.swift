@@ -169,7 +169,7 @@ public struct Reconciler: Sendable {
                     if found.isEmpty, try mirror.isUnchanged(since: basis!) {
                         lap("markers")
                         return try unchangedReport(users: found.users.count, groups: found.groups.count,
-                                                   timed: found.storedUsers.compactMapValues(\.nextChange), basis: basis!,
+                                                   timed: found.storedNextChanges, basis: basis!,
                                                    options: options, now: now, durations: durations)
                     } else if changed > max(500, (found.users.count + found.groups.count) / 20) {
                         detected = nil
@@ -187,7 +187,9 @@ public struct Reconciler: Sendable {
         // The mirror's snapshot loads on a thread of its own while the directory is read (or was
         // started beside the markers' listing): the two are independent, and the read mostly
         // waits for the server.
-        let storedLoad = earlySnapshot ?? Self.loadSnapshot(of: mirror)
+        // (A task keeps its result while anyone holds it: the handles are dropped once it is taken.)
+        var storedLoad: Task<AccessSnapshot, any Error>? = earlySnapshot ?? Self.loadSnapshot(of: mirror)
+        earlySnapshot = nil
         var content: DirectoryRead
         do {
             if let found = detected {
@@ -204,12 +206,16 @@ public struct Reconciler: Sendable {
                                                 lockoutDuration: .some(lockoutDuration))
             }
         } catch let error as LDAPError {
-            _ = try? await storedLoad.value
+            _ = try? await storedLoad?.value
             throw ReconcileError.directory(error)
         }
+        // The listing (identities and markers of every entry, tens of MB at 100k) is not needed
+        // after the read: let it go before the mapping and the apply.
+        detected = nil
         lap("read")
 
-        let stored = try await storedLoad.value
+        var stored = try await storedLoad!.value
+        storedLoad = nil
         // Counted in place: filtering would copy each matching user (100k of them) only to count them.
         var activeBefore = 0
         for user in stored.users.values where user.state.isActive && !user.state.isLocked { activeBefore += 1 }
@@ -250,6 +256,10 @@ public struct Reconciler: Sendable {
         let mapping = mapper.desiredState(users: consume mappedUsers, groups: content.groups, stored: stored,
                                           missing: .init(gone: gone), problems: content.problems)
         let counts = PlanCounts.between(stored: stored, desired: mapping.changeset, newProviders: mapping.newProviders)
+        // The stored model is not needed past the plan's counts; the apply reads the mirror itself.
+        // Freed here, not at the end: the apply is the reconcile's peak of memory, and the stored
+        // model is a third of it at 100k users.
+        stored = AccessSnapshot()
         let problems = mapping.problems + content.notes
         lap("map")
 

@@ -1,5 +1,6 @@
 import AccessModel
 import Foundation
+import GRDB
 import LDAPKit
 import Mirror
 import RosterConfig
@@ -205,6 +206,51 @@ extension ChangeMarkerTests {
         try FileManager.default.removeItem(atPath: entries)
         let third = try await fixture.sync()
         #expect(third.entriesNotStored == nil)
+        #expect(try await fixture.reconcileNothingChanged(now: Date()))
+    }
+}
+
+extension ChangeMarkerTests {
+    @Test("A stored copy that cannot be decoded costs a full read naming its entry; one that is gone is read again as changed")
+    func damagedStoredCopy() async throws {
+        let fixture = try await ClinicFixture.start()
+        defer { fixture.server.shutdown() }
+        let clinic = fixture.clinic
+        _ = try await fixture.sync()
+        let store = try DatabaseQueue(path: (fixture.mirror.path as NSString).deletingPathExtension + "-entries.sqlite")
+        let retitled = clinic.assistant(1, 3, 1)
+        /// Something changes (so the stored copies are used) and one stored copy is damaged.
+        func change(_ round: Int, damaging user: String, with damage: String) async throws {
+            let writer = try await fixture.writer()
+            try await writer.modify(clinic.dn(retitled), [.replace("title", ["Night nurse \(round)"])])
+            await writer.close()
+            let changed = try await store.write { db in
+                try db.execute(sql: damage, arguments: [DN.normalize(clinic.dn(user))])
+                return db.changesCount
+            }
+            #expect(changed == 1, "round \(round)")
+        }
+
+        let undecodable = clinic.teamMember(2, "booking", 1)
+        try await change(1, damaging: undecodable, with: "UPDATE directory_entry SET content = X'FF' WHERE kind = 'user' AND dn = ?")
+        let first = try await fixture.sync()
+        if case .full(let reason) = first.source {
+            #expect(reason.contains("the stored copy of \(clinic.dn(undecodable)) is unreadable"), "\(reason)")
+        } else {
+            Issue.record("read as \(first.source)")
+        }
+        #expect(first.counts.usersUpdated == 1, "\(first.counts)")
+        #expect(try fixture.user(retitled)?.title == "Night nurse 1")
+        #expect(try fixture.user(undecodable)?.state.isActive == true)
+
+        let gone = clinic.provider(1, 1, 1)
+        try await change(2, damaging: gone, with: "DELETE FROM directory_entry WHERE kind = 'user' AND dn = ?")
+        let second = try await fixture.sync()
+        #expect(second.source == .changedEntries(users: 2, groups: 0), "\(second.source)")
+        #expect(second.counts.usersUpdated == 1, "\(second.counts)")
+        #expect(try fixture.user(retitled)?.title == "Night nurse 2")
+        #expect(try fixture.user(gone)?.state.isActive == true)
+        // Every copy is stored again: the next reconcile finds nothing changed.
         #expect(try await fixture.reconcileNothingChanged(now: Date()))
     }
 }
