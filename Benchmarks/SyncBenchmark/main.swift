@@ -243,6 +243,8 @@ do {
     table.add("roster sync --full, nothing changed", String(format: "%.2f s  (%.2fx the floor)", fourth.seconds, fourth.seconds / floor))
     table.add("  phases", fourthPhases)
     table.add("roster peak memory, first sync", String(format: "%.0f MB  (target < 300 MB)", Double(first.peak) / 1e6))
+    table.add("  the other syncs", String(format: "nothing changed %.0f MB, 100 changed %.0f MB, --full %.0f MB",
+                                        Double(second.peak) / 1e6, Double(third.peak) / 1e6, Double(fourth.peak) / 1e6))
     table.add("revocations (roster run)", "\(revocationCount) at \(Int(rate))/s: \(toCommit.count) commits logged, \(toEvent.count) events received, "
               + "\(lockedInMirror) locked in the mirror")
     table.add("modify ack -> commit", toCommit.summary() + "  (target p50 < 10, p99 < 50)")
@@ -266,6 +268,7 @@ do {
             "wallTimeSeconds": wallTime, "loadAverageAtStart": loadAtStart ?? NSNull(),
             "floorSeconds": floor, "groupsDumpSeconds": groupsDump, "firstSyncSeconds": first.seconds, "firstSyncRatio": first.seconds / floor,
             "secondSyncSeconds": second.seconds, "secondSyncRatio": second.seconds / floor, "peakMemoryBytes": first.peak,
+            "otherSyncsPeakMemoryBytes": ["nothingChanged": second.peak, "changed": third.peak, "fullUnchanged": fourth.peak],
             "changedSyncSeconds": third.seconds, "fullUnchangedSyncSeconds": fourth.seconds,
             "revocations": ["made": revocationCount, "ratePerSecond": rate, "commitsLogged": toCommit.count, "eventsReceived": toEvent.count,
                             "lockedInMirror": lockedInMirror],
