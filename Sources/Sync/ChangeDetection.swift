@@ -213,14 +213,16 @@ extension DirectoryReader {
         unread.reserveCapacity(detected.users.count - detected.changedUsers.count)
         for index in detected.users.indices where !detected.changedUsers.contains(index) { unread[detected.users[index].entryID] = index }
         var unreadable: Int?
-        try mirror.forEachDirectoryEntryContent(for: name, kind: .user) { id, content in
-            guard let index = unread.removeValue(forKey: id) else { return true }  // read again above, or no longer listed
-            guard let decoded = try? UserEntryContent.decode(content, superAdministrator: { superAdministrators.contains($0) }) else {
-                unreadable = index
-                return false
+        if !unread.isEmpty {
+            try mirror.forEachDirectoryEntryContent(for: name, kind: .user) { id, content in
+                guard let index = unread.removeValue(forKey: id) else { return true }  // read again above, or no longer listed
+                guard let decoded = try? UserEntryContent.decode(content, superAdministrator: { superAdministrators.contains($0) }) else {
+                    unreadable = index
+                    return false
+                }
+                add(decoded)
+                return true
             }
-            add(decoded)
-            return true
         }
         if let index = unreadable ?? unread.values.min() {
             throw FullReadNeeded(reason: "the stored copy of \(detected.users[index].rawDN) is \(unreadable == nil ? "missing" : "unreadable")")
