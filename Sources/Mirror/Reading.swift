@@ -130,11 +130,21 @@ extension Mirror {
         }
         // The large tables are read through cursors: a cursor's row reads straight from the
         // statement, where fetchAll copies every row (and every value) first.
+        // Each user's health centers, gathered row by row and then exchanged for the shared copy
+        // of that set (see `HealthCenterSets`).
         var userHCs: [String: Set<HealthCenterID>] = [:]
+        var sharedSets = HealthCenterSets()
+        var gathering: (key: String, centers: Set<HealthCenterID>)?
         let healthCenterRows = try Row.fetchCursor(db, sql: "SELECT user_code_key, health_center FROM user_health_center ORDER BY user_code_key")
         while let row = try healthCenterRows.next() {
-            userHCs[row[0], default: []].insert(HealthCenterID(row[1] as String))
+            let key: String = row[0]
+            if gathering?.key != key {
+                if let done = gathering { userHCs[done.key] = sharedSets.shared(done.centers) }
+                gathering = (key, [])
+            }
+            gathering!.centers.insert(HealthCenterID(row[1] as String))
         }
+        if let done = gathering { userHCs[done.key] = sharedSets.shared(done.centers) }
         // Users go straight into the snapshot's dictionary (keys are unique: the primary key).
         var users: [UserCode: User] = [:]
         users.reserveCapacity(userHCs.count)

@@ -183,10 +183,12 @@ extension DirectoryReader {
         var notes: [MappingProblem] = []
         var userRecords: [DirectoryEntryRecord] = []
         userRecords.reserveCapacity(detected.changedUsers.count)
+        var healthCenterSets = HealthCenterSets()
         func add(_ outcome: Swift.Result<MappedUser, MappingProblem>) {
             switch outcome {
-            case .success(let user):
+            case .success(var user):
                 notes += user.notes
+                user.user.healthCenters = healthCenterSets.shared(user.user.healthCenters)
                 users.append(user)
             case .failure(let problem): problems.append(problem)
             }

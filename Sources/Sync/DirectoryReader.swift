@@ -70,12 +70,14 @@ public struct DirectoryReader: Sendable {
         var userRecords: [DirectoryEntryRecord]? = markerAttribute == nil ? nil : []
         var count = 0
         var writer = FieldWriter()
+        var healthCenterSets = HealthCenterSets()
         func map(_ entry: LDAPEntry, providerDNs: Set<String>) {
             let dn = DN.normalize(entry.dn)
             let outcome = mapper.mapUser(entry, normalizedDN: dn, isProvider: providerDNs.contains(dn), superAdministrator: superAdministrators.contains(dn))
             switch outcome {
-            case .success(let user):
+            case .success(var user):
                 notes += user.notes
+                user.user.healthCenters = healthCenterSets.shared(user.user.healthCenters)
                 users.append(user)
             case .failure(let problem): problems.append(problem)
             }

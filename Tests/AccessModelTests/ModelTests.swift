@@ -117,3 +117,24 @@ import Testing
         #expect(own.modules[.providersOffice]?.targets["house"] == TargetGrant(.fullAccess))
     }
 }
+
+@Suite("Shared sets of health centers (no I/O)")
+struct HealthCenterSetsTests {
+    @Test("Each distinct set comes back equal to what was asked for, however many users share it")
+    func sharedCopiesAreEqualToTheirSets() {
+        var sets = HealthCenterSets()
+        let one: Set<HealthCenterID> = ["HC1"]
+        let two: Set<HealthCenterID> = ["HC2", "HC1"]
+        for _ in 0..<3 {
+            #expect(sets.shared(one) == one)
+            #expect(sets.shared(two) == two)
+            #expect(sets.shared(["HC1", "HC2"]) == two)
+            #expect(sets.shared([]) == [])
+        }
+        // A user changed after sharing gets its own copy; the shared one stays as it was.
+        var user = try! User(code: "a", healthCenters: sets.shared(one))
+        user.healthCenters.insert("HC3")
+        #expect(sets.shared(one) == ["HC1"])
+        #expect(user.healthCenters == ["HC1", "HC3"])
+    }
+}
