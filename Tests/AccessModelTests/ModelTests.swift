@@ -138,3 +138,26 @@ struct HealthCenterSetsTests {
         #expect(user.healthCenters == ["HC1", "HC3"])
     }
 }
+
+@Suite("Default views (no I/O)")
+struct DefaultViewsTests {
+    @Test("Each field reads back what was set, alone or together; equal views are equal and hash alike")
+    func fieldsAndEquality() {
+        var views = DefaultViews()
+        #expect(views.workflow == nil && views.patient == nil && views.documentTab == nil)
+        views.patient = "chart"
+        #expect(views == DefaultViews(patient: "chart"))
+        views.workflow = "today"
+        views.documentTab = "notes"
+        let all = DefaultViews(workflow: "today", patient: "chart", documentTab: "notes")
+        #expect(views == all)
+        #expect(Set([views, all]).count == 1)
+        let copy = views
+        views.patient = nil
+        #expect(copy.patient == "chart", "a copy keeps its own value")
+        #expect(views != all && views == DefaultViews(workflow: "today", documentTab: "notes"))
+        views.workflow = nil
+        views.documentTab = nil
+        #expect(views == DefaultViews())
+    }
+}
