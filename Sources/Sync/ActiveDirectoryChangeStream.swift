@@ -106,6 +106,7 @@ struct ActiveDirectoryChangeStream {
                 retry.reset()
                 if !announcedReady {
                     announcedReady = true
+                    await applier.openLookups()
                     status(.refreshComplete)
                 }
                 while !Task.isCancelled {

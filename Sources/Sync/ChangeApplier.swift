@@ -332,6 +332,13 @@ public final class ChangeApplier {
         return []
     }
 
+    /// Opens the lookup connection now, so that the first change after the stream is ready does
+    /// not wait for a connect and bind (30-50 ms of a first revocation's latency at 100k users).
+    /// A failure here is not one: the first lookup tries again.
+    public func openLookups() async {
+        if current == nil { current = try? await LDAPConnection.connect(ldap) }
+    }
+
     /// Closes the lookup connection.
     public func close() async {
         await current?.close()
