@@ -322,8 +322,7 @@ public final class ChangeApplier {
     private func lookupSearch(base: String, scope: LDAPScope = .subtree, filter: String, pageSize: Int? = nil) async throws -> [LDAPEntry] {
         for attempt in 0..<2 {
             do {
-                if current == nil { current = try await LDAPConnection.connect(ldap) }
-                return try await current!.search(base: base, scope: scope, filter: filter, attributes: ["1.1"], pageSize: pageSize).collect()
+                return try await lookupConnection().search(base: base, scope: scope, filter: filter, attributes: ["1.1"], pageSize: pageSize).collect()
             } catch let error as LDAPError where error.code.isConnectionFailure && attempt == 0 {
                 await current?.close()
                 current = nil
@@ -332,11 +331,19 @@ public final class ChangeApplier {
         return []
     }
 
-    /// Opens the lookup connection now, so that the first change after the stream is ready does
-    /// not wait for a connect and bind (30-50 ms of a first revocation's latency at 100k users).
-    /// A failure here is not one: the first lookup tries again.
+    /// The lookup connection, opened if there is none.
+    private func lookupConnection() async throws -> LDAPConnection {
+        if let current { return current }
+        let opened = try await LDAPConnection.connect(ldap)
+        current = opened
+        return opened
+    }
+
+    /// Opens the lookup connection now, so that the first changes after the stream is ready do
+    /// not wait for a connect and bind (20-70 ms of the first revocations' latency at 100k
+    /// users). A failure here is not one: the first lookup tries again.
     public func openLookups() async {
-        if current == nil { current = try? await LDAPConnection.connect(ldap) }
+        _ = try? await lookupConnection()
     }
 
     /// Closes the lookup connection.

@@ -37,8 +37,7 @@ struct RefreshBarrier {
 
     /// The directory asked this stream for a full refresh; its reconnection follows.
     mutating func refreshRequired(_ kind: ChangeStreamKind) {
-        reloading.insert(kind)
-        ended[kind] = nil
+        started(kind, full: true)
     }
 
     /// A reloading stream's refresh ended, with the cookie that came with its end (if any).
