@@ -13,23 +13,35 @@ import GRDBSQLite
 /// PASSIVE checkpoint runs here on a connection of its own: it never blocks the writer or the
 /// readers, and the next write transaction after a complete one starts the WAL over.
 ///
+/// A WAL that a large transaction grew past ``sizeLimit`` is also cut back here, once every frame
+/// is in the database file: SQLite would otherwise truncate it inside the next commit, the first
+/// one after the WAL starts over, and on ext4 freeing 200 MB of WAL took that commit 56 ms (the
+/// first revocation after a daemon's start, or after any large reconcile).
+///
 /// Durability does not depend on it: with `synchronous = FULL` every commit syncs the WAL before
 /// returning, and a WAL that was not checkpointed is replayed by the next connection to open.
 final class Checkpointer: @unchecked Sendable {
-    // @unchecked: `connection` and `scheduled` are only touched under `lock` or on `queue`.
+    // @unchecked: `connection`, `scheduled` and `truncationRetries` are only touched under `lock` or on `queue`.
 
     /// WAL pages after which a checkpoint is scheduled (SQLite's own default threshold).
     static let threshold: Int32 = 1000
+    /// How often, and how far apart, a truncation that found the WAL in use is tried again.
+    static let truncationRetries = 3
+    static let truncationRetryDelay: DispatchTimeInterval = .seconds(1)
 
     let path: String
+    /// Bytes of WAL above which it is truncated once checkpointed (the writer's `journal_size_limit` too).
+    let sizeLimit: Int64
+    private var truncationRetries = 0
     private let queue = DispatchQueue(label: "roster.mirror.checkpoint")
     private let lock = NSLock()
     private var scheduled = false
     /// Opened on the first checkpoint; used on `queue` only.
     private var connection: OpaquePointer?
 
-    init(path: String) {
+    init(path: String, sizeLimit: Int64) {
         self.path = path
+        self.sizeLimit = sizeLimit
     }
 
     deinit {
@@ -83,6 +95,34 @@ final class Checkpointer: @unchecked Sendable {
             connection = handle
         }
         // Errors (SQLITE_BUSY from a concurrent checkpoint) only leave the WAL longer for now.
-        _ = sqlite3_wal_checkpoint_v2(connection, nil, SQLITE_CHECKPOINT_PASSIVE, nil, nil)
+        var frames: Int32 = 0
+        var copied: Int32 = 0
+        guard sqlite3_wal_checkpoint_v2(connection, nil, SQLITE_CHECKPOINT_PASSIVE, &frames, &copied) == SQLITE_OK,
+              frames == copied, walSize() > sizeLimit else { return }
+        truncateWAL()
+    }
+
+    /// Empties the checkpointed WAL, without waiting: a TRUNCATE checkpoint needs the write lock
+    /// and no reader still in the WAL. If either is busy it is tried again a little later, and
+    /// if it never succeeds the writer's next commit truncates to ``sizeLimit`` as before.
+    private func truncateWAL() {
+        sqlite3_busy_timeout(connection, 0)
+        defer { sqlite3_busy_timeout(connection, 5_000) }
+        if sqlite3_wal_checkpoint_v2(connection, nil, SQLITE_CHECKPOINT_TRUNCATE, nil, nil) == SQLITE_OK {
+            truncationRetries = 0
+        } else if truncationRetries < Checkpointer.truncationRetries {
+            truncationRetries += 1
+            queue.asyncAfter(deadline: .now() + Checkpointer.truncationRetryDelay) { [self] in
+                if walSize() > sizeLimit { checkpoint() }
+            }
+        } else {
+            truncationRetries = 0
+        }
+    }
+
+    /// The WAL file's size in bytes (0 when there is none).
+    private func walSize() -> Int64 {
+        var info = stat()
+        return stat(path + "-wal", &info) == 0 ? Int64(info.st_size) : 0
     }
 }

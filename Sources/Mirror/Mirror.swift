@@ -34,7 +34,10 @@ public final class Mirror: Sendable {
     /// off only in tests that compare the two ways.
     let worksAhead: Bool
 
-    init(path: String, readerGroup: String?, worksAhead: Bool) throws {
+    /// Bytes of WAL a large transaction leaves once it is checkpointed (see ``Checkpointer``).
+    static let walSizeLimit: Int64 = 64 << 20
+
+    init(path: String, readerGroup: String?, worksAhead: Bool, walSizeLimit: Int64 = Mirror.walSizeLimit) throws {
         self.path = path
         self.worksAhead = worksAhead
         let directory = (path as NSString).deletingLastPathComponent
@@ -61,7 +64,7 @@ public final class Mirror: Sendable {
             throw MirrorError.cannotOpen(path: path, reason: reason)
         }
 
-        let checkpointer = Checkpointer(path: path)
+        let checkpointer = Checkpointer(path: path, sizeLimit: walSizeLimit)
         self.checkpointer = checkpointer
         var configuration = Configuration()
         configuration.busyMode = .timeout(5)
@@ -76,8 +79,9 @@ public final class Mirror: Sendable {
             // Checkpoints run beside the writer, not inside its commits (readers never commit).
             if !db.configuration.readonly {
                 checkpointer.install(on: db)
-                // Once checkpointed, a large transaction's WAL is cut back to 64 MiB when it starts over.
-                try db.execute(sql: "PRAGMA journal_size_limit = 67108864")
+                // A large transaction's WAL is emptied by the checkpointer once copied; should that
+                // fail, the first commit after it starts over cuts it back to this size.
+                try db.execute(sql: "PRAGMA journal_size_limit = \(walSizeLimit)")
                 // A statement that writes many rows (the bulk inserts) keeps a statement journal,
                 // to undo its own rows if one of them fails a constraint: in memory, not in a
                 // temporary file. (A 100k first sync wrote 165 MB into that file, 4 KiB at a time.)

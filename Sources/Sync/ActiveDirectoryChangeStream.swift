@@ -106,7 +106,7 @@ struct ActiveDirectoryChangeStream {
                 retry.reset()
                 if !announcedReady {
                     announcedReady = true
-                    await applier.openLookups()
+                    await applier.prepareForChanges()
                     status(.refreshComplete)
                 }
                 while !Task.isCancelled {

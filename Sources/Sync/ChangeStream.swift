@@ -83,7 +83,7 @@ public struct ChangeStream: Sendable {
         }
         retry.reset()
         try reloadSignal.reload(applier)
-        await applier.openLookups()
+        await applier.prepareForChanges()
         status(.refreshComplete)
         let interval = Duration.milliseconds(Int64(configuration.schedule.pollIntervalSeconds * 1000))
         let userAttributes = DirectoryMapper(configuration: configuration, now: Date()).userAttributes + ["entryUUID"]
@@ -272,7 +272,7 @@ public struct ChangeStream: Sendable {
             }
             if !announcedReady, refreshed.count == ChangeStreamKind.allCases.count, barrier.reloading.isEmpty {
                 announcedReady = true
-                await applier.openLookups()
+                await applier.prepareForChanges()
                 status(.refreshComplete)
             }
         }

@@ -558,6 +558,28 @@ extension Changeset {
         #expect(try mirror.verifyAuditLog() == nil)
     }
 
+    /// A large transaction's WAL is emptied by the background checkpoint, not by the next
+    /// commit: that commit (a revocation) would otherwise spend tens of milliseconds freeing it.
+    @Test func theCheckpointerEmptiesALargeWALSoTheNextCommitDoesNotTruncateIt() throws {
+        let dir = TemporaryFolders.make("roster-mirror")
+        let mirror = try Mirror(path: dir.appendingPathComponent("roster.sqlite").path, readerGroup: nil, worksAhead: true,
+                                walSizeLimit: 1 << 20)
+        func walSize() -> Int { (try? FileManager.default.attributesOfItem(atPath: mirror.path + "-wal")[.size] as? Int) ?? -1 }
+        // Past the checkpointer's threshold (1,000 pages of 8 KiB) and far past the 1 MiB limit.
+        var changeset = Sample.changeset(scope: .complete)
+        changeset.users += (0..<12000).map { Sample.user("bulk\($0)") }
+        try mirror.apply(changeset, actor: .system)
+        mirror.waitForCheckpoint()
+        #expect(walSize() == 0, "the checkpointed WAL was truncated beside the writer")
+
+        // The next commit writes a small WAL, and nothing was lost.
+        try mirror.setLocalLock(of: "bulk7", locked: true, reason: "test", actor: .system)
+        #expect((1..<(1 << 20)).contains(walSize()))
+        #expect(try mirror.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM user_account") } == 12006)
+        #expect(try mirror.user("bulk7")?.state.lockedLocally == true)
+        #expect(try mirror.verifyAuditLog() == nil)
+    }
+
     @Test func aFirstLoadIntoAnEmptyMirrorIsCheckedWholeForBrokenReferencesBeforeItsCommit() throws {
         let mirror = try makeMirror()
         var changeset = Sample.changeset(scope: .complete)
