@@ -71,7 +71,10 @@ extension Changeset {
             var index: [String: Int] = [:]
             for (position, user) in users.enumerated() where changed.users.contains(user.code.key) { index[user.code.key] = position }
             for key in changed.users.sorted() {
-                guard let stored = try Mirror.storedUser(key: key, db) else { continue }
+                // A partial changeset leaves the users it does not list as they are: only a
+                // complete one must list a user the stream created after the mark (or it would
+                // read as deleted). Listing the others would only make the apply read them all.
+                guard index[key] != nil || scope == .complete, let stored = try Mirror.storedUser(key: key, db) else { continue }
                 if let position = index[key] { users[position] = stored } else { users.append(stored) }
             }
         }

@@ -218,6 +218,11 @@ extension Mirror {
         }
     }
 
+    /// How many stored users are active and not locked (the `active` and `locked` columns).
+    public func activeUnlockedUserCount() throws -> Int {
+        try pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM user_account WHERE active AND NOT locked") ?? 0 }
+    }
+
     /// One stored user (code compared case-insensitively), or nil.
     public func user(_ code: UserCode) throws -> User? {
         try pool.read { db in try Mirror.storedUser(key: code.key, db) }

@@ -176,9 +176,9 @@ public final class DirectoryService: Service, Sendable {
                 for problem in report.problems { logger.warning("Directory entry \(problem)") }
                 if let notice = report.entriesNotStored { logger.warning("\(notice)") }
                 for (user, date) in report.nextChanges { timers.schedule(user, at: date) }
-                reloadSignal.raise()
+                reloadSignal.raise(mirrorChanged: report.changeCount > 0)
                 if report.changeCount > 0 { notifier.notify() }
-                logger.info("Full reconcile (\(why); \(report.source)): \(report.changeCount) changes, \(report.eventCount) events.")
+                logger.info("Full reconcile (\(why); \(report.source)): \(report.changeCount) changes, \(report.eventCount) events (\(report.phaseTimes)).")
                 return true
             } catch let ReconcileError.breaker(trip, _) {
                 state.recordBreakerTrip(reason: trip.description)

@@ -110,7 +110,7 @@ struct ActiveDirectoryChangeStream {
                     status(.refreshComplete)
                 }
                 while !Task.isCancelled {
-                    if reloadSignal.take() { try applier.reload() }
+                    try reloadSignal.answer(applier)
                     let result: DirSyncResult
                     do {
                         result = try await connection.dirSync(base: server.namingContext, filter: Self.dirSyncFilter,

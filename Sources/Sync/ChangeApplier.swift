@@ -102,6 +102,15 @@ public final class ChangeApplier {
         for (id, dn) in identities.groups { groupsByDN[DN.normalize(dn), default: []].append(id) }
     }
 
+    /// After a full reconcile that changed nothing, the stored identities are those already
+    /// indexed (the stream indexes its own changes as it applies them): only the stream's safety
+    /// breaker starts counting again, over the active users counted now. A reload would read and
+    /// index every stored identity again (about 250 ms at 100k users) while the next changes wait.
+    public func restartBreaker() throws {
+        activeUsers = try mirror.activeUnlockedUserCount()
+        disappearances.reset()
+    }
+
     /// Applies one event of a stream; `cookie` (the cookie that came with it) is stored in
     /// the same transaction.
     public func apply(_ event: SyncEvent, from stream: ChangeStreamKind, cookie: [UInt8]?, now: Date = Date()) async throws -> AppliedChange {

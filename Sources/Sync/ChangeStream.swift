@@ -91,7 +91,7 @@ public struct ChangeStream: Sendable {
         while !Task.isCancelled {
             try await Task.sleep(for: interval)
             let started = Date()
-            if reloadSignal.take() { try applier.reload() }
+            try reloadSignal.answer(applier)
             let stamp = DirectoryTime.generalizedTime(since.addingTimeInterval(-2))
             do {
                 let connection = try await LDAPConnection.connect(ldap)
@@ -210,7 +210,7 @@ public struct ChangeStream: Sendable {
         var announcedReady = false
         for await queued in queue {
             let (kind, event, cookie, arrived) = (queued.kind, queued.event, queued.cookie, queued.arrived)
-            if reloadSignal.take() { try applier.reload() }
+            try reloadSignal.answer(applier)
             switch event {
             case .connected(let from):
                 status(.connected(kind, resuming: from != nil))
@@ -305,12 +305,25 @@ final class FirstError: Sendable {
     var error: (any Error)? { first.withLock { $0 } }
 }
 
-/// A flag one task raises and the change stream lowers when it reloads.
+/// A flag one task raises after a full reconcile and the change stream lowers when it has
+/// answered it: with a reload of the stored identities, or, when no raise since the last answer
+/// said the mirror changed, only with its safety breaker started again.
 public final class ReloadSignal: Sendable {
-    private let raised = Mutex(false)
+    /// Nil when lowered; otherwise whether some reconcile since changed the mirror.
+    private let raised = Mutex<Bool?>(nil)
     public init() {}
-    public func raise() { raised.withLock { $0 = true } }
-    func take() -> Bool { raised.withLock { value in defer { value = false }; return value } }
+    /// Raises the flag; `mirrorChanged` false when the reconcile changed nothing in the mirror.
+    public func raise(mirrorChanged: Bool = true) { raised.withLock { $0 = ($0 ?? false) || mirrorChanged } }
+    func take() -> Bool? { raised.withLock { value in defer { value = nil }; return value } }
+
+    /// Answers a raised flag, if any, before the stream applies its next change.
+    func answer(_ applier: ChangeApplier) throws {
+        switch take() {
+        case true?: try applier.reload()
+        case false?: try applier.restartBreaker()
+        case nil: break
+        }
+    }
 
     /// Reloads `applier` after a reconcile the stream itself asked for. That reconcile raised
     /// this signal too; the reload answers it, so the next change does not reload again (a

@@ -57,10 +57,7 @@ struct SyncCommand: AsyncParsableCommand {
         table.add("providers auto-added", "\(c.providersAutoAdded) (\(report.newProviders.count) new providers)")
         table.add("changes, events", "\(report.changeCount), \(report.eventCount)")
         let seconds = report.durations.values.reduce(Duration.zero, +)
-        let phases = ["markers", "read", "lookups", "map", "apply"].compactMap { name in
-            report.durations[name].map { "\(name) \($0.formatted(.units(allowed: [.seconds, .milliseconds], width: .narrow)))" }
-        }
-        table.add("time", "\(seconds.formatted(.units(allowed: [.seconds, .milliseconds], width: .narrow))) (\(phases.joined(separator: ", ")))")
+        table.add("time", "\(seconds.formatted(.units(allowed: [.seconds, .milliseconds], width: .narrow))) (\(report.phaseTimes))")
         print(table.render().split(separator: "\n").dropFirst().map { "  " + $0 }.joined(separator: "\n"))
         if !report.problems.isEmpty {
             print("Skipped \(report.problems.count) entr\(report.problems.count == 1 ? "y" : "ies"):")

@@ -402,6 +402,21 @@ enum Sample {
         #expect(try mirror.verifyAuditLog() == nil)
     }
 
+    /// A reconcile's reduced (partial) changeset keeps what the stream changed among the users it
+    /// lists, and does not take on the others: the apply would read every stored user for them.
+    @Test func aPartialChangesetKeepsTheListedUsersTheStreamChangedAndListsNoOthers() throws {
+        let (mirror, mark) = try mirrorWithStreamChanges()
+        var partial = Changeset(users: [Sample.user("moa2"), Sample.user("boss")])
+        try mirror.pool.read { db in try partial.keepStored(ChangesAfterMark(db, after: mark), db) }
+        #expect(partial.users.map(\.code) == ["moa2", "boss"])
+        #expect(partial.users[0].state.isLocked, "the stream's lock is kept")
+        // A complete changeset still takes on a user the stream created after the mark.
+        var complete = Sample.changeset(scope: .complete)
+        try mirror.pool.read { db in try complete.keepStored(ChangesAfterMark(db, after: mark), db) }
+        #expect(complete.users.contains { $0.code == "newcomer" })
+        #expect(try mirror.apply(partial, actor: .directory("ldap://test"), keepingChangesAfter: mark).isEmpty)
+    }
+
     @Test func aReconcileStillAppliesWhatNobodyElseChanged() throws {
         let (mirror, mark) = try mirrorWithStreamChanges()
         var changeset = Sample.changeset(scope: .complete)
@@ -578,6 +593,60 @@ extension Changeset {
         #expect(try mirror.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM user_account") } == 12006)
         #expect(try mirror.user("bulk7")?.state.lockedLocally == true)
         #expect(try mirror.verifyAuditLog() == nil)
+    }
+
+    /// A reconcile gives a mirror that holds users only what differs from its snapshot
+    /// (`Changeset.delta(from:)`): the mirror ends as the complete changeset leaves it, with the
+    /// same audit actions and events, a local lock kept.
+    @Test func aReducedChangesetLeavesTheMirrorAsTheCompleteOneDoes() throws {
+        let complete = try makeMirror()
+        let reduced = try makeMirror()
+        var before = Sample.changeset(scope: .complete)
+        // Past the applier's bulk threshold, as a reconcile's users are.
+        before.users += (0..<300).map { Sample.user("bulk\($0)") }
+        for mirror in [complete, reduced] {
+            try mirror.apply(before, actor: .directory("ldap://test"))
+            try mirror.setLocalLock(of: "lonely", locked: true, reason: "left the clinic", actor: .system)
+        }
+        var after = before
+        func edit(_ code: UserCode, _ change: (inout User) -> Void) throws {
+            change(&after.users[try #require(after.users.firstIndex { $0.code == code })])
+        }
+        try edit("rita") { $0.title = "Chief" }
+        try edit("bulk7") { $0.state = AccountState(lockedByDirectory: true, reason: "locked in the directory") }
+        try edit("locked") { $0.state = .active }
+        after.users.append(Sample.user("newcomer"))
+        after.groups.removeAll { $0.id == "g-pool" }
+        after.groupMembers["g-pool"] = nil
+        after.groupMembers["g-grey"] = ["rita", "locked", "newcomer"]
+        after.roleHolders["Clinical Manager"] = ["rita"]
+
+        let delta = try #require(after.delta(from: try reduced.snapshot()))
+        // The changed users, and the locally locked one (the directory never carries that lock).
+        #expect(Set(delta.users.map(\.code)) == ["rita", "bulk7", "locked", "newcomer", "lonely"])
+        let byComplete = try complete.apply(after, actor: .directory("ldap://test"))
+        let byDelta = try reduced.apply(delta, actor: .directory("ldap://test"))
+        #expect(byDelta.counts == byComplete.counts)
+        #expect(try reduced.snapshot() == complete.snapshot())
+        #expect(try reduced.events().map(\.type) == complete.events().map(\.type))
+        #expect(try reduced.user("lonely")?.state.lockedLocally == true)
+        #expect(try reduced.verifyAuditLog() == nil)
+
+        // Again: only the locally locked user differs, and applying that changes nothing.
+        let again = try #require(after.delta(from: try reduced.snapshot()))
+        #expect(again.users.map(\.code) == ["lonely"])
+        #expect(again.groups.isEmpty && again.groupMembers.isEmpty && again.roleHolders.isEmpty && again.removedGroups.isEmpty)
+        #expect(try reduced.apply(again, actor: .directory("ldap://test")).isEmpty)
+    }
+
+    @Test func activeUnlockedUsersAreCountedFromTheStateColumns() throws {
+        let mirror = try makeMirror()
+        try mirror.apply(Sample.changeset(), actor: .system)
+        // Six users, one of them locked by the directory.
+        #expect(try mirror.activeUnlockedUserCount() == 5)
+        try mirror.setLocalLock(of: "lonely", locked: true, actor: .system)
+        try mirror.setLocalDeactivation(of: "boss", inactive: true, actor: .system)
+        #expect(try mirror.activeUnlockedUserCount() == 3)
     }
 
     @Test func aFirstLoadIntoAnEmptyMirrorIsCheckedWholeForBrokenReferencesBeforeItsCommit() throws {

@@ -14,8 +14,21 @@ struct ReloadSignalTests {
         let signal = ReloadSignal()
         signal.raise()  // what the daemon's reconcile does when it ends
         try signal.reload(applier)
-        #expect(!signal.take(), "the next change must not load the whole mirror a second time")
+        #expect(signal.take() == nil, "the next change must not load the whole mirror a second time")
         signal.raise()  // a scheduled reconcile, later: the stream reloads before its next change
-        #expect(signal.take())
+        #expect(signal.take() == true)
+    }
+
+    @Test("A reconcile that changed nothing asks only for the breaker's restart; one that changed the mirror since the last answer asks for a reload")
+    func aReconcileThatChangedNothingAsksForNoReload() throws {
+        let signal = ReloadSignal()
+        signal.raise(mirrorChanged: false)
+        #expect(signal.take() == false)
+        #expect(signal.take() == nil)
+        signal.raise(mirrorChanged: false)
+        signal.raise(mirrorChanged: true)
+        signal.raise(mirrorChanged: false)
+        #expect(signal.take() == true, "a change not yet answered is not forgotten by a later reconcile that changed nothing")
+        #expect(signal.take() == nil)
     }
 }
