@@ -34,7 +34,8 @@ public final class Mirror: Sendable {
     /// off only in tests that compare the two ways.
     let worksAhead: Bool
 
-    /// Bytes of WAL a large transaction leaves once it is checkpointed (see ``Checkpointer``).
+    /// The WAL size past which a checkpointed WAL is emptied by the ``Checkpointer`` (or, should
+    /// that fail, cut back to this size by SQLite in the next commit after the WAL starts over).
     static let walSizeLimit: Int64 = 64 << 20
 
     init(path: String, readerGroup: String?, worksAhead: Bool, walSizeLimit: Int64 = Mirror.walSizeLimit) throws {
