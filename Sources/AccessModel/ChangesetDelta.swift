@@ -37,26 +37,25 @@ extension Changeset {
         for index in users.indices where stored.users[users[index].code] != users[index] {
             delta.users.append(users[index])
         }
-        // A complete changeset gives every group it lists the member set it names, or none.
-        let rewritten = Set(delta.groups.map(\.id))
-        for group in groups {
-            let members = groupMembers[group.id] ?? []
-            if rewritten.contains(group.id) || members != stored.groupMembers[group.id] ?? [] {
-                delta.groupMembers[group.id] = members
+        // A complete changeset gives every group (role) it lists the set it names, or none; sets
+        // named for groups (roles) it does not list are passed on as they are.
+        func changedSets<ID: Hashable, Member: Hashable>(listed: [ID], rewritten: [ID], desired: [ID: Set<Member>],
+                                                          stored: [ID: Set<Member>]) -> [ID: Set<Member>] {
+            let rewritten = Set(rewritten)
+            var result: [ID: Set<Member>] = [:]
+            for id in listed {
+                let members = desired[id] ?? []
+                if rewritten.contains(id) || members != stored[id] ?? [] { result[id] = members }
             }
+            let listed = Set(listed)
+            for (id, members) in desired where !listed.contains(id) { result[id] = members }
+            return result
         }
-        let rewrittenRoles = Set(delta.roles.map(\.id))
-        for role in roles {
-            let holders = roleHolders[role.id] ?? []
-            if rewrittenRoles.contains(role.id) || holders != stored.roleHolders[role.id] ?? [] {
-                delta.roleHolders[role.id] = holders
-            }
-        }
-        // Sets named for groups (roles) it does not list are passed on as they are.
+        delta.groupMembers = changedSets(listed: groups.map(\.id), rewritten: delta.groups.map(\.id), desired: groupMembers,
+                                         stored: stored.groupMembers)
+        delta.roleHolders = changedSets(listed: roles.map(\.id), rewritten: delta.roles.map(\.id), desired: roleHolders,
+                                        stored: stored.roleHolders)
         let listedGroups = Set(groups.map(\.id))
-        for (group, members) in groupMembers where !listedGroups.contains(group) { delta.groupMembers[group] = members }
-        let listedRoles = Set(roles.map(\.id))
-        for (role, holders) in roleHolders where !listedRoles.contains(role) { delta.roleHolders[role] = holders }
         delta.removedGroups = stored.groups.keys.filter { !listedGroups.contains($0) }.sorted()
         return delta
     }

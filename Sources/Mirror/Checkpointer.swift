@@ -112,9 +112,7 @@ final class Checkpointer: @unchecked Sendable {
             truncationRetries = 0
         } else if truncationRetries < Checkpointer.truncationRetries {
             truncationRetries += 1
-            queue.asyncAfter(deadline: .now() + Checkpointer.truncationRetryDelay) { [self] in
-                if walSize() > sizeLimit { checkpoint() }
-            }
+            queue.asyncAfter(deadline: .now() + Checkpointer.truncationRetryDelay) { [self] in checkpoint() }
         } else {
             truncationRetries = 0
         }

@@ -177,22 +177,9 @@ extension DirectoryReader {
         // held tens of MB more at 100k users. So they come in entry id order, after the changed
         // ones; the mapping does not depend on the order (duplicate codes are all skipped, a
         // DN names one entry).
-        var users: [MappedUser] = []
-        users.reserveCapacity(detected.users.count)
-        var problems: [MappingProblem] = []
-        var notes: [MappingProblem] = []
+        var mapped = MappedUsers(expecting: detected.users.count)
         var userRecords: [DirectoryEntryRecord] = []
         userRecords.reserveCapacity(detected.changedUsers.count)
-        var healthCenterSets = HealthCenterSets()
-        func add(_ outcome: Swift.Result<MappedUser, MappingProblem>) {
-            switch outcome {
-            case .success(var user):
-                notes += user.notes
-                user.user.healthCenters = healthCenterSets.shared(user.user.healthCenters)
-                users.append(user)
-            case .failure(let problem): problems.append(problem)
-            }
-        }
         let userAttributes = mapper.userAttributes + [markerAttribute]
         for index in detected.changedUsers.sorted() {
             let listed = detected.users[index]
@@ -205,7 +192,7 @@ extension DirectoryReader {
             }
             let dn = DN.normalize(entry.dn)
             let outcome = mapper.mapUser(entry, normalizedDN: dn, isProvider: isProvider, superAdministrator: superAdministrators.contains(dn))
-            add(outcome)
+            mapped.add(outcome)
             userRecords.append(DirectoryEntryRecord(kind: .user, entryID: listed.entryID, marker: entry.string(markerAttribute)!, dn: listed.dn,
                                                     nextChange: (try? outcome.get())?.directoryState.nextChange,
                                                     content: UserEntryContent.encode(outcome)))
@@ -222,14 +209,14 @@ extension DirectoryReader {
                     unreadable = index
                     return false
                 }
-                add(decoded)
+                mapped.add(decoded)
                 return true
             }
         }
         if let index = unreadable ?? unread.values.min() {
             throw FullReadNeeded(reason: "the stored copy of \(detected.users[index].rawDN) is \(unreadable == nil ? "missing" : "unreadable")")
         }
-        return DirectoryRead(users: users, groups: groups, problems: problems, notes: notes, lockoutDuration: lockoutDuration,
+        return DirectoryRead(users: mapped.users, groups: groups, problems: mapped.problems, notes: mapped.notes, lockoutDuration: lockoutDuration,
                              userRecords: userRecords, groupRecords: groupRecords, removedEntries: detected.removed)
     }
 }

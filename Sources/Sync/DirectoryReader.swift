@@ -22,6 +22,27 @@ public struct DirectoryRead: Sendable {
     var removedEntries: [(kind: DirectoryEntryRecord.Kind, entryID: String)] = []
 }
 
+/// The users a read mapped, and the entries it skipped or noted, as both reads (full and
+/// change-detecting) gather them: each user given the shared copy of its set of health centers.
+struct MappedUsers {
+    var users: [MappedUser] = []
+    var problems: [MappingProblem] = []
+    var notes: [MappingProblem] = []
+    private var healthCenterSets = HealthCenterSets()
+
+    init(expecting count: Int = 0) { users.reserveCapacity(count) }
+
+    mutating func add(_ outcome: Swift.Result<MappedUser, MappingProblem>) {
+        switch outcome {
+        case .success(var user):
+            notes += user.notes
+            user.user.healthCenters = healthCenterSets.shared(user.user.healthCenters)
+            users.append(user)
+        case .failure(let problem): problems.append(problem)
+        }
+    }
+}
+
 /// Reads users, groups and providers from the directory with paged, streaming searches,
 /// mapping user entries as they arrive so that only compact values are held.
 public struct DirectoryReader: Sendable {
@@ -64,23 +85,14 @@ public struct DirectoryReader: Sendable {
         let superAdministrators = superAdministratorDNs(groups)
 
         let mapper = DirectoryMapper(configuration: configuration, now: now, lockoutDuration: lockoutDuration)
-        var users: [MappedUser] = []
-        var problems: [MappingProblem] = []
-        var notes: [MappingProblem] = []
+        var mapped = MappedUsers()
         var userRecords: [DirectoryEntryRecord]? = markerAttribute == nil ? nil : []
         var count = 0
         var writer = FieldWriter()
-        var healthCenterSets = HealthCenterSets()
         func map(_ entry: LDAPEntry, providerDNs: Set<String>) {
             let dn = DN.normalize(entry.dn)
             let outcome = mapper.mapUser(entry, normalizedDN: dn, isProvider: providerDNs.contains(dn), superAdministrator: superAdministrators.contains(dn))
-            switch outcome {
-            case .success(var user):
-                notes += user.notes
-                user.user.healthCenters = healthCenterSets.shared(user.user.healthCenters)
-                users.append(user)
-            case .failure(let problem): problems.append(problem)
-            }
+            mapped.add(outcome)
             if let markerAttribute, let id = mapper.directoryID(of: entry), let marker = entry.string(markerAttribute) {
                 userRecords?.append(DirectoryEntryRecord(kind: .user, entryID: id, marker: marker, dn: dn,
                                                          nextChange: (try? outcome.get())?.directoryState.nextChange,
@@ -109,7 +121,7 @@ public struct DirectoryReader: Sendable {
             mapEarly(providerDNs!)
         }
         progress?(count)
-        return DirectoryRead(users: users, groups: groups, problems: problems, notes: notes, lockoutDuration: lockoutDuration,
+        return DirectoryRead(users: mapped.users, groups: groups, problems: mapped.problems, notes: mapped.notes, lockoutDuration: lockoutDuration,
                              userRecords: userRecords, groupRecords: groupRecords)
     }
 

@@ -269,7 +269,7 @@ public struct Reconciler: Sendable {
         // every stored entity inside its write transaction, and every revocation the change stream
         // applies meanwhile would wait for that (1.0-1.3 s at 100k users, with nothing to change).
         // What changed after `mark` is kept as it is in both cases (`keepingChangesAfter`).
-        let reduced = mapping.changeset.delta(from: stored)
+        let toApply = mapping.changeset.delta(from: stored) ?? mapping.changeset
         // The stored model is not needed past the plan; the apply reads the mirror itself.
         // Freed here, not at the end: the apply is the reconcile's peak of memory, and the stored
         // model is a third of it at 100k users.
@@ -288,14 +288,14 @@ public struct Reconciler: Sendable {
             // marker is never stored without the content it was read with having been applied.
             // They are handed over (not kept here), so the mirror can let them go before its peak.
             let readAll: Bool = if case .full = source { true } else { false }
-            summary = try mirror.apply(reduced ?? mapping.changeset, actor: .directory(configuration.directory.name), at: now, dryRun: options.dryRun,
+            summary = try mirror.apply(toApply, actor: .directory(configuration.directory.name), at: now, dryRun: options.dryRun,
                                        recording: DirectoryEntryUpdate(
                                            directory: configuration.directory.name, replaceAll: readAll, upserts: Self.takeRecords(&content),
                                            removals: readAll ? [] : content.removedEntries, fingerprint: fingerprint,
                                            contextMarker: contextMarker, problems: ProblemsContent.encode(problems)),
                                        keepingChangesAfter: mark, listingChanges: options.listChanges)
         } else {
-            summary = try mirror.apply(reduced ?? mapping.changeset, actor: .directory(configuration.directory.name), at: now, dryRun: options.dryRun,
+            summary = try mirror.apply(toApply, actor: .directory(configuration.directory.name), at: now, dryRun: options.dryRun,
                                        keepingChangesAfter: mark, listingChanges: options.listChanges)
         }
         if !options.dryRun {
