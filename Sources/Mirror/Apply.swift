@@ -130,7 +130,9 @@ final class Applier {
         ("group_provider_grant_provider", "CREATE INDEX group_provider_grant_provider ON group_provider_grant(provider)"),
     ]
 
-    func run() throws {
+    /// Applies the changeset; then adds `memberships`, single memberships that leave the rest of
+    /// each group's members as they are.
+    func run(addingMemberships memberships: [(user: UserCode, group: GroupID)] = []) throws {
         try loadStoredState()
         // Into an empty mirror, the indexes are dropped and built again before the commit, in
         // the same transaction: readers see them throughout (they read the last commit).
@@ -187,6 +189,7 @@ final class Applier {
         if deferIndexes {
             for (_, sql) in Applier.deferredIndexes { try db.execute(sql: sql) }
         }
+        for membership in memberships { _ = try addMember(membership.user, to: membership.group, checked: true) }
         try w.flushAccessChanged()
     }
 

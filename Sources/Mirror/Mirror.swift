@@ -152,11 +152,18 @@ public final class Mirror: Sendable {
     /// read), users, memberships and role assignments that anyone changed after that mark are
     /// left as they are now, whatever the changeset says of them: a full reconcile then never
     /// writes back the stale value of something the change stream applied while it was reading.
+    ///
+    /// `addingMemberships` are single memberships added after the changeset, in the same
+    /// transaction, leaving the rest of each group's members as they are (the real-time stream:
+    /// a user it sees for the first time, whom groups already list).
     public func apply(_ changeset: Changeset, actor: Actor, at date: Date = Date(), dryRun: Bool = false, saving syncState: SyncState? = nil,
-                      keepingChangesAfter mark: Int64? = nil, listingChanges: Bool = true) throws -> ApplySummary {
+                      keepingChangesAfter mark: Int64? = nil, listingChanges: Bool = true,
+                      addingMemberships memberships: [(user: UserCode, group: GroupID)] = []) throws -> ApplySummary {
         do { try changeset.validateStandalone() } catch { throw MirrorError.invalid(error) }
         return try write(actor: actor, at: date, dryRun: dryRun, changeset: changeset, saving: syncState,
-                         adjusting: Mirror.keepingChanges(after: mark), listingChanges: listingChanges) { applier in try applier.run() }
+                         adjusting: Mirror.keepingChanges(after: mark), listingChanges: listingChanges) { applier in
+            try applier.run(addingMemberships: memberships)
+        }
     }
 
     /// Applies the directory's view of one user's account (real-time stream): only the

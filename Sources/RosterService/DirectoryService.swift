@@ -143,7 +143,7 @@ public final class DirectoryService: Service, Sendable {
             let committed = Date()
             state.recordApplied(events: max(1, change.changes), revocationLatency: change.revocation ? latency : nil)
             notifier.notify()
-            if let (user, date) = change.nextChange { timers.schedule(user, at: date) }
+            for (user, date) in change.nextChanges { timers.schedule(user, at: date) }
             // When exactly a change was committed, for tracing one revocation (and for the
             // benchmark, which compares it with the directory's acknowledgement).
             logger.debug("Applied a \(kind.rawValue) change.", metadata: [

@@ -25,12 +25,24 @@ public struct AppliedChange: Sendable, Equatable {
     public var needsFullReconcile: Bool { fullReconcileReason != nil }
     /// Entries skipped, with why.
     public var problems: [MappingProblem] = []
-    /// When the user's directory state changes by itself next (expiry, lockout end).
-    public var nextChange: (UserCode, Date)?
+    /// When users' directory states change by themselves next (expiry, lockout end): the user
+    /// the change was about, and any member a group's change made the stream read first.
+    public var nextChanges: [(UserCode, Date)] = []
     /// The user the change was about, when it was about one.
     public var user: UserCode?
     /// Set when the stream's safety breaker held deactivations back (see `DisappearanceLimit`).
     public var held: BreakerTrip?
+
+    /// Takes in what a change applied on the way to this one did (a group's member that was
+    /// read and applied first).
+    mutating func absorb(_ other: AppliedChange) {
+        changes += other.changes
+        revocation = revocation || other.revocation
+        fullReconcileReason = fullReconcileReason ?? other.fullReconcileReason
+        problems += other.problems
+        nextChanges += other.nextChanges
+        if held == nil { held = other.held }
+    }
 
     public static func == (lhs: AppliedChange, rhs: AppliedChange) -> Bool {
         lhs.changes == rhs.changes && lhs.revocation == rhs.revocation && lhs.fullReconcileReason == rhs.fullReconcileReason
@@ -50,6 +62,10 @@ public final class ChangeApplier {
     private let actor: Actor
     private var codeByID: [String: UserCode] = [:]
     private var codeByDN: [String: UserCode] = [:]
+    /// Member DNs under the users' base that a group listed and a lookup found no user at (a
+    /// deleted entry that the directory's groups still name): not looked up again until the
+    /// next reload. A user created there later is found by ``grantsListing(_:)`` instead.
+    private var absentMemberDNs: Set<String> = []
     private var groupsByDN: [String: [GroupID]] = [:]
     /// DNs of directory groups the mapping reads beyond membership (provider sources,
     /// pools, roles, super administrators): a change to one needs a full reconcile.
@@ -98,6 +114,7 @@ public final class ChangeApplier {
             if let id = user.directoryID { codeByID[id.lowercased()] = user.code }
             if let dn = user.directoryDN { codeByDN[DN.normalize(dn)] = user.code }
         }
+        absentMemberDNs = []
         groupsByDN = [:]
         for (id, dn) in identities.groups { groupsByDN[DN.normalize(dn), default: []].append(id) }
     }
@@ -127,7 +144,7 @@ public final class ChangeApplier {
             result = try deactivate(ids, saving: state, now: now)
         case (.groups, .add(let id, let entry)), (.groups, .modify(let id, let entry)):
             seenInRefresh[.groups]?.insert(id.description)
-            result = try applyGroup(entry, saving: state, now: now)
+            result = try await applyGroup(entry, saving: state, now: now)
         case (.groups, .delete(let id, _)):
             if try await mayBeMappedGroup(id) { result.fullReconcileReason = "a deleted group may have been a mapped one" }
             if let state { try mirror.saveSyncState(state) }
@@ -221,27 +238,62 @@ public final class ChangeApplier {
         } else {
             if isProvider { result.fullReconcileReason = "a new provider (its own group, auto-add groups)" }
         }
-        if let next = mapped.directoryState.nextChange { result.nextChange = (user.code, next) }
+        if let next = mapped.directoryState.nextChange { result.nextChanges = [(user.code, next)] }
         result.user = user.code
         if isProvider, let stored, try mirror.isMissingProvider(stored.code) {
             result.fullReconcileReason = "a user became a provider"
         }
-        if let previous = codeByID[id.description.lowercased()], previous != user.code, let old = try mirror.user(previous), old.state.isActive {
-            // The login was renamed: the old code is no longer this person's account.
-            let summary = try mirror.setDirectoryState(of: previous, locked: old.state.lockedByDirectory, inactive: true,
-                                                       reason: "renamed to \(user.code.rawValue) in the directory", actor: actor, at: now)
-            result.changes += summary.changes.count
-            result.revocation = true
+        var previous = (code: user.code, dn: stored?.directoryDN)
+        if let code = codeByID[id.description.lowercased()], code != user.code, let old = try mirror.user(code) {
+            previous = (code, old.directoryDN)
+            if old.state.isActive {
+                // The login was renamed: the old code is no longer this person's account.
+                let summary = try mirror.setDirectoryState(of: code, locked: old.state.lockedByDirectory, inactive: true,
+                                                           reason: "renamed to \(user.code.rawValue) in the directory", actor: actor, at: now)
+                result.changes += summary.changes.count
+                result.revocation = true
+            }
         }
         codeByID[id.description.lowercased()] = user.code
+        // A DN the entry no longer has names nobody: a group that still lists it (a rename
+        // without referential integrity) does not grant this user anything through it, as in a
+        // full reconcile, which resolves members by the DNs it reads.
+        if let previousDN = previous.dn.map(DN.normalize), previousDN != dn, codeByDN[previousDN] == previous.code {
+            codeByDN[previousDN] = nil
+        }
+        let seenAtThisDN = codeByDN[dn] == user.code
         codeByDN[dn] = user.code
         if stored == user {
             if let state { try mirror.saveSyncState(state) }
             return result
         }
-        let summary = try mirror.apply(Changeset(scope: .partial, users: [user]), actor: actor, at: now, saving: state)
-        result.changes = summary.changes.count
+        // The first change of this user at this DN (a new user, or a rename): groups may list the
+        // DN already, and their own changes came before the stream knew whom it names.
+        var grants: [(user: UserCode, group: GroupID)] = []
+        if !seenAtThisDN {
+            let listing = try await groupsListing(entry.dn)
+            grants = listing.mapped.map { (user.code, $0) }
+            if listing.readBeyondMembership {
+                result.fullReconcileReason = result.fullReconcileReason
+                    ?? "a group read for providers, pools or roles lists a user the change stream had not seen at that DN"
+            }
+        }
+        let summary = try mirror.apply(Changeset(scope: .partial, users: [user]), actor: actor, at: now, saving: state,
+                                       addingMemberships: grants)
+        result.changes += summary.changes.count
         return result
+    }
+
+    /// The mapped groups whose member lists name `dn` (compared by the directory's own DN
+    /// matching), and whether a group the mapping reads beyond membership names it too.
+    private func groupsListing(_ dn: String) async throws -> (mapped: [GroupID], readBeyondMembership: Bool) {
+        let member = configuration.groups.memberAttribute
+        let found = try await lookupSearch(base: configuration.groups.base,
+                                           filter: "(&\(configuration.groups.filter)(\(member)=\(escapeFilterValue(dn))))",
+                                           pageSize: configuration.directory.pageSize)
+        let groups = found.map { DN.normalize($0.dn) }
+        return (groups.flatMap { groupsByDN[$0] ?? [] },
+                groups.contains { referencedGroups.contains($0) && !superAdministratorGroups.contains($0) })
     }
 
     private func deactivate(_ ids: [EntryUUID], saving state: SyncState?, now: Date) throws -> AppliedChange {
@@ -280,7 +332,7 @@ public final class ChangeApplier {
         return result
     }
 
-    private func applyGroup(_ entry: LDAPEntry, saving state: SyncState?, now: Date) throws -> AppliedChange {
+    private func applyGroup(_ entry: LDAPEntry, saving state: SyncState?, now: Date) async throws -> AppliedChange {
         var result = AppliedChange()
         let dn = DN.normalize(entry.dn)
         if referencedGroups.contains(dn) {
@@ -295,7 +347,32 @@ public final class ChangeApplier {
             if let state { try mirror.saveSyncState(state) }
             return result
         }
-        let members = Set(entry.strings(configuration.groups.memberAttribute).map(DN.normalize).compactMap { codeByDN[$0] })
+        var members = Set<UserCode>()
+        var unseen: [String] = []
+        for value in entry.strings(configuration.groups.memberAttribute) {
+            let member = DN.normalize(value)
+            if let code = codeByDN[member] {
+                members.insert(code)
+            } else if !absentMemberDNs.contains(member), DN.isWithin(member, base: configuration.users.base) {
+                unseen.append(value)
+            }
+        }
+        if unseen.count > Self.unseenMemberLimit {
+            // Too many to read one by one (a subtree moved, say): the full reconcile reads them all.
+            // The group waits for it rather than drop members whose own changes are on their way.
+            result.fullReconcileReason = "a group lists \(unseen.count) users the change stream has not seen at those DNs"
+            if let state { try mirror.saveSyncState(state) }
+            return result
+        }
+        for dn in unseen {
+            // A user whose own change has not arrived yet (the users' and the groups' streams are
+            // not ordered with each other): a new user just added to this group, or a rename that
+            // the directory's referential integrity carried into the group first. Read and applied
+            // now, so that the group neither misses nor drops them.
+            guard let applied = try await applyUnseenMember(dn, now: now) else { continue }
+            result.absorb(applied)
+            if let code = codeByDN[DN.normalize(dn)] { members.insert(code) }
+        }
         for (index, group) in targets.enumerated() {
             let summary = try mirror.setMembers(of: group, to: members, actor: actor, at: now,
                                                 saving: index == targets.count - 1 ? state : nil)
@@ -303,6 +380,27 @@ public final class ChangeApplier {
             if summary.changes.contains(where: { $0.action == "membership.removed" }) { result.revocation = true }
         }
         return result
+    }
+
+    /// At most this many unseen members of one group are read one by one (each a lookup of
+    /// about a millisecond); a group listing more waits for a full reconcile.
+    static let unseenMemberLimit = 64
+
+    /// Reads the user entry at `dn` (within the users' base and filter) and applies it as a
+    /// change of the users' stream; nil, and remembered, when no user is there.
+    private func applyUnseenMember(_ dn: String, now: Date) async throws -> AppliedChange? {
+        let mapper = DirectoryMapper(configuration: configuration, now: now, lockoutDuration: lockoutDuration)
+        let found: [LDAPEntry]
+        do {
+            found = try await lookupSearch(base: dn, scope: .base, filter: configuration.users.filter, attributes: mapper.userAttributes)
+        } catch let error as LDAPError where error.code == .noSuchObject {
+            found = []
+        }
+        guard let entry = found.first, let id = mapper.directoryID(of: entry).flatMap(EntryUUID.init) else {
+            absentMemberDNs.insert(DN.normalize(dn))
+            return nil
+        }
+        return try await apply(.modify(id, entry), from: .users, cookie: nil, now: now)
     }
 
     /// Stored active users with a directory identity that a present phase did not report,
@@ -328,10 +426,11 @@ public final class ChangeApplier {
     }
 
     /// Searches on the lookup connection, reconnecting once when it has dropped.
-    private func lookupSearch(base: String, scope: LDAPScope = .subtree, filter: String, pageSize: Int? = nil) async throws -> [LDAPEntry] {
+    private func lookupSearch(base: String, scope: LDAPScope = .subtree, filter: String, attributes: [String] = ["1.1"],
+                              pageSize: Int? = nil) async throws -> [LDAPEntry] {
         for attempt in 0..<2 {
             do {
-                return try await lookupConnection().search(base: base, scope: scope, filter: filter, attributes: ["1.1"], pageSize: pageSize).collect()
+                return try await lookupConnection().search(base: base, scope: scope, filter: filter, attributes: attributes, pageSize: pageSize).collect()
             } catch let error as LDAPError where error.code.isConnectionFailure && attempt == 0 {
                 await current?.close()
                 current = nil

@@ -284,7 +284,7 @@ public struct ChangeStream: Sendable {
 func report(_ applied: AppliedChange, kind: ChangeStreamKind, arrived: ContinuousClock.Instant, applier: ChangeApplier,
             reloadSignal: ReloadSignal, status: @Sendable (ChangeStreamStatus) -> Void, reconcile: @Sendable (String) async -> Bool,
             because reason: String) async throws {
-    if applied.changes > 0 || applied.revocation || applied.nextChange != nil {
+    if applied.changes > 0 || applied.revocation || !applied.nextChanges.isEmpty {
         status(.applied(kind, applied, latency: .now - arrived))
     }
     for problem in applied.problems { status(.problem(problem.description)) }

@@ -1,0 +1,154 @@
+import AccessModel
+import Foundation
+import LDAPKit
+import Mirror
+import RosterConfig
+import SlapdHarness
+import Sync
+import Testing
+
+extension ClinicFixture {
+    /// The stored members of the clinic group mapped from the directory group `dn`.
+    func members(ofGroup dn: String) throws -> Set<UserCode> {
+        let snapshot = try mirror.snapshot()
+        let group = try #require(snapshot.groups.values.first { $0.directoryDN.map(DN.normalize) == DN.normalize(dn) }, "no group maps \(dn)")
+        return snapshot.groupMembers[group.id] ?? []
+    }
+
+    /// The directory's entry at `dn`, read now, as a change event would carry it.
+    func event(at dn: String, attributes: [String]) async throws -> SyncEvent {
+        let connection = try await writer()
+        let entry = try #require(try await connection.search(base: dn, scope: .base, filter: "(objectClass=*)",
+                                                               attributes: attributes + ["entryUUID"], pageSize: nil).collect().first)
+        await connection.close()
+        return .modify(try #require(entry.string("entryUUID").flatMap(EntryUUID.init)), entry)
+    }
+
+    func userEvent(at dn: String) async throws -> SyncEvent {
+        try await event(at: dn, attributes: DirectoryMapper(configuration: configuration, now: Date()).userAttributes)
+    }
+
+    func groupEvent(at dn: String) async throws -> SyncEvent {
+        try await event(at: dn, attributes: ["cn", configuration.groups.memberAttribute])
+    }
+}
+
+/// The users' and the groups' change streams are not ordered with each other, and groups name
+/// their members by DN: what the stream does with a member DN it has no user for, and with a DN
+/// a user no longer has. Each case ends where a full reconcile of the same directory ends.
+@Suite("Group members the change stream resolves by DN, against a real slapd")
+struct StreamMembershipTests {
+    static func newcomerLDIF(_ clinic: ClinicDirectory, _ uid: String) -> String {
+        """
+        dn: \(clinic.dn(uid))
+        changetype: add
+        objectClass: inetOrgPerson
+        uid: \(uid)
+        cn: New Comer
+        givenName: New
+        sn: Comer
+        departmentNumber: HC1
+        """ + "\n\n"
+    }
+
+    @Test("A group's change that comes before its members' own changes neither misses a new user nor drops a renamed one")
+    func groupBeforeItsMembers() async throws {
+        let fixture = try await ClinicFixture.start()
+        defer { fixture.server.shutdown() }
+        let clinic = fixture.clinic
+        _ = try await fixture.sync()
+        let applier = ChangeApplier(configuration: fixture.configuration, mirror: fixture.mirror)
+        try applier.reload()
+        let screening = clinic.groupDN("hc1-screening")
+        let newcomer = "hc1-newcomer1"
+        let moved = clinic.teamMember(1, "screening", 2)
+        let movedDN = "cn=Moved Screener,ou=people,\(clinic.suffix)"
+        // A new user added to a group, and a rename carried into the group as referential
+        // integrity does it.
+        try fixture.server.ldapmodify(Self.newcomerLDIF(clinic, newcomer) + """
+            dn: \(clinic.dn(moved))
+            changetype: modrdn
+            newrdn: cn=Moved Screener
+            deleteoldrdn: 0
+
+            dn: \(screening)
+            changetype: modify
+            delete: member
+            member: \(clinic.dn(moved))
+            -
+            add: member
+            member: \(movedDN)
+            member: \(clinic.dn(newcomer))
+
+            """)
+        let applied = try await applier.apply(try await fixture.groupEvent(at: screening), from: .groups, cookie: nil)
+        #expect(!applied.revocation)
+        #expect(applied.fullReconcileReason == nil)
+        #expect(applied.problems == [])
+        #expect(try fixture.members(ofGroup: screening).isSuperset(of: [UserCode(newcomer), UserCode(moved)]))
+        #expect(try fixture.user(moved)?.directoryDN == movedDN)
+        #expect(try fixture.user(newcomer)?.state.isActive == true)
+
+        // The users' own changes, arriving later, change nothing more; nor does a full reconcile.
+        for dn in [movedDN, clinic.dn(newcomer)] {
+            let later = try await applier.apply(try await fixture.userEvent(at: dn), from: .users, cookie: nil)
+            #expect(later.changes == 0, "\(dn)")
+        }
+        let report = try await fixture.sync()
+        #expect(report.counts.isEmpty, "\(report.counts)")
+    }
+
+    @Test("A user renamed without referential integrity has no access through the DN a group still lists, as after a full reconcile")
+    func renameLeavesTheOldDNBehind() async throws {
+        let fixture = try await ClinicFixture.start()
+        defer { fixture.server.shutdown() }
+        let clinic = fixture.clinic
+        _ = try await fixture.sync()
+        let applier = ChangeApplier(configuration: fixture.configuration, mirror: fixture.mirror)
+        try applier.reload()
+        let screening = clinic.groupDN("hc1-screening")
+        let moved = clinic.teamMember(1, "screening", 2)
+        let movedDN = "cn=Moved Screener,ou=people,\(clinic.suffix)"
+        let removed = clinic.teamMember(1, "screening", 3)
+        try fixture.server.ldapmodify("dn: \(clinic.dn(moved))\nchangetype: modrdn\nnewrdn: cn=Moved Screener\ndeleteoldrdn: 0\n")
+        let renamed = try await applier.apply(try await fixture.userEvent(at: movedDN), from: .users, cookie: nil)
+        #expect(!renamed.revocation, "a rename alone revokes nothing")
+        #expect(try fixture.user(moved)?.directoryDN == movedDN)
+
+        // The group still names the old DN; its next change is judged by the DNs users have now.
+        try fixture.server.ldapmodify("dn: \(screening)\nchangetype: modify\ndelete: member\nmember: \(clinic.dn(removed))\n")
+        let applied = try await applier.apply(try await fixture.groupEvent(at: screening), from: .groups, cookie: nil)
+        #expect(applied.revocation)
+        let members = try fixture.members(ofGroup: screening)
+        #expect(!members.contains(UserCode(moved)))
+        #expect(!members.contains(UserCode(removed)))
+        let report = try await fixture.sync()
+        #expect(report.counts.isEmpty, "the stream ended where a full reconcile ends: \(report.counts)")
+    }
+
+    @Test("A group that lists a user before the user exists grants the membership when the stream sees the user appear, without a full reconcile")
+    func groupListsAUserBeforeItExists() async throws {
+        let fixture = try await ClinicFixture.start()
+        defer { fixture.server.shutdown() }
+        let clinic = fixture.clinic
+        let run = StreamRun(fixture)
+        #expect(try await eventually(within: .seconds(20)) { run.isReady }, "\(run.messages)")
+        let reconcilesAtStart = run.reconcileCount
+        let screening = clinic.groupDN("hc1-screening")
+        let newcomer = "hc1-newcomer1"
+        try fixture.server.ldapmodify("dn: \(screening)\nchangetype: modify\nadd: member\nmember: \(clinic.dn(newcomer))\n")
+        // A later change on the groups' stream: once it is applied, so was the one before it.
+        let removed = clinic.teamMember(1, "booking", 1)
+        try fixture.server.ldapmodify("dn: \(clinic.groupDN("hc1-booking"))\nchangetype: modify\ndelete: member\nmember: \(clinic.dn(removed))\n")
+        #expect(try await eventually(within: .seconds(5)) { try fixture.mirror.effectiveAccess(of: UserCode(removed)) == .noAccess(.noGroup) })
+        #expect(try fixture.user(newcomer) == nil)
+
+        try fixture.server.ldapmodify(Self.newcomerLDIF(clinic, newcomer))
+        #expect(try await eventually(within: .seconds(5)) { try fixture.members(ofGroup: screening).contains(UserCode(newcomer)) },
+                "\(run.messages)")
+        #expect(run.reconcileCount == reconcilesAtStart, "\(run.messages)")
+        await run.stop()
+        let report = try await fixture.sync()
+        #expect(report.counts.isEmpty, "\(report.counts)")
+    }
+}
