@@ -62,9 +62,11 @@ public final class ChangeApplier {
     private let actor: Actor
     private var codeByID: [String: UserCode] = [:]
     private var codeByDN: [String: UserCode] = [:]
-    /// Member DNs under the users' base that a group listed and a lookup found no user at (a
-    /// deleted entry that the directory's groups still name): not looked up again until the
-    /// next reload. A user created there later is found by ``grantsListing(_:)`` instead.
+    /// Member DNs under the users' base that a group listed and a lookup found no mapped user
+    /// at (a deleted entry the group still names, a nested group, a computer, an entry the
+    /// mapping skips): not looked up again. A user who appears or becomes mappable there later
+    /// is seen first by the users' stream, which then adds them to the groups listing the DN
+    /// (``groupsListing(_:)``).
     private var absentMemberDNs: Set<String> = []
     private var groupsByDN: [String: [GroupID]] = [:]
     /// DNs of directory groups the mapping reads beyond membership (provider sources,
@@ -114,7 +116,6 @@ public final class ChangeApplier {
             if let id = user.directoryID { codeByID[id.lowercased()] = user.code }
             if let dn = user.directoryDN { codeByDN[DN.normalize(dn)] = user.code }
         }
-        absentMemberDNs = []
         groupsByDN = [:]
         for (id, dn) in identities.groups { groupsByDN[DN.normalize(dn), default: []].append(id) }
     }
@@ -357,21 +358,20 @@ public final class ChangeApplier {
                 unseen.append(value)
             }
         }
-        if unseen.count > Self.unseenMemberLimit {
-            // Too many to read one by one (a subtree moved, say): the full reconcile reads them all.
-            // The group waits for it rather than drop members whose own changes are on their way.
-            result.fullReconcileReason = "a group lists \(unseen.count) users the change stream has not seen at those DNs"
-            if let state { try mirror.saveSyncState(state) }
-            return result
-        }
-        for dn in unseen {
+        for dn in unseen.prefix(Self.unseenMemberLimit) {
             // A user whose own change has not arrived yet (the users' and the groups' streams are
             // not ordered with each other): a new user just added to this group, or a rename that
             // the directory's referential integrity carried into the group first. Read and applied
-            // now, so that the group neither misses nor drops them.
-            guard let applied = try await applyUnseenMember(dn, now: now) else { continue }
+            // now, so that the group neither misses nor drops them. Past the limit (a subtree
+            // moved at once), the rest count as non-members for now; each one's own change adds
+            // them back to the groups that list them.
+            let applied = try await applyUnseenMember(dn, now: now)
             result.absorb(applied)
-            if let code = codeByDN[DN.normalize(dn)] { members.insert(code) }
+            if let code = codeByDN[DN.normalize(dn)] {
+                members.insert(code)
+            } else if absentMemberDNs.count < Self.absentMemberDNLimit {
+                absentMemberDNs.insert(DN.normalize(dn))
+            }
         }
         for (index, group) in targets.enumerated() {
             let summary = try mirror.setMembers(of: group, to: members, actor: actor, at: now,
@@ -382,13 +382,15 @@ public final class ChangeApplier {
         return result
     }
 
-    /// At most this many unseen members of one group are read one by one (each a lookup of
-    /// about a millisecond); a group listing more waits for a full reconcile.
+    /// At most this many unseen members of one group change are read one by one (each a lookup
+    /// of about a millisecond), so that one change cannot hold the stream back for long.
     static let unseenMemberLimit = 64
+    /// At most this many DNs are remembered as naming no mapped user (memory bound).
+    static let absentMemberDNLimit = 200_000
 
     /// Reads the user entry at `dn` (within the users' base and filter) and applies it as a
-    /// change of the users' stream; nil, and remembered, when no user is there.
-    private func applyUnseenMember(_ dn: String, now: Date) async throws -> AppliedChange? {
+    /// change of the users' stream; nothing when no user is there.
+    private func applyUnseenMember(_ dn: String, now: Date) async throws -> AppliedChange {
         let mapper = DirectoryMapper(configuration: configuration, now: now, lockoutDuration: lockoutDuration)
         let found: [LDAPEntry]
         do {
@@ -396,10 +398,7 @@ public final class ChangeApplier {
         } catch let error as LDAPError where error.code == .noSuchObject {
             found = []
         }
-        guard let entry = found.first, let id = mapper.directoryID(of: entry).flatMap(EntryUUID.init) else {
-            absentMemberDNs.insert(DN.normalize(dn))
-            return nil
-        }
+        guard let entry = found.first, let id = mapper.directoryID(of: entry).flatMap(EntryUUID.init) else { return AppliedChange() }
         return try await apply(.modify(id, entry), from: .users, cookie: nil, now: now)
     }
 

@@ -126,6 +126,28 @@ struct StreamMembershipTests {
         #expect(report.counts.isEmpty, "the stream ended where a full reconcile ends: \(report.counts)")
     }
 
+    @Test("A group that names many entries that are no users (deleted, or never there) still applies a removal at once, without a full reconcile")
+    func groupNamingNonUsers() async throws {
+        let fixture = try await ClinicFixture.start()
+        defer { fixture.server.shutdown() }
+        let clinic = fixture.clinic
+        let screening = clinic.groupDN("hc1-screening")
+        let ghosts = (1...150).map { clinic.dn("left-long-ago\($0)") }
+        try fixture.server.ldapmodify("dn: \(screening)\nchangetype: modify\nadd: member\n" + ghosts.map { "member: \($0)\n" }.joined())
+        _ = try await fixture.sync()
+        let applier = ChangeApplier(configuration: fixture.configuration, mirror: fixture.mirror)
+        try applier.reload()
+        for index in 1...3 {
+            let removed = clinic.teamMember(1, "screening", index)
+            try fixture.server.ldapmodify("dn: \(screening)\nchangetype: modify\ndelete: member\nmember: \(clinic.dn(removed))\n")
+            let applied = try await applier.apply(try await fixture.groupEvent(at: screening), from: .groups, cookie: nil)
+            #expect(applied.revocation && applied.fullReconcileReason == nil && applied.problems == [], "change \(index): \(applied)")
+            #expect(try !fixture.members(ofGroup: screening).contains(UserCode(removed)))
+        }
+        let report = try await fixture.sync()
+        #expect(report.counts.isEmpty, "\(report.counts)")
+    }
+
     @Test("A group that lists a user before the user exists grants the membership when the stream sees the user appear, without a full reconcile")
     func groupListsAUserBeforeItExists() async throws {
         let fixture = try await ClinicFixture.start()
