@@ -72,6 +72,8 @@ struct ActiveDirectoryChangeStream {
                         reconcile: @escaping @Sendable (String) async -> Bool) async throws {
         let ldap = Reconciler.ldapConfiguration(configuration.directory)
         try applier.reload()
+        let requests = ReconcileRequests(reconcile: reconcile, reloadSignal: reloadSignal)
+        defer { requests.cancel() }
         var retry = backoff
         var announcedReady = false
         var flags: DirSyncFlags = []
@@ -130,7 +132,7 @@ struct ActiveDirectoryChangeStream {
                     let arrived = ContinuousClock.now
                     for entry in result.entries {
                         try await apply(entry, connection: connection, applier: applier, groups: &groups, arrived: arrived,
-                                        status: status, reconcile: reconcile)
+                                        status: status, requests: requests)
                     }
                     cookie = result.cookie
                     // Stored when it covers changes; an idle poll's newer cookie is kept in
@@ -183,7 +185,7 @@ struct ActiveDirectoryChangeStream {
     /// Applies one object DirSync reported.
     private func apply(_ entry: LDAPEntry, connection: LDAPConnection, applier: ChangeApplier, groups: inout GroupIndex,
                        arrived: ContinuousClock.Instant, status: @escaping @Sendable (ChangeStreamStatus) -> Void,
-                       reconcile: @escaping @Sendable (String) async -> Bool) async throws {
+                       requests: ReconcileRequests) async throws {
         guard let id = entry["objectGUID"].first.flatMap({ EntryUUID(bytes: $0.bytes) }) else { return }
         let deleted = entry.string("isDeleted")?.uppercased() == "TRUE"
         var asUser: LDAPEntry?
@@ -235,8 +237,7 @@ struct ActiveDirectoryChangeStream {
             }
         }
         for (kind, applied) in results {
-            try await report(applied, kind: kind, arrived: arrived, applier: applier, reloadSignal: reloadSignal,
-                             status: status, reconcile: reconcile, because: "an Active Directory \(kind.rawValue) change")
+            report(applied, kind: kind, arrived: arrived, status: status, requests: requests, because: "an Active Directory \(kind.rawValue) change")
         }
     }
 

@@ -70,8 +70,11 @@ public final class ChangeApplier {
     private var absentMemberDNs: Set<String> = []
     private var groupsByDN: [String: [GroupID]] = [:]
     /// DNs of directory groups the mapping reads beyond membership (provider sources,
-    /// pools, roles, super administrators): a change to one needs a full reconcile.
-    private let referencedGroups: Set<String>
+    /// pools, roles, super administrators): a change to one needs a full reconcile. Those the
+    /// configuration names, and the provider sources of the stored groups that pattern rules
+    /// map (`members_of` filled in with each group's captures), found again at each reload.
+    private var referencedGroups: Set<String>
+    private let configuredReferences: Set<String>
     private let superAdministratorGroups: Set<String>
     /// Entries reported during the current refresh (for a present phase).
     private var seenInRefresh: [ChangeStreamKind: Set<String>] = [:]
@@ -82,6 +85,8 @@ public final class ChangeApplier {
     /// Active, unlocked users at the last reload (the base of the breaker's percentage).
     private var activeUsers = 0
     private let patternRules: PatternRules
+    /// Normalized DNs of the directory groups named by explicit mappings.
+    private let explicitlyMapped: Set<String>
 
     public init(configuration: RosterConfiguration, mirror: Mirror) {
         self.configuration = configuration
@@ -95,8 +100,10 @@ public final class ChangeApplier {
         }
         superAdministratorGroups = Set(configuration.users.superAdministratorGroups.map(DN.normalize))
         referenced.formUnion(superAdministratorGroups)
+        configuredReferences = referenced
         referencedGroups = referenced
         patternRules = PatternRules(configuration.groups.patternRules)
+        explicitlyMapped = Set(configuration.groups.mappings.map { DN.normalize($0.directoryGroup) })
         disappearances = DisappearanceLimit(maxDeactivations: configuration.safety.maxDeactivations,
                                             maxPercent: configuration.safety.maxDeactivationPercent)
     }
@@ -118,6 +125,19 @@ public final class ChangeApplier {
         }
         groupsByDN = [:]
         for (id, dn) in identities.groups { groupsByDN[DN.normalize(dn), default: []].append(id) }
+        let mapper = DirectoryMapper(configuration: configuration, now: Date())
+        referencedGroups = configuredReferences.union(groupsByDN.keys.compactMap { patternProviderSource($0, mapper: mapper) })
+    }
+
+    /// The providers group a pattern rule reads for the stored group mapped from `dn` (its
+    /// `members_of` with the captures of `dn`), normalized; nil when no pattern rule maps it
+    /// (an explicit mapping comes first, as in the mapping) or the rule names no such group.
+    /// Stored groups keep their DN, not their cn: a rule on the cn is matched against the DN's
+    /// first value, as `MappingOrigins` does.
+    private func patternProviderSource(_ dn: String, mapper: DirectoryMapper) -> String? {
+        guard !explicitlyMapped.contains(dn), let (rule, match) = patternRules.firstMatch(dn: dn, cn: nil) else { return nil }
+        guard case .membersOf(let source) = mapper.resolve(rule.template, captures: match).providers else { return nil }
+        return DN.normalize(source)
     }
 
     /// After a full reconcile that changed nothing, the stored identities are those already
@@ -204,8 +224,7 @@ public final class ChangeApplier {
     /// no full reconcile.
     public func mayBecomeMapped(_ dn: String, cn: String?) -> Bool {
         let normalized = DN.normalize(dn)
-        return configuration.groups.mappings.contains { DN.normalize($0.directoryGroup) == normalized }
-            || patternRules.firstMatch(dn: dn, cn: cn) != nil
+        return explicitlyMapped.contains(normalized) || patternRules.firstMatch(dn: dn, cn: cn) != nil
     }
 
     /// Marks the start of a refresh (for present-phase bookkeeping).

@@ -85,6 +85,8 @@ public struct ChangeStream: Sendable {
         try reloadSignal.reload(applier)
         await applier.prepareForChanges()
         status(.refreshComplete)
+        let requests = ReconcileRequests(reconcile: reconcile, reloadSignal: reloadSignal)
+        defer { requests.cancel() }
         let interval = Duration.milliseconds(Int64(configuration.schedule.pollIntervalSeconds * 1000))
         let userAttributes = DirectoryMapper(configuration: configuration, now: Date()).userAttributes + ["entryUUID"]
         let groupAttributes = ["cn", configuration.groups.memberAttribute, "entryUUID"]
@@ -104,8 +106,7 @@ public struct ChangeStream: Sendable {
                         guard let id = entry.string("entryUUID").flatMap(EntryUUID.init) else { continue }
                         let arrived = ContinuousClock.now
                         let applied = try await applier.apply(.modify(id, entry), from: kind, cookie: nil)
-                        if applied.changes > 0 || applied.revocation { status(.applied(kind, applied, latency: .now - arrived)) }
-                        if let why = applied.fullReconcileReason, await reconcile("a polled \(kind.rawValue) change: \(why)") { try reloadSignal.reload(applier) }
+                        report(applied, kind: kind, arrived: arrived, status: status, requests: requests, because: "a polled \(kind.rawValue) change")
                     }
                 }
                 since = started
@@ -205,6 +206,8 @@ public struct ChangeStream: Sendable {
                          applier: ChangeApplier, initialCookies: [ChangeStreamKind: [UInt8]?],
                          status: @escaping @Sendable (ChangeStreamStatus) -> Void,
                          reconcile: @escaping @Sendable (String) async -> Bool) async throws {
+        let requests = ReconcileRequests(reconcile: reconcile, reloadSignal: reloadSignal)
+        defer { requests.cancel() }
         var barrier = RefreshBarrier(reloading: Set(initialCookies.filter { $0.value == nil }.map(\.key)), patience: refreshPatience)
         var refreshed = Set<ChangeStreamKind>()
         var announcedReady = false
@@ -239,8 +242,7 @@ public struct ChangeStream: Sendable {
                     while true {
                     do {
                         let applied = try await applier.apply(inner, from: kind, cookie: cookie)
-                        try await report(applied, kind: kind, arrived: arrived, applier: applier, reloadSignal: reloadSignal,
-                                         status: status, reconcile: reconcile, because: "a \(kind.rawValue) change")
+                        report(applied, kind: kind, arrived: arrived, status: status, requests: requests, because: "a \(kind.rawValue) change")
                         break
                     } catch let error as LDAPError {
                         let delay = retry.nextDelay()
@@ -280,10 +282,9 @@ public struct ChangeStream: Sendable {
 }
 
 /// Tells the daemon what one applied change did (a future expiry or lockout end too, so it
-/// sets its timer), and runs the full reconcile the change asks for.
-func report(_ applied: AppliedChange, kind: ChangeStreamKind, arrived: ContinuousClock.Instant, applier: ChangeApplier,
-            reloadSignal: ReloadSignal, status: @Sendable (ChangeStreamStatus) -> Void, reconcile: @Sendable (String) async -> Bool,
-            because reason: String) async throws {
+/// sets its timer), and asks for the full reconcile the change needs (run beside the stream).
+func report(_ applied: AppliedChange, kind: ChangeStreamKind, arrived: ContinuousClock.Instant,
+            status: @Sendable (ChangeStreamStatus) -> Void, requests: ReconcileRequests, because reason: String) {
     if applied.changes > 0 || applied.revocation || !applied.nextChanges.isEmpty {
         status(.applied(kind, applied, latency: .now - arrived))
     }
@@ -291,7 +292,7 @@ func report(_ applied: AppliedChange, kind: ChangeStreamKind, arrived: Continuou
     if let trip = applied.held { status(.breakerHolds(trip)) }
     if let why = applied.fullReconcileReason {
         status(.fullReconcileNeeded("\(why) (\(kind.rawValue) stream)"))
-        if await reconcile("\(reason): \(why)") { try reloadSignal.reload(applier) }
+        requests.request("\(reason): \(why)")
     }
 }
 

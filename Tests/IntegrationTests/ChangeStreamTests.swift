@@ -34,7 +34,9 @@ final class StreamRun: Sendable {
         self.init(configuration: fixture.configuration, mirror: fixture.mirror)
     }
 
-    init(configuration: RosterConfiguration, mirror: Mirror) {
+    /// With `hold`, each full reconcile waits while the hold is closed before it reads the
+    /// directory (as one reading a large or slow directory would take its time).
+    init(configuration: RosterConfiguration, mirror: Mirror, hold: ReconcileHold? = nil) {
         let stream = ChangeStream(configuration: configuration, mirror: mirror, backoff: Backoff(initial: .milliseconds(50), maximum: .milliseconds(300)))
         let recorder = self.recorder
         task = Task {
@@ -44,8 +46,10 @@ final class StreamRun: Sendable {
                 if case .refreshComplete = status { recorder.markReady() }
             }, reconcile: { why in
                 recorder.countReconcile()
+                while hold?.isClosed == true { try? await Task.sleep(for: .milliseconds(10)) }
                 do {
                     _ = try await Reconciler(configuration: configuration, mirror: mirror).run()
+                    recorder.record("reconcile applied: \(why)")
                     return true
                 } catch {
                     recorder.record("reconcile failed: \(error)")
@@ -67,6 +71,14 @@ final class StreamRun: Sendable {
         task.cancel()
         _ = await task.result
     }
+}
+
+/// Holds a test's full reconciles back while closed.
+final class ReconcileHold: Sendable {
+    private let closed = Mutex(false)
+    var isClosed: Bool { closed.withLock { $0 } }
+    func close() { closed.withLock { $0 = true } }
+    func open() { closed.withLock { $0 = false } }
 }
 
 /// Polls until `condition` holds, for at most `timeout`.
@@ -319,6 +331,67 @@ struct ChangeStreamTests {
             """)
         #expect(try await eventually(within: .seconds(10)) { run.reconcileCount == reconcilesAtStart + 1 }, "\(run.messages)")
         await run.stop()
+    }
+
+    @Test("A full reconcile a change asks for runs beside the stream: a lock arrives in milliseconds while the reconcile is still reading")
+    func locksDuringARequestedReconcile() async throws {
+        let fixture = try await ClinicFixture.start()
+        defer { fixture.server.shutdown() }
+        let clinic = fixture.clinic
+        let hold = ReconcileHold()
+        let run = StreamRun(configuration: fixture.configuration, mirror: fixture.mirror, hold: hold)
+        #expect(try await eventually(within: .seconds(20)) { run.isReady }, "\(run.messages)")
+        let reconcilesAtStart = run.reconcileCount
+        hold.close()
+        // A new provider: the stream asks for a full reconcile (their own group, auto-add groups).
+        let provider = "hc1-o1-dr9"
+        try fixture.server.ldapmodify("""
+            dn: \(clinic.dn(provider))
+            changetype: add
+            objectClass: inetOrgPerson
+            uid: \(provider)
+            cn: Doc Nine
+            givenName: Doc
+            sn: Nine
+            departmentNumber: HC1
+            employeeType: provider
+
+            """)
+        #expect(try await eventually(within: .seconds(5)) { run.reconcileCount == reconcilesAtStart + 1 }, "\(run.messages)")
+        let locked = clinic.assistant(1, 2, 1)
+        try fixture.server.ldapmodify("dn: \(clinic.dn(locked))\nchangetype: modify\nreplace: pwdAccountLockedTime\npwdAccountLockedTime: 000001010000Z\n")
+        #expect(try await eventually(within: .seconds(2)) { try fixture.mirror.user(UserCode(locked))?.state.isLocked == true },
+                "the lock waited for the reconcile: \(run.messages)")
+        #expect(try fixture.mirror.snapshot().providers[ProviderID(provider)] == nil, "the reconcile has not run yet")
+
+        hold.open()
+        #expect(try await eventually(within: .seconds(10)) { try fixture.mirror.snapshot().providers[ProviderID(provider)] != nil })
+        #expect(try fixture.mirror.user(UserCode(locked))?.state.isLocked == true, "the reconcile kept the lock the stream applied")
+        // After the reconcile the stream reloads its identities and goes on.
+        let next = clinic.assistant(1, 2, 2)
+        try fixture.server.ldapmodify("dn: \(clinic.dn(next))\nchangetype: modify\nreplace: pwdAccountLockedTime\npwdAccountLockedTime: 000001010000Z\n")
+        #expect(try await eventually(within: .seconds(2)) { try fixture.mirror.user(UserCode(next))?.state.isLocked == true })
+        await run.stop()
+    }
+
+    @Test("A change to the providers group a pattern rule reads (members_of with captures) reaches the groups it maps")
+    func patternRuleProviderSource() async throws {
+        let fixture = try await ClinicFixture.start()
+        defer { fixture.server.shutdown() }
+        let clinic = fixture.clinic
+        let run = StreamRun(fixture)
+        #expect(try await eventually(within: .seconds(20)) { run.isReady }, "\(run.messages)")
+        let assistant = clinic.assistant(1, 1, 1)
+        let leaving = ProviderID(clinic.provider(1, 1, 2))
+        func grantsFor(_ provider: ProviderID) throws -> [Grant] {
+            try fixture.mirror.effectiveAccess(of: UserCode(assistant)).grants.filter { $0.provider == provider }
+        }
+        #expect(try !grantsFor(leaving).isEmpty, "office 1's assistants start with access to its provider 2")
+        try fixture.server.ldapmodify("dn: \(clinic.groupDN("hc1-office1-providers"))\nchangetype: modify\ndelete: member\nmember: \(clinic.dn(leaving.rawValue))\n")
+        #expect(try await eventually(within: .seconds(10)) { try grantsFor(leaving).isEmpty }, "\(run.messages)")
+        await run.stop()
+        let report = try await fixture.sync()
+        #expect(report.counts.isEmpty, "\(report.counts)")
     }
 
     @Test("Resuming after slapd restarted (its session log lost, so the refresh ends with a present phase): deletions and group changes arrive without a full reconcile, and no one present is revoked")
