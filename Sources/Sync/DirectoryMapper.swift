@@ -383,9 +383,23 @@ public struct DirectoryMapper: Sendable {
             }
         }
 
-        // Each provider's own group (rule 6).
+        // Each provider's own group (rule 6), named after the provider. A group's name is unique
+        // in its health center, and two providers may well share a name: then each such own
+        // group is named with its provider's code too ("Smith, John (jsmith2)"), so that neither
+        // fails the whole reconcile nor depends on which provider came first.
         if let own = configuration.providers.ownGroup {
+            func nameKey(_ center: HealthCenterID, _ name: String) -> String { center.rawValue + "\u{0}" + name }
+            var namesTaken = Set(result.groups.values.map { nameKey($0.healthCenter, $0.name) })
+            var providersNamed: [String: Int] = [:]
+            for provider in providers.values { providersNamed[nameKey(provider.healthCenter, provider.displayName), default: 0] += 1 }
             for provider in providers.values.sorted(by: { $0.id < $1.id }) {
+                let plain = nameKey(provider.healthCenter, provider.displayName)
+                let shared = providersNamed[plain, default: 0] > 1 || namesTaken.contains(plain)
+                let name = shared ? "\(provider.displayName) (\(provider.id.rawValue))" : provider.displayName
+                guard namesTaken.insert(nameKey(provider.healthCenter, name)).inserted else {
+                    report(provider.id.rawValue, "its own provider group cannot be made: another group at \(provider.healthCenter) is named '\(name)'")
+                    continue
+                }
                 let venues = own.careVenues.isEmpty
                     ? Set(careVenues.filter { $0.healthCenter == provider.healthCenter }.map(\.id))
                     : Set(own.careVenues)
@@ -395,7 +409,7 @@ public struct DirectoryMapper: Sendable {
                 }
                 let id = Self.ownGroupID(of: provider)
                 do {
-                    let group = try Group(id: id, name: provider.displayName, kind: .provider, healthCenter: provider.healthCenter,
+                    let group = try Group(id: id, name: name, kind: .provider, healthCenter: provider.healthCenter,
                                           careVenues: venues, modules: modules)
                     if result.groups[id] == nil {
                         result.groups[id] = group

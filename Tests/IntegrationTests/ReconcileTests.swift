@@ -186,6 +186,32 @@ struct ReconcileTests {
         #expect(otherCenter.modules[.careVenue]?.targets[uid] == nil)
     }
 
+    @Test("Two providers of one name in a health center: each own group carries its provider's code; the whole reconcile goes through")
+    func providersSharingAName() async throws {
+        let fixture = try await ClinicFixture.start()
+        defer { fixture.server.shutdown() }
+        _ = try await fixture.sync()
+        let suffix = fixture.clinic.suffix
+        let ldif = ["hc2-grey1", "hc2-grey2"].map { uid in
+            "dn: uid=\(uid),ou=people,\(suffix)\nchangetype: add\nobjectClass: inetOrgPerson\nuid: \(uid)\ncn: Felicity Grey\n"
+                + "givenName: Felicity\nsn: Grey\ndepartmentNumber: HC2\nemployeeType: provider\n\n"
+        }.joined()
+        try fixture.server.ldapmodify(ldif)
+        let report = try await fixture.sync()
+        #expect(report.problems == [])
+        #expect(Set(report.newProviders) == [ProviderID("hc2-grey1"), ProviderID("hc2-grey2")])
+        var names = try Set(fixture.mirror.snapshot().groups.values.filter { $0.name.hasPrefix("Grey, Felicity") }.map(\.name))
+        #expect(names == ["Grey, Felicity (hc2-grey1)", "Grey, Felicity (hc2-grey2)"])
+
+        // When one leaves, the other's group takes the plain name again.
+        try fixture.server.ldapmodify("dn: uid=hc2-grey1,ou=people,\(suffix)\nchangetype: delete\n")
+        let after = try await fixture.sync()
+        #expect(after.problems == [])
+        names = try Set(fixture.mirror.snapshot().groups.values.filter { $0.name.hasPrefix("Grey, Felicity") }.map(\.name))
+        #expect(names.contains("Grey, Felicity"))
+        #expect(try fixture.mirror.snapshot().groups[GroupID("HC2/provider:hc2-grey2")]?.name == "Grey, Felicity")
+    }
+
     @Test("The safety breaker holds for an empty subtree and for mass deactivations; --force applies")
     func breaker() async throws {
         var fixture = try await ClinicFixture.start()
