@@ -206,14 +206,41 @@ extension Mirror {
                 SELECT user_code, directory_id, directory_dn, locked_by_directory, locked_locally, inactive_by_directory, inactive_locally
                 FROM user_account
                 """)
-            while let row = try userRows.next() {
-                let state = AccountState(lockedByDirectory: row[3], lockedLocally: row[4], inactiveByDirectory: row[5], inactiveLocally: row[6])
-                identities.users.append(.init(code: UserCode(row[0] as String), directoryID: row[1], directoryDN: row[2],
-                                              isActiveAndUnlocked: state.isActive && !state.isLocked))
+            while let row = try userRows.next() { identities.users.append(Self.storedUser(row)) }
+            identities.groups = try Self.groupIdentities(db)
+            return identities
+        }
+    }
+
+    /// A user's identity from a row of user code, directory id and DN, and the four state columns.
+    private static func storedUser(_ row: Row) -> DirectoryIdentities.StoredUser {
+        let state = AccountState(lockedByDirectory: row[3], lockedLocally: row[4], inactiveByDirectory: row[5], inactiveLocally: row[6])
+        return .init(code: UserCode(row[0] as String), directoryID: row[1], directoryDN: row[2], isActiveAndUnlocked: state.isActive && !state.isLocked)
+    }
+
+    private static func groupIdentities(_ db: Database) throws -> [(id: GroupID, directoryDN: String)] {
+        try Row.fetchAll(db, sql: "SELECT id, directory_dn FROM access_group WHERE directory_dn IS NOT NULL").map { (GroupID($0[0] as String), $0[1]) }
+    }
+
+    /// The directory identities of the users with an audit row after `mark` (an ``auditMark()``),
+    /// with every group's; nil when more than `limit` users changed (reading all is then as
+    /// quick). What a change stream needs after a reconcile that changed some users.
+    public func directoryIdentities(ofUsersChangedAfter mark: Int64, limit: Int) throws -> DirectoryIdentities? {
+        try pool.read { db in
+            let codes = try String.fetchAll(db, sql: """
+                SELECT DISTINCT entity_key FROM audit_log WHERE id > ? AND entity_type = 'user' LIMIT ?
+                """, arguments: [mark, limit + 1])
+            guard codes.count <= limit else { return nil }
+            var identities = DirectoryIdentities()
+            for start in stride(from: 0, to: codes.count, by: 500) {
+                let chunk = Array(codes[start..<min(start + 500, codes.count)])
+                let rows = try Row.fetchCursor(db, sql: """
+                    SELECT user_code, directory_id, directory_dn, locked_by_directory, locked_locally, inactive_by_directory, inactive_locally
+                    FROM user_account WHERE user_code IN (\(databaseQuestionMarks(count: chunk.count)))
+                    """, arguments: StatementArguments(chunk))
+                while let row = try rows.next() { identities.users.append(Self.storedUser(row)) }
             }
-            for row in try Row.fetchAll(db, sql: "SELECT id, directory_dn FROM access_group WHERE directory_dn IS NOT NULL") {
-                identities.groups.append((GroupID(row[0] as String), row[1]))
-            }
+            identities.groups = try Self.groupIdentities(db)
             return identities
         }
     }

@@ -88,7 +88,7 @@ public final class DirectoryService: Service, Sendable {
                 while !Task.isCancelled {
                     do {
                         try await stream.run(status: { [self] status in self.report(status) },
-                                             reconcile: { [self] why in await self.reconcile(because: why, full: true) })
+                                             reconcile: { [self] why in await self.reconcile(because: why, full: true, raisingReload: false) })
                     } catch is CancellationError {
                         return
                     } catch {
@@ -166,17 +166,29 @@ public final class DirectoryService: Service, Sendable {
     /// One full reconcile at a time, whoever asks.
     /// `full`: read every entry, not just the changed ones (the change stream's requests: it
     /// lost track of the directory).
-    private func reconcile(because why: String, full: Bool) async -> Bool {
+    /// The threads full reconciles run on: two, as the reconcile reads with the providers'
+    /// search beside the users'.
+    private static let reconcileExecutor = ThreadExecutor(name: "roster-reconcile", threads: 2)
+
+    /// Runs one full reconcile; true when it applied. With `raisingReload`, the change stream is
+    /// told to reload its identities (or only restart its breaker) before its next change: a
+    /// scheduled reconcile's business; the stream handles those it runs itself.
+    private func reconcile(because why: String, full: Bool, raisingReload: Bool = true) async -> Bool {
         await reconcileGate.run { [self] in
             defer { releaseFreedMemory() }
             let configuration = self.configuration
             do {
-                let report = try await Reconciler(configuration: configuration, mirror: mirror).run(ReconcileOptions(full: full, listChanges: false))
+                // The users this reconcile changes have audit rows after this mark (see ReloadSignal).
+                let mark = try? mirror.auditMark()
+                // Off the cooperative pool, so that the change stream keeps a thread (see ThreadExecutor).
+                let report = try await withTaskExecutorPreference(Self.reconcileExecutor) {
+                    try await Reconciler(configuration: configuration, mirror: mirror).run(ReconcileOptions(full: full, listChanges: false))
+                }
                 state.recordReconcile(at: Date(), succeeded: true, detail: "\(report.changeCount) changes")
                 for problem in report.problems { logger.warning("Directory entry \(problem)") }
                 if let notice = report.entriesNotStored { logger.warning("\(notice)") }
                 for (user, date) in report.nextChanges { timers.schedule(user, at: date) }
-                reloadSignal.raise(mirrorChanged: report.changeCount > 0)
+                if raisingReload { reloadSignal.raise(mirrorChanged: report.changeCount > 0, since: mark) }
                 if report.changeCount > 0 { notifier.notify() }
                 logger.info("Full reconcile (\(why); \(report.source)): \(report.changeCount) changes, \(report.eventCount) events (\(report.phaseTimes)).")
                 return true

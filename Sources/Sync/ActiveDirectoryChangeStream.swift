@@ -72,7 +72,7 @@ struct ActiveDirectoryChangeStream {
                         reconcile: @escaping @Sendable (String) async -> Bool) async throws {
         let ldap = Reconciler.ldapConfiguration(configuration.directory)
         try applier.reload()
-        let requests = ReconcileRequests(reconcile: reconcile, reloadSignal: reloadSignal)
+        let requests = ReconcileRequests(reconcile: reconcile, reloadSignal: reloadSignal, mirror: mirror)
         defer { requests.cancel() }
         var retry = backoff
         var announcedReady = false

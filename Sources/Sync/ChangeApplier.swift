@@ -69,6 +69,8 @@ public final class ChangeApplier {
     /// (``groupsListing(_:)``).
     private var absentMemberDNs: Set<String> = []
     private var groupsByDN: [String: [GroupID]] = [:]
+    /// The stored groups' identities ``groupsByDN`` and ``referencedGroups`` were built from.
+    private var indexedGroups: [GroupID: String]?
     /// DNs of directory groups the mapping reads beyond membership (provider sources,
     /// pools, roles, super administrators): a change to one needs a full reconcile. Those the
     /// configuration names, and the provider sources of the stored groups that pattern rules
@@ -82,8 +84,9 @@ public final class ChangeApplier {
     public var lockoutDuration: TimeInterval?
     /// How many users may still disappear before the stream's breaker holds.
     private var disappearances: DisappearanceLimit
-    /// Active, unlocked users at the last reload (the base of the breaker's percentage).
-    private var activeUsers = 0
+    /// Active, unlocked users when the breaker last started counting (the base of its
+    /// percentage); nil until a deactivation needs it (a count of every stored user).
+    private var activeUsers: Int?
     private let patternRules: PatternRules
     /// Normalized DNs of the directory groups named by explicit mappings.
     private let explicitlyMapped: Set<String>
@@ -116,15 +119,56 @@ public final class ChangeApplier {
         codeByDN = [:]
         codeByID.reserveCapacity(identities.users.count)
         codeByDN.reserveCapacity(identities.users.count)
-        activeUsers = 0
+        var active = 0
         disappearances.reset()
         for user in identities.users {
-            if user.isActiveAndUnlocked { activeUsers += 1 }
-            if let id = user.directoryID { codeByID[id.lowercased()] = user.code }
-            if let dn = user.directoryDN { codeByDN[DN.normalize(dn)] = user.code }
+            if user.isActiveAndUnlocked { active += 1 }
+            index(user)
         }
+        activeUsers = active
+        index(groups: identities.groups)
+    }
+
+    /// After a full reconcile that changed the mirror: reads again only the identities of the
+    /// users with an audit row after `mark` (taken before the reconcile), and every group's,
+    /// instead of all the stored users' (about 250 ms at 100k users, while the next change
+    /// waits). Falls back to ``reload()`` when many users changed. Returns how many users it
+    /// read again; nil after a whole reload.
+    @discardableResult
+    public func reload(changedAfter mark: Int64) throws -> Int? {
+        guard let identities = try mirror.directoryIdentities(ofUsersChangedAfter: mark, limit: Self.partialReloadLimit) else {
+            try reload()
+            return nil
+        }
+        let changed = Set(identities.users.map(\.code))
+        if !changed.isEmpty {
+            // What the changed users were known by before (a DN or directory id they may no
+            // longer have) goes; what they have now comes in. Removed in place: rebuilding the
+            // two maps would hash 100k keys again.
+            for dn in codeByDN.compactMap({ changed.contains($0.value) ? $0.key : nil }) { codeByDN[dn] = nil }
+            for id in codeByID.compactMap({ changed.contains($0.value) ? $0.key : nil }) { codeByID[id] = nil }
+            for user in identities.users { index(user) }
+        }
+        index(groups: identities.groups)
+        restartBreaker()
+        return identities.users.count
+    }
+
+    /// At most this many changed users are read again one by one after a reconcile.
+    static let partialReloadLimit = 5_000
+
+    private func index(_ user: DirectoryIdentities.StoredUser) {
+        if let id = user.directoryID { codeByID[id.lowercased()] = user.code }
+        if let dn = user.directoryDN { codeByDN[DN.normalize(dn)] = user.code }
+    }
+
+    private func index(groups: [(id: GroupID, directoryDN: String)]) {
+        // Unchanged groups keep their index (resolving 10k groups' pattern rules takes 30 ms).
+        let identities = Dictionary(groups.map { ($0.id, $0.directoryDN) }, uniquingKeysWith: { first, _ in first })
+        guard identities != indexedGroups else { return }
+        indexedGroups = identities
         groupsByDN = [:]
-        for (id, dn) in identities.groups { groupsByDN[DN.normalize(dn), default: []].append(id) }
+        for (id, dn) in groups { groupsByDN[DN.normalize(dn), default: []].append(id) }
         let mapper = DirectoryMapper(configuration: configuration, now: Date())
         referencedGroups = configuredReferences.union(groupsByDN.keys.compactMap { patternProviderSource($0, mapper: mapper) })
     }
@@ -142,10 +186,12 @@ public final class ChangeApplier {
 
     /// After a full reconcile that changed nothing, the stored identities are those already
     /// indexed (the stream indexes its own changes as it applies them): only the stream's safety
-    /// breaker starts counting again, over the active users counted now. A reload would read and
-    /// index every stored identity again (about 250 ms at 100k users) while the next changes wait.
-    public func restartBreaker() throws {
-        activeUsers = try mirror.activeUnlockedUserCount()
+    /// breaker starts counting again, over the active users counted when a deactivation first
+    /// needs them (a count of every stored user: 20-200 ms at 100k, which the next change would
+    /// otherwise wait for). A reload would read and index every stored identity again (about
+    /// 250 ms at 100k users).
+    public func restartBreaker() {
+        activeUsers = nil
         disappearances.reset()
     }
 
@@ -324,7 +370,8 @@ public final class ChangeApplier {
         }
         let leaving = try codes.filter { try mirror.user($0)?.state.isActive == true }
         let wasHolding = disappearances.trip != nil
-        if !leaving.isEmpty, !disappearances.admit(leaving.count, activeUsers: activeUsers) {
+        if !leaving.isEmpty, activeUsers == nil { activeUsers = try mirror.activeUnlockedUserCount() }
+        if !leaving.isEmpty, !disappearances.admit(leaving.count, activeUsers: activeUsers ?? 0) {
             // The breaker holds: the users stay active for the next reconcile to judge,
             // each reported; the stream moves on (its cookie is saved).
             if !wasHolding { result.held = disappearances.trip }

@@ -85,7 +85,7 @@ public struct ChangeStream: Sendable {
         try reloadSignal.reload(applier)
         await applier.prepareForChanges()
         status(.refreshComplete)
-        let requests = ReconcileRequests(reconcile: reconcile, reloadSignal: reloadSignal)
+        let requests = ReconcileRequests(reconcile: reconcile, reloadSignal: reloadSignal, mirror: mirror)
         defer { requests.cancel() }
         let interval = Duration.milliseconds(Int64(configuration.schedule.pollIntervalSeconds * 1000))
         let userAttributes = DirectoryMapper(configuration: configuration, now: Date()).userAttributes + ["entryUUID"]
@@ -206,7 +206,7 @@ public struct ChangeStream: Sendable {
                          applier: ChangeApplier, initialCookies: [ChangeStreamKind: [UInt8]?],
                          status: @escaping @Sendable (ChangeStreamStatus) -> Void,
                          reconcile: @escaping @Sendable (String) async -> Bool) async throws {
-        let requests = ReconcileRequests(reconcile: reconcile, reloadSignal: reloadSignal)
+        let requests = ReconcileRequests(reconcile: reconcile, reloadSignal: reloadSignal, mirror: mirror)
         defer { requests.cancel() }
         var barrier = RefreshBarrier(reloading: Set(initialCookies.filter { $0.value == nil }.map(\.key)), patience: refreshPatience)
         var refreshed = Set<ChangeStreamKind>()
@@ -307,26 +307,50 @@ final class FirstError: Sendable {
 }
 
 /// A flag one task raises after a full reconcile and the change stream lowers when it has
-/// answered it: with a reload of the stored identities, or, when no raise since the last answer
+/// answered it: with a reload of the stored identities (of the users changed since the audit
+/// mark the reconcile was raised with, when it was), or, when no raise since the last answer
 /// said the mirror changed, only with its safety breaker started again.
 public final class ReloadSignal: Sendable {
-    /// Nil when lowered; otherwise whether some reconcile since changed the mirror.
-    private let raised = Mutex<Bool?>(nil)
+    /// What the raises since the last answer asked for.
+    struct Request: Equatable {
+        /// Whether some reconcile since changed the mirror.
+        var mirrorChanged: Bool
+        /// The audit mark before the earliest of those reconciles; nil for "reload everything".
+        var since: Int64?
+    }
+    private let raised = Mutex<Request?>(nil)
     public init() {}
-    /// Raises the flag; `mirrorChanged` false when the reconcile changed nothing in the mirror.
-    public func raise(mirrorChanged: Bool = true) { raised.withLock { $0 = ($0 ?? false) || mirrorChanged } }
-    func take() -> Bool? { raised.withLock { value in defer { value = nil }; return value } }
 
-    /// Answers a raised flag, if any, before the stream applies its next change.
-    func answer(_ applier: ChangeApplier) throws {
-        switch take() {
-        case true?: try applier.reload()
-        case false?: try applier.restartBreaker()
-        case nil: break
+    /// Raises the flag; `mirrorChanged` false when the reconcile changed nothing in the mirror,
+    /// `since` the ``Mirror/auditMark()`` taken before it ran (nil: reload every identity).
+    public func raise(mirrorChanged: Bool = true, since mark: Int64? = nil) {
+        raised.withLock { current in
+            let next = Request(mirrorChanged: mirrorChanged, since: mirrorChanged ? mark : nil)
+            guard let previous = current else {
+                current = next
+                return
+            }
+            switch (previous.mirrorChanged, next.mirrorChanged) {
+            case (true, true): current = Request(mirrorChanged: true, since: previous.since.flatMap { a in next.since.map { min(a, $0) } })
+            case (true, false): break
+            case (false, _): current = next
+            }
         }
     }
 
-    /// Reloads `applier` after a reconcile the stream itself asked for. That reconcile raised
+    func take() -> Request? { raised.withLock { value in defer { value = nil }; return value } }
+
+    /// Answers a raised flag, if any, before the stream applies its next change.
+    func answer(_ applier: ChangeApplier) throws {
+        guard let request = take() else { return }
+        switch (request.mirrorChanged, request.since) {
+        case (true, let mark?): try applier.reload(changedAfter: mark)
+        case (true, nil): try applier.reload()
+        case (false, _): applier.restartBreaker()
+        }
+    }
+
+    /// Reloads `applier` after a reconcile the stream itself waited for. That reconcile raised
     /// this signal too; the reload answers it, so the next change does not reload again (a
     /// second reload of 100k users took seconds on the first revocation after a start, and
     /// every change queued behind it waited as long).

@@ -1,3 +1,4 @@
+import Mirror
 import Synchronization
 
 /// Runs the full reconciles that applied changes ask for (a new provider, a change to a group
@@ -10,7 +11,7 @@ import Synchronization
 /// after it (see `Mirror.apply(_:keepingChangesAfter:)`). Requests that arrive while one runs
 /// are answered by one more reconcile after it (its read may have begun before their changes).
 /// After each reconcile that applied, the reload signal is raised: the stream reloads the stored
-/// identities before its next change.
+/// identities of the users changed since the reconcile began before its next change.
 final class ReconcileRequests: Sendable {
     private struct State {
         var running = false
@@ -20,10 +21,12 @@ final class ReconcileRequests: Sendable {
     private let state = Mutex(State())
     private let reconcile: @Sendable (String) async -> Bool
     private let reloadSignal: ReloadSignal
+    private let mirror: Mirror
 
-    init(reconcile: @escaping @Sendable (String) async -> Bool, reloadSignal: ReloadSignal) {
+    init(reconcile: @escaping @Sendable (String) async -> Bool, reloadSignal: ReloadSignal, mirror: Mirror) {
         self.reconcile = reconcile
         self.reloadSignal = reloadSignal
+        self.mirror = mirror
     }
 
     /// Asks for a full reconcile and returns at once.
@@ -46,7 +49,10 @@ final class ReconcileRequests: Sendable {
 
     private func drain() async {
         while let why = next() {
-            if await reconcile(why) { reloadSignal.raise() }
+            // The users the reconcile changes have audit rows after this mark: the stream reads
+            // those identities again, not every one (without a mark, all of them).
+            let mark = try? mirror.auditMark()
+            if await reconcile(why) { reloadSignal.raise(since: mark) }
         }
     }
 

@@ -126,6 +126,37 @@ struct StreamMembershipTests {
         #expect(report.counts.isEmpty, "the stream ended where a full reconcile ends: \(report.counts)")
     }
 
+    @Test("After a reconcile that renamed a user, the stream reads that one identity again: it knows the new DN and forgets the old")
+    func partialReloadAfterAReconcile() async throws {
+        let fixture = try await ClinicFixture.start()
+        defer { fixture.server.shutdown() }
+        let clinic = fixture.clinic
+        _ = try await fixture.sync()
+        let applier = ChangeApplier(configuration: fixture.configuration, mirror: fixture.mirror)
+        try applier.reload()
+        let screening = clinic.groupDN("hc1-screening")
+        let moved = clinic.teamMember(1, "screening", 2)
+        let movedDN = "cn=Moved Screener,ou=people,\(clinic.suffix)"
+        try fixture.server.ldapmodify("dn: \(clinic.dn(moved))\nchangetype: modrdn\nnewrdn: cn=Moved Screener\ndeleteoldrdn: 0\n")
+        let mark = try fixture.mirror.auditMark()
+        let reconciled = try await fixture.sync()
+        #expect(reconciled.counts.usersUpdated == 1)
+        #expect(try applier.reload(changedAfter: mark) == 1, "one user read again, not all \(clinic.userCount)")
+
+        // The group still names the old DN: its next change does not count the user through it.
+        let removed = clinic.teamMember(1, "screening", 3)
+        try fixture.server.ldapmodify("dn: \(screening)\nchangetype: modify\ndelete: member\nmember: \(clinic.dn(removed))\n")
+        _ = try await applier.apply(try await fixture.groupEvent(at: screening), from: .groups, cookie: nil)
+        #expect(try !fixture.members(ofGroup: screening).contains(UserCode(moved)))
+        // Named by the new DN, the user is a member again.
+        try fixture.server.ldapmodify("dn: \(screening)\nchangetype: modify\nadd: member\nmember: \(movedDN)\n")
+        let added = try await applier.apply(try await fixture.groupEvent(at: screening), from: .groups, cookie: nil)
+        #expect(added.changes > 0)
+        #expect(try fixture.members(ofGroup: screening).contains(UserCode(moved)))
+        let report = try await fixture.sync()
+        #expect(report.counts.isEmpty, "\(report.counts)")
+    }
+
     @Test("A group that names many entries that are no users (deleted, or never there) still applies a removal at once, without a full reconcile")
     func groupNamingNonUsers() async throws {
         let fixture = try await ClinicFixture.start()
