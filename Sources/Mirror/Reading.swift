@@ -223,8 +223,9 @@ extension Mirror {
     }
 
     /// The directory identities of the users with an audit row after `mark` (an ``auditMark()``),
-    /// with every group's; nil when more than `limit` users changed (reading all is then as
-    /// quick). What a change stream needs after a reconcile that changed some users.
+    /// with every group's if any group has one too (else no group); nil when more than `limit`
+    /// users changed (reading all is then as quick). What a change stream needs after a
+    /// reconcile that changed some users.
     public func directoryIdentities(ofUsersChangedAfter mark: Int64, limit: Int) throws -> DirectoryIdentities? {
         try pool.read { db in
             let codes = try String.fetchAll(db, sql: """
@@ -240,7 +241,11 @@ extension Mirror {
                     """, arguments: StatementArguments(chunk))
                 while let row = try rows.next() { identities.users.append(Self.storedUser(row)) }
             }
-            identities.groups = try Self.groupIdentities(db)
+            let groupsChanged = try Bool.fetchOne(db, sql: """
+                SELECT EXISTS (SELECT 1 FROM audit_log WHERE id > ? AND entity_type = 'group')
+                """, arguments: [mark]) ?? true
+            if groupsChanged { identities.groups = try Self.groupIdentities(db) }
+            identities.groupsRead = groupsChanged
             return identities
         }
     }

@@ -130,8 +130,8 @@ public final class ChangeApplier {
     }
 
     /// After a full reconcile that changed the mirror: reads again only the identities of the
-    /// users with an audit row after `mark` (taken before the reconcile), and every group's,
-    /// instead of all the stored users' (about 250 ms at 100k users, while the next change
+    /// users with an audit row after `mark` (taken before the reconcile), and every group's if
+    /// a group has one too, instead of all the stored users' (about 250 ms at 100k users, while the next change
     /// waits). Falls back to ``reload()`` when many users changed. Returns how many users it
     /// read again; nil after a whole reload.
     @discardableResult
@@ -140,16 +140,21 @@ public final class ChangeApplier {
             try reload()
             return nil
         }
-        let changed = Set(identities.users.map(\.code))
-        if !changed.isEmpty {
-            // What the changed users were known by before (a DN or directory id they may no
-            // longer have) goes; what they have now comes in. Removed in place: rebuilding the
-            // two maps would hash 100k keys again.
+        // A user already indexed by the DN and directory id they have now was indexed by the
+        // stream itself, which dropped what they had before. Only otherwise (a rename the
+        // reconcile found) can an old DN or id still name them: then what the changed users were
+        // known by goes, found by one pass over the two maps (about 45 ms at 100k users).
+        let reindexed = identities.users.filter { user in
+            user.directoryID.map { codeByID[$0.lowercased()] != user.code } ?? false
+                || user.directoryDN.map { codeByDN[DN.normalize($0)] != user.code } ?? false
+        }
+        if !reindexed.isEmpty {
+            let changed = Set(reindexed.map(\.code))
             for dn in codeByDN.compactMap({ changed.contains($0.value) ? $0.key : nil }) { codeByDN[dn] = nil }
             for id in codeByID.compactMap({ changed.contains($0.value) ? $0.key : nil }) { codeByID[id] = nil }
-            for user in identities.users { index(user) }
+            for user in reindexed { index(user) }
         }
-        index(groups: identities.groups)
+        if identities.groupsRead { index(groups: identities.groups) }
         restartBreaker()
         return identities.users.count
     }
