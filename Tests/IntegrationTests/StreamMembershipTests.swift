@@ -38,6 +38,26 @@ extension ClinicFixture {
 /// a user no longer has. Each case ends where a full reconcile of the same directory ends.
 @Suite("Group members the change stream resolves by DN, against a real slapd")
 struct StreamMembershipTests {
+    /// A clinic directory synced into its mirror, and a change applier loaded from the mirror,
+    /// as the stream has them after its first reconcile.
+    static func synced() async throws -> (ClinicFixture, ChangeApplier) {
+        let fixture = try await ClinicFixture.start()
+        _ = try await fixture.sync()
+        let applier = ChangeApplier(configuration: fixture.configuration, mirror: fixture.mirror)
+        try applier.reload()
+        return (fixture, applier)
+    }
+
+    /// The DN a screener of health center 1 moves to, keeping their uid (and user code).
+    static func movedDN(_ clinic: ClinicDirectory) -> String { "cn=Moved Screener,ou=people,\(clinic.suffix)" }
+
+    /// Renames screener 2 of health center 1 to ``movedDN(_:)`` in the directory; their code.
+    static func moveScreener(_ fixture: ClinicFixture) throws -> String {
+        let moved = fixture.clinic.teamMember(1, "screening", 2)
+        try fixture.server.ldapmodify("dn: \(fixture.clinic.dn(moved))\nchangetype: modrdn\nnewrdn: cn=Moved Screener\ndeleteoldrdn: 0\n")
+        return moved
+    }
+
     static func newcomerLDIF(_ clinic: ClinicDirectory, _ uid: String) -> String {
         """
         dn: \(clinic.dn(uid))
@@ -53,16 +73,13 @@ struct StreamMembershipTests {
 
     @Test("A group's change that comes before its members' own changes neither misses a new user nor drops a renamed one")
     func groupBeforeItsMembers() async throws {
-        let fixture = try await ClinicFixture.start()
+        let (fixture, applier) = try await Self.synced()
         defer { fixture.server.shutdown() }
         let clinic = fixture.clinic
-        _ = try await fixture.sync()
-        let applier = ChangeApplier(configuration: fixture.configuration, mirror: fixture.mirror)
-        try applier.reload()
         let screening = clinic.groupDN("hc1-screening")
         let newcomer = "hc1-newcomer1"
         let moved = clinic.teamMember(1, "screening", 2)
-        let movedDN = "cn=Moved Screener,ou=people,\(clinic.suffix)"
+        let movedDN = Self.movedDN(clinic)
         // A new user added to a group, and a rename carried into the group as referential
         // integrity does it.
         try fixture.server.ldapmodify(Self.newcomerLDIF(clinic, newcomer) + """
@@ -100,17 +117,13 @@ struct StreamMembershipTests {
 
     @Test("A user renamed without referential integrity has no access through the DN a group still lists, as after a full reconcile")
     func renameLeavesTheOldDNBehind() async throws {
-        let fixture = try await ClinicFixture.start()
+        let (fixture, applier) = try await Self.synced()
         defer { fixture.server.shutdown() }
         let clinic = fixture.clinic
-        _ = try await fixture.sync()
-        let applier = ChangeApplier(configuration: fixture.configuration, mirror: fixture.mirror)
-        try applier.reload()
         let screening = clinic.groupDN("hc1-screening")
-        let moved = clinic.teamMember(1, "screening", 2)
-        let movedDN = "cn=Moved Screener,ou=people,\(clinic.suffix)"
         let removed = clinic.teamMember(1, "screening", 3)
-        try fixture.server.ldapmodify("dn: \(clinic.dn(moved))\nchangetype: modrdn\nnewrdn: cn=Moved Screener\ndeleteoldrdn: 0\n")
+        let moved = try Self.moveScreener(fixture)
+        let movedDN = Self.movedDN(clinic)
         let renamed = try await applier.apply(try await fixture.userEvent(at: movedDN), from: .users, cookie: nil)
         #expect(!renamed.revocation, "a rename alone revokes nothing")
         #expect(try fixture.user(moved)?.directoryDN == movedDN)
@@ -128,16 +141,12 @@ struct StreamMembershipTests {
 
     @Test("After a reconcile that renamed a user, the stream reads that one identity again: it knows the new DN and forgets the old")
     func partialReloadAfterAReconcile() async throws {
-        let fixture = try await ClinicFixture.start()
+        let (fixture, applier) = try await Self.synced()
         defer { fixture.server.shutdown() }
         let clinic = fixture.clinic
-        _ = try await fixture.sync()
-        let applier = ChangeApplier(configuration: fixture.configuration, mirror: fixture.mirror)
-        try applier.reload()
         let screening = clinic.groupDN("hc1-screening")
-        let moved = clinic.teamMember(1, "screening", 2)
-        let movedDN = "cn=Moved Screener,ou=people,\(clinic.suffix)"
-        try fixture.server.ldapmodify("dn: \(clinic.dn(moved))\nchangetype: modrdn\nnewrdn: cn=Moved Screener\ndeleteoldrdn: 0\n")
+        let moved = try Self.moveScreener(fixture)
+        let movedDN = Self.movedDN(clinic)
         let mark = try fixture.mirror.auditMark()
         let reconciled = try await fixture.sync()
         #expect(reconciled.counts.usersUpdated == 1)
@@ -159,15 +168,12 @@ struct StreamMembershipTests {
 
     @Test("A group that names many entries that are no users (deleted, or never there) still applies a removal at once, without a full reconcile")
     func groupNamingNonUsers() async throws {
-        let fixture = try await ClinicFixture.start()
+        let (fixture, applier) = try await Self.synced()
         defer { fixture.server.shutdown() }
         let clinic = fixture.clinic
         let screening = clinic.groupDN("hc1-screening")
         let ghosts = (1...150).map { clinic.dn("left-long-ago\($0)") }
         try fixture.server.ldapmodify("dn: \(screening)\nchangetype: modify\nadd: member\n" + ghosts.map { "member: \($0)\n" }.joined())
-        _ = try await fixture.sync()
-        let applier = ChangeApplier(configuration: fixture.configuration, mirror: fixture.mirror)
-        try applier.reload()
         for index in 1...3 {
             let removed = clinic.teamMember(1, "screening", index)
             try fixture.server.ldapmodify("dn: \(screening)\nchangetype: modify\ndelete: member\nmember: \(clinic.dn(removed))\n")
