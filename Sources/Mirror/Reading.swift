@@ -202,17 +202,18 @@ extension Mirror {
     public func directoryIdentities() throws -> DirectoryIdentities {
         try pool.read { db in
             var identities = DirectoryIdentities()
-            let userRows = try Row.fetchCursor(db, sql: """
-                SELECT user_code, directory_id, directory_dn, locked_by_directory, locked_locally, inactive_by_directory, inactive_locally
-                FROM user_account
-                """)
+            let userRows = try Row.fetchCursor(db, sql: "SELECT \(Self.identityColumns) FROM user_account")
             while let row = try userRows.next() { identities.users.append(Self.storedUser(row)) }
             identities.groups = try Self.groupIdentities(db)
             return identities
         }
     }
 
-    /// A user's identity from a row of user code, directory id and DN, and the four state columns.
+    /// The `user_account` columns ``storedUser(_:)`` reads, in its order.
+    private static let identityColumns =
+        "user_code, directory_id, directory_dn, locked_by_directory, locked_locally, inactive_by_directory, inactive_locally"
+
+    /// A user's identity from a row of ``identityColumns``.
     private static func storedUser(_ row: Row) -> DirectoryIdentities.StoredUser {
         let state = AccountState(lockedByDirectory: row[3], lockedLocally: row[4], inactiveByDirectory: row[5], inactiveLocally: row[6])
         return .init(code: UserCode(row[0] as String), directoryID: row[1], directoryDN: row[2], isActiveAndUnlocked: state.isActive && !state.isLocked)
@@ -223,30 +224,28 @@ extension Mirror {
     }
 
     /// The directory identities of the users with an audit row after `mark` (an ``auditMark()``),
-    /// with every group's if any group has one too (else no group); nil when more than `limit`
-    /// users changed (reading all is then as quick). What a change stream needs after a
-    /// reconcile that changed some users.
-    public func directoryIdentities(ofUsersChangedAfter mark: Int64, limit: Int) throws -> DirectoryIdentities? {
+    /// and every group's if any group has one too (else nil); nil when more than `limit` users
+    /// changed (reading all is then as quick). What a change stream needs after a reconcile that
+    /// changed some users.
+    public func directoryIdentities(ofUsersChangedAfter mark: Int64, limit: Int) throws
+        -> (users: [DirectoryIdentities.StoredUser], groups: [(id: GroupID, directoryDN: String)]?)? {
         try pool.read { db in
             let codes = try String.fetchAll(db, sql: """
                 SELECT DISTINCT entity_key FROM audit_log WHERE id > ? AND entity_type = 'user' LIMIT ?
                 """, arguments: [mark, limit + 1])
             guard codes.count <= limit else { return nil }
-            var identities = DirectoryIdentities()
+            var users: [DirectoryIdentities.StoredUser] = []
             for start in stride(from: 0, to: codes.count, by: 500) {
                 let chunk = Array(codes[start..<min(start + 500, codes.count)])
                 let rows = try Row.fetchCursor(db, sql: """
-                    SELECT user_code, directory_id, directory_dn, locked_by_directory, locked_locally, inactive_by_directory, inactive_locally
-                    FROM user_account WHERE user_code IN (\(databaseQuestionMarks(count: chunk.count)))
+                    SELECT \(Self.identityColumns) FROM user_account WHERE user_code IN (\(databaseQuestionMarks(count: chunk.count)))
                     """, arguments: StatementArguments(chunk))
-                while let row = try rows.next() { identities.users.append(Self.storedUser(row)) }
+                while let row = try rows.next() { users.append(Self.storedUser(row)) }
             }
             let groupsChanged = try Bool.fetchOne(db, sql: """
                 SELECT EXISTS (SELECT 1 FROM audit_log WHERE id > ? AND entity_type = 'group')
                 """, arguments: [mark]) ?? true
-            if groupsChanged { identities.groups = try Self.groupIdentities(db) }
-            identities.groupsRead = groupsChanged
-            return identities
+            return (users, groupsChanged ? try Self.groupIdentities(db) : nil)
         }
     }
 

@@ -122,8 +122,6 @@ public struct DirectoryIdentities: Sendable {
     public var users: [StoredUser] = []
     /// Groups mapped from a directory group, with that group's DN as stored.
     public var groups: [(id: GroupID, directoryDN: String)] = []
-    /// False when the groups were left out (none changed since the mark asked about).
-    public var groupsRead = true
 }
 
 /// The audit log's hash chain is broken at ``rowID``.

@@ -178,8 +178,6 @@ public final class DirectoryService: Service, Sendable {
             defer { releaseFreedMemory() }
             let configuration = self.configuration
             do {
-                // The users this reconcile changes have audit rows after this mark (see ReloadSignal).
-                let mark = try? mirror.auditMark()
                 // Off the cooperative pool, so that the change stream keeps a thread (see ThreadExecutor).
                 let report = try await withTaskExecutorPreference(Self.reconcileExecutor) {
                     try await Reconciler(configuration: configuration, mirror: mirror).run(ReconcileOptions(full: full, listChanges: false))
@@ -188,7 +186,7 @@ public final class DirectoryService: Service, Sendable {
                 for problem in report.problems { logger.warning("Directory entry \(problem)") }
                 if let notice = report.entriesNotStored { logger.warning("\(notice)") }
                 for (user, date) in report.nextChanges { timers.schedule(user, at: date) }
-                if raisingReload { reloadSignal.raise(mirrorChanged: report.changeCount > 0, since: mark) }
+                if raisingReload { reloadSignal.raise(mirrorChanged: report.changeCount > 0, since: report.auditMark) }
                 if report.changeCount > 0 { notifier.notify() }
                 logger.info("Full reconcile (\(why); \(report.source)): \(report.changeCount) changes, \(report.eventCount) events (\(report.phaseTimes)).")
                 return true

@@ -136,7 +136,7 @@ public final class ChangeApplier {
     /// changed. Returns how many users it read again; nil after a whole reload.
     @discardableResult
     public func reload(changedAfter mark: Int64) throws -> Int? {
-        guard let identities = try mirror.directoryIdentities(ofUsersChangedAfter: mark, limit: Self.partialReloadLimit) else {
+        guard let changed = try mirror.directoryIdentities(ofUsersChangedAfter: mark, limit: Self.partialReloadLimit) else {
             try reload()
             return nil
         }
@@ -144,19 +144,19 @@ public final class ChangeApplier {
         // stream itself, which dropped what they had before. Only otherwise (a rename the
         // reconcile found) can an old DN or id still name them: then what the changed users were
         // known by goes, found by one pass over the two maps (about 45 ms at 100k users).
-        let reindexed = identities.users.filter { user in
+        let reindexed = changed.users.filter { user in
             user.directoryID.map { codeByID[$0.lowercased()] != user.code } ?? false
                 || user.directoryDN.map { codeByDN[DN.normalize($0)] != user.code } ?? false
         }
         if !reindexed.isEmpty {
-            let changed = Set(reindexed.map(\.code))
-            for dn in codeByDN.compactMap({ changed.contains($0.value) ? $0.key : nil }) { codeByDN[dn] = nil }
-            for id in codeByID.compactMap({ changed.contains($0.value) ? $0.key : nil }) { codeByID[id] = nil }
+            let codes = Set(reindexed.map(\.code))
+            for dn in codeByDN.compactMap({ codes.contains($0.value) ? $0.key : nil }) { codeByDN[dn] = nil }
+            for id in codeByID.compactMap({ codes.contains($0.value) ? $0.key : nil }) { codeByID[id] = nil }
             for user in reindexed { index(user) }
         }
-        if identities.groupsRead { index(groups: identities.groups) }
+        if let groups = changed.groups { index(groups: groups) }
         restartBreaker()
-        return identities.users.count
+        return changed.users.count
     }
 
     /// At most this many changed users are read again one by one after a reconcile.

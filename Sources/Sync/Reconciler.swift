@@ -52,6 +52,9 @@ public struct ReconcileReport: Sendable {
     /// Why the entries read could not be stored for the next reconcile (which then reads more);
     /// the apply itself stands. Nil when they were.
     public var entriesNotStored: String? = nil
+    /// The mirror's audit mark taken before the reconcile read anything: what it changed has audit
+    /// rows after it. Nil for a reconcile that found nothing changed without applying.
+    public var auditMark: Int64? = nil
 }
 
 extension ReconcileReport {
@@ -307,7 +310,7 @@ public struct Reconciler: Sendable {
         let report = ReconcileReport(counts: counts, changes: summary.changes, changeCount: summary.changeCount, eventCount: summary.eventCount,
                                      problems: problems, newProviders: mapping.newProviders, usersRead: usersInDirectory + content.problems.count,
                                      groupsRead: content.groups.count, dryRun: options.dryRun, nextChanges: mapping.nextChanges,
-                                     durations: durations, source: source, entriesNotStored: summary.entriesNotStored)
+                                     durations: durations, source: source, entriesNotStored: summary.entriesNotStored, auditMark: mark)
         // The changeset is the largest value of a reconcile (every user): freeing it took 44-51 ms
         // of a 100k first sync's end; another thread does it.
         Self.releaseInBackground(consume mapping)
