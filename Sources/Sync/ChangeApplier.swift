@@ -420,16 +420,16 @@ public final class ChangeApplier {
             return result
         }
         var members = Set<UserCode>()
-        var unseen: [String] = []
+        var unseen: [(dn: String, normalized: String)] = []
         for value in entry.strings(configuration.groups.memberAttribute) {
             let member = DN.normalize(value)
             if let code = codeByDN[member] {
                 members.insert(code)
             } else if !absentMemberDNs.contains(member), DN.isWithin(member, base: configuration.users.base) {
-                unseen.append(value)
+                unseen.append((value, member))
             }
         }
-        for dn in unseen.prefix(Self.unseenMemberLimit) {
+        for (dn, normalized) in unseen.prefix(Self.unseenMemberLimit) {
             // A user whose own change has not arrived yet (the users' and the groups' streams are
             // not ordered with each other): a new user just added to this group, or a rename that
             // the directory's referential integrity carried into the group first. Read and applied
@@ -438,10 +438,10 @@ public final class ChangeApplier {
             // them back to the groups that list them.
             let applied = try await applyUnseenMember(dn, now: now)
             result.absorb(applied)
-            if let code = codeByDN[DN.normalize(dn)] {
+            if let code = codeByDN[normalized] {
                 members.insert(code)
             } else if absentMemberDNs.count < Self.absentMemberDNLimit {
-                absentMemberDNs.insert(DN.normalize(dn))
+                absentMemberDNs.insert(normalized)
             }
         }
         for (index, group) in targets.enumerated() {
@@ -463,13 +463,8 @@ public final class ChangeApplier {
     /// change of the users' stream; nothing when no user is there.
     private func applyUnseenMember(_ dn: String, now: Date) async throws -> AppliedChange {
         let mapper = DirectoryMapper(configuration: configuration, now: now, lockoutDuration: lockoutDuration)
-        let found: [LDAPEntry]
-        do {
-            found = try await lookupSearch(base: dn, scope: .base, filter: configuration.users.filter, attributes: mapper.userAttributes)
-        } catch let error as LDAPError where error.code == .noSuchObject {
-            found = []
-        }
-        guard let entry = found.first, let id = mapper.directoryID(of: entry).flatMap(EntryUUID.init) else { return AppliedChange() }
+        guard let entry = try await lookupEntry(dn, filter: configuration.users.filter, attributes: mapper.userAttributes),
+              let id = mapper.directoryID(of: entry).flatMap(EntryUUID.init) else { return AppliedChange() }
         return try await apply(.modify(id, entry), from: .users, cookie: nil, now: now)
     }
 
@@ -507,6 +502,15 @@ public final class ChangeApplier {
             }
         }
         return []
+    }
+
+    /// The entry at `dn` if it matches `filter`; nil when it does not, or there is no such entry.
+    private func lookupEntry(_ dn: String, filter: String, attributes: [String] = ["1.1"]) async throws -> LDAPEntry? {
+        do {
+            return try await lookupSearch(base: dn, scope: .base, filter: filter, attributes: attributes).first
+        } catch let error as LDAPError where error.code == .noSuchObject {
+            return nil
+        }
     }
 
     /// The lookup connection, opened if there is none.
@@ -547,23 +551,15 @@ public final class ChangeApplier {
 
     private func isProvider(_ dn: String) async throws -> Bool {
         guard let filter = configuration.providers.filter else { return false }
-        do {
-            return !(try await lookupSearch(base: dn, scope: .base, filter: "(&\(configuration.users.filter)\(filter))")).isEmpty
-        } catch let error as LDAPError where error.code == .noSuchObject {
-            return false
-        }
+        return try await lookupEntry(dn, filter: "(&\(configuration.users.filter)\(filter))") != nil
     }
 
     private func isSuperAdministrator(_ dn: String) async throws -> Bool {
         guard !configuration.users.superAdministratorGroups.isEmpty else { return false }
         let member = configuration.groups.memberAttribute
-        for group in configuration.users.superAdministratorGroups {
-            do {
-                let found = try await lookupSearch(base: group, scope: .base, filter: "(\(member)=\(escapeFilterValue(dn)))")
-                if !found.isEmpty { return true }
-            } catch let error as LDAPError where error.code == .noSuchObject {
-                continue
-            }
+        for group in configuration.users.superAdministratorGroups
+        where try await lookupEntry(group, filter: "(\(member)=\(escapeFilterValue(dn)))") != nil {
+            return true
         }
         return false
     }
