@@ -216,7 +216,7 @@ extension Mirror {
     /// A user's identity from a row of ``identityColumns``.
     private static func storedUser(_ row: Row) -> DirectoryIdentities.StoredUser {
         let state = AccountState(lockedByDirectory: row[3], lockedLocally: row[4], inactiveByDirectory: row[5], inactiveLocally: row[6])
-        return .init(code: UserCode(row[0] as String), directoryID: row[1], directoryDN: row[2], isActiveAndUnlocked: state.isActive && !state.isLocked)
+        return .init(code: UserCode(row[0] as String), directoryID: row[1], directoryDN: row[2], isActive: state.isActive, isLocked: state.isLocked)
     }
 
     private static func groupIdentities(_ db: Database) throws -> [(id: GroupID, directoryDN: String)] {

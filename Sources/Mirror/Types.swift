@@ -117,7 +117,9 @@ public struct DirectoryIdentities: Sendable {
         /// entryUUID or objectGUID, as stored.
         public var directoryID: String?
         public var directoryDN: String?
-        public var isActiveAndUnlocked: Bool
+        public var isActive: Bool
+        public var isLocked: Bool
+        public var isActiveAndUnlocked: Bool { isActive && !isLocked }
     }
     public var users: [StoredUser] = []
     /// Groups mapped from a directory group, with that group's DN as stored.

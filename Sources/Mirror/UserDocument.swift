@@ -140,7 +140,10 @@ extension Mirror {
     /// The user whose directory identity (entryUUID / objectGUID text) is `id`.
     public func userCode(directoryID id: String) throws -> UserCode? {
         let code = try pool.read { db -> String? in
-            try String.fetchOne(db.cachedStatement(sql: "SELECT user_code FROM user_account WHERE directory_id = ? COLLATE NOCASE"), arguments: [id])
+            // Two accounts share an id after a login rename; the active one holds the entry.
+            try String.fetchOne(db.cachedStatement(sql: """
+                SELECT user_code FROM user_account WHERE directory_id = ? COLLATE NOCASE ORDER BY active DESC LIMIT 1
+                """), arguments: [id])
         }
         return code.map { UserCode($0) }
     }

@@ -121,10 +121,11 @@ public final class ChangeApplier {
         codeByDN.reserveCapacity(identities.users.count)
         var active = 0
         disappearances.reset()
-        for user in identities.users {
-            if user.isActiveAndUnlocked { active += 1 }
-            index(user)
-        }
+        for user in identities.users where user.isActiveAndUnlocked { active += 1 }
+        // Inactive accounts first: where an active one shares an id or DN with them (a login
+        // renamed in the directory), it is indexed last and holds it.
+        for user in identities.users where !user.isActive { index(user) }
+        for user in identities.users where user.isActive { index(user) }
         activeUsers = active
         index(groups: identities.groups)
     }
@@ -152,7 +153,10 @@ public final class ChangeApplier {
             let codes = Set(reindexed.map(\.code))
             for dn in codeByDN.compactMap({ codes.contains($0.value) ? $0.key : nil }) { codeByDN[dn] = nil }
             for id in codeByID.compactMap({ codes.contains($0.value) ? $0.key : nil }) { codeByID[id] = nil }
-            for user in reindexed { index(user) }
+            for user in reindexed.sorted(by: { !$0.isActive && $1.isActive }) {
+                // An inactive account does not take an id or DN from an active one that holds it.
+                try index(user, unlessHeldBy: { try mirror.user($0)?.state.isActive == true })
+            }
         }
         if let groups = changed.groups { index(groups: groups) }
         restartBreaker()
@@ -162,9 +166,22 @@ public final class ChangeApplier {
     /// At most this many changed users are read again one by one after a reconcile.
     static let partialReloadLimit = 5_000
 
+    /// Indexes `user` by their directory id and DN. Two stored accounts can share them (a login
+    /// renamed in the directory keeps its entry): the index names the account that holds the
+    /// entry now, the active one, so that the entry's deletion or a group's change revokes it.
+    /// `isActive` answers for an account already indexed that `user`, inactive, would replace.
+    private func index(_ user: DirectoryIdentities.StoredUser, unlessHeldBy isActive: (UserCode) throws -> Bool) rethrows {
+        func takes(_ holder: UserCode?) throws -> Bool {
+            guard let holder, holder != user.code, !user.isActive else { return true }
+            return try !isActive(holder)
+        }
+        if let id = user.directoryID?.lowercased(), try takes(codeByID[id]) { codeByID[id] = user.code }
+        if let dn = user.directoryDN.map(DN.normalize), try takes(codeByDN[dn]) { codeByDN[dn] = user.code }
+    }
+
+    /// Indexes `user`, in a reload that indexes every inactive account before the active ones.
     private func index(_ user: DirectoryIdentities.StoredUser) {
-        if let id = user.directoryID { codeByID[id.lowercased()] = user.code }
-        if let dn = user.directoryDN { codeByDN[DN.normalize(dn)] = user.code }
+        index(user, unlessHeldBy: { _ in false })
     }
 
     private func index(groups: [(id: GroupID, directoryDN: String)]) {

@@ -166,6 +166,81 @@ struct StreamMembershipTests {
         #expect(report.counts.isEmpty, "\(report.counts)")
     }
 
+    @Test("After a login is renamed and renamed back, the stream names by the entry the account that holds it now: a group adds that account, and the deletion revokes it")
+    func loginRenamedAndBack() async throws {
+        let fixture = try await ClinicFixture.start()
+        defer { fixture.server.shutdown() }
+        let clinic = fixture.clinic
+        let screening = clinic.groupDN("hc1-screening")
+        let original = try Self.moveScreener(fixture)
+        let movedDN = Self.movedDN(clinic)
+        try fixture.server.ldapmodify("dn: \(screening)\nchangetype: modify\nadd: member\nmember: \(movedDN)\n")
+        _ = try await fixture.sync()
+        // The login changes and changes back; the DN (and entryUUID) stay, as with Active
+        // Directory's sAMAccountName. Two stored accounts then share the entry's identity.
+        let interim = "a-renamed-screener"
+        for code in [interim, original] {
+            try fixture.server.ldapmodify("dn: \(movedDN)\nchangetype: modify\nreplace: uid\nuid: \(code)\n")
+            _ = try await fixture.sync()
+        }
+        #expect(try fixture.user(original)?.state.isActive == true)
+        #expect(try fixture.user(interim)?.state.isActive == false)
+        #expect(try fixture.user(interim)?.directoryID == fixture.user(original)?.directoryID)
+        #expect(try fixture.members(ofGroup: screening).contains(UserCode(original)))
+
+        // A daemon starting now loads every stored identity.
+        let applier = ChangeApplier(configuration: fixture.configuration, mirror: fixture.mirror)
+        try applier.reload()
+        try fixture.server.ldapmodify("dn: \(screening)\nchangetype: modify\ndelete: member\nmember: \(movedDN)\n")
+        let removal = try await applier.apply(try await fixture.groupEvent(at: screening), from: .groups, cookie: nil)
+        #expect(removal.revocation)
+        #expect(try !fixture.members(ofGroup: screening).contains(UserCode(original)))
+        let booking = clinic.groupDN("hc1-booking")
+        try fixture.server.ldapmodify("dn: \(booking)\nchangetype: modify\nadd: member\nmember: \(movedDN)\n")
+        _ = try await applier.apply(try await fixture.groupEvent(at: booking), from: .groups, cookie: nil)
+        #expect(try fixture.members(ofGroup: booking).contains(UserCode(original)), "the DN names the account that holds it")
+        #expect(try !fixture.members(ofGroup: booking).contains(UserCode(interim)))
+
+        let id = try #require(try fixture.user(original)?.directoryID.flatMap(EntryUUID.init))
+        let writer = try await fixture.writer()
+        try await writer.delete(movedDN)
+        await writer.close()
+        let deletion = try await applier.apply(.delete(id, dn: movedDN), from: .users, cookie: nil)
+        #expect(deletion.revocation)
+        #expect(try fixture.user(original)?.state.isActive == false)
+        let report = try await fixture.sync()
+        #expect(report.counts.isEmpty, "\(report.counts)")
+    }
+
+    @Test("A login renamed on the stream, then the old account locked by an admin: the partial reload leaves the entry to the account that holds it")
+    func oldLoginChangedLocally() async throws {
+        let (fixture, applier) = try await Self.synced()
+        defer { fixture.server.shutdown() }
+        let clinic = fixture.clinic
+        let original = try Self.moveScreener(fixture)
+        let movedDN = Self.movedDN(clinic)
+        _ = try await applier.apply(try await fixture.userEvent(at: movedDN), from: .users, cookie: nil)
+        let renamed = "a-renamed-screener"
+        try fixture.server.ldapmodify("dn: \(movedDN)\nchangetype: modify\nreplace: uid\nuid: \(renamed)\n")
+        let rename = try await applier.apply(try await fixture.userEvent(at: movedDN), from: .users, cookie: nil)
+        #expect(rename.revocation, "the old login is deactivated")
+        #expect(try fixture.user(original)?.state.isActive == false)
+
+        // The old account changes after the mark (here an admin's lock; the reconcile changes
+        // nothing), so the reload after the reconcile reads it again.
+        let mark = try fixture.mirror.auditMark()
+        _ = try fixture.mirror.setLocalLock(of: UserCode(original), locked: true, reason: "left the clinic", actor: .system)
+        _ = try await fixture.sync()
+        #expect(try applier.reload(changedAfter: mark) == 1)
+        let id = try #require(try fixture.user(renamed)?.directoryID.flatMap(EntryUUID.init))
+        let writer = try await fixture.writer()
+        try await writer.delete(movedDN)
+        await writer.close()
+        let deletion = try await applier.apply(.delete(id, dn: movedDN), from: .users, cookie: nil)
+        #expect(deletion.revocation)
+        #expect(try fixture.user(renamed)?.state.isActive == false)
+    }
+
     @Test("A group that names many entries that are no users (deleted, or never there) still applies a removal at once, without a full reconcile")
     func groupNamingNonUsers() async throws {
         let (fixture, applier) = try await Self.synced()

@@ -104,7 +104,7 @@ enum Sample {
         let identities = try mirror.directoryIdentities()
         let expected = snapshot.users.values.map {
             DirectoryIdentities.StoredUser(code: $0.code, directoryID: $0.directoryID, directoryDN: $0.directoryDN,
-                                           isActiveAndUnlocked: $0.state.isActive && !$0.state.isLocked)
+                                           isActive: $0.state.isActive, isLocked: $0.state.isLocked)
         }
         #expect(Set(identities.users) == Set(expected))
         #expect(identities.users.filter(\.isActiveAndUnlocked).count == 3)
