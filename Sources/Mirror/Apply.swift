@@ -32,6 +32,8 @@ final class Applier {
     private var storedUsers: [String: StoredUser]?
     /// Every stored membership (group id -> user keys), read once at the start, when the changeset is large.
     private var storedMembers: [String: Set<String>]?
+    /// Every stored provider's health center (code -> health center), read when a group to check grants many.
+    private var storedProviderHealthCenters: [String: String]?
 
     /// A stored group, as the diff needs it.
     struct StoredGroup {
@@ -262,7 +264,19 @@ final class Applier {
 
     private func healthCenter(ofProvider id: ProviderID) throws -> HealthCenterID? {
         if let provider = providers[id] { return provider.healthCenter }
+        if let storedProviderHealthCenters { return storedProviderHealthCenters[id.rawValue].map(HealthCenterID.init(rawValue:)) }
         return try fetchString("SELECT health_center FROM provider WHERE code = ?", [id.rawValue]).map(HealthCenterID.init(rawValue:))
+    }
+
+    /// Every stored provider's health center, read in one pass before checking a group that
+    /// grants many providers (one lookup each cost about 5 µs: 8 ms for an auto-add group of
+    /// 1,500 grants).
+    private func loadProviderHealthCenters(forTargets count: Int) throws {
+        guard storedProviderHealthCenters == nil, count > Applier.bulkThreshold else { return }
+        var stored: [String: String] = [:]
+        let rows = try Row.fetchCursor(db, sql: "SELECT code, health_center FROM provider")
+        while let row = try rows.next() { stored[row[0]] = row[1] }
+        storedProviderHealthCenters = stored
     }
 
     private func healthCenter(ofPool id: PoolID) throws -> HealthCenterID? {
@@ -449,6 +463,7 @@ final class Applier {
                 throw MirrorError.invalid(.wrongHealthCenter(entity: entity, refersTo: "care venue '\(venue)'", expected: group.healthCenter, found: hc))
             }
         }
+        if group.kind == .provider { try loadProviderHealthCenters(forTargets: group.modules.values.reduce(0) { $0 + $1.targets.count }) }
         for (module, grant) in group.modules.sorted(by: { $0.key < $1.key }) {
             for target in grant.targets.keys.sorted() {
                 let hc = group.kind == .provider ? try healthCenter(ofProvider: ProviderID(target)) : try healthCenter(ofPool: PoolID(target))
@@ -486,18 +501,18 @@ final class Applier {
                 """).execute(id, group.name, group.kind.rawValue, group.healthCenter.rawValue, group.schedulingAbility,
                              group.autoAddNewProviders, group.directoryDN, record)
             if storedGroup != nil {
-                try db.cachedStatement(sql: "DELETE FROM group_care_venue WHERE group_id = ?").execute(arguments: [id])
-                try db.cachedStatement(sql: "DELETE FROM group_module WHERE group_id = ?").execute(arguments: [id])
-            }
-            // The group's own rows are queued and inserted several per statement by ``flushGroupRows()``.
-            for v in group.careVenues.sorted() { pendingGroupRows.venues.append((id, v.rawValue)) }
-            for (m, grant) in group.modules.sorted(by: { $0.key < $1.key }) {
-                pendingGroupRows.modules.append((id, m.rawValue, grant.privacy.rawValue, grant.defaultPrivilege.rawValue))
-                for (t, entry) in grant.targets.sorted(by: { $0.key < $1.key }) {
-                    pendingGroupRows.targets.append((group.kind == .provider, id, m.rawValue, t, entry.privilege.rawValue, entry.privacyOverride?.rawValue))
+                try updateRows(ofGroup: id, to: group)
+            } else {
+                // A new group's rows are queued and inserted several per statement by ``flushGroupRows()``.
+                for v in group.careVenues.sorted() { pendingGroupRows.venues.append((id, v.rawValue)) }
+                for (m, grant) in group.modules.sorted(by: { $0.key < $1.key }) {
+                    pendingGroupRows.modules.append((id, m.rawValue, grant.privacy.rawValue, grant.defaultPrivilege.rawValue))
+                    for (t, entry) in grant.targets.sorted(by: { $0.key < $1.key }) {
+                        pendingGroupRows.targets.append((group.kind == .provider, id, m.rawValue, t, entry.privilege.rawValue, entry.privacyOverride?.rawValue))
+                    }
                 }
+                if pendingGroupRows.count >= Applier.pairBatch { try flushGroupRows() }
             }
-            if pendingGroupRows.count >= Applier.pairBatch { try flushGroupRows() }
             try w.audit(before == nil ? "group.created" : "group.updated", "group", id, before: before, after: record, source: group.directoryDN,
                         precomputed: before == nil ? ahead?.hash : nil)
             if storedGroups != nil {
@@ -749,6 +764,65 @@ final class Applier {
 
     /// Inserts the queued care venues, modules and targets of groups. Runs before anything else
     /// reads or writes those tables.
+    /// Brings a stored group's care venue, module and grant rows to `group`'s, writing only the
+    /// rows that differ. (An auto-add group lists every provider of its health center: deleting
+    /// and inserting again its 1,500 grants for one new provider held the writer, and every
+    /// revocation behind it, for tens of milliseconds per group.)
+    private func updateRows(ofGroup id: String, to group: Group) throws {
+        let storedVenues = Set(try String.fetchAll(db.cachedStatement(sql: "SELECT care_venue FROM group_care_venue WHERE group_id = ?"),
+                                                   arguments: [id]))
+        let venues = Set(group.careVenues.map(\.rawValue))
+        for venue in storedVenues.subtracting(venues).sorted() {
+            try db.cachedStatement(sql: "DELETE FROM group_care_venue WHERE group_id = ? AND care_venue = ?").execute(arguments: [id, venue])
+        }
+        for venue in venues.subtracting(storedVenues).sorted() {
+            try db.cachedStatement(sql: "INSERT INTO group_care_venue (group_id, care_venue) VALUES (?, ?)").execute(arguments: [id, venue])
+        }
+
+        let grantTable = group.kind == .provider ? "group_provider_grant" : "group_pool_grant"
+        let targetColumn = group.kind == .provider ? "provider" : "pool"
+        var storedGrants: [String: [String: (privilege: Int, privacy: Int?)]] = [:]
+        for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT module, \(targetColumn), privilege, privacy_override FROM \(grantTable) WHERE group_id = ?"),
+                                    arguments: [id]) {
+            storedGrants[row[0], default: [:]][row[1]] = (row[2], row[3])
+        }
+        var storedModules: [String: (privacy: Int, privilege: Int)] = [:]
+        for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT module, privacy, default_privilege FROM group_module WHERE group_id = ?"),
+                                    arguments: [id]) {
+            storedModules[row[0]] = (row[1], row[2])
+        }
+        let modules = Dictionary(uniqueKeysWithValues: group.modules.map { ($0.key.rawValue, $0.value) })
+        // A module no longer granted goes with its grants (ON DELETE CASCADE).
+        for module in storedModules.keys.sorted() where modules[module] == nil {
+            try db.cachedStatement(sql: "DELETE FROM group_module WHERE group_id = ? AND module = ?").execute(arguments: [id, module])
+        }
+        for (module, grant) in modules.sorted(by: { $0.key < $1.key }) {
+            let row = (privacy: grant.privacy.rawValue, privilege: grant.defaultPrivilege.rawValue)
+            if let stored = storedModules[module] {
+                if stored != row {
+                    try db.cachedStatement(sql: "UPDATE group_module SET privacy = ?, default_privilege = ? WHERE group_id = ? AND module = ?")
+                        .execute(arguments: [row.privacy, row.privilege, id, module])
+                }
+            } else {
+                try db.cachedStatement(sql: "INSERT INTO group_module (group_id, module, privacy, default_privilege) VALUES (?, ?, ?, ?)")
+                    .execute(arguments: [id, module, row.privacy, row.privilege])
+            }
+            let stored = storedGrants[module] ?? [:]
+            for target in stored.keys where grant.targets[target] == nil {
+                try db.cachedStatement(sql: "DELETE FROM \(grantTable) WHERE group_id = ? AND module = ? AND \(targetColumn) = ?")
+                    .execute(arguments: [id, module, target])
+            }
+            for (target, entry) in grant.targets {
+                let wanted = (privilege: entry.privilege.rawValue, privacy: entry.privacyOverride?.rawValue)
+                if let had = stored[target], had == wanted { continue }
+                try db.cachedStatement(sql: """
+                    INSERT INTO \(grantTable) (group_id, module, \(targetColumn), privilege, privacy_override) VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT (group_id, module, \(targetColumn)) DO UPDATE SET privilege = excluded.privilege, privacy_override = excluded.privacy_override
+                    """).execute(arguments: [id, module, target, wanted.privilege, wanted.privacy])
+            }
+        }
+    }
+
     private func flushGroupRows() throws {
         let rows = pendingGroupRows
         pendingGroupRows = PendingGroupRows()

@@ -155,6 +155,69 @@ enum Sample {
         #expect(try mirror.auditRowCount() == audit)
     }
 
+    @Test("A changed group's venue, module and grant rows end as a group stored new with them, and its access with them")
+    func aChangedGroupsRowsMatchANewOnesRows() throws {
+        var before = Sample.changeset()
+        before.careVenues.append(CareVenue(id: "HC1-OR2", healthCenter: "HC1", name: "OR 2"))
+        var after = before
+        after.groups = [
+            try Group(id: "g-grey", name: "Grey office", kind: .provider, healthCenter: "HC1", careVenues: ["HC1-OR2"], modules: [
+                // banner's grant goes, strange's comes, grey's privacy override goes, reports goes, security comes.
+                .providersOffice: .providers(["grey": TargetGrant(.fullAccess), "strange": TargetGrant(.readOnly)]),
+                .security: ModuleGrant(privacy: .toggleDefaultOff, defaultPrivilege: .readOnly),
+            ]),
+            try Group(id: "g-ro", name: "Read-only Grey", kind: .provider, healthCenter: "HC1", careVenues: ["HC1-OR1", "HC1-OR2"], modules: [
+                .providersOffice: .providers(["grey": TargetGrant(.fullAccess), "strange": TargetGrant(.fullAccess, privacyOverride: .forcedPatientAndProvider)],
+                                             privacy: .forcedPatient),
+                .security: ModuleGrant(privacy: .toggleDefaultOff, defaultPrivilege: .fullAccess),
+            ]),
+            try Group(id: "g-pool", name: "Pools", kind: .pool, healthCenter: "HC1", careVenues: ["HC1-OR1"], modules: [
+                .providersOffice: .pools(["ortho": TargetGrant(.readOnly)]),
+            ]),
+        ]
+        let updated = try makeMirror()
+        try updated.apply(before, actor: .system)
+        let summary = try updated.apply(after, actor: .system)
+        #expect(summary.counts["group.updated"] == 3)
+        let fresh = try makeMirror()
+        try fresh.apply(after, actor: .system)
+
+        func rows(_ mirror: Mirror) throws -> [String] {
+            try mirror.read { db in
+                try ["group_care_venue", "group_module", "group_provider_grant", "group_pool_grant"].flatMap { table in
+                    try Row.fetchAll(db, sql: "SELECT * FROM \(table) ORDER BY 1, 2\(table.hasSuffix("grant") ? ", 3" : "")").map { "\(table) \($0)" }
+                }
+            }
+        }
+        #expect(try rows(updated) == rows(fresh))
+        #expect(try updated.snapshot() == fresh.snapshot())
+        for code: UserCode in ["rita", "moa2", "locked"] {
+            #expect(try updated.effectiveAccess(of: code) == fresh.effectiveAccess(of: code), "\(code)")
+        }
+        #expect(try updated.apply(after, actor: .system).isEmpty)
+    }
+
+    @Test("A group granting many providers is checked against the stored providers' health centers as one granting few is")
+    func aLargeGroupIsCheckedLikeASmallOne() throws {
+        let mirror = try makeMirror()
+        var changeset = Sample.changeset()
+        let many = (0..<300).map { Provider(id: ProviderID("p\($0)"), healthCenter: "HC1", displayName: "P\($0)") }
+        changeset.providers += many
+        try mirror.apply(changeset, actor: .system)
+        var targets = Dictionary(uniqueKeysWithValues: many.map { ($0.id, TargetGrant(.fullAccess)) })
+        let large = try Group(id: "g-large", name: "Everyone's office", kind: .provider, healthCenter: "HC1", careVenues: ["HC1-OR1"],
+                              modules: [.providersOffice: .providers(targets)])
+        #expect(try mirror.apply(Changeset(groups: [large]), actor: .system).counts["group.created"] == 1)
+
+        targets["quinn"] = TargetGrant(.fullAccess)
+        let across = #expect(throws: MirrorError.self) { try mirror.apply(Changeset(groups: [try large.withModules([.providersOffice: .providers(targets)])]), actor: .system) }
+        #expect(across?.description.contains("expected HC1") == true || across?.description.contains("HC2") == true, "\(String(describing: across))")
+        targets["quinn"] = nil
+        targets["nobody"] = TargetGrant(.fullAccess)
+        let unknown = #expect(throws: MirrorError.self) { try mirror.apply(Changeset(groups: [try large.withModules([.providersOffice: .providers(targets)])]), actor: .system) }
+        #expect(unknown?.description.contains("'nobody'") == true, "\(String(describing: unknown))")
+    }
+
     @Test func aGroupChangingKindIsRejected() throws {
         let mirror = try makeMirror()
         try mirror.apply(Sample.changeset(), actor: .system)
