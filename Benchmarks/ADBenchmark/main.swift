@@ -144,7 +144,7 @@ let streamTask = Task {
     try await stream.run(status: { status in
         switch status {
         case .refreshComplete: commits.ready.withLock { $0 = true }
-        case .applied(_, let change, _) where change.revocation:
+        case .applied(_, let change, _, _) where change.revocation:
             if let user = change.user { commits.times.withLock { $0[user.rawValue.lowercased()] = .now } }
         default: break
         }

@@ -139,9 +139,10 @@ public final class DirectoryService: Service, Sendable {
             state.markRefreshComplete()
             systemd.ready()
             logger.info("The mirror is current; following changes.")
-        case .applied(let kind, let change, let latency):
+        case .applied(let kind, let change, let latency, let changedAt):
             let committed = Date()
-            state.recordApplied(events: max(1, change.changes), revocationLatency: change.revocation ? latency : nil)
+            let sinceChange = changedAt.map { Duration.seconds(committed.timeIntervalSince($0)) }
+            state.recordApplied(events: max(1, change.changes), revocationLatency: change.revocation ? latency : nil, sinceChange: sinceChange)
             notifier.notify()
             for (user, date) in change.nextChanges { timers.schedule(user, at: date) }
             // When exactly a change was committed, for tracing one revocation (and for the
@@ -151,6 +152,7 @@ public final class DirectoryService: Service, Sendable {
                 "revocation": "\(change.revocation)",
                 "changes": "\(change.changes)",
                 "arrival_to_commit_ms": "\(String(format: "%.3f", latency.seconds * 1000))",
+                "directory_to_commit_ms": "\(sinceChange.map { String(format: "%.3f", $0.seconds * 1000) } ?? "-")",
                 "committed_at": "\(PreciseTimestamp.string(committed))",
             ])
         case .fullReconcileNeeded(let why):

@@ -65,6 +65,7 @@ public struct RosterMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     let eventsApplied: Counter
     let revocationLatency: DurationHistogram
+    let revocationLag: DurationHistogram
     let lastReconcileTimestamp: Gauge
     let lastReconcileSuccess: Gauge
     let reconcilesSucceeded: Counter
@@ -85,6 +86,10 @@ public struct RosterMetrics: Sendable {
         revocationLatency = registry.makeDurationHistogram(
             descriptor: name("revocation_latency", "seconds", "Time from a directory revocation (lock, deactivation, membership removal) to its commit in the mirror."),
             buckets: Self.revocationLatencyBuckets)
+        revocationLag = registry.makeDurationHistogram(
+            descriptor: name("revocation_lag", "seconds",
+                             "Time from a revocation's change in the directory (its change sequence number, by the directory's clock) to its commit in the mirror; OpenLDAP only."),
+            buckets: Self.revocationLatencyBuckets)
         lastReconcileTimestamp = registry.makeGauge(
             descriptor: name("last_reconcile_timestamp", "seconds", "When the last full reconcile finished (Unix time)."))
         lastReconcileSuccess = registry.makeGauge(
@@ -95,7 +100,8 @@ public struct RosterMetrics: Sendable {
         directoryConnected = registry.makeGauge(
             descriptor: name("directory_connected", "", "1 while the change stream is connected to the directory, else 0."))
         streamLag = registry.makeGauge(
-            descriptor: name("stream_lag", "seconds", "How far the applied change stream is behind the directory."))
+            descriptor: name("stream_lag", "seconds",
+                             "For the last change the stream applied, the time from its change in the directory (by the directory's clock) to its commit; OpenLDAP only."))
         breakerTrips = registry.makeCounter(
             descriptor: name("breaker_trips", "total", "Reconciles refused by the safety breaker."))
         mirrorPageCache = registry.makeGauge(
@@ -194,20 +200,23 @@ public final class ServiceState: Sendable {
         metrics.breakerTrips.increment()
     }
 
-    /// The change stream committed `events` directory changes; `revocationLatency` is the time
-    /// from the directory's change to the commit, for revocations.
-    public func recordApplied(events: Int, revocationLatency: Duration?) {
+    /// The change stream committed `events` directory changes. For a revocation,
+    /// `revocationLatency` is the time from its arrival in Roster to the commit. `sinceChange`,
+    /// when the directory dates its changes, is the time from the change in the directory to
+    /// the commit: the stream's lag, and a revocation's whole delay (a negative one, the two
+    /// clocks disagreeing, counts as none).
+    public func recordApplied(events: Int, revocationLatency: Duration?, sinceChange: Duration? = nil) {
         fields.withLock { $0.streamFailure = nil }
         if events > 0 {
             fields.withLock { $0.eventsApplied += events }
             metrics.eventsApplied.increment(by: Int64(events))
         }
         if let revocationLatency { metrics.revocationLatency.record(revocationLatency) }
-    }
-
-    /// How far the applied change stream is behind the directory.
-    public func recordStreamLag(_ lag: Duration) {
-        metrics.streamLag.set(lag.seconds)
+        if let sinceChange {
+            let lag = max(sinceChange, .zero)
+            metrics.streamLag.set(lag.seconds)
+            if revocationLatency != nil { metrics.revocationLag.record(lag) }
+        }
     }
 
     /// Ready now?

@@ -13,8 +13,9 @@ public enum ChangeStreamStatus: Sendable {
     /// Both streams finished their refresh: the mirror is current.
     case refreshComplete
     /// One change applied (or found already applied), and how long it took from arrival
-    /// to commit.
-    case applied(ChangeStreamKind, AppliedChange, latency: Duration)
+    /// to commit; `changedAt`: when the directory made the change, by its own clock, if the
+    /// change's cookie says (OpenLDAP's CSN).
+    case applied(ChangeStreamKind, AppliedChange, latency: Duration, changedAt: Date?)
     case fullReconcileNeeded(String)
     case problem(String)
     /// The stream's safety breaker holds deactivations back (see `DisappearanceLimit`).
@@ -242,7 +243,8 @@ public struct ChangeStream: Sendable {
                     while true {
                     do {
                         let applied = try await applier.apply(inner, from: kind, cookie: cookie)
-                        report(applied, kind: kind, arrived: arrived, status: status, requests: requests, because: "a \(kind.rawValue) change")
+                        report(applied, kind: kind, arrived: arrived, changedAt: cookie.flatMap(DirectoryTime.newestChange(inCookie:)),
+                               status: status, requests: requests, because: "a \(kind.rawValue) change")
                         break
                     } catch let error as LDAPError {
                         let delay = retry.nextDelay()
@@ -283,10 +285,10 @@ public struct ChangeStream: Sendable {
 
 /// Tells the daemon what one applied change did (a future expiry or lockout end too, so it
 /// sets its timer), and asks for the full reconcile the change needs (run beside the stream).
-func report(_ applied: AppliedChange, kind: ChangeStreamKind, arrived: ContinuousClock.Instant,
+func report(_ applied: AppliedChange, kind: ChangeStreamKind, arrived: ContinuousClock.Instant, changedAt: Date? = nil,
             status: @Sendable (ChangeStreamStatus) -> Void, requests: ReconcileRequests, because reason: String) {
     if applied.changes > 0 || applied.revocation || !applied.nextChanges.isEmpty {
-        status(.applied(kind, applied, latency: .now - arrived))
+        status(.applied(kind, applied, latency: .now - arrived, changedAt: changedAt))
     }
     for problem in applied.problems { status(.problem(problem.description)) }
     if let trip = applied.held { status(.breakerHolds(trip)) }

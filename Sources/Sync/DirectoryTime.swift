@@ -68,6 +68,22 @@ public enum DirectoryTime {
         return Date(timeIntervalSince1970: seconds)
     }
 
+    /// When the newest change a sync cookie covers was made, from its change sequence numbers:
+    /// OpenLDAP's `rid=000,csn=20261124221413.752345Z#000000#000#000000` (several CSNs, one per
+    /// server id, separated by `;`). The time a CSN carries is the directory server's clock, to
+    /// the microsecond. Nil when the cookie carries no CSN (other servers' cookies are opaque).
+    public static func newestChange(inCookie cookie: [UInt8]) -> Date? {
+        guard let text = String(validating: cookie, as: UTF8.self) else { return nil }
+        var newest: Date?
+        for field in text.split(separator: ",") where field.hasPrefix("csn=") {
+            for csn in field.dropFirst(4).split(separator: ";") {
+                guard let time = csn.split(separator: "#", maxSplits: 1).first, let date = parseGeneralizedTime(String(time)) else { continue }
+                if newest.map({ date > $0 }) ?? true { newest = date }
+            }
+        }
+        return newest
+    }
+
     /// A date as GeneralizedTime in UTC, to second precision (`20261123164942Z`).
     public static func generalizedTime(_ date: Date) -> String {
         let seconds = Int(date.timeIntervalSince1970.rounded(.down))

@@ -70,6 +70,14 @@ struct DaemonTests {
         let when = try #require(stamp.flatMap { PreciseTimestamp.date($0) }, "\(committed ?? "")")
         #expect(abs(when.timeIntervalSinceNow) < 60)
         #expect(stamp?.count == "2026-11-24T21:55:17.123456Z".count)
+        // The revocation's whole delay, from slapd's own change time (its CSN) to the commit.
+        let sinceChange = committed?.split(separator: " ").first { $0.hasPrefix("directory_to_commit_ms=") }
+            .flatMap { Double($0.dropFirst("directory_to_commit_ms=".count)) }
+        #expect(sinceChange.map { $0 >= 0 && $0 < 2000 } == true, "\(committed ?? "")")
+        let lagLines = try curl(["\(base)/metrics"]).body.split(separator: "\n")
+        #expect(lagLines.contains("roster_revocation_lag_seconds_count 1"), "\(lagLines.filter { $0.contains("lag") })")
+        let streamLag = lagLines.first { $0.hasPrefix("roster_stream_lag_seconds ") }.flatMap { Double($0.split(separator: " ")[1]) }
+        #expect(streamLag.map { $0 > 0 && $0 < 2 } == true, "\(lagLines.filter { $0.contains("lag") })")
 
         // A broken configuration on SIGHUP: logged, ignored, still serving.
         try (yaml + "\nunknown_section: 1\n").write(toFile: configPath, atomically: true, encoding: .utf8)

@@ -120,22 +120,23 @@ func withServer(
 
     @Test func metricsServesEveryRosterMetric() async throws {
         try await withServer { server in
-            server.state.recordApplied(events: 3, revocationLatency: .milliseconds(4))
+            server.state.recordApplied(events: 3, revocationLatency: .milliseconds(4), sinceChange: .milliseconds(30))
+            server.state.recordApplied(events: 1, revocationLatency: nil, sinceChange: .milliseconds(250))
             server.state.recordReconcile(at: Date(timeIntervalSince1970: 1_700_000_000), succeeded: true, detail: "12 changes")
             server.state.markDirectoryConnected(true)
-            server.state.recordStreamLag(.milliseconds(250))
             server.state.recordBreakerTrip(reason: "would deactivate 40% of users")
             let response = try await server.get("/metrics")
             #expect(response.status == 200)
             #expect(response.headers["content-type"]?.hasPrefix("text/plain") == true)
             let text = response.body
             for name in [
-                "roster_events_applied_total", "roster_revocation_latency_seconds_bucket", "roster_last_reconcile_timestamp_seconds",
+                "roster_events_applied_total", "roster_revocation_latency_seconds_bucket", "roster_revocation_lag_seconds_bucket",
+                "roster_last_reconcile_timestamp_seconds",
                 "roster_last_reconcile_success", "roster_directory_connected", "roster_stream_lag_seconds", "roster_breaker_trips_total",
             ] {
                 #expect(text.contains(name), "missing \(name)")
             }
-            #expect(text.contains("roster_events_applied_total 3"))
+            #expect(text.contains("roster_events_applied_total 4"))
             #expect(text.contains("roster_breaker_trips_total 1"))
             #expect(text.contains("roster_directory_connected 1"))
             #expect(text.contains("roster_last_reconcile_success 1"))
@@ -146,6 +147,10 @@ func withServer(
             #expect(text.contains(#"roster_revocation_latency_seconds_bucket{le="0.001"} 0"#))
             #expect(text.contains(#"roster_revocation_latency_seconds_bucket{le="0.005"} 1"#))
             #expect(text.contains(#"roster_revocation_latency_seconds_bucket{le="10.0"} 1"#))
+            // Only the revocation counts in the lag's histogram; the gauge has the last change's.
+            #expect(text.contains(#"roster_revocation_lag_seconds_bucket{le="0.025"} 0"#))
+            #expect(text.contains(#"roster_revocation_lag_seconds_bucket{le="0.05"} 1"#))
+            #expect(text.contains(#"roster_revocation_lag_seconds_count 1"#))
         }
     }
 

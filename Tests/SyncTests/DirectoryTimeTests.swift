@@ -36,6 +36,22 @@ struct DirectoryTimeTests {
         #expect(try #require(DirectoryTime.parseGeneralizedTime(text)).timeIntervalSince1970 == seconds)
     }
 
+    @Test("A sync cookie dates its newest change by its CSNs; a cookie without one has no date", arguments: [
+        ("rid=000,csn=20261123164942.250000Z#000000#000#000000", 1_795_452_582.25),
+        ("rid=001,sid=002,csn=20261123164942.000000Z#000000#001#000000;20261123164943.500000Z#000002#002#000000", 1_795_452_583.5),
+        ("csn=20261123164942.000001Z#000000#000#000000", 1_795_452_582.000001),
+    ])
+    func cookieDate(cookie: String, expected: Double) throws {
+        let date = try #require(DirectoryTime.newestChange(inCookie: Array(cookie.utf8)))
+        #expect(abs(date.timeIntervalSince1970 - expected) < 0.000_002)
+    }
+
+    @Test("Cookies without a readable CSN have no date", arguments: ["", "rid=000", "rid=000,csn=", "rid=000,csn=garbage#000000#000#000000"])
+    func undatedCookie(cookie: String) {
+        #expect(DirectoryTime.newestChange(inCookie: Array(cookie.utf8)) == nil)
+        #expect(DirectoryTime.newestChange(inCookie: [0xff, 0xfe]) == nil)
+    }
+
     @Test("Windows file times: 0 and max mean never")
     func windowsFileTime() throws {
         #expect(DirectoryTime.parseWindowsFileTime("0") == nil)
