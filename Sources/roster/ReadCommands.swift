@@ -5,8 +5,8 @@ import Mirror
 import Sync
 
 struct UserCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "user", abstract: "One user: details and where their access comes from.",
-                                                    subcommands: [Show.self, Explain.self])
+    static let configuration = CommandConfiguration(commandName: "user", abstract: "One user: details, where their access comes from, and an admin's local lock or deactivation.",
+                                                    subcommands: [Show.self, Explain.self, Lock.self, Unlock.self, Deactivate.self, Reactivate.self])
 
     struct Show: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "A user's state, groups and effective access.")

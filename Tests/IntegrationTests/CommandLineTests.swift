@@ -1,5 +1,6 @@
 import AccessModel
 import Foundation
+import Mirror
 import RosterConfig
 import SlapdHarness
 import Testing
@@ -184,5 +185,76 @@ struct CommandLineTests {
         #expect(refused.status == 3)
         #expect(refused.stderr.contains("--force"))
         #expect(refused.stderr.contains("no users"))
+    }
+
+    @Test("An admin's local lock and deactivation: audited under the admin's name, told to the application, kept through syncs whatever the directory says, lifted only locally")
+    func localLockAndDeactivation() async throws {
+        let clinic = ClinicDirectory(suffix: "dc=clilocal,dc=test")
+        let server = try await SlapdServer.start(suffix: clinic.suffix, ldif: clinic.ldif())
+        defer { server.shutdown() }
+        let mirrorPath = server.directory.appendingPathComponent("state/roster.sqlite").path
+        let configPath = server.directory.appendingPathComponent("roster.yaml").path
+        try clinic.yaml(url: server.url, passwordFile: server.adminPasswordFile, bindDN: server.adminDN, mirrorPath: mirrorPath)
+            .write(toFile: configPath, atomically: true, encoding: .utf8)
+        #expect(try RosterCLI.run(["sync", "--config", configPath]).status == 0)
+        let moa = clinic.assistant(1, 2, 1)
+        func state() throws -> AccountState { try #require(try Mirror(path: mirrorPath).user(UserCode(moa))).state }
+        func sync() throws { #expect(try RosterCLI.run(["sync", "--config", configPath]).status == 0) }
+        func directoryLock(_ locked: Bool) throws {
+            try server.ldapmodify("dn: \(clinic.dn(moa))\nchangetype: modify\n"
+                + (locked ? "replace: pwdAccountLockedTime\npwdAccountLockedTime: 000001010000Z\n" : "delete: pwdAccountLockedTime\n"))
+        }
+
+        // Refused before anything changes: no reason, an empty or multi-line one, an unknown user.
+        #expect(try RosterCLI.run(["user", "lock", moa, "--config", configPath]).status != 0)
+        let empty = try RosterCLI.run(["user", "lock", moa, "--reason", "  ", "--config", configPath])
+        #expect(empty.status == 2 && empty.stderr.contains("--reason is empty"), "\(empty.stderr)")
+        #expect(try RosterCLI.run(["user", "lock", moa, "--reason", "one\ntwo", "--config", configPath]).status == 2)
+        let unknown = try RosterCLI.run(["user", "lock", "nobody-here", "--reason", "test", "--config", configPath])
+        #expect(unknown.status == 1 && unknown.stderr.contains("No user 'nobody-here'"), "\(unknown.stderr)")
+        #expect(try state() == .active)
+
+        let audit = try Mirror(path: mirrorPath).auditRowCount()
+        let lock = try RosterCLI.run(["user", "lock", moa.uppercased(), "--reason", "laptop stolen", "--config", configPath],
+                                     environment: ["SUDO_USER": "alice"])
+        #expect(lock.status == 0, "\(lock.stderr)")
+        #expect(lock.stdout.contains("locked locally by alice via sudo as"), "\(lock.stdout)")
+        #expect(try state() == AccountState(lockedLocally: true, reason: "laptop stolen"))
+        let mirror = try Mirror(path: mirrorPath)
+        let row = try #require(try mirror.auditTail(limit: 1).first)
+        #expect(row.actorKind == "local" && row.actor.hasPrefix("alice via sudo as") && row.entityKey == moa, "\(row)")
+        #expect(try mirror.auditRowCount() == audit + 1)
+        func events() throws -> [String] { try mirror.events().filter { $0.userCode == moa }.map(\.type) }
+        #expect(try events().filter { $0 == "user.locked" }.count == 1, "\((try? events()) ?? [])")
+        let again = try RosterCLI.run(["user", "lock", moa, "--reason", "laptop stolen", "--config", configPath])
+        #expect(again.status == 0 && again.stdout.contains("already locked"), "\(again.stdout)")
+        #expect(try mirror.auditRowCount() == audit + 1)
+
+        // The directory locks and unlocks the account: the local lock holds throughout.
+        try directoryLock(true)
+        try sync()
+        #expect(try state().lockedLocally && state().lockedByDirectory)
+        try directoryLock(false)
+        try sync()
+        #expect(try state().lockedLocally && !state().lockedByDirectory && state().isLocked)
+
+        #expect(try RosterCLI.run(["user", "unlock", moa, "--config", configPath]).status == 0)
+        #expect(try state() == .active)
+        #expect(try events().filter { $0 == "user.unlocked" }.count == 1, "\((try? events()) ?? [])")
+
+        // A local deactivation, and a directory lock left standing when the local one goes.
+        #expect(try RosterCLI.run(["user", "deactivate", moa, "--reason", "left the clinic", "--config", configPath]).status == 0)
+        try sync()
+        #expect(try !state().isActive && state().inactiveLocally)
+        #expect(try events().contains("user.deactivated"))
+        try directoryLock(true)
+        try sync()
+        #expect(try RosterCLI.run(["user", "reactivate", moa, "--config", configPath]).status == 0)
+        #expect(try state().isActive && state().isLocked)
+        #expect(try RosterCLI.run(["user", "lock", moa, "--reason", "review", "--config", configPath]).status == 0)
+        let unlock = try RosterCLI.run(["user", "unlock", moa, "--config", configPath])
+        #expect(unlock.stdout.contains("stays locked"), "\(unlock.stdout)")
+        #expect(try state() == AccountState(lockedByDirectory: true, reason: "still locked by the directory"))
+        #expect(try mirror.verifyAuditLog() == nil)
     }
 }
