@@ -108,13 +108,27 @@ extension Mirror {
         }
     }
 
-    /// The newest audit rows, newest last.
-    public func auditTail(limit: Int = 20) throws -> [AuditRow] {
-        try pool.read { db in
+    /// The newest audit rows, newest last; with `user`, only that user's: their record and
+    /// state, as a provider, and their group memberships and role assignments.
+    public func auditTail(limit: Int = 20, user: UserCode? = nil) throws -> [AuditRow] {
+        var filter = ""
+        var arguments: StatementArguments = []
+        if let user {
+            // Membership and role keys end with "/" and the user's code.
+            let escaped = user.rawValue.replacingOccurrences(of: "\\", with: "\\\\")
+                .replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_")
+            filter = """
+                WHERE (entity_type IN ('user', 'provider') AND entity_key = ? COLLATE NOCASE)
+                   OR (entity_type IN ('membership', 'role_assignment') AND entity_key LIKE ? ESCAPE '\\')
+                """
+            arguments += [user.rawValue, "%/" + escaped]
+        }
+        arguments += [limit]
+        return try pool.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT id, at, actor_kind, actor, source, action, entity_type, entity_key, before, after
-                FROM (SELECT * FROM audit_log ORDER BY id DESC LIMIT ?) ORDER BY id
-                """, arguments: [limit]).map {
+                FROM (SELECT * FROM audit_log \(filter) ORDER BY id DESC LIMIT ?) ORDER BY id
+                """, arguments: arguments).map {
                 AuditRow(id: $0[0], at: $0[1], actorKind: $0[2], actor: $0[3], source: $0[4], action: $0[5],
                          entityType: $0[6], entityKey: $0[7], before: $0[8], after: $0[9])
             }

@@ -208,13 +208,14 @@ struct AuditCommand: ParsableCommand {
                                                     subcommands: [Tail.self, Verify.self])
 
     struct Tail: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "The newest audit rows.")
+        static let configuration = CommandConfiguration(abstract: "The newest audit rows, or the newest of one user's.")
         @OptionGroup var options: ConfigOption
         @Option(name: .shortAndLong, help: "How many rows.") var count = 20
+        @Option(help: "Only this user's rows: record, state, provider, memberships and roles (code, case-insensitive).") var user: String?
         @Flag(help: "Print JSON.") var json = false
 
         func run() throws {
-            let rows = try openMirror(try loadConfiguration(options.config)).auditTail(limit: count)
+            let rows = try openMirror(try loadConfiguration(options.config)).auditTail(limit: count, user: user.map { UserCode($0) })
             if json { return try printJSON(rows) }
             var table = TextTable("id", "at", "actor", "action", "entity", "source")
             for row in rows { table.add("\(row.id)", row.at, "\(row.actorKind) \(row.actor)", row.action, row.entityKey, row.source ?? "") }

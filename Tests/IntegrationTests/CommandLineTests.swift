@@ -256,5 +256,15 @@ struct CommandLineTests {
         #expect(unlock.stdout.contains("stays locked"), "\(unlock.stdout)")
         #expect(try state() == AccountState(lockedByDirectory: true, reason: "still locked by the directory"))
         #expect(try mirror.verifyAuditLog() == nil)
+
+        // The user's own history: every row about them, nobody else's.
+        let history = try RosterCLI.run(["audit", "tail", "--user", moa.uppercased(), "-c", "100", "--json", "--config", configPath])
+        #expect(history.status == 0, "\(history.stderr)")
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(history.stdout.utf8)) as? [[String: Any]])
+        let keys = rows.compactMap { $0["entityKey"] as? String }
+        #expect(!keys.isEmpty && keys.allSatisfy { $0 == moa || $0.hasSuffix("/\(moa)") }, "\(keys)")
+        let actions = rows.compactMap { $0["action"] as? String }
+        #expect(actions.first == "user.created" && actions.contains("membership.added"), "\(actions)")
+        #expect(rows.contains { $0["actorKind"] as? String == "local" && ($0["actor"] as? String)?.hasPrefix("alice") == true })
     }
 }
