@@ -207,7 +207,7 @@ do {
 
     // The commit times the daemon logged, one line per applied change:
     // `<7>roster.directory: Applied a users change. arrival_to_commit_ms=0.412 changes=1 committed_at=… revocation=true user=…`
-    var committed: [String: (at: Date, inRoster: Double)] = [:]
+    var committed: [String: (at: Date, inRoster: Double, sinceChange: Double?)] = [:]
     for line in try String(contentsOfFile: daemonLog, encoding: .utf8).split(separator: "\n") where line.contains("Applied a users change.") {
         var fields: [Substring: Substring] = [:]
         for pair in line.split(separator: " ") {
@@ -217,7 +217,7 @@ do {
         guard fields["revocation"] == "true", let user = fields["user"]?.lowercased(),
               let at = fields["committed_at"].flatMap({ PreciseTimestamp.date($0) }),
               let inRoster = fields["arrival_to_commit_ms"].flatMap({ Double($0) }) else { continue }
-        if committed[user] == nil { committed[user] = (at, inRoster) }
+        if committed[user] == nil { committed[user] = (at, inRoster, fields["directory_to_commit_ms"].flatMap { Double($0) }) }
     }
 
     func milliseconds(_ from: Date, _ to: Date) -> Double { to.timeIntervalSince(from) * 1000 }
@@ -225,6 +225,7 @@ do {
     let toEvent = Distribution(acknowledged.compactMap { user, ack in received[user].map { milliseconds(ack, $0) } })
     let eventAfterCommit = Distribution(committed.compactMap { user, commit in received[user].map { milliseconds(commit.at, $0) } })
     let inRoster = Distribution(acknowledged.keys.compactMap { committed[$0]?.inRoster })
+    let sinceChange = Distribution(acknowledged.keys.compactMap { committed[$0]?.sinceChange })
     let lookupLatency = Distribution(lookups.milliseconds)
     let lockedInMirror = try victims.filter { try Mirror(path: mirrorPath).user(UserCode($0))?.state.isLocked == true }.count
     let wallTime = (ContinuousClock.now - started).inSeconds
@@ -251,6 +252,7 @@ do {
     table.add("modify ack -> SSE event received", toEvent.summary())
     table.add("SSE event received - commit", eventAfterCommit.summary() + "  (target: within 5 ms)")
     table.add("  in roster: arrival -> commit", inRoster.summary())
+    table.add("  by roster's metric: CSN -> commit", sinceChange.summary() + "  (roster_revocation_lag_seconds)")
     table.add("GET /v1/users/{code}, keep-alive", String(format: "p50 %.2f ms, p99 %.2f ms, max %.2f ms  (%d random users, %d failed, %.1f KB average)",
                                                         lookupLatency.p50, lookupLatency.p99, lookupLatency.max, lookupLatency.count, lookups.failures,
                                                         Double(lookups.bytes) / Double(max(1, lookupCount)) / 1000))
@@ -273,7 +275,7 @@ do {
             "revocations": ["made": revocationCount, "ratePerSecond": rate, "commitsLogged": toCommit.count, "eventsReceived": toEvent.count,
                             "lockedInMirror": lockedInMirror],
             "revocationLatencyMs": toCommit.json, "revocationToEventMs": toEvent.json, "eventAfterCommitMs": eventAfterCommit.json,
-            "arrivalToCommitInRosterMs": inRoster.json,
+            "arrivalToCommitInRosterMs": inRoster.json, "changeToCommitByRosterMs": sinceChange.json,
             "lookupLatencyMs": lookupLatency.json, "lookupFailures": lookups.failures,
             "daemonSecondsToReady": secondsToReady,
             "daemonMemoryBytes": ["ready": memoryWhenReady, "end": memoryAtEnd, "peak": daemon.peakMemoryBytes ?? 0],
