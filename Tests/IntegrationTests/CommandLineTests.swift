@@ -38,17 +38,32 @@ struct RosterCLI {
     }
 }
 
+/// A clinic directory in a real slapd, and a roster.yaml for it beside the slapd's files.
+struct CLIFixture {
+    let clinic: ClinicDirectory
+    let server: SlapdServer
+    let mirrorPath: String
+    let configPath: String
+    let yaml: String
+
+    static func start(suffix: String) async throws -> CLIFixture {
+        let clinic = ClinicDirectory(suffix: suffix)
+        let server = try await SlapdServer.start(suffix: clinic.suffix, ldif: clinic.ldif())
+        let mirrorPath = server.directory.appendingPathComponent("state/roster.sqlite").path
+        let configPath = server.directory.appendingPathComponent("roster.yaml").path
+        let yaml = clinic.yaml(url: server.url, passwordFile: server.adminPasswordFile, bindDN: server.adminDN, mirrorPath: mirrorPath)
+        try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
+        return CLIFixture(clinic: clinic, server: server, mirrorPath: mirrorPath, configPath: configPath, yaml: yaml)
+    }
+}
+
 @Suite("The roster command line against a real slapd")
 struct CommandLineTests {
     @Test("check-config, sync (dry run, real, JSON), user show/explain, users, groups and audit commands")
     func endToEnd() async throws {
-        let clinic = ClinicDirectory(suffix: "dc=cli,dc=test")
-        let server = try await SlapdServer.start(suffix: clinic.suffix, ldif: clinic.ldif())
-        defer { server.shutdown() }
-        let mirrorPath = server.directory.appendingPathComponent("state/roster.sqlite").path
-        let configPath = server.directory.appendingPathComponent("roster.yaml").path
-        try clinic.yaml(url: server.url, passwordFile: server.adminPasswordFile, bindDN: server.adminDN, mirrorPath: mirrorPath)
-            .write(toFile: configPath, atomically: true, encoding: .utf8)
+        let fixture = try await CLIFixture.start(suffix: "dc=cli,dc=test")
+        defer { fixture.server.shutdown() }
+        let (clinic, configPath) = (fixture.clinic, fixture.configPath)
 
         let check = try RosterCLI.run(["check-config", "--config", configPath])
         #expect(check.status == 0, "\(check.stderr)")
@@ -171,13 +186,9 @@ struct CommandLineTests {
 
     @Test("A sync the breaker refuses exits 3 and says how to proceed")
     func breakerExit() async throws {
-        let clinic = ClinicDirectory(suffix: "dc=clibreaker,dc=test")
-        let server = try await SlapdServer.start(suffix: clinic.suffix, ldif: clinic.ldif())
-        defer { server.shutdown() }
-        let mirrorPath = server.directory.appendingPathComponent("state/roster.sqlite").path
-        let configPath = server.directory.appendingPathComponent("roster.yaml").path
-        let yaml = clinic.yaml(url: server.url, passwordFile: server.adminPasswordFile, bindDN: server.adminDN, mirrorPath: mirrorPath)
-        try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
+        let fixture = try await CLIFixture.start(suffix: "dc=clibreaker,dc=test")
+        defer { fixture.server.shutdown() }
+        let (configPath, yaml) = (fixture.configPath, fixture.yaml)
         #expect(try RosterCLI.run(["sync", "--config", configPath]).status == 0)
         try yaml.replacingOccurrences(of: "base: 'ou=people,", with: "base: 'ou=policies,")
             .write(toFile: configPath, atomically: true, encoding: .utf8)
@@ -189,13 +200,9 @@ struct CommandLineTests {
 
     @Test("An admin's local lock and deactivation: audited under the admin's name, told to the application, kept through syncs whatever the directory says, lifted only locally")
     func localLockAndDeactivation() async throws {
-        let clinic = ClinicDirectory(suffix: "dc=clilocal,dc=test")
-        let server = try await SlapdServer.start(suffix: clinic.suffix, ldif: clinic.ldif())
-        defer { server.shutdown() }
-        let mirrorPath = server.directory.appendingPathComponent("state/roster.sqlite").path
-        let configPath = server.directory.appendingPathComponent("roster.yaml").path
-        try clinic.yaml(url: server.url, passwordFile: server.adminPasswordFile, bindDN: server.adminDN, mirrorPath: mirrorPath)
-            .write(toFile: configPath, atomically: true, encoding: .utf8)
+        let fixture = try await CLIFixture.start(suffix: "dc=clilocal,dc=test")
+        defer { fixture.server.shutdown() }
+        let (clinic, server, configPath, mirrorPath) = (fixture.clinic, fixture.server, fixture.configPath, fixture.mirrorPath)
         #expect(try RosterCLI.run(["sync", "--config", configPath]).status == 0)
         let moa = clinic.assistant(1, 2, 1)
         func state() throws -> AccountState { try #require(try Mirror(path: mirrorPath).user(UserCode(moa))).state }
