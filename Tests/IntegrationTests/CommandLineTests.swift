@@ -205,7 +205,10 @@ struct CommandLineTests {
         let (clinic, server, configPath, mirrorPath) = (fixture.clinic, fixture.server, fixture.configPath, fixture.mirrorPath)
         #expect(try RosterCLI.run(["sync", "--config", configPath]).status == 0)
         let moa = clinic.assistant(1, 2, 1)
-        func state() throws -> AccountState { try #require(Mirror(path: mirrorPath).user(UserCode(moa))).state }
+        func state() throws -> AccountState {
+            guard let stored = try Mirror(path: mirrorPath).user(UserCode(moa)) else { throw HarnessError("no user \(moa) in the mirror") }
+            return stored.state
+        }
         func sync() throws { #expect(try RosterCLI.run(["sync", "--config", configPath]).status == 0) }
         func directoryLock(_ locked: Bool) throws {
             try server.ldapmodify("dn: \(clinic.dn(moa))\nchangetype: modify\n"
