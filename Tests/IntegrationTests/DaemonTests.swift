@@ -14,7 +14,7 @@ func curl(_ arguments: [String]) throws -> (status: Int, body: String) {
 
 @Suite("roster run, the daemon, against a real slapd", .serialized)
 struct DaemonTests {
-    @Test("Ready after the first refresh; a revocation shows in /v1/users and /v1/events; SIGHUP with a bad file keeps the old configuration; SIGTERM stops it")
+    @Test("Ready after the first refresh; a revocation, and an admin's local lock from the command line, show in /v1/users and /v1/events; SIGHUP with a bad file keeps the old configuration; SIGTERM stops it")
     func daemon() async throws {
         let clinic = ClinicDirectory(suffix: "dc=daemon,dc=test")
         let server = try await SlapdServer.start(suffix: clinic.suffix, ldif: clinic.ldif())
@@ -78,6 +78,18 @@ struct DaemonTests {
         #expect(lagLines.contains("roster_revocation_lag_seconds_count 1"), "\(lagLines.filter { $0.contains("lag") })")
         let streamLag = lagLines.first { $0.hasPrefix("roster_stream_lag_seconds ") }.flatMap { Double($0.split(separator: " ")[1]) }
         #expect(streamLag.map { $0 > 0 && $0 < 2 } == true, "\(lagLines.filter { $0.contains("lag") })")
+
+        // An admin's local lock from the command line, beside the running daemon: the
+        // application hears of it through the daemon's event stream.
+        let suspect = clinic.assistant(2, 1, 2)
+        let lock = try RosterCLI.run(["user", "lock", suspect, "--reason", "incident 42", "--config", configPath])
+        #expect(lock.status == 0, "\(lock.stderr)")
+        #expect(try await eventually(within: .seconds(6)) {
+            let text = (try? String(contentsOfFile: eventsFile, encoding: .utf8)) ?? ""
+            return text.components(separatedBy: "\n\n").contains { $0.contains("event: user.locked") && $0.contains("\"\(suspect)\"") }
+        }, "\((try? String(contentsOfFile: eventsFile, encoding: .utf8)) ?? "")")
+        let suspectDocument = try curl(["\(base)/v1/users/\(suspect)"]).body
+        #expect(suspectDocument.contains("incident 42"), "\(suspectDocument)")
 
         // A broken configuration on SIGHUP: logged, ignored, still serving.
         try (yaml + "\nunknown_section: 1\n").write(toFile: configPath, atomically: true, encoding: .utf8)
