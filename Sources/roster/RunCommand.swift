@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Mirror
 import Prometheus
 import RosterConfig
 import RosterService
@@ -59,8 +60,16 @@ struct RunCommand: AsyncParsableCommand {
             })
         let directory = DirectoryService(configurationPath: options.config, configuration: configuration, mirror: mirror, state: state,
                                          notifier: notifier, systemd: systemd, logger: Logger(label: "roster.directory"))
+        let commits: CommitWatcher
+        do {
+            commits = try CommitWatcher(path: configuration.mirror.path)
+        } catch {
+            printError("The mirror at \(configuration.mirror.path) cannot be watched for commits: \(error)")
+            throw ExitCode.failure
+        }
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: http), .init(service: directory), .init(service: WatchdogService(notifier: systemd))],
+            services: [.init(service: http), .init(service: directory), .init(service: WatchdogService(notifier: systemd)),
+                       .init(service: CommitWatchService(watcher: commits, notifier: notifier))],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         logger.info("Roster starts: directory \(configuration.directory.urls.joined(separator: " ")), mirror \(configuration.mirror.path).")

@@ -508,6 +508,23 @@ extension Changeset {
 }
 
 @Suite struct MirrorStorageTests {
+    @Test("The commit watcher sees every commit made through another connection (another process's, say), and nothing else")
+    func theCommitWatcherSeesOtherConnectionsCommits() throws {
+        let mirror = try makeMirror()
+        try mirror.apply(Sample.changeset(), actor: .system)
+        let watcher = try CommitWatcher(path: mirror.path)
+        #expect(try !watcher.hasNewCommits(), "nothing since it started")
+        // A second Mirror on the same file: its own connections, as the command line's would be.
+        let other = try Mirror(path: mirror.path)
+        try other.setLocalLock(of: "rita", locked: true, reason: "test", actor: .local("admin"))
+        #expect(try watcher.hasNewCommits())
+        #expect(try !watcher.hasNewCommits(), "each commit is reported once")
+        _ = try mirror.snapshot()
+        #expect(try !watcher.hasNewCommits(), "reads are no commits")
+        try mirror.setLocalLock(of: "rita", locked: false, actor: .local("admin"))
+        #expect(try watcher.hasNewCommits(), "the watching process's own writer is another connection too")
+    }
+
     @Test func theAuditLogIsAppendOnlyAndItsChainShowsTampering() throws {
         let mirror = try makeMirror()
         try mirror.apply(Sample.changeset(), actor: .system)

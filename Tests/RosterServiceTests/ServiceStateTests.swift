@@ -1,6 +1,10 @@
+import AccessModel
 import Foundation
+import Mirror
 import Prometheus
 import RosterService
+import ServiceLifecycle
+import SlapdHarness
 import Synchronization
 import Testing
 
@@ -109,6 +113,36 @@ import Testing
         #expect(firstCount == 1)
         #expect(secondCount == 1)
         #expect(notifier.subscriberCount == 0)
+    }
+
+    @Test("Another process's commit wakes the event streams within the watcher's interval")
+    func anotherProcesssCommitWakesTheStreams() async throws {
+        let path = TemporaryFolders.make("roster-watch").appendingPathComponent("mirror.sqlite").path
+        let mirror = try Mirror(path: path)
+        let hc = HealthCenter(id: "HC1", name: "General Hospital")
+        try mirror.apply(Changeset(healthCenters: [hc]), actor: .system)
+        let notifier = EventNotifier()
+        let changes = notifier.changes()
+        let service = CommitWatchService(watcher: try CommitWatcher(path: path), notifier: notifier, interval: .milliseconds(20))
+        let running = Task { try await service.run() }
+        defer { running.cancel() }
+        let woken = Task {
+            var iterator = changes.makeAsyncIterator()
+            return await iterator.next() != nil
+        }
+        try await Task.sleep(for: .milliseconds(100))
+        // Another connection commits (as `roster user lock` in another process would).
+        try Mirror(path: path).apply(Changeset(healthCenters: [HealthCenter(id: "HC2", name: "Lakeside")]), actor: .system)
+        let clock = ContinuousClock()
+        let started = clock.now
+        // Not woken within 5 s: the subscription ends, and the wait with it.
+        let deadline = Task {
+            try await Task.sleep(for: .seconds(5))
+            notifier.finishAll()
+        }
+        defer { deadline.cancel() }
+        #expect(await woken.value, "no wake-up")
+        #expect(clock.now - started < .seconds(2))
     }
 
     @Test func aWaitingSubscriberWakesOnNotify() async throws {
