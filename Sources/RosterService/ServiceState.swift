@@ -18,7 +18,7 @@ public enum Readiness: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// What `/readyz` (as JSON) and `roster status` show about the running daemon.
+/// What `/v1/status` shows about the running daemon (and `/readyz` in part).
 public struct StatusSnapshot: Codable, Sendable, Hashable {
     public var ready: Bool
     /// Why the daemon is not ready; nil when ready.
@@ -110,7 +110,7 @@ public struct RosterMetrics: Sendable {
 }
 
 /// Shared, thread-safe state of the running daemon: what the change stream and reconciles
-/// report, what `/readyz`, `/metrics` and `roster status` read.
+/// report, what `/readyz`, `/v1/status` and `/metrics` read.
 public final class ServiceState: Sendable {
     private struct Fields {
         var directoryConnected = false
