@@ -18,7 +18,7 @@ public enum Readiness: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// What `/v1/status` shows about the running daemon (and `/readyz` in part).
+/// What `/v1/status` and `/readyz` (as JSON) show about the running daemon.
 public struct StatusSnapshot: Codable, Sendable, Hashable {
     public var ready: Bool
     /// Why the daemon is not ready; nil when ready.
