@@ -125,7 +125,18 @@ public final class Mirror: Sendable {
         }
         for file in [path, path + "-wal", path + "-shm"] where FileManager.default.fileExists(atPath: file) {
             chmod(file, mode)
-            if let gid { chown(file, uid_t.max, gid) }
+            guard let gid, let group else { continue }
+            var status = stat()
+            if stat(file, &status) == 0, status.st_gid == gid { continue }
+            if chown(file, uid_t.max, gid) != 0 {
+                // Silently left as it was, the mirror would stay unreadable to the application.
+                let reason = String(cString: strerror(errno))
+                throw MirrorError.cannotOpen(path: file, reason: """
+                    its group cannot be set to the reader group '\(group)' (\(reason)): the account Roster runs as must \
+                    belong to that group. Under the systemd unit, leave mirror.reader_group unset and add the application's \
+                    account to the roster group instead (systemd gives the state directory to roster at every start)
+                    """)
+            }
         }
     }
 

@@ -22,10 +22,12 @@ struct RosterCLI {
         var stderr: String
     }
 
-    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Output {
+    /// Runs `roster` with `arguments`; with `executable`, that program instead, whose
+    /// `arguments` start with its own name (as `runuser -u nobody -- roster …`).
+    static func run(_ arguments: [String], executable other: String? = nil, environment: [String: String] = [:]) throws -> Output {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
+        process.executableURL = URL(fileURLWithPath: other ?? executable)
+        process.arguments = other == nil ? arguments : Array(arguments.dropFirst())
         if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
@@ -276,5 +278,29 @@ struct CommandLineTests {
         let actions = rows.compactMap { $0["action"] as? String }
         #expect(actions.first == "user.created" && actions.contains("membership.added"), "\(actions)")
         #expect(rows.contains { $0["actorKind"] as? String == "local" && ($0["actor"] as? String)?.hasPrefix("alice") == true })
+    }
+
+    @Test("A reader group the account Roster runs as cannot give the mirror to is a clear error, not a mirror the application cannot read")
+    func readerGroupOutOfReach() throws {
+        // Run as nobody, who belongs to no group but nogroup: the mirror cannot be given to root's group.
+        let folder = TemporaryFolders.make("roster-reader-group")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o777])
+        let passwordFile = folder.appendingPathComponent("bind-password").path
+        try "unused\n".write(toFile: passwordFile, atomically: true, encoding: .utf8)
+        chmod(passwordFile, 0o644)
+        let mirrorPath = folder.appendingPathComponent("state/roster.sqlite").path
+        let configPath = folder.appendingPathComponent("roster.yaml").path
+        let yaml = ClinicDirectory(suffix: "dc=group,dc=test")
+            .yaml(url: "ldap://127.0.0.1:1", passwordFile: passwordFile, bindDN: "cn=admin,dc=group,dc=test", mirrorPath: mirrorPath)
+            .replacingOccurrences(of: "mirror: {path: '\(mirrorPath)'}", with: "mirror: {path: '\(mirrorPath)', reader_group: root}")
+        #expect(yaml.contains("reader_group: root"))
+        try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
+        chmod(configPath, 0o644)
+        try FileManager.default.createDirectory(atPath: folder.appendingPathComponent("state").path, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o777])
+        let asNobody = try RosterCLI.run(["/usr/sbin/runuser", "-u", "nobody", "--", RosterCLI.executable, "audit", "verify", "--config", configPath],
+                                         executable: "/usr/sbin/runuser")
+        #expect(asNobody.status == 1, "\(asNobody.stdout) \(asNobody.stderr)")
+        #expect(asNobody.stderr.contains("reader group 'root'") && asNobody.stderr.contains("mirror.reader_group"), "\(asNobody.stderr)")
     }
 }
