@@ -11,18 +11,22 @@ import Yams
 /// Relative file paths in the configuration are taken relative to the configuration
 /// file's directory, and stored resolved.
 public enum ConfigurationLoader {
-    /// Loads and checks the configuration file at `path`.
-    public static func load(path: String, files: any FileChecks = SystemFileChecks()) throws(ConfigurationErrors) -> RosterConfiguration {
+    /// Loads and checks the configuration file at `path`. With `checkingNamedFiles` false, the
+    /// files it names (the bind password, the HTTP token, certificates and keys) are not looked
+    /// at: for commands that only use the mirror and never open them.
+    public static func load(path: String, files: any FileChecks = SystemFileChecks(),
+                            checkingNamedFiles: Bool = true) throws(ConfigurationErrors) -> RosterConfiguration {
         guard let yaml = files.fileContents(path) else {
             throw ConfigurationErrors(problems: [ConfigurationProblem(
                 file: path, line: 0, column: 0, keyPath: "",
                 message: "the configuration file cannot be read; check that it exists and that roster may read it")])
         }
-        return try load(yaml: yaml, file: path, files: files)
+        return try load(yaml: yaml, file: path, files: files, checkingNamedFiles: checkingNamedFiles)
     }
 
     /// Loads and checks configuration text; `file` names it in problems and anchors relative paths.
-    public static func load(yaml: String, file: String, files: any FileChecks = SystemFileChecks()) throws(ConfigurationErrors) -> RosterConfiguration {
+    public static func load(yaml: String, file: String, files: any FileChecks = SystemFileChecks(),
+                            checkingNamedFiles: Bool = true) throws(ConfigurationErrors) -> RosterConfiguration {
         let collector = ProblemCollector(file: file)
         let root: Node?
         do {
@@ -42,7 +46,7 @@ public enum ConfigurationLoader {
         var reader = Reader(directory: directoryPart(of: file))
         let configuration = reader.configuration(value)
         if let configuration {
-            Validator(configuration: configuration, collector: collector, files: files).run()
+            Validator(configuration: configuration, collector: collector, files: files, checksNamedFiles: checkingNamedFiles).run()
         }
         guard let configuration, collector.problems.isEmpty else {
             let ordered = collector.problems.enumerated().sorted {

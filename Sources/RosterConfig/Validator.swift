@@ -7,15 +7,18 @@ struct Validator {
     let configuration: RosterConfiguration
     let collector: ProblemCollector
     let files: any FileChecks
+    /// Whether the files the configuration names (secrets, certificates) are checked.
+    let checksNamedFiles: Bool
 
     private let healthCenters: [HealthCenterID: RosterConfiguration.HealthCenterConfig]
     private let venueOwners: [CareVenueID: HealthCenterID]
     private let pools: [PoolID: RosterConfiguration.PoolConfig]
 
-    init(configuration: RosterConfiguration, collector: ProblemCollector, files: any FileChecks) {
+    init(configuration: RosterConfiguration, collector: ProblemCollector, files: any FileChecks, checksNamedFiles: Bool = true) {
         self.configuration = configuration
         self.collector = collector
         self.files = files
+        self.checksNamedFiles = checksNamedFiles
         healthCenters = Dictionary(configuration.healthCenters.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         venueOwners = Dictionary(configuration.healthCenters.flatMap { center in center.careVenues.map { ($0.id, center.id) } },
                                  uniquingKeysWith: { first, _ in first })
@@ -362,7 +365,7 @@ struct Validator {
     }
 
     private func file(_ path: String?, _ keyPath: String, what: String, pem: Bool = false, nonEmpty: String? = nil) {
-        guard let path, !path.isEmpty else { return }
+        guard checksNamedFiles, let path, !path.isEmpty else { return }
         guard files.isReadableFile(path) else {
             report("the \(what) '\(path)' does not exist or roster cannot read it; create it (owned by roster, mode 0600 for "
                    + "secrets) or fix the path", keyPath)

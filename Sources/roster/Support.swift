@@ -3,10 +3,12 @@ import Foundation
 import Mirror
 import RosterConfig
 
-/// Loads the configuration or exits 2 after printing every problem.
-func loadConfiguration(_ path: String) throws -> RosterConfiguration {
+/// Loads the configuration or exits 2 after printing every problem. `mirrorOnly`: for a
+/// command that never talks to the directory or serves HTTP, whose secret files are then not
+/// required to be readable (an admin in the mirror's group may run it without root).
+func loadConfiguration(_ path: String, mirrorOnly: Bool = false) throws -> RosterConfiguration {
     do {
-        return try ConfigurationLoader.load(path: path)
+        return try ConfigurationLoader.load(path: path, checkingNamedFiles: !mirrorOnly)
     } catch {
         printError(error.description)
         printError("\(error.problems.count) problem\(error.problems.count == 1 ? "" : "s") in \(path); nothing was done.")

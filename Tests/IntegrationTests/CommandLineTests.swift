@@ -285,9 +285,10 @@ struct CommandLineTests {
         // Run as nobody, who belongs to no group but nogroup: the mirror cannot be given to root's group.
         let folder = TemporaryFolders.make("roster-reader-group")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o777])
+        // The bind password stays root's: a command that only uses the mirror does not need it.
         let passwordFile = folder.appendingPathComponent("bind-password").path
         try "unused\n".write(toFile: passwordFile, atomically: true, encoding: .utf8)
-        chmod(passwordFile, 0o644)
+        chmod(passwordFile, 0o600)
         let mirrorPath = folder.appendingPathComponent("state/roster.sqlite").path
         let configPath = folder.appendingPathComponent("roster.yaml").path
         let yaml = ClinicDirectory(suffix: "dc=group,dc=test")

@@ -58,6 +58,18 @@ import Testing
         ])
     }
 
+    @Test("Loaded for a command that only uses the mirror, the configuration does not need the files it names")
+    func theMirrorCommandsDoNotNeedTheNamedFiles() throws {
+        let yaml = try String(contentsOfFile: Self.examplePath, encoding: .utf8)
+        let config = try ConfigurationLoader.load(yaml: yaml, file: "roster.yaml", files: FakeFiles(), checkingNamedFiles: false)
+        #expect(config.mirror.path == "/var/lib/roster/roster.sqlite")
+        // Every other problem is still reported.
+        let broken = yaml.replacingOccurrences(of: "base_dn: dc=clinic,dc=example", with: "base_dn: not a dn")
+        #expect(throws: ConfigurationErrors.self) {
+            try ConfigurationLoader.load(yaml: broken, file: "roster.yaml", files: FakeFiles(), checkingNamedFiles: false)
+        }
+    }
+
     @Test func omittedKeysTakeTheInitializersDefaults() throws {
         let config = try ConfigurationLoader.load(yaml: minimalYAML, file: "roster.yaml", files: FakeFiles())
         #expect(config.directory == .init(urls: ["ldaps://dc1.clinic.example"], baseDN: "dc=clinic,dc=example"))
