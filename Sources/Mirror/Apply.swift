@@ -762,8 +762,6 @@ final class Applier {
         b.bind(derived?.flags ?? Canonical.flags(user.flags)); b.bind(""); b.bind(Int(fingerprint))
     }
 
-    /// Inserts the queued care venues, modules and targets of groups. Runs before anything else
-    /// reads or writes those tables.
     /// Brings a stored group's care venue, module and grant rows to `group`'s, writing only the
     /// rows that differ. (An auto-add group lists every provider of its health center: deleting
     /// and inserting again its 1,500 grants for one new provider held the writer, and every
@@ -823,6 +821,8 @@ final class Applier {
         }
     }
 
+    /// Inserts the queued care venues, modules and targets of groups. Runs before anything else
+    /// reads or writes those tables.
     private func flushGroupRows() throws {
         let rows = pendingGroupRows
         pendingGroupRows = PendingGroupRows()

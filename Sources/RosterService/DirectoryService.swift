@@ -165,16 +165,15 @@ public final class DirectoryService: Service, Sendable {
         }
     }
 
-    /// One full reconcile at a time, whoever asks.
-    /// `full`: read every entry, not just the changed ones (the change stream's requests: it
-    /// lost track of the directory).
     /// The threads full reconciles run on: two, as the reconcile reads with the providers'
     /// search beside the users'.
     private static let reconcileExecutor = ThreadExecutor(name: "roster-reconcile", threads: 2)
 
-    /// Runs one full reconcile; true when it applied. With `raisingReload`, the change stream is
-    /// told to reload its identities (or only restart its breaker) before its next change: a
-    /// scheduled reconcile's business; the stream handles those it runs itself.
+    /// Runs one full reconcile, one at a time, whoever asks; true when it applied. `full`: read
+    /// every entry, not just the changed ones (the change stream's requests: it lost track of the
+    /// directory). With `raisingReload`, the change stream is told to reload its identities (or
+    /// only restart its breaker) before its next change: a scheduled reconcile's business; the
+    /// stream handles those it runs itself.
     private func reconcile(because why: String, full: Bool, raisingReload: Bool = true) async -> Bool {
         await reconcileGate.run { [self] in
             defer { releaseFreedMemory() }
