@@ -85,10 +85,15 @@ extension Mirror {
         }
     }
 
+    /// `text` as a literal inside a LIKE pattern whose ESCAPE character is a backslash.
+    private static func likeLiteral(_ text: String) -> String {
+        text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
+            .replacingOccurrences(of: "_", with: "\\_")
+    }
+
     /// Users whose code or name contains `text` (case-insensitively), by code.
     public func searchUsers(_ text: String, limit: Int = 500) throws -> [UserSummary] {
-        let pattern = "%" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
-            .replacingOccurrences(of: "_", with: "\\_") + "%"
+        let pattern = "%" + Self.likeLiteral(text) + "%"
         return try pool.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT user_code, display_name, email, active, locked FROM user_account
@@ -115,13 +120,11 @@ extension Mirror {
         var arguments: StatementArguments = []
         if let user {
             // Membership and role keys end with "/" and the user's code.
-            let escaped = user.rawValue.replacingOccurrences(of: "\\", with: "\\\\")
-                .replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_")
             filter = """
                 WHERE (entity_type IN ('user', 'provider') AND entity_key = ? COLLATE NOCASE)
                    OR (entity_type IN ('membership', 'role_assignment') AND entity_key LIKE ? ESCAPE '\\')
                 """
-            arguments += [user.rawValue, "%/" + escaped]
+            arguments += [user.rawValue, "%/" + Self.likeLiteral(user.rawValue)]
         }
         arguments += [limit]
         return try pool.read { db in
