@@ -153,7 +153,7 @@ public final class ChangeApplier {
             let codes = Set(reindexed.map(\.code))
             for dn in codeByDN.compactMap({ codes.contains($0.value) ? $0.key : nil }) { codeByDN[dn] = nil }
             for id in codeByID.compactMap({ codes.contains($0.value) ? $0.key : nil }) { codeByID[id] = nil }
-            for user in reindexed.sorted(by: { !$0.isActive && $1.isActive }) {
+            for user in reindexed {
                 // An inactive account does not take an id or DN from an active one that holds it.
                 try index(user, unlessHeldBy: { try mirror.user($0)?.state.isActive == true })
             }
