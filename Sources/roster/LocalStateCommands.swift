@@ -67,7 +67,7 @@ enum LocalStateChange {
                 throw ExitCode(2)
             }
         }
-        let mirror = try openMirror(try loadConfiguration(options.config, mirrorOnly: true))
+        let mirror = try openMirror(configuredIn: options.config)
         let user = UserCode(code)
         guard let stored = try mirror.user(user) else {
             printError("No user '\(code)' is in the mirror; check the code (`roster users search TEXT`). Nothing was changed.")

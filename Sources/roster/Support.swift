@@ -5,7 +5,7 @@ import RosterConfig
 
 /// Loads the configuration or exits 2 after printing every problem. `mirrorOnly`: for a
 /// command that never talks to the directory or serves HTTP, whose secret files are then not
-/// required to be readable (an admin in the mirror's group may run it without root).
+/// required to be readable (the service user may run it without the root-only bind password).
 func loadConfiguration(_ path: String, mirrorOnly: Bool = false) throws -> RosterConfiguration {
     do {
         return try ConfigurationLoader.load(path: path, checkingNamedFiles: !mirrorOnly)
@@ -14,6 +14,12 @@ func loadConfiguration(_ path: String, mirrorOnly: Bool = false) throws -> Roste
         printError("\(error.problems.count) problem\(error.problems.count == 1 ? "" : "s") in \(path); nothing was done.")
         throw ExitCode(2)
     }
+}
+
+/// Opens the mirror the configuration file at `path` names, for a command that only uses the
+/// mirror (see `loadConfiguration(_:mirrorOnly:)`).
+func openMirror(configuredIn path: String) throws -> Mirror {
+    try openMirror(try loadConfiguration(path, mirrorOnly: true))
 }
 
 /// Opens the mirror the configuration names.
