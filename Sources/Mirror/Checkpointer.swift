@@ -87,6 +87,10 @@ final class Checkpointer: @unchecked Sendable {
                 return  // The next commit past the threshold tries again.
             }
             sqlite3_busy_timeout(handle, 5_000)
+            guard let handle, (try? Mirror.keepWALFiles(of: handle, path: path)) != nil else {
+                sqlite3_close_v2(handle)
+                return
+            }
             // A new connection knows the file is in WAL mode only once it has read it.
             guard sqlite3_exec(handle, "PRAGMA schema_version", nil, nil, nil) == SQLITE_OK else {
                 sqlite3_close_v2(handle)

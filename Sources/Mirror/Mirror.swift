@@ -79,6 +79,7 @@ public final class Mirror: Sendable {
             try db.execute(sql: db.configuration.readonly ? "PRAGMA cache_size = -\(Mirror.readerCacheKiB)" : "PRAGMA cache_size = -\(Mirror.writerCacheKiB)")
             // Checkpoints run beside the writer, not inside its commits (readers never commit).
             if !db.configuration.readonly {
+                try Mirror.keepWALFiles(of: db)
                 checkpointer.install(on: db)
                 // A large transaction's WAL is emptied by the checkpointer once copied; should that
                 // fail, the first commit after it starts over cuts it back to this size.
@@ -92,6 +93,68 @@ public final class Mirror: Sendable {
         pool = try Mirror.openSyncedPool(path: path, configuration: configuration)
         try Schema.migrator.migrate(pool)
         try Mirror.restrictPermissions(of: path, mode: 0o640, group: readerGroup)
+    }
+
+    /// Opens the existing mirror at `path` for reading only: nothing is created, migrated or
+    /// given other permissions, so a member of the mirror's reader group can read it without
+    /// root, and reading never changes it. Fails with a sentence when there is no mirror there
+    /// yet, when this user may not read it, or when it was made by another version of Roster.
+    public init(readingAt path: String) throws {
+        self.path = path
+        self.worksAhead = false
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw MirrorError.cannotOpen(path: path, reason: "there is no mirror there yet: `roster sync` or `roster run` makes it")
+        }
+        for file in [path, path + "-shm", path + "-wal"] where FileManager.default.fileExists(atPath: file) && access(file, R_OK) != 0 {
+            throw MirrorError.cannotOpen(path: path, reason: """
+                this user (uid \(getuid())) may not read \(file) (\(String(cString: strerror(errno)))): the mirror's reader group \
+                (under the systemd unit, group roster) and root may
+                """)
+        }
+        checkpointer = Checkpointer(path: path, sizeLimit: Mirror.walSizeLimit)
+        var configuration = Configuration()
+        configuration.readonly = true
+        configuration.busyMode = .timeout(5)
+        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA cache_size = -\(Mirror.readerCacheKiB)") }
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+            let current = try pool.read { db in
+                try Schema.migrator.hasCompletedMigrations(db) && !Schema.migrator.hasBeenSuperseded(db)
+            }
+            if !current {
+                throw MirrorError.cannotOpen(path: path, reason: """
+                    it was made by another version of Roster: this one's daemon or `roster sync` upgrades an older mirror
+                    """)
+            }
+        } catch let error as MirrorError {
+            throw error
+        } catch {
+            // With no WAL files beside it and a folder it may not write, SQLite cannot read a WAL
+            // database read-only; Roster keeps those files, so only another program removed them.
+            let missing = [path + "-shm", path + "-wal"].filter { !FileManager.default.fileExists(atPath: $0) }
+            let hint = missing.isEmpty ? "" : """
+                ; \(missing.joined(separator: " and ")) \(missing.count == 1 ? "is" : "are") missing and this user may not \
+                create \(missing.count == 1 ? "it" : "them"): any roster command run as root, or the daemon, puts them back
+                """
+            throw MirrorError.cannotOpen(path: path, reason: "\(error)\(hint)")
+        }
+    }
+
+    /// Keeps the -wal and -shm files when the connection closes (SQLite removes them when the
+    /// last connection to the database closes, unless told to keep them). Without them, a
+    /// reader that may not write the mirror's folder, as the application may not, cannot open
+    /// the mirror read-only until a Roster process opens it again: they stay, whoever stops.
+    static func keepWALFiles(of db: Database) throws {
+        guard let handle = db.sqliteConnection else { return }
+        try keepWALFiles(of: handle, path: String(cString: sqlite3_db_filename(handle, "main")))
+    }
+
+    static func keepWALFiles(of handle: OpaquePointer, path: String) throws {
+        var keep: Int32 = 1
+        let code = sqlite3_file_control(handle, "main", SQLITE_FCNTL_PERSIST_WAL, &keep)
+        guard code == SQLITE_OK else {
+            throw MirrorError.cannotOpen(path: path, reason: "SQLite would not keep its WAL files (code \(code))")
+        }
     }
 
     /// Opens a WAL pool whose writer syncs every commit: one that returned survives a power loss

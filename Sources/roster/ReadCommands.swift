@@ -15,7 +15,7 @@ struct UserCommand: ParsableCommand {
         @Flag(help: "Print JSON (the document /v1/users/{code} serves).") var json = false
 
         func run() throws {
-            let mirror = try openMirror(configuredIn: options.config)
+            let mirror = try openMirrorForReading(configuredIn: options.config)
             guard let document = try mirror.userDocument(UserCode(code)) else {
                 printError("No user '\(code)' is in the mirror; check the code, or run `roster sync` first.")
                 throw ExitCode.failure
@@ -52,7 +52,7 @@ struct UserCommand: ParsableCommand {
 
         func run() throws {
             let configuration = try loadConfiguration(options.config, mirrorOnly: true)
-            let mirror = try openMirror(configuration)
+            let mirror = try openMirrorForReading(configuration)
             let explanation: AccessExplanation
             do {
                 explanation = try AccessExplanation(user: UserCode(code), in: try mirror.snapshot(), origins: MappingOrigins(configuration))
@@ -93,7 +93,7 @@ struct UsersCommand: ParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() throws {
-            let users = try openMirror(configuredIn: options.config).searchUsers(text)
+            let users = try openMirrorForReading(configuredIn: options.config).searchUsers(text)
             if json { return try printJSON(users) }
             var table = TextTable("code", "name", "email", "state")
             for user in users {
@@ -111,7 +111,7 @@ struct UsersCommand: ParsableCommand {
         @Flag(help: "Print JSON (an array of addresses).") var json = false
 
         func run() throws {
-            let addresses = try openMirror(configuredIn: options.config).emailList(activeOnly: activeOnly)
+            let addresses = try openMirrorForReading(configuredIn: options.config).emailList(activeOnly: activeOnly)
             if json { return try printJSON(addresses) }
             print(addresses.joined(separator: "; "))
         }
@@ -129,7 +129,7 @@ struct GroupsCommand: ParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() throws {
-            let snapshot = try openMirror(configuredIn: options.config).snapshot()
+            let snapshot = try openMirrorForReading(configuredIn: options.config).snapshot()
             let groups = snapshot.groups.values
                 .filter { group in healthCenter.map { group.healthCenter.rawValue.lowercased() == $0.lowercased() } ?? true }
                 .filter { group in kind.map { group.kind == $0 } ?? true }
@@ -152,7 +152,7 @@ struct GroupsCommand: ParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() throws {
-            let snapshot = try openMirror(configuredIn: options.config).snapshot()
+            let snapshot = try openMirrorForReading(configuredIn: options.config).snapshot()
             let matches = snapshot.groups.values.filter {
                 $0.name.lowercased() == name.lowercased() || $0.id.rawValue.lowercased() == name.lowercased()
             }
@@ -215,7 +215,7 @@ struct AuditCommand: ParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() throws {
-            let rows = try openMirror(configuredIn: options.config).auditTail(limit: count, user: user.map { UserCode($0) })
+            let rows = try openMirrorForReading(configuredIn: options.config).auditTail(limit: count, user: user.map { UserCode($0) })
             if json { return try printJSON(rows) }
             var table = TextTable("id", "at", "actor", "action", "entity", "source")
             for row in rows { table.add("\(row.id)", row.at, "\(row.actorKind) \(row.actor)", row.action, row.entityKey, row.source ?? "") }
@@ -229,7 +229,7 @@ struct AuditCommand: ParsableCommand {
         @Flag(help: "Print JSON (exit 1 still when the chain is broken).") var json = false
 
         func run() throws {
-            let mirror = try openMirror(configuredIn: options.config)
+            let mirror = try openMirrorForReading(configuredIn: options.config)
             let broken = try mirror.verifyAuditLog()
             if json {
                 try printJSON(AuditVerificationJSON(intact: broken == nil, rows: try mirror.auditRowCount(),

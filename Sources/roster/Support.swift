@@ -17,9 +17,25 @@ func loadConfiguration(_ path: String, mirrorOnly: Bool = false) throws -> Roste
 }
 
 /// Opens the mirror the configuration file at `path` names, for a command that only uses the
-/// mirror (see `loadConfiguration(_:mirrorOnly:)`).
+/// mirror (see `loadConfiguration(_:mirrorOnly:)`) and changes it.
 func openMirror(configuredIn path: String) throws -> Mirror {
     try openMirror(try loadConfiguration(path, mirrorOnly: true))
+}
+
+/// Opens the mirror the configuration file at `path` names, read-only, for a command that only
+/// reads it: a member of the mirror's reader group may run it without root.
+func openMirrorForReading(configuredIn path: String) throws -> Mirror {
+    try openMirrorForReading(try loadConfiguration(path, mirrorOnly: true))
+}
+
+/// Opens the mirror the configuration names, read-only.
+func openMirrorForReading(_ configuration: RosterConfiguration) throws -> Mirror {
+    do {
+        return try Mirror(readingAt: configuration.mirror.path)
+    } catch {
+        printError((error as? MirrorError)?.description ?? "The mirror at \(configuration.mirror.path) cannot be read: \(error)")
+        throw ExitCode.failure
+    }
 }
 
 /// Opens the mirror the configuration names.
@@ -27,7 +43,7 @@ func openMirror(_ configuration: RosterConfiguration) throws -> Mirror {
     do {
         return try Mirror(path: configuration.mirror.path, readerGroup: configuration.mirror.readerGroup)
     } catch {
-        printError("The mirror at \(configuration.mirror.path) cannot be opened: \(error)")
+        printError((error as? MirrorError)?.description ?? "The mirror at \(configuration.mirror.path) cannot be opened: \(error)")
         throw ExitCode.failure
     }
 }

@@ -280,6 +280,82 @@ struct CommandLineTests {
         #expect(rows.contains { $0["actorKind"] as? String == "local" && ($0["actor"] as? String)?.hasPrefix("alice") == true })
     }
 
+    @Test("A member of the mirror's reader group reads it, through SQLite read-only and the read commands, after every Roster process has stopped; it cannot change it")
+    func readerGroupReadsAStoppedMirror() async throws {
+        let fixture = try await CLIFixture.start(suffix: "dc=reader,dc=test")
+        defer { fixture.server.shutdown() }
+        // nobody's own group, nogroup, is the reader group: the application's account, here.
+        let folder = TemporaryFolders.make("roster-reader")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        let state = folder.appendingPathComponent("state").path
+        try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
+        let readerGroup = try #require(getgrnam("nogroup")).pointee.gr_gid
+        #expect(chown(state, 0, readerGroup) == 0)
+        let mirrorPath = state + "/roster.sqlite"
+        let configPath = folder.appendingPathComponent("roster.yaml").path
+        let yaml = fixture.yaml.replacingOccurrences(of: "mirror: {path: '\(fixture.mirrorPath)'}",
+                                                     with: "mirror: {path: '\(mirrorPath)', reader_group: nogroup}")
+        #expect(yaml.contains("reader_group: nogroup"))
+        try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
+        chmod(configPath, 0o644)
+        func asNobody(_ arguments: [String]) throws -> RosterCLI.Output {
+            try RosterCLI.run(["/usr/sbin/runuser", "-u", "nobody", "--"] + arguments, executable: "/usr/sbin/runuser")
+        }
+
+        // Root's commands open the mirror and close it as its last connection: a sync, a read,
+        // then an admin's lock and unlock (the last closes a connection that wrote).
+        let moa = fixture.clinic.assistant(1, 2, 1)
+        for arguments in [["sync"], ["user", "show", moa], ["user", "lock", moa, "--reason", "a test"], ["user", "unlock", moa]] {
+            let run = try RosterCLI.run(arguments + ["--config", configPath])
+            #expect(run.status == 0, "\(arguments): \(run.stderr)")
+        }
+        for file in [mirrorPath, mirrorPath + "-wal", mirrorPath + "-shm"] {
+            let attributes = try? FileManager.default.attributesOfItem(atPath: file)
+            #expect(attributes != nil, "\(file) is kept when the last Roster connection closes")
+            let (group, mode) = (attributes?[.groupOwnerAccountID] as? Int, attributes?[.posixPermissions] as? Int)
+            #expect(group == Int(readerGroup) && mode == 0o640, "\(file): group \(group ?? -1), mode \(String(mode ?? 0, radix: 8))")
+        }
+
+        // The application's way: SQLite, read-only, as a member of the reader group.
+        let sqlite = try asNobody(["/usr/bin/sqlite3", "file:\(mirrorPath)?mode=ro", "SELECT COUNT(*) FROM user_account"])
+        #expect(sqlite.status == 0, "\(sqlite.stderr)")
+        #expect(sqlite.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "\(fixture.clinic.userCount)", "\(sqlite.stdout)")
+        let rowsBefore = try RosterCLI.run(["audit", "verify", "--json", "--config", configPath])
+
+        // The read commands, without root.
+        let show = try asNobody([RosterCLI.executable, "user", "show", moa, "--json", "--config", configPath])
+        #expect(show.status == 0, "\(show.stderr)")
+        #expect(show.stdout.contains("\"userCode\" : \"\(moa)\""), "\(show.stdout)")
+        let verify = try asNobody([RosterCLI.executable, "audit", "verify", "--json", "--config", configPath])
+        #expect(verify.status == 0, "\(verify.stderr)")
+        #expect(verify.stdout == rowsBefore.stdout, "the same rows, read by root and by the reader group")
+        let groups = try asNobody([RosterCLI.executable, "groups", "list", "--config", configPath])
+        #expect(groups.status == 0 && groups.stdout.contains("HC1 OR Booking"), "\(groups.stderr)")
+
+        // Changing it is root's (or the service account's): a sentence, and nothing written.
+        let lock = try asNobody([RosterCLI.executable, "user", "lock", moa, "--reason", "not mine to set", "--config", configPath])
+        #expect(lock.status == 1)
+        #expect(lock.stderr.contains("may not write"), "\(lock.stderr)")
+        #expect(try RosterCLI.run(["audit", "verify", "--json", "--config", configPath]).stdout == rowsBefore.stdout)
+    }
+
+    @Test("A read command on a mirror that does not exist yet says so and creates nothing")
+    func readingNoMirror() throws {
+        let folder = TemporaryFolders.make("roster-no-mirror")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let mirrorPath = folder.appendingPathComponent("state/roster.sqlite").path
+        let configPath = folder.appendingPathComponent("roster.yaml").path
+        try ClinicDirectory(suffix: "dc=none,dc=test")
+            .yaml(url: "ldap://127.0.0.1:1", passwordFile: "/nonexistent", bindDN: "cn=admin,dc=none,dc=test", mirrorPath: mirrorPath)
+            .write(toFile: configPath, atomically: true, encoding: .utf8)
+        for arguments in [["user", "show", "someone"], ["users", "search", "a"], ["groups", "list"], ["audit", "tail"], ["audit", "verify"]] {
+            let run = try RosterCLI.run(arguments + ["--config", configPath])
+            #expect(run.status == 1, "\(arguments)")
+            #expect(run.stderr.contains("no mirror there yet") && run.stderr.contains(mirrorPath), "\(arguments): \(run.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: (mirrorPath as NSString).deletingLastPathComponent))
+    }
+
     @Test("A reader group the account Roster runs as cannot give the mirror to is a clear error, not a mirror the application cannot read")
     func readerGroupOutOfReach() throws {
         // Run as nobody, who belongs to no group but nogroup: the mirror cannot be given to root's group.
@@ -299,7 +375,7 @@ struct CommandLineTests {
         chmod(configPath, 0o644)
         try FileManager.default.createDirectory(atPath: folder.appendingPathComponent("state").path, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o777])
-        let asNobody = try RosterCLI.run(["/usr/sbin/runuser", "-u", "nobody", "--", RosterCLI.executable, "audit", "verify", "--config", configPath],
+        let asNobody = try RosterCLI.run(["/usr/sbin/runuser", "-u", "nobody", "--", RosterCLI.executable, "user", "unlock", "someone", "--config", configPath],
                                          executable: "/usr/sbin/runuser")
         #expect(asNobody.status == 1, "\(asNobody.stdout) \(asNobody.stderr)")
         #expect(asNobody.stderr.contains("reader group 'root'") && asNobody.stderr.contains("mirror.reader_group"), "\(asNobody.stderr)")
