@@ -27,11 +27,7 @@ final class EntryStore: Sendable {
 
     init(mirrorPath: String) throws {
         path = EntryStore.path(forMirror: mirrorPath)
-        if !FileManager.default.fileExists(atPath: path) {
-            guard FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]) else {
-                throw MirrorError.cannotOpen(path: path, reason: "the file cannot be created")
-            }
-        }
+        if !FileManager.default.fileExists(atPath: path) { try Mirror.createFile(at: path, mode: 0o600) }
         var configuration = Configuration()
         configuration.busyMode = .timeout(5)
         // Only reconciles use it, reading each table through once and writing in key order: small

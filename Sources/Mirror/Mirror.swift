@@ -47,11 +47,7 @@ public final class Mirror: Sendable {
             if !directory.isEmpty, !files.fileExists(atPath: directory) {
                 try files.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
             }
-            if !files.fileExists(atPath: path) {
-                guard files.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o640]) else {
-                    throw MirrorError.cannotOpen(path: path, reason: "the file cannot be created")
-                }
-            }
+            if !files.fileExists(atPath: path) { try Mirror.createFile(at: path, mode: 0o640) }
         } catch let error as MirrorError {
             throw error
         } catch {
@@ -103,7 +99,7 @@ public final class Mirror: Sendable {
         self.path = path
         self.worksAhead = false
         guard FileManager.default.fileExists(atPath: path) else {
-            throw MirrorError.cannotOpen(path: path, reason: "there is no mirror there yet: `roster sync` or `roster run` makes it")
+            throw MirrorError.cannotOpen(path: path, reason: Mirror.noMirrorYet)
         }
         for file in [path, path + "-shm", path + "-wal"] where FileManager.default.fileExists(atPath: file) && access(file, R_OK) != 0 {
             throw MirrorError.cannotOpen(path: path, reason: """
@@ -140,6 +136,9 @@ public final class Mirror: Sendable {
         }
     }
 
+    /// Why a command that needs an existing mirror found none.
+    public static let noMirrorYet = "there is no mirror there yet: `roster sync` or `roster run` makes it"
+
     /// Keeps the -wal and -shm files when the connection closes (SQLite removes them when the
     /// last connection to the database closes, unless told to keep them). Without them, a
     /// reader that may not write the mirror's folder, as the application may not, cannot open
@@ -174,6 +173,24 @@ public final class Mirror: Sendable {
             let opened = try EntryStore(mirrorPath: path)
             store = opened
             return opened
+        }
+    }
+
+    /// Creates an empty file with `mode`. Run as root in a folder someone else owns (the service
+    /// account's state folder, when an admin runs `sudo roster sync` before the daemon ever did),
+    /// the file goes to the folder's owner and group, as SQLite gives its -wal and -shm files to
+    /// the database file's owner: otherwise the daemon, running as that owner, could not write it.
+    static func createFile(at path: String, mode: mode_t) throws {
+        guard FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: NSNumber(value: mode)]) else {
+            throw MirrorError.cannotOpen(path: path, reason: "the file cannot be created")
+        }
+        let folder = (path as NSString).deletingLastPathComponent
+        var owner = stat()
+        guard geteuid() == 0, stat(folder.isEmpty ? "." : folder, &owner) == 0, owner.st_uid != 0 else { return }
+        if chown(path, owner.st_uid, owner.st_gid) != 0 {
+            let reason = String(cString: strerror(errno))
+            try? FileManager.default.removeItem(atPath: path)
+            throw MirrorError.cannotOpen(path: path, reason: "it cannot be given to the owner of its folder, uid \(owner.st_uid) (\(reason))")
         }
     }
 

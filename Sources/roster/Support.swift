@@ -17,9 +17,15 @@ func loadConfiguration(_ path: String, mirrorOnly: Bool = false) throws -> Roste
 }
 
 /// Opens the mirror the configuration file at `path` names, for a command that only uses the
-/// mirror (see `loadConfiguration(_:mirrorOnly:)`) and changes it.
+/// mirror (see `loadConfiguration(_:mirrorOnly:)`) and changes it: one that exists, which
+/// such a command never creates.
 func openMirror(configuredIn path: String) throws -> Mirror {
-    try openMirror(try loadConfiguration(path, mirrorOnly: true))
+    let configuration = try loadConfiguration(path, mirrorOnly: true)
+    guard FileManager.default.fileExists(atPath: configuration.mirror.path) else {
+        printError(MirrorError.cannotOpen(path: configuration.mirror.path, reason: Mirror.noMirrorYet).description)
+        throw ExitCode.failure
+    }
+    return try openMirror(configuration)
 }
 
 /// Opens the mirror the configuration file at `path` names, read-only, for a command that only

@@ -339,7 +339,39 @@ struct CommandLineTests {
         #expect(try RosterCLI.run(["audit", "verify", "--json", "--config", configPath]).stdout == rowsBefore.stdout)
     }
 
-    @Test("A read command on a mirror that does not exist yet says so and creates nothing")
+    @Test("Root's first sync into the service account's state folder leaves files that account owns and can write")
+    func rootsFirstSyncInTheServiceFolder() async throws {
+        let fixture = try await CLIFixture.start(suffix: "dc=owner,dc=test")
+        defer { fixture.server.shutdown() }
+        // nobody stands for the service account; its state folder as systemd makes it (0750).
+        let folder = TemporaryFolders.make("roster-service-folder")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        let state = folder.appendingPathComponent("state").path
+        try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
+        let service = try #require(getpwnam("nobody")).pointee
+        #expect(chown(state, service.pw_uid, service.pw_gid) == 0)
+        let mirrorPath = state + "/roster.sqlite"
+        let configPath = folder.appendingPathComponent("roster.yaml").path
+        try fixture.yaml.replacingOccurrences(of: "mirror: {path: '\(fixture.mirrorPath)'}", with: "mirror: {path: '\(mirrorPath)'}")
+            .write(toFile: configPath, atomically: true, encoding: .utf8)
+        chmod(configPath, 0o644)
+
+        let sync = try RosterCLI.run(["sync", "--config", configPath])
+        #expect(sync.status == 0, "\(sync.stderr)")
+        let files = try FileManager.default.contentsOfDirectory(atPath: state).sorted()
+        #expect(files.contains("roster.sqlite") && files.contains("roster-entries.sqlite"), "\(files)")
+        for file in files {
+            let attributes = try FileManager.default.attributesOfItem(atPath: state + "/" + file)
+            #expect(attributes[.ownerAccountID] as? Int == Int(service.pw_uid), "\(file) belongs to the folder's owner, not root")
+        }
+        // The service account then writes it: an admin's lock, run as that account.
+        let moa = fixture.clinic.assistant(1, 2, 1)
+        let lock = try RosterCLI.run(["/usr/sbin/runuser", "-u", "nobody", "--", RosterCLI.executable, "user", "lock", moa, "--reason", "a test",
+                                      "--config", configPath], executable: "/usr/sbin/runuser")
+        #expect(lock.status == 0, "\(lock.stderr)")
+    }
+
+    @Test("A read command, or an admin's lock, on a mirror that does not exist yet says so and creates nothing")
     func readingNoMirror() throws {
         let folder = TemporaryFolders.make("roster-no-mirror")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -348,7 +380,8 @@ struct CommandLineTests {
         try ClinicDirectory(suffix: "dc=none,dc=test")
             .yaml(url: "ldap://127.0.0.1:1", passwordFile: "/nonexistent", bindDN: "cn=admin,dc=none,dc=test", mirrorPath: mirrorPath)
             .write(toFile: configPath, atomically: true, encoding: .utf8)
-        for arguments in [["user", "show", "someone"], ["users", "search", "a"], ["groups", "list"], ["audit", "tail"], ["audit", "verify"]] {
+        for arguments in [["user", "show", "someone"], ["users", "search", "a"], ["groups", "list"], ["audit", "tail"], ["audit", "verify"],
+                          ["user", "lock", "someone", "--reason", "r"], ["user", "reactivate", "someone"]] {
             let run = try RosterCLI.run(arguments + ["--config", configPath])
             #expect(run.status == 1, "\(arguments)")
             #expect(run.stderr.contains("no mirror there yet") && run.stderr.contains(mirrorPath), "\(arguments): \(run.stderr)")
@@ -361,10 +394,10 @@ struct CommandLineTests {
         // Run as nobody, who belongs to no group but nogroup: the mirror cannot be given to root's group.
         let folder = TemporaryFolders.make("roster-reader-group")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o777])
-        // The bind password stays root's: a command that only uses the mirror does not need it.
+        // nobody runs the sync that makes the mirror (as the service account would), so may read the bind password.
         let passwordFile = folder.appendingPathComponent("bind-password").path
         try "unused\n".write(toFile: passwordFile, atomically: true, encoding: .utf8)
-        chmod(passwordFile, 0o600)
+        chmod(passwordFile, 0o644)
         let mirrorPath = folder.appendingPathComponent("state/roster.sqlite").path
         let configPath = folder.appendingPathComponent("roster.yaml").path
         let yaml = ClinicDirectory(suffix: "dc=group,dc=test")
@@ -375,7 +408,7 @@ struct CommandLineTests {
         chmod(configPath, 0o644)
         try FileManager.default.createDirectory(atPath: folder.appendingPathComponent("state").path, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o777])
-        let asNobody = try RosterCLI.run(["/usr/sbin/runuser", "-u", "nobody", "--", RosterCLI.executable, "user", "unlock", "someone", "--config", configPath],
+        let asNobody = try RosterCLI.run(["/usr/sbin/runuser", "-u", "nobody", "--", RosterCLI.executable, "sync", "--config", configPath],
                                          executable: "/usr/sbin/runuser")
         #expect(asNobody.status == 1, "\(asNobody.stdout) \(asNobody.stderr)")
         #expect(asNobody.stderr.contains("reader group 'root'") && asNobody.stderr.contains("mirror.reader_group"), "\(asNobody.stderr)")
