@@ -129,13 +129,43 @@ extension Mirror {
         arguments += [limit]
         return try pool.read { db in
             try Row.fetchAll(db, sql: """
-                SELECT id, at, actor_kind, actor, source, action, entity_type, entity_key, before, after
-                FROM (SELECT * FROM audit_log \(filter) ORDER BY id DESC LIMIT ?) ORDER BY id
-                """, arguments: arguments).map {
-                AuditRow(id: $0[0], at: $0[1], actorKind: $0[2], actor: $0[3], source: $0[4], action: $0[5],
-                         entityType: $0[6], entityKey: $0[7], before: $0[8], after: $0[9])
-            }
+                SELECT \(AuditRow.columns) FROM (SELECT * FROM audit_log \(filter) ORDER BY id DESC LIMIT ?) ORDER BY id
+                """, arguments: arguments).map(AuditRow.init(row:))
         }
+    }
+
+    /// Hands `body` the audit rows after row `id` (0: from the first), oldest first, up to
+    /// `limit`, read in one transaction as the log stands; nothing is held but the current row,
+    /// so a whole log can be exported.
+    ///
+    /// With `expectedHash`, row `id` must exist and have that hash (the last one an earlier
+    /// export gave): ``AuditContinuityError`` otherwise, before any row is handed over, since the
+    /// log was then rewritten (or is not the one exported before).
+    public func auditRows(after id: Int64, expectedHash: String? = nil, limit: Int? = nil, _ body: (AuditRow) throws -> Void) throws {
+        try pool.read { db in
+            if let expectedHash {
+                let found = try String.fetchOne(db, sql: "SELECT hash FROM audit_log WHERE id = ?", arguments: [id])
+                guard found == expectedHash.lowercased() else { throw AuditContinuityError(rowID: id, expected: expectedHash, found: found) }
+            }
+            let rows = try Row.fetchCursor(db, sql: "SELECT \(AuditRow.columns) FROM audit_log WHERE id > ? ORDER BY id LIMIT ?",
+                                           arguments: [id, limit ?? -1])
+            while let row = try rows.next() { try body(AuditRow(row: row)) }
+        }
+    }
+}
+
+/// An export asked to continue after a row whose hash is not the one it holds.
+public struct AuditContinuityError: Error, CustomStringConvertible {
+    public var rowID: Int64
+    public var expected: String
+    /// The row's hash now, or nil when there is no such row.
+    public var found: String?
+
+    public var description: String {
+        guard let found else {
+            return "The audit log has no row \(rowID), which the last export ended on: it was rewritten or replaced; nothing was exported."
+        }
+        return "Audit row \(rowID) now hashes to \(found), not the \(expected) the last export ended on: the log was rewritten or replaced since; nothing was exported."
     }
 }
 
@@ -151,6 +181,33 @@ public struct AuditRow: Codable, Sendable, Equatable {
     public var entityKey: String
     @NullWhenAbsent public var before: String?
     @NullWhenAbsent public var after: String?
+    /// The previous row's hash (64 zeros for the first row), and this row's (see docs/mirror.md).
+    public var prevHash: String
+    public var hash: String
+
+    static let columns = "id, at, actor_kind, actor, source, action, entity_type, entity_key, before, after, prev_hash, hash"
+
+    /// A row of ``columns``.
+    init(row: Row) {
+        self.init(id: row[0], at: row[1], actorKind: row[2], actor: row[3], source: row[4], action: row[5],
+                  entityType: row[6], entityKey: row[7], before: row[8], after: row[9], prevHash: row[10], hash: row[11])
+    }
+
+    public init(id: Int64, at: String, actorKind: String, actor: String, source: String?, action: String, entityType: String,
+                entityKey: String, before: String?, after: String?, prevHash: String, hash: String) {
+        self.id = id
+        self.at = at
+        self.actorKind = actorKind
+        self.actor = actor
+        self.source = source
+        self.action = action
+        self.entityType = entityType
+        self.entityKey = entityKey
+        self.before = before
+        self.after = after
+        self.prevHash = prevHash
+        self.hash = hash
+    }
 }
 
 extension Mirror {

@@ -205,7 +205,7 @@ extension GroupKind: ExpressibleByArgument {}
 
 struct AuditCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "audit", abstract: "The append-only, hash-chained audit log.",
-                                                    subcommands: [Tail.self, Verify.self])
+                                                    subcommands: [Tail.self, Verify.self, Export.self])
 
     struct Tail: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "The newest audit rows, or the newest of one user's.")
@@ -220,6 +220,51 @@ struct AuditCommand: ParsableCommand {
             var table = TextTable("id", "at", "actor", "action", "entity", "source")
             for row in rows { table.add("\(row.id)", row.at, "\(row.actorKind) \(row.actor)", row.action, row.entityKey, row.source ?? "") }
             print(table.render())
+        }
+    }
+
+    struct Export: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "The audit rows after a given one, oldest first, as JSON lines with their hashes: for a copy kept off this machine.",
+            discussion: """
+                A forwarder that keeps the log elsewhere (a SIEM) passes the last row it holds, --after ID --after-hash HASH; \
+                Roster then exports only if that row still has that hash, so a log rewritten here since is noticed there. \
+                Each row's prevHash is the hash of the row before it; docs/mirror.md says how a hash is computed.
+                """)
+        @OptionGroup var options: ConfigOption
+        @Option(help: "Only the rows after this id (default: from the first row).") var after: Int64 = 0
+        @Option(help: "The hash the row --after names must have (the last hash you hold).") var afterHash: String?
+        @Option(help: "At most this many rows.") var limit: Int?
+
+        func validate() throws {
+            if after < 0 { throw ValidationError("--after must be 0 or a row id.") }
+            if let limit, limit < 1 { throw ValidationError("--limit must be at least 1.") }
+            if let afterHash, afterHash.count != 64 || !afterHash.allSatisfy(\.isHexDigit) {
+                throw ValidationError("--after-hash must be a row's hash: 64 hexadecimal digits.")
+            }
+            if afterHash != nil, after == 0 { throw ValidationError("--after-hash needs --after, the id of the row it belongs to.") }
+        }
+
+        func run() throws {
+            let mirror = try openMirrorForReading(configuredIn: options.config)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            var buffer = Data()
+            let output = FileHandle.standardOutput
+            do {
+                try mirror.auditRows(after: after, expectedHash: afterHash, limit: limit) { row in
+                    buffer.append(try encoder.encode(row))
+                    buffer.append(0x0A)
+                    if buffer.count >= 1 << 16 {
+                        output.write(buffer)
+                        buffer.removeAll(keepingCapacity: true)
+                    }
+                }
+            } catch let error as AuditContinuityError {
+                printError(error.description)
+                throw ExitCode.failure
+            }
+            output.write(buffer)
         }
     }
 

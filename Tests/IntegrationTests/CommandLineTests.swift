@@ -371,6 +371,80 @@ struct CommandLineTests {
         #expect(lock.status == 0, "\(lock.stderr)")
     }
 
+    @Test("audit export: every row as a JSON line with its hash, computable as docs/mirror.md says; continued after the last row held, refused when that row changed")
+    func auditExport() async throws {
+        let fixture = try await CLIFixture.start(suffix: "dc=export,dc=test")
+        defer { fixture.server.shutdown() }
+        let configPath = fixture.configPath
+        #expect(try RosterCLI.run(["sync", "--config", configPath]).status == 0)
+        func export(_ arguments: [String] = []) throws -> (RosterCLI.Output, [[String: Any]]) {
+            let run = try RosterCLI.run(["audit", "export", "--config", configPath] + arguments)
+            let rows = run.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            return (run, rows)
+        }
+
+        let (all, rows) = try export()
+        #expect(all.status == 0, "\(all.stderr)")
+        let verify = try JSONSerialization.jsonObject(with: Data(try RosterCLI.run(["audit", "verify", "--json", "--config", configPath]).stdout.utf8))
+        #expect(rows.count == (verify as? [String: Any])?["rows"] as? Int && rows.count > fixture.clinic.userCount)
+        #expect(rows.first?["prevHash"] as? String == String(repeating: "0", count: 64))
+        for (earlier, later) in zip(rows, rows.dropFirst()) where earlier["hash"] as? String != later["prevHash"] as? String {
+            Issue.record("row \(later["id"] ?? "?") does not link to the row before it")
+            break
+        }
+        // The hash, computed outside Roster (sha256sum) as docs/mirror.md describes it.
+        for row in [rows[0], rows[rows.count / 2], rows[rows.count - 1]] {
+            var input = Data(((row["prevHash"] as? String) ?? "").utf8)
+            for key in ["at", "actorKind", "actor", "source", "action", "entityType", "entityKey", "before", "after"] {
+                if let field = row[key] as? String {
+                    input.append(Data("|\(field.utf8.count):".utf8) + Data(field.utf8))
+                } else {
+                    input.append(Data("|-".utf8))
+                }
+            }
+            let sum = try Self.sha256sum(input)
+            #expect(sum == row["hash"] as? String, "row \(row["id"] ?? "?")")
+        }
+
+        // A forwarder continues from the last row it holds: only the rows made since.
+        let last = try #require(rows.last)
+        let lastID = try #require(last["id"] as? Int), lastHash = try #require(last["hash"] as? String)
+        #expect(try RosterCLI.run(["user", "lock", fixture.clinic.assistant(1, 2, 1), "--reason", "a test", "--config", configPath]).status == 0)
+        let (next, newRows) = try export(["--after", "\(lastID)", "--after-hash", lastHash])
+        #expect(next.status == 0, "\(next.stderr)")
+        #expect(!newRows.isEmpty && newRows.first?["prevHash"] as? String == lastHash && newRows.first?["id"] as? Int == lastID + 1)
+        #expect(newRows.contains { $0["action"] as? String == "user.state_changed" && $0["actorKind"] as? String == "local" })
+        let (limited, oneRow) = try export(["--after", "\(lastID)", "--limit", "1"])
+        #expect(limited.status == 0 && oneRow.count == 1)
+
+        // A row that no longer hashes as the forwarder holds it: nothing exported, and why.
+        let wrong = String(lastHash.reversed())
+        let (refused, refusedRows) = try export(["--after", "\(lastID)", "--after-hash", wrong])
+        #expect(refused.status == 1 && refusedRows.isEmpty)
+        #expect(refused.stderr.contains("Audit row \(lastID)") && refused.stderr.contains("rewritten"), "\(refused.stderr)")
+        let (beyond, none) = try export(["--after", "\(lastID + 1_000_000)"])
+        #expect(beyond.status == 0 && none.isEmpty)
+        let (missing, _) = try export(["--after", "\(lastID + 1_000_000)", "--after-hash", lastHash])
+        #expect(missing.status == 1 && missing.stderr.contains("has no row"), "\(missing.stderr)")
+        let (unanchored, _) = try export(["--after-hash", lastHash])
+        #expect(unanchored.status != 0 && unanchored.stderr.contains("--after-hash needs --after"), "\(unanchored.stderr)")
+    }
+
+    /// SHA-256 of `data` in hex, by coreutils' sha256sum.
+    static func sha256sum(_ data: Data) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
+        let input = Pipe(), output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        try process.run()
+        input.fileHandleForWriting.write(data)
+        try input.fileHandleForWriting.close()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return String(text.prefix(64))
+    }
+
     @Test("A read command, or an admin's lock, on a mirror that does not exist yet says so and creates nothing")
     func readingNoMirror() throws {
         let folder = TemporaryFolders.make("roster-no-mirror")
