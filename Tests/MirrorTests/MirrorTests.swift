@@ -972,7 +972,7 @@ extension Changeset {
         #expect(Set(summaryObject.keys) == ["userCode", "displayName", "email", "active", "locked"] && summaryObject["email"] is NSNull)
         let row = try #require(try mirror.auditTail(limit: 500).first { $0.source == nil && $0.before == nil })
         let rowObject = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(row)) as? [String: Any])
-        #expect(Set(rowObject.keys) == ["id", "at", "actorKind", "actor", "source", "action", "entityType", "entityKey", "before", "after"])
+        #expect(Set(rowObject.keys) == ["id", "at", "actorKind", "actor", "source", "action", "entityType", "entityKey", "before", "after", "prevHash", "hash"])
         #expect(rowObject["source"] is NSNull && rowObject["before"] is NSNull)
     }
 }
