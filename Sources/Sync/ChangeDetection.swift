@@ -192,10 +192,10 @@ extension DirectoryReader {
             }
             let dn = DN.normalize(entry.dn)
             let outcome = mapper.mapUser(entry, normalizedDN: dn, isProvider: isProvider, superAdministrator: superAdministrators.contains(dn))
-            mapped.add(outcome)
             userRecords.append(DirectoryEntryRecord(kind: .user, entryID: listed.entryID, marker: entry.string(markerAttribute)!, dn: listed.dn,
                                                     nextChange: (try? outcome.get())?.directoryState.nextChange,
                                                     content: UserEntryContent.encode(outcome)))
+            mapped.add(consume outcome)
         }
         // The listed users not read again, by entry id; each is struck off as its copy is decoded.
         var unread: [String: Int] = [:]
@@ -209,7 +209,7 @@ extension DirectoryReader {
                     unreadable = index
                     return false
                 }
-                mapped.add(decoded)
+                mapped.add(consume decoded)
                 return true
             }
         }

@@ -32,8 +32,9 @@ struct MappedUsers {
 
     init(expecting count: Int = 0) { users.reserveCapacity(count) }
 
-    mutating func add(_ outcome: Swift.Result<MappedUser, MappingProblem>) {
-        switch outcome {
+    /// Takes `outcome` (consumed: the user's fields are then changed in place, not copied).
+    mutating func add(_ outcome: consuming Swift.Result<MappedUser, MappingProblem>) {
+        switch consume outcome {
         case .success(var user):
             notes += user.notes
             user.user.healthCenters = healthCenterSets.shared(user.user.healthCenters)
@@ -92,12 +93,12 @@ public struct DirectoryReader: Sendable {
         func map(_ entry: LDAPEntry, providerDNs: Set<String>) {
             let dn = DN.normalize(entry.dn)
             let outcome = mapper.mapUser(entry, normalizedDN: dn, isProvider: providerDNs.contains(dn), superAdministrator: superAdministrators.contains(dn))
-            mapped.add(outcome)
             if let markerAttribute, let id = mapper.directoryID(of: entry), let marker = entry.string(markerAttribute) {
                 userRecords?.append(DirectoryEntryRecord(kind: .user, entryID: id, marker: marker, dn: dn,
                                                          nextChange: (try? outcome.get())?.directoryState.nextChange,
                                                          content: UserEntryContent.encode(outcome, using: &writer)))
             }
+            mapped.add(consume outcome)
             count += 1
             if count % 10_000 == 0 { progress?(count) }
         }
