@@ -73,70 +73,26 @@ public enum StateSource: String, Sendable, Hashable {
 }
 
 /// A person with their own login. Users are never deleted: a leaver becomes inactive.
-///
-/// A value type whose fields live behind one reference, copied on write: a user is a word wide
-/// wherever it is stored, so the dictionaries and arrays that hold every user of a directory (a
-/// reconcile holds three such collections at 100k users) stay small, and moving users between
-/// them copies no fields.
 public struct User: Sendable, Hashable, Identifiable {
-    /// The fields, compared and hashed as the user's value.
-    private struct Fields: Hashable {
-        var code: UserCode
-        var directoryID: String?
-        var directoryDN: String?
-        var firstName: String
-        var lastName: String
-        var title: String?
-        var email: String?
-        var healthCenters: Set<HealthCenterID>
-        var isSuperAdministrator: Bool
-        var state: AccountState
-        var autoLogoutMinutes: Int
-        var defaultViews: DefaultViews
-        var isBreakGlass: Bool
-        var flags: [String: Bool]
-    }
-
-    // @unchecked: a box is changed only through `fields`'s setter, and only while this value
-    // holds the sole reference to it; a shared box is copied first.
-    private final class Box: @unchecked Sendable {
-        var fields: Fields
-        init(_ fields: Fields) { self.fields = fields }
-    }
-
-    private var box: Box
-
-    /// The fields, for changing: a box another value shares is copied before the change.
-    private var fields: Fields {
-        get { box.fields }
-        _modify {
-            if !isKnownUniquelyReferenced(&box) { box = Box(box.fields) }
-            yield &box.fields
-        }
-    }
-
-    public var code: UserCode { get { box.fields.code } set { fields.code = newValue } }
+    public var code: UserCode
     /// The directory entry's stable id (entryUUID / objectGUID).
-    public var directoryID: String? { get { box.fields.directoryID } set { fields.directoryID = newValue } }
+    public var directoryID: String?
     /// The directory entry's DN, for people and audit rows.
-    public var directoryDN: String? { get { box.fields.directoryDN } set { fields.directoryDN = newValue } }
-    public var firstName: String { get { box.fields.firstName } set { fields.firstName = newValue } }
-    public var lastName: String { get { box.fields.lastName } set { fields.lastName = newValue } }
-    public var title: String? { get { box.fields.title } set { fields.title = newValue } }
-    public var email: String? { get { box.fields.email } set { fields.email = newValue } }
-    public var healthCenters: Set<HealthCenterID> { get { box.fields.healthCenters } set { fields.healthCenters = newValue } }
-    public var isSuperAdministrator: Bool { get { box.fields.isSuperAdministrator } set { fields.isSuperAdministrator = newValue } }
-    public var state: AccountState { get { box.fields.state } set { fields.state = newValue } }
+    public var directoryDN: String?
+    public var firstName: String
+    public var lastName: String
+    public var title: String?
+    public var email: String?
+    public var healthCenters: Set<HealthCenterID>
+    public var isSuperAdministrator: Bool
+    public var state: AccountState
     /// Minutes of inactivity after which the application logs the user out.
-    public var autoLogoutMinutes: Int { get { box.fields.autoLogoutMinutes } set { fields.autoLogoutMinutes = newValue } }
-    public var defaultViews: DefaultViews { get { box.fields.defaultViews } set { fields.defaultViews = newValue } }
+    public var autoLogoutMinutes: Int
+    public var defaultViews: DefaultViews
     /// An emergency ("break-glass") account: exempt from mass changes, every change audited loudly.
-    public var isBreakGlass: Bool { get { box.fields.isBreakGlass } set { fields.isBreakGlass = newValue } }
+    public var isBreakGlass: Bool
     /// Free-form switches mapped from the directory, e.g. `disable_dynamic_web_twain`.
-    public var flags: [String: Bool] { get { box.fields.flags } set { fields.flags = newValue } }
-
-    public static func == (lhs: User, rhs: User) -> Bool { lhs.box === rhs.box || lhs.box.fields == rhs.box.fields }
-    public func hash(into hasher: inout Hasher) { hasher.combine(box.fields) }
+    public var flags: [String: Bool]
 
     public var id: UserCode { code }
 
@@ -160,9 +116,19 @@ public struct User: Sendable, Hashable, Identifiable {
     ) throws(ModelError) {
         guard !code.key.isEmpty else { throw .emptyIdentifier(entity: "A user") }
         guard autoLogoutMinutes > 0 else { throw .negativeAutoLogout(user: code, minutes: autoLogoutMinutes) }
-        box = Box(Fields(
-            code: code, directoryID: directoryID, directoryDN: directoryDN, firstName: firstName, lastName: lastName, title: title,
-            email: email, healthCenters: healthCenters, isSuperAdministrator: isSuperAdministrator, state: state,
-            autoLogoutMinutes: autoLogoutMinutes, defaultViews: defaultViews, isBreakGlass: isBreakGlass, flags: flags))
+        self.code = code
+        self.directoryID = directoryID
+        self.directoryDN = directoryDN
+        self.firstName = firstName
+        self.lastName = lastName
+        self.title = title
+        self.email = email
+        self.healthCenters = healthCenters
+        self.isSuperAdministrator = isSuperAdministrator
+        self.state = state
+        self.autoLogoutMinutes = autoLogoutMinutes
+        self.defaultViews = defaultViews
+        self.isBreakGlass = isBreakGlass
+        self.flags = flags
     }
 }

@@ -25,7 +25,7 @@ public struct MappedUser: Sendable, Equatable {
         return taken
     }
 
-    /// One user shared by every placeholder (a user's fields live behind one reference).
+    /// A user whose every text is short enough to be stored inline (nothing to retain or free).
     private static let placeholder = try! User(code: "-")
 }
 

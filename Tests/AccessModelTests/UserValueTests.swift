@@ -1,7 +1,8 @@
 import AccessModel
 import Testing
 
-/// A user is a value: its fields live behind one reference, but copies never share a change.
+/// A user is a value: a changed copy leaves the original as it was, and every field takes part in
+/// equality and hashing (which the model's diffs rely on).
 @Suite struct UserValueTests {
     private func user() throws -> User {
         try User(code: "RGrey", directoryID: "a-b-c", directoryDN: "uid=rgrey,ou=people,dc=x", firstName: "Rosa", lastName: "Grey",
