@@ -57,6 +57,26 @@ struct CLIFixture {
         try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
         return CLIFixture(clinic: clinic, server: server, mirrorPath: mirrorPath, configPath: configPath, yaml: yaml)
     }
+
+    /// A roster.yaml (0644) for this directory in a folder anyone may enter, whose mirror is in
+    /// that folder's `state` folder: 0750, owned by `owner` and `group`, as systemd makes a state
+    /// directory. With `readerGroup`, the mirror names it.
+    func configInStateFolder(named name: String, owner: uid_t = 0, group: gid_t, readerGroup: String? = nil) throws
+        -> (configPath: String, mirrorPath: String, state: String) {
+        let folder = TemporaryFolders.make(name)
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        let state = folder.appendingPathComponent("state").path
+        try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
+        guard chown(state, owner, group) == 0 else { throw CocoaError(.fileWriteNoPermission) }
+        let mirrorPath = state + "/roster.sqlite"
+        let configPath = folder.appendingPathComponent("roster.yaml").path
+        let mirrorLine = "mirror: {path: '\(mirrorPath)'" + (readerGroup.map { ", reader_group: \($0)" } ?? "") + "}"
+        let replaced = yaml.replacingOccurrences(of: "mirror: {path: '\(self.mirrorPath)'}", with: mirrorLine)
+        guard replaced.contains(mirrorLine) else { throw CocoaError(.fileReadCorruptFile) }
+        try replaced.write(toFile: configPath, atomically: true, encoding: .utf8)
+        chmod(configPath, 0o644)
+        return (configPath, mirrorPath, state)
+    }
 }
 
 @Suite("The roster command line against a real slapd")
@@ -285,19 +305,8 @@ struct CommandLineTests {
         let fixture = try await CLIFixture.start(suffix: "dc=reader,dc=test")
         defer { fixture.server.shutdown() }
         // nobody's own group, nogroup, is the reader group: the application's account, here.
-        let folder = TemporaryFolders.make("roster-reader")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
-        let state = folder.appendingPathComponent("state").path
-        try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
         let readerGroup = try #require(getgrnam("nogroup")).pointee.gr_gid
-        #expect(chown(state, 0, readerGroup) == 0)
-        let mirrorPath = state + "/roster.sqlite"
-        let configPath = folder.appendingPathComponent("roster.yaml").path
-        let yaml = fixture.yaml.replacingOccurrences(of: "mirror: {path: '\(fixture.mirrorPath)'}",
-                                                     with: "mirror: {path: '\(mirrorPath)', reader_group: nogroup}")
-        #expect(yaml.contains("reader_group: nogroup"))
-        try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
-        chmod(configPath, 0o644)
+        let (configPath, mirrorPath, _) = try fixture.configInStateFolder(named: "roster-reader", group: readerGroup, readerGroup: "nogroup")
         func asNobody(_ arguments: [String]) throws -> RosterCLI.Output {
             try RosterCLI.run(["/usr/sbin/runuser", "-u", "nobody", "--"] + arguments, executable: "/usr/sbin/runuser")
         }
@@ -343,18 +352,9 @@ struct CommandLineTests {
     func rootsFirstSyncInTheServiceFolder() async throws {
         let fixture = try await CLIFixture.start(suffix: "dc=owner,dc=test")
         defer { fixture.server.shutdown() }
-        // nobody stands for the service account; its state folder as systemd makes it (0750).
-        let folder = TemporaryFolders.make("roster-service-folder")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
-        let state = folder.appendingPathComponent("state").path
-        try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
+        // nobody stands for the service account, which owns its state folder.
         let service = try #require(getpwnam("nobody")).pointee
-        #expect(chown(state, service.pw_uid, service.pw_gid) == 0)
-        let mirrorPath = state + "/roster.sqlite"
-        let configPath = folder.appendingPathComponent("roster.yaml").path
-        try fixture.yaml.replacingOccurrences(of: "mirror: {path: '\(fixture.mirrorPath)'}", with: "mirror: {path: '\(mirrorPath)'}")
-            .write(toFile: configPath, atomically: true, encoding: .utf8)
-        chmod(configPath, 0o644)
+        let (configPath, _, state) = try fixture.configInStateFolder(named: "roster-service-folder", owner: service.pw_uid, group: service.pw_gid)
 
         let sync = try RosterCLI.run(["sync", "--config", configPath])
         #expect(sync.status == 0, "\(sync.stderr)")
