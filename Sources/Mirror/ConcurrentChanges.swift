@@ -15,6 +15,12 @@ extension Mirror {
     public func auditMark() throws -> Int64 {
         try pool.read { db in try Mirror.auditHead(db).id }
     }
+
+    /// The newest audit row's id and hash ((0, "") for an empty log): what a copy kept elsewhere
+    /// anchors the chain with (see `roster audit export`).
+    public func auditHead() throws -> (id: Int64, hash: String) {
+        try pool.read { db in try Mirror.auditHead(db) }
+    }
 }
 
 extension Mirror {

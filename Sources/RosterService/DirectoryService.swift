@@ -139,6 +139,7 @@ public final class DirectoryService: Service, Sendable {
             state.markRefreshComplete()
             systemd.ready()
             logger.info("The mirror is current; following changes.")
+            logAuditHead()
         case .applied(let kind, let change, let latency, let changedAt):
             let committed = Date()
             let sinceChange = changedAt.map { Duration.seconds(committed.timeIntervalSince($0)) }
@@ -190,6 +191,7 @@ public final class DirectoryService: Service, Sendable {
                 if raisingReload { reloadSignal.raise(mirrorChanged: report.changeCount > 0, since: report.auditMark) }
                 if report.changeCount > 0 { notifier.notify() }
                 logger.info("Full reconcile (\(why); \(report.source)): \(report.changeCount) changes, \(report.eventCount) events (\(report.phaseTimes)).")
+                logAuditHead()
                 return true
             } catch let ReconcileError.breaker(trip, _) {
                 state.recordBreakerTrip(reason: trip.description)
@@ -201,6 +203,19 @@ public final class DirectoryService: Service, Sendable {
                 logger.error("Full reconcile failed, nothing was changed: \(error)")
                 return false
             }
+        }
+    }
+
+    /// Logs the audit log's newest row and its hash, once ready and after every reconcile (every
+    /// `schedule.reconcile_interval_minutes`): a journal shipped off the machine then anchors the
+    /// hash chain, so a rewrite of the rows before an anchor is noticed (`roster audit export
+    /// --after ID --after-hash HASH` refuses it).
+    private func logAuditHead() {
+        do {
+            let head = try mirror.auditHead()
+            logger.notice("Audit log head: row \(head.id), hash \(head.hash.isEmpty ? "none (empty log)" : head.hash).")
+        } catch {
+            logger.warning("The audit log's head could not be read: \(error)")
         }
     }
 

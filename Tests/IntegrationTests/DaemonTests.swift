@@ -32,6 +32,18 @@ struct DaemonTests {
         #expect(try await eventually(within: .seconds(30)) { (try? curl(["\(base)/readyz"]).status) == 200 },
                 "\((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
         #expect(try curl(["\(base)/healthz"]).status == 200)
+        // Once ready, the journal anchors the audit chain: the row it names has the hash it names.
+        func anchorLine() -> Substring? {
+            ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").first { $0.contains("Audit log head: row ") }
+        }
+        #expect(try await eventually(within: .seconds(5)) { anchorLine() != nil })
+        let anchor = try #require(anchorLine(), "no audit anchor in the log")
+        #expect(anchor.hasPrefix("<5>"), "logged at notice level: \(anchor)")
+        let anchorWords = anchor.split(separator: " ")
+        let anchoredRow = try #require(anchorWords.firstIndex(of: "row").flatMap { Int(anchorWords[$0 + 1].dropLast()) })
+        let anchoredHash = try #require(anchorWords.last).dropLast()
+        let exported = try RosterCLI.run(["audit", "export", "--after", "\(anchoredRow - 1)", "--limit", "1", "--config", configPath])
+        #expect(exported.stdout.contains("\"hash\":\"\(anchoredHash)\"") && exported.stdout.contains("\"id\":\(anchoredRow),"), "\(anchor) / \(exported.stdout)")
         let metrics = try curl(["\(base)/metrics"]).body
         #expect(metrics.contains("roster_directory_connected 1"))
 
