@@ -67,24 +67,19 @@ enum AuditChain {
     static func verify(_ db: Database) throws -> AuditChainBreak? {
         var previous = genesis
         var input: [UInt8] = []
-        let rows = try Row.fetchCursor(db, sql: """
-            SELECT id, at, actor_kind, actor, source, action, entity_type, entity_key, before, after, prev_hash, hash
-            FROM audit_log ORDER BY id
-            """)
-        while let row = try rows.next() {
-            let id: Int64 = row[0]
-            let prevHash: String = row[10]
-            if prevHash != previous {
-                return AuditChainBreak(rowID: id, problem: "it links to \(prevHash.prefix(12))…, but the row before it hashes to \(previous.prefix(12))… (a row was removed, inserted or altered)")
+        let rows = try Row.fetchCursor(db, sql: "SELECT \(AuditRow.columns) FROM audit_log ORDER BY id")
+        while let next = try rows.next() {
+            let row = AuditRow(row: next)
+            if row.prevHash != previous {
+                return AuditChainBreak(rowID: row.id, problem: "it links to \(row.prevHash.prefix(12))…, but the row before it hashes to \(previous.prefix(12))… (a row was removed, inserted or altered)")
             }
             let expected = hash(
-                into: &input, previous: prevHash, at: row[1], actorKind: row[2], actor: row[3], source: row[4], action: row[5],
-                entityType: row[6], entityKey: row[7], before: row[8], after: row[9])
-            let stored: String = row[11]
-            if stored != expected {
-                return AuditChainBreak(rowID: id, problem: "its content hashes to \(expected.prefix(12))…, not the stored \(stored.prefix(12))… (the row was altered)")
+                into: &input, previous: row.prevHash, at: row.at, actorKind: row.actorKind, actor: row.actor, source: row.source,
+                action: row.action, entityType: row.entityType, entityKey: row.entityKey, before: row.before, after: row.after)
+            if row.hash != expected {
+                return AuditChainBreak(rowID: row.id, problem: "its content hashes to \(expected.prefix(12))…, not the stored \(row.hash.prefix(12))… (the row was altered)")
             }
-            previous = stored
+            previous = row.hash
         }
         return nil
     }

@@ -13,7 +13,7 @@ extension Mirror {
     /// Pass it to ``apply(_:actor:at:dryRun:saving:keepingChangesAfter:)`` to keep whatever
     /// anyone changes after this point.
     public func auditMark() throws -> Int64 {
-        try pool.read { db in try Mirror.auditHead(db).id }
+        try auditHead().id
     }
 
     /// The newest audit row's id and hash ((0, "") for an empty log): what a copy kept elsewhere

@@ -136,7 +136,7 @@ extension Mirror {
     /// Whether the mirror is still as the apply that stored `basis` left it: no audit row since,
     /// in the same audit chain.
     public func isUnchanged(since basis: ReconcileBasis) throws -> Bool {
-        let head = try pool.read { db in try Mirror.auditHead(db) }
+        let head = try auditHead()
         return head.id == basis.auditMark && head.hash == basis.auditHead
     }
 

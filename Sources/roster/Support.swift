@@ -36,20 +36,22 @@ func openMirrorForReading(configuredIn path: String) throws -> Mirror {
 
 /// Opens the mirror the configuration names, read-only.
 func openMirrorForReading(_ configuration: RosterConfiguration) throws -> Mirror {
-    do {
-        return try Mirror(readingAt: configuration.mirror.path)
-    } catch {
-        printError((error as? MirrorError)?.description ?? "The mirror at \(configuration.mirror.path) cannot be read: \(error)")
-        throw ExitCode.failure
-    }
+    try mirrorOrExit(configuration.mirror.path, "read") { try Mirror(readingAt: configuration.mirror.path) }
 }
 
 /// Opens the mirror the configuration names.
 func openMirror(_ configuration: RosterConfiguration) throws -> Mirror {
+    try mirrorOrExit(configuration.mirror.path, "opened") {
+        try Mirror(path: configuration.mirror.path, readerGroup: configuration.mirror.readerGroup)
+    }
+}
+
+/// The mirror `open` opens, or exit 1 after saying why the one at `path` cannot be `what`.
+private func mirrorOrExit(_ path: String, _ what: String, _ open: () throws -> Mirror) throws -> Mirror {
     do {
-        return try Mirror(path: configuration.mirror.path, readerGroup: configuration.mirror.readerGroup)
+        return try open()
     } catch {
-        printError((error as? MirrorError)?.description ?? "The mirror at \(configuration.mirror.path) cannot be opened: \(error)")
+        printError((error as? MirrorError)?.description ?? "The mirror at \(path) cannot be \(what): \(error)")
         throw ExitCode.failure
     }
 }
