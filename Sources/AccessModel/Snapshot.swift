@@ -9,7 +9,7 @@ public struct AccessSnapshot: Sendable, Hashable {
     public var pools: [PoolID: Pool]
     public var groups: [GroupID: Group]
     public var roles: [RoleName: Role]
-    public var users: [UserCode: User]
+    public var users: UserTable
     /// Each group's members.
     public var groupMembers: [GroupID: Set<UserCode>]
     /// Each role's holders.
@@ -26,7 +26,7 @@ public struct AccessSnapshot: Sendable, Hashable {
         self.pools = Dictionary(pools.map { ($0.id, $0) }, uniquingKeysWith: { _, last in last })
         self.groups = Dictionary(groups.map { ($0.id, $0) }, uniquingKeysWith: { _, last in last })
         self.roles = Dictionary(roles.map { ($0.id, $0) }, uniquingKeysWith: { _, last in last })
-        self.users = Dictionary(users.map { ($0.code, $0) }, uniquingKeysWith: { _, last in last })
+        self.users = UserTable(users)
         self.groupMembers = groupMembers
         self.roleHolders = roleHolders
     }

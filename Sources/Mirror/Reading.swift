@@ -146,7 +146,7 @@ extension Mirror {
         }
         if let done = gathering { userHCs[done.key] = sharedSets.shared(done.centers) }
         // Users go straight into the snapshot's dictionary (keys are unique: the primary key).
-        var users: [UserCode: User] = [:]
+        var users = UserTable()
         users.reserveCapacity(userHCs.count)
         var codes: [String: UserCode] = [:]
         codes.reserveCapacity(userHCs.count)
@@ -247,6 +247,12 @@ extension Mirror {
                 """, arguments: [mark]) ?? true
             return (users, groupsChanged ? try Self.groupIdentities(db) : nil)
         }
+    }
+
+    /// About how many users are stored, read from the table's largest row id without counting
+    /// rows: users are never deleted, so it is their count. For sizing what a full read collects.
+    public func storedUserCountEstimate() throws -> Int {
+        try pool.read { db in try Int.fetchOne(db, sql: "SELECT MAX(rowid) FROM user_account") ?? 0 }
     }
 
     /// How many stored users are active and not locked (the `active` and `locked` columns).

@@ -63,8 +63,9 @@ public struct DirectoryReader: Sendable {
 
     /// Reads every user and group entry in scope. With `markerAttribute`, each entry's change
     /// marker is read in the same search as its content and kept with it (``DirectoryRead/userRecords``).
+    /// `expectedUsers` sizes what the read collects (growing it would hold two copies at once).
     public func read(now: Date, progress: (@Sendable (Int) -> Void)? = nil, markerAttribute: String? = nil,
-                     lockoutDuration knownLockoutDuration: TimeInterval?? = nil) async throws -> DirectoryRead {
+                     lockoutDuration knownLockoutDuration: TimeInterval?? = nil, expectedUsers: Int = 0) async throws -> DirectoryRead {
         let lockoutDuration: TimeInterval?
         if let knownLockoutDuration { lockoutDuration = knownLockoutDuration } else { lockoutDuration = try await readLockoutDuration() }
         // The providers' search runs on a connection of its own beside the groups' and the users'
@@ -86,8 +87,9 @@ public struct DirectoryReader: Sendable {
         let superAdministrators = superAdministratorDNs(groups)
 
         let mapper = DirectoryMapper(configuration: configuration, now: now, lockoutDuration: lockoutDuration)
-        var mapped = MappedUsers()
+        var mapped = MappedUsers(expecting: expectedUsers)
         var userRecords: [DirectoryEntryRecord]? = markerAttribute == nil ? nil : []
+        userRecords?.reserveCapacity(expectedUsers)
         var count = 0
         var writer = FieldWriter()
         func map(_ entry: LDAPEntry, providerDNs: Set<String>) {

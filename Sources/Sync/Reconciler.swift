@@ -204,6 +204,8 @@ public struct Reconciler: Sendable {
         earlySnapshot = nil
         var content: DirectoryRead
         do {
+            // A little over the stored users: a directory that has grown since grows the arrays once.
+            let expectedUsers = try mirror.storedUserCountEstimate() * 21 / 20
             if let found = detected {
                 do {
                     content = try await reader.readChanges(found, markerAttribute: markerAttribute!, stored: mirror, now: now,
@@ -211,11 +213,11 @@ public struct Reconciler: Sendable {
                 } catch let fallback as DirectoryReader.FullReadNeeded {
                     source = .full(reason: fallback.reason)
                     content = try await reader.read(now: now, progress: options.progress, markerAttribute: markerAttribute,
-                                                    lockoutDuration: .some(lockoutDuration))
+                                                    lockoutDuration: .some(lockoutDuration), expectedUsers: expectedUsers)
                 }
             } else {
                 content = try await reader.read(now: now, progress: options.progress, markerAttribute: markerAttribute,
-                                                lockoutDuration: .some(lockoutDuration))
+                                                lockoutDuration: .some(lockoutDuration), expectedUsers: expectedUsers)
             }
         } catch let error as LDAPError {
             _ = try? await storedLoad?.value
