@@ -6,7 +6,7 @@ import Testing
 
 @Suite("Faults: Roster killed mid-sync", .serialized)
 struct FaultTests {
-    @Test("roster sync killed with SIGKILL while applying a 100k-user first sync: the mirror holds the state before, the audit chain verifies, and the next sync completes")
+    @Test("roster sync killed with SIGKILL while applying a 100k-user first sync: the mirror holds the state before, the audit chain verifies, and the next sync completes and leaves its WAL emptied")
     func killedDuringFirstSync() async throws {
         let clinic = ClinicDirectory.sized(100_000, suffix: "dc=big,dc=test")
         let ldif = clinic.ldif()
@@ -45,6 +45,9 @@ struct FaultTests {
 
         let again = try await Tools.offPool { try RosterCLI.run(["sync", "--config", configPath]) }
         #expect(again.status == 0, "\(again.stderr)")
+        // It left no 100k-user WAL for the next process to read through before its first query.
+        let walAfter = (try? FileManager.default.attributesOfItem(atPath: mirrorPath + "-wal")[.size] as? NSNumber)?.intValue
+        #expect(walAfter == 0, "roster sync ends with its WAL copied into the mirror file and emptied (the file kept)")
         let whole = try mirror.snapshot()
         #expect(whole.users.count == clinic.userCount)
         #expect(whole.users.values.allSatisfy { $0.state.isActive })
