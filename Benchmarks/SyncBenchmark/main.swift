@@ -30,6 +30,7 @@ let options = BenchmarkOptions(
         .value("--rate", "PER_SECOND", help: "revocations per second (default 100)"),
         .value("--lookups", "N", help: "GET /v1/users/{code} of random users, after the revocations (default 5000)"),
         .value("--json", "FILE", help: "also write every figure as JSON to FILE"),
+        .value("--lean-first-load", "PATH", help: "also time Benchmarks/LeanFirstLoad's C bound of a first load (built as its header says)"),
     ])
 let userCount = options.int("--users", default: 100_000)
 let revocationCount = options.int("--revocations", default: 1000)
@@ -94,6 +95,32 @@ do {
         groupsDump = min(groupsDump, try await withHeartbeat("ldapsearch of the groups, run \(run) of 3") {
             try await timed { _ = try await Tools.offPool { process.waitForExit() } }
         })
+    }
+
+    // A lower bound, when asked for: the users' first load written lean in C (see its header),
+    // timed from outside as roster is, best of three. Total, and when its last row was written.
+    var lean: (seconds: Double, rows: Double)?
+    if let leanPath = options.string("--lean-first-load") {
+        let output = work.appendingPathComponent("lean-first-load")
+        try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
+        let printed = work.appendingPathComponent("lean-first-load.out").path
+        for run in 1...3 {
+            let process = try ChildProcess(
+                path: leanPath, arguments: [server.url, server.adminDN, server.adminPasswordFile, "ou=people,\(clinic.suffix)", output.path],
+                logFile: work.appendingPathComponent("lean-first-load.log").path, outputFile: printed)
+            var status: Int32 = 0
+            let seconds = try await withHeartbeat("lean first load, run \(run) of 3") {
+                try await timed { status = try await Tools.offPool { process.waitForExit() } }
+            }
+            guard status == 0 else { cleanup.fail("lean-first-load failed (status \(status)); see \(work.path)/lean-first-load.log") }
+            let line = try String(contentsOfFile: printed, encoding: .utf8)
+            guard let rows = line.split(separator: ",").first(where: { $0.contains("rows") })
+                .flatMap({ Double($0.split(separator: " ").dropFirst().first ?? "") }) else {
+                cleanup.fail("lean-first-load printed no time for its rows: \(line)")
+            }
+            if lean == nil || seconds < lean!.seconds { lean = (seconds, rows) }
+        }
+        try? FileManager.default.removeItem(at: output)
     }
 
     /// Runs `roster` to its end; its stdout goes to roster.out, its stderr to roster.log.
@@ -236,6 +263,10 @@ do {
     table.add("  and of the groups too", String(format: "%.2f s  (users %.2f + groups %.2f)", floor + groupsDump, floor, groupsDump))
     table.add("roster sync, empty mirror", String(format: "%.2f s  (%.2fx the floor; target <= 1.5x; %.2fx users and groups)", first.seconds,
                                                   first.seconds / floor, first.seconds / (floor + groupsDump)))
+    if let lean {
+        table.add("  lean C first load of the users (bound)", String(format: "%.2f s  (%.2fx the floor; rows written at %.2f s, %.2fx)",
+                                                                lean.seconds, lean.seconds / floor, lean.rows, lean.rows / floor))
+    }
     table.add("roster sync, nothing changed", String(format: "%.2f s  (%.2fx the floor; target <= 0.5x)", second.seconds, second.seconds / floor))
     table.add("  first sync phases", firstPhases)
     table.add("  second sync phases", secondPhases)
@@ -271,6 +302,7 @@ do {
             "floorSeconds": floor, "groupsDumpSeconds": groupsDump, "firstSyncSeconds": first.seconds, "firstSyncRatio": first.seconds / floor,
             "secondSyncSeconds": second.seconds, "secondSyncRatio": second.seconds / floor, "peakMemoryBytes": first.peak,
             "otherSyncsPeakMemoryBytes": ["nothingChanged": second.peak, "changed": third.peak, "fullUnchanged": fourth.peak],
+            "leanFirstLoadSeconds": lean?.seconds ?? NSNull(), "leanFirstLoadRowsSeconds": lean?.rows ?? NSNull(),
             "changedSyncSeconds": third.seconds, "fullUnchangedSyncSeconds": fourth.seconds,
             "revocations": ["made": revocationCount, "ratePerSecond": rate, "commitsLogged": toCommit.count, "eventsReceived": toEvent.count,
                             "lockedInMirror": lockedInMirror],
