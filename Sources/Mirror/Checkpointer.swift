@@ -74,6 +74,15 @@ final class Checkpointer: @unchecked Sendable {
         }
     }
 
+    /// Closes the checkpointer's connection, after any checkpoint under way; the next
+    /// checkpoint opens it again. (A first load leaves WAL mode only with no other connection.)
+    func closeConnection() {
+        queue.sync {
+            if let connection { sqlite3_close_v2(connection) }
+            connection = nil
+        }
+    }
+
     /// Waits for a scheduled checkpoint to finish (tests, benchmarks).
     func wait() {
         queue.sync {}

@@ -385,8 +385,14 @@ public final class Mirror: Sendable {
                _ body: @escaping (Applier) throws -> Void) throws -> ApplySummary {
         let at = Mirror.timestamp(date)
         let large = changeset.users.count + changeset.groups.count > Applier.bulkThreshold
-        // A large changeset's WAL is synced as it grows, so that its commit has little left to sync.
-        let flusher = dryRun || !large ? nil : WALFlusher(path: path + "-wal")
+        // A first load may leave WAL mode only as the file's one connection (see below): idle
+        // readers close now (reads open new ones), and so does the checkpointer's.
+        if large && !dryRun {
+            pool.invalidateReadOnlyConnections()
+            checkpointer.closeConnection()
+        }
+        // A large changeset's journal is synced as it grows, so that its commit has little left to sync.
+        var flusher: WALFlusher?
         defer { flusher?.stop() }
         return try pool.writeWithoutTransaction { db in
             // A large changeset gets twice the writer's page cache for its transaction. A page the
@@ -407,6 +413,15 @@ public final class Mirror: Sendable {
             // emptiness is checked before it and again inside it (another process may have
             // written in between: then the load runs again with the checks on).
             var checksEachRow = try !(large && Mirror.holdsNoEntity(db))
+            // A first load into an empty mirror writes its pages once, into the file, under a
+            // rollback journal (which holds only the few pages the file had), instead of into the
+            // WAL and then again into the file by a checkpoint: at 100k users, 138 MB written and
+            // synced twice, the checkpoint's half 0.4-0.5 s after the commit. Only a connection
+            // alone on the file may leave WAL mode: with a reader open (another process) the
+            // load goes through the WAL as any other write.
+            let rollbackJournal = !checksEachRow && !dryRun && Mirror.leaveWALMode(db)
+            if large && !dryRun { flusher = WALFlusher(path: rollbackJournal ? path : path + "-wal") }
+            defer { if rollbackJournal { Mirror.returnToWALMode(db) } }
             while true {
                 let eachRowChecked = checksEachRow
                 if !eachRowChecked { try db.execute(sql: "PRAGMA foreign_keys = OFF") }
@@ -444,6 +459,28 @@ public final class Mirror: Sendable {
 
     /// Another writer stored something between the emptiness check and the transaction.
     private struct FirstLoadRaced: Error {}
+
+    /// Switches the writer's file from WAL to a rollback journal, if no other connection has the
+    /// file open (then it returns false at once and nothing changes).
+    static func leaveWALMode(_ db: Database) -> Bool {
+        guard let handle = db.sqliteConnection else { return false }
+        sqlite3_busy_timeout(handle, 0)
+        defer { sqlite3_busy_timeout(handle, 5_000) }
+        return (try? String.fetchOne(db, sql: "PRAGMA journal_mode = DELETE")) == "delete"
+    }
+
+    /// Switches the file back to WAL after a first load. A reader that opened the file meanwhile
+    /// holds a lock only while it reads, so the switch waits for it (the 5-second busy timeout,
+    /// tried again for a minute). Should it still fail, the file stays in rollback-journal mode,
+    /// which is correct but slower, until the next ``Mirror`` opens it (GRDB sets WAL mode then).
+    static func returnToWALMode(_ db: Database) {
+        for _ in 0..<12 where (try? String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")) == "wal" {
+            // The WAL files are made by the first read in WAL mode, not by the switch: made now,
+            // they are there (and stay, see `keepWALFiles`) for read-only readers that cannot make them.
+            _ = try? Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sqlite_master")
+            return
+        }
+    }
 
     /// Whether the mirror holds no health center, care venue, provider, pool, role, group or
     /// user: nothing a write could delete, nor cascade a deletion from.

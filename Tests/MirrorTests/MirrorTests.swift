@@ -653,6 +653,32 @@ extension Changeset {
         #expect(try mirror.verifyAuditLog() == nil)
     }
 
+    /// A first load into an empty mirror, alone on the file, leaves WAL mode for its transaction
+    /// and writes the file itself; it comes back to WAL mode with the WAL files there (empty) for
+    /// read-only readers. With another connection open (another process's, say) it cannot leave
+    /// WAL mode and goes through the WAL. Either way every row is there and the chain verifies.
+    @Test(arguments: [false, true])
+    func aFirstLoadAloneWritesTheFileUnderARollbackJournal(anotherConnectionOpen: Bool) throws {
+        let mirror = try makeMirror()
+        let other = anotherConnectionOpen ? try Mirror(path: mirror.path) : nil
+        func size(_ suffix: String) -> Int? { try? FileManager.default.attributesOfItem(atPath: mirror.path + suffix)[.size] as? Int }
+        var changeset = Sample.changeset(scope: .complete)
+        changeset.users += (0..<3000).map { Sample.user("bulk\($0)") }
+        try mirror.apply(changeset, actor: .system)
+        if !anotherConnectionOpen {
+            #expect(size("-wal") == 0, "the load wrote the mirror file, not the WAL")
+            #expect((size("") ?? 0) > 1_000_000)
+        }
+        #expect(try mirror.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") } == "wal")
+        #expect(size("-shm") != nil && size("-wal") != nil && size("-journal") == nil)
+        #expect(try (other ?? mirror).read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM user_account") } == 3006)
+        #expect(try mirror.verifyAuditLog() == nil)
+        // The writer is in WAL mode again: a reader sees the last commit while the next one is open.
+        try mirror.setLocalLock(of: "bulk7", locked: true, reason: "test", actor: .system)
+        #expect((size("-wal") ?? 0) > 0)
+        #expect(try mirror.user("bulk7")?.state.lockedLocally == true)
+    }
+
     /// A large transaction's WAL is emptied by the background checkpoint, not by the next
     /// commit: that commit (a revocation) would otherwise spend tens of milliseconds freeing it.
     @Test func theCheckpointerEmptiesALargeWALSoTheNextCommitDoesNotTruncateIt() throws {
