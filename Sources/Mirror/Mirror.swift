@@ -386,8 +386,9 @@ public final class Mirror: Sendable {
         let at = Mirror.timestamp(date)
         let large = changeset.users.count + changeset.groups.count > Applier.bulkThreshold
         // A first load may leave WAL mode only as the file's one connection (see below): idle
-        // readers close now (reads open new ones), and so does the checkpointer's.
-        if large && !dryRun {
+        // readers close now (reads open new ones), and so does the checkpointer's. (Only for a
+        // mirror that looks empty: a daemon's readers stay open through its other large writes.)
+        if large && !dryRun, (try? pool.read(Mirror.holdsNoEntity)) == true {
             pool.invalidateReadOnlyConnections()
             checkpointer.closeConnection()
         }
