@@ -1,6 +1,6 @@
 // Measures Roster against the floor of reading the same directory, in one run:
 //   - a paged `ldapsearch` dump of the users to /dev/null (the floor),
-//   - `roster sync` into an empty mirror, and again with nothing changed (ratios to the floor),
+//   - `roster sync` into an empty mirror (best of three, as the floor), and again with nothing changed (ratios to the floor),
 //     after 100 users changed, and with --full (a full read) with nothing changed,
 //   - Roster's peak memory during the first sync,
 //   - then the real daemon, `roster run`, with one application listening on `/v1/events`:
@@ -134,9 +134,26 @@ do {
         let output = (try? String(contentsOfFile: work.appendingPathComponent("roster.out").path, encoding: .utf8)) ?? ""
         return output.split(separator: "\n").first { $0.contains("time") }.map { String($0).trimmingCharacters(in: .whitespaces) } ?? ""
     }
-    let first = try await runRoster(["sync", "--config", configPath], step: "roster sync into an empty mirror")
-    guard first.status == 0 else { cleanup.fail("roster sync failed; see \(work.path)/roster.log") }
-    let firstPhases = phases()
+    // The first sync, best of three as the floor is, each into an empty mirror (the state folder
+    // emptied before it); the peak is the largest of the three.
+    var firstRuns: [Double] = []
+    var first = (seconds: Double.infinity, peak: 0, status: Int32(0))
+    var firstPhases = ""
+    let stateFolder = URL(fileURLWithPath: mirrorPath).deletingLastPathComponent()
+    for run in 1...3 {
+        for file in (try? FileManager.default.contentsOfDirectory(atPath: stateFolder.path)) ?? [] {
+            try FileManager.default.removeItem(at: stateFolder.appendingPathComponent(file))
+        }
+        let attempt = try await runRoster(["sync", "--config", configPath], step: "roster sync into an empty mirror, run \(run) of 3")
+        guard attempt.status == 0 else { cleanup.fail("roster sync failed; see \(work.path)/roster.log") }
+        firstRuns.append(attempt.seconds)
+        if attempt.seconds < first.seconds {
+            first = (attempt.seconds, max(first.peak, attempt.peak), attempt.status)
+            firstPhases = phases()
+        } else {
+            first.peak = max(first.peak, attempt.peak)
+        }
+    }
     let second = try await runRoster(["sync", "--config", configPath], step: "roster sync again, nothing changed")
     let secondPhases = phases()
     // The change-detecting reconcile's other paths: after 100 users changed (identities and
@@ -263,6 +280,7 @@ do {
     table.add("  and of the groups too", String(format: "%.2f s  (users %.2f + groups %.2f)", floor + groupsDump, floor, groupsDump))
     table.add("roster sync, empty mirror", String(format: "%.2f s  (%.2fx the floor; target <= 1.5x; %.2fx users and groups)", first.seconds,
                                                   first.seconds / floor, first.seconds / (floor + groupsDump)))
+    table.add("  best of", firstRuns.map { String(format: "%.2f s", $0) }.joined(separator: ", "))
     if let lean {
         table.add("  lean C first load of the users (bound)", String(format: "%.2f s  (%.2fx the floor; rows written at %.2f s, %.2fx)",
                                                                 lean.seconds, lean.seconds / floor, lean.rows, lean.rows / floor))
@@ -299,7 +317,7 @@ do {
         try writeJSON([
             "date": Date().formatted(.iso8601), "machine": machineDescription(), "users": clinic.userCount,
             "wallTimeSeconds": wallTime, "loadAverageAtStart": loadAtStart ?? NSNull(),
-            "floorSeconds": floor, "groupsDumpSeconds": groupsDump, "firstSyncSeconds": first.seconds, "firstSyncRatio": first.seconds / floor,
+            "floorSeconds": floor, "groupsDumpSeconds": groupsDump, "firstSyncSeconds": first.seconds, "firstSyncRatio": first.seconds / floor, "firstSyncRunsSeconds": firstRuns,
             "secondSyncSeconds": second.seconds, "secondSyncRatio": second.seconds / floor, "peakMemoryBytes": first.peak,
             "otherSyncsPeakMemoryBytes": ["nothingChanged": second.peak, "changed": third.peak, "fullUnchanged": fourth.peak],
             "leanFirstLoadSeconds": lean?.seconds ?? NSNull(), "leanFirstLoadRowsSeconds": lean?.rows ?? NSNull(),
