@@ -466,7 +466,7 @@ public final class Mirror: Sendable {
     static func leaveWALMode(_ db: Database) -> Bool {
         guard let handle = db.sqliteConnection else { return false }
         sqlite3_busy_timeout(handle, 0)
-        defer { sqlite3_busy_timeout(handle, 5_000) }
+        defer { sqlite3_busy_timeout(handle, 5_000) }  // the pool's busy timeout (`Mirror.init`)
         return (try? String.fetchOne(db, sql: "PRAGMA journal_mode = DELETE")) == "delete"
     }
 
@@ -475,7 +475,8 @@ public final class Mirror: Sendable {
     /// tried again for a minute). Should it still fail, the file stays in rollback-journal mode,
     /// which is correct but slower, until the next ``Mirror`` opens it (GRDB sets WAL mode then).
     static func returnToWALMode(_ db: Database) {
-        for _ in 0..<12 where (try? String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")) == "wal" {
+        for _ in 0..<12 {
+            guard (try? String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")) == "wal" else { continue }
             // The WAL files are made by the first read in WAL mode, not by the switch: made now,
             // they are there (and stay, see `keepWALFiles`) for read-only readers that cannot make them.
             _ = try? Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sqlite_master")

@@ -145,7 +145,7 @@ extension Mirror {
             gathering!.centers.insert(HealthCenterID(row[1] as String))
         }
         if let done = gathering { userHCs[done.key] = sharedSets.shared(done.centers) }
-        // Users go straight into the snapshot's dictionary (keys are unique: the primary key).
+        // Users go straight into the snapshot's table (keys are unique: the primary key).
         var users = UserTable()
         users.reserveCapacity(userHCs.count)
         var codes: [String: UserCode] = [:]

@@ -5,7 +5,8 @@ import Glibc
 #endif
 
 /// Syncs a WAL file to the disk every ``interval`` while a large transaction writes it, on a
-/// thread of its own, so that the commit's own sync has only the last pages left to flush.
+/// thread of its own, so that the commit's own sync has only the last pages left to flush. (A
+/// first load under a rollback journal writes the database file instead: that file is synced.)
 ///
 /// A commit with `synchronous = FULL` syncs the WAL before returning. At the end of a 100k-user
 /// first sync that is one `fdatasync` of about 150 MB, 0.23 s during which neither core has
@@ -23,7 +24,7 @@ final class WALFlusher: @unchecked Sendable {
     /// Time between two syncs.
     static let interval: TimeInterval = 0.15
 
-    /// Starts syncing the file at `path` (a `-wal` file) until ``stop()``.
+    /// Starts syncing the file at `path` (a `-wal` file, or the database file) until ``stop()``.
     init(path: String) {
         let thread = Thread { [self] in
             condition.lock()
