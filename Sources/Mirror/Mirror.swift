@@ -385,13 +385,6 @@ public final class Mirror: Sendable {
                _ body: @escaping (Applier) throws -> Void) throws -> ApplySummary {
         let at = Mirror.timestamp(date)
         let large = changeset.users.count + changeset.groups.count > Applier.bulkThreshold
-        // A first load may leave WAL mode only as the file's one connection (see below): idle
-        // readers close now (reads open new ones), and so does the checkpointer's. (Only for a
-        // mirror that looks empty: a daemon's readers stay open through its other large writes.)
-        if large && !dryRun, (try? pool.read(Mirror.holdsNoEntity)) == true {
-            pool.invalidateReadOnlyConnections()
-            checkpointer.closeConnection()
-        }
         // A large changeset's journal is synced as it grows, so that its commit has little left to sync.
         var flusher: WALFlusher?
         defer { flusher?.stop() }
@@ -419,7 +412,13 @@ public final class Mirror: Sendable {
             // WAL and then again into the file by a checkpoint: at 100k users, 138 MB written and
             // synced twice, the checkpoint's half 0.4-0.5 s after the commit. Only a connection
             // alone on the file may leave WAL mode: with a reader open (another process) the
-            // load goes through the WAL as any other write.
+            // load goes through the WAL as any other write. This process's idle readers close first
+            // (reads open new ones; readers in use close once done), and so does the
+            // checkpointer's connection; a daemon's readers stay open through its other writes.
+            if !checksEachRow && !dryRun {
+                pool.invalidateReadOnlyConnections()
+                checkpointer.closeConnection()
+            }
             let rollbackJournal = !checksEachRow && !dryRun && Mirror.leaveWALMode(db)
             if large && !dryRun { flusher = WALFlusher(path: rollbackJournal ? path : path + "-wal") }
             defer { if rollbackJournal { Mirror.returnToWALMode(db) } }

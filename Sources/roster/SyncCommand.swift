@@ -38,7 +38,8 @@ struct SyncCommand: AsyncParsableCommand {
             if case .breaker = error { throw ExitCode(3) }
             throw ExitCode.failure
         }
-        // A large apply left a large WAL, whose checkpoint began at its commit. A command that exits
+        // A large apply through the WAL (any but a first load alone on the file, which writes the
+        // file itself) left a large WAL, whose checkpoint began at its commit. A command that exits
         // now would leave it (or its last sync, which the exit waits for) to the next process that
         // opens the mirror: each one would first read the whole WAL, the application's read-only
         // connections included. So the command ends once the WAL is in the file and emptied.
