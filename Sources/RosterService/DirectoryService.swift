@@ -166,9 +166,15 @@ public final class DirectoryService: Service, Sendable {
         }
     }
 
-    /// The threads full reconciles run on: two, as the reconcile reads with the providers'
-    /// search beside the users'.
-    private static let reconcileExecutor = ThreadExecutor(name: "roster-reconcile", threads: 2)
+    /// The threads full reconciles read and map on: two, as the reconcile reads with the
+    /// providers' search beside the users'. They run at nice 10 (and so do the threads they
+    /// start): when a revocation arrives while a reconcile reads, the stream's thread takes a
+    /// core from them at once instead of sharing it.
+    private static let reconcileExecutor = ThreadExecutor(name: "roster-reconcile", threads: 2, niceness: 10)
+    /// The thread a reconcile applies on, at the process's own priority: the apply holds the
+    /// mirror's writer, which the stream's next revocation waits for, so it must not be the one
+    /// that yields the core.
+    private static let applyExecutor = ThreadExecutor(name: "roster-apply", threads: 1)
 
     /// Runs one full reconcile, one at a time, whoever asks; true when it applied. `full`: read
     /// every entry, not just the changed ones (the change stream's requests: it lost track of the
@@ -182,7 +188,8 @@ public final class DirectoryService: Service, Sendable {
             do {
                 // Off the cooperative pool, so that the change stream keeps a thread (see ThreadExecutor).
                 let report = try await withTaskExecutorPreference(Self.reconcileExecutor) {
-                    try await Reconciler(configuration: configuration, mirror: mirror).run(ReconcileOptions(full: full, listChanges: false))
+                    try await Reconciler(configuration: configuration, mirror: mirror)
+                        .run(ReconcileOptions(full: full, listChanges: false, applyExecutor: Self.applyExecutor))
                 }
                 state.recordReconcile(at: Date(), succeeded: true, detail: "\(report.changeCount) changes")
                 for problem in report.problems { logger.warning("Directory entry \(problem)") }

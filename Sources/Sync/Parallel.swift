@@ -45,12 +45,19 @@ final class Completion<Value: Sendable>: @unchecked Sendable {
     }
 }
 
-/// Runs `body` on a Dispatch thread, as a task to await: a blocking read (SQLite) must not hold
-/// a thread of Swift's cooperative pool while other tasks wait for one.
+/// Runs `body` on a thread of its own, as a task to await: a blocking read (SQLite) must not hold
+/// a thread of Swift's cooperative pool while other tasks wait for one. The thread runs at the
+/// caller's priority (``ThreadPriority``): a reconcile's snapshot load at the reconcile's.
 func offPool<Value: Sendable>(_ body: @escaping @Sendable () throws -> Value) -> Task<Value, any Error> {
-    Task {
+    let niceness = ThreadPriority.niceness
+    return Task {
         try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
+            let thread = Thread {
+                if niceness != 0 { ThreadPriority.niceness = niceness }
+                continuation.resume(with: Result { try body() })
+            }
+            thread.name = "roster-off-pool"
+            thread.start()
         }
     }
 }

@@ -19,13 +19,18 @@ public struct ReconcileOptions: Sendable {
     /// List every change in the report (``ReconcileReport/changes``); otherwise only count them,
     /// which spares holding every new user's record until the apply returns.
     public var listChanges: Bool
+    /// Where the apply runs, when not where the reconcile does. The daemon reads and maps at a
+    /// low priority (``ThreadPriority``) but applies at its normal one: the apply holds the
+    /// mirror's writer, which the change stream's revocations wait for.
+    public var applyExecutor: (any TaskExecutor)?
 
     public init(dryRun: Bool = false, force: Bool = false, full: Bool = false, listChanges: Bool = true,
-                progress: (@Sendable (Int) -> Void)? = nil) {
+                applyExecutor: (any TaskExecutor)? = nil, progress: (@Sendable (Int) -> Void)? = nil) {
         self.dryRun = dryRun
         self.force = force
         self.full = full
         self.listChanges = listChanges
+        self.applyExecutor = applyExecutor
         self.progress = progress
     }
 }
@@ -287,26 +292,31 @@ public struct Reconciler: Sendable {
             maxDeactivations: configuration.safety.maxDeactivations, maxPercent: configuration.safety.maxDeactivationPercent) {
             throw ReconcileError.breaker(trip, counts)
         }
-        let summary: ApplySummary
+        // The entries' content and markers are stored in the apply's own transaction: a marker
+        // is never stored without the content it was read with having been applied. They are
+        // handed over (not kept here), so the mirror can let them go before its peak.
+        var recording: DirectoryEntryUpdate?
         if content.userRecords != nil && content.groupRecords != nil {
-            // The entries' content and markers are stored in the apply's own transaction: a
-            // marker is never stored without the content it was read with having been applied.
-            // They are handed over (not kept here), so the mirror can let them go before its peak.
             let readAll: Bool = if case .full = source { true } else { false }
-            summary = try mirror.apply(toApply, actor: .directory(configuration.directory.name), at: now, dryRun: options.dryRun,
-                                       recording: DirectoryEntryUpdate(
-                                           directory: configuration.directory.name, replaceAll: readAll, upserts: Self.takeRecords(&content),
-                                           removals: readAll ? [] : content.removedEntries, fingerprint: fingerprint,
-                                           contextMarker: contextMarker, problems: ProblemsContent.encode(problems)),
-                                       keepingChangesAfter: mark, listingChanges: options.listChanges)
-        } else {
-            summary = try mirror.apply(toApply, actor: .directory(configuration.directory.name), at: now, dryRun: options.dryRun,
-                                       keepingChangesAfter: mark, listingChanges: options.listChanges)
+            recording = DirectoryEntryUpdate(
+                directory: configuration.directory.name, replaceAll: readAll, upserts: Self.takeRecords(&content),
+                removals: readAll ? [] : content.removedEntries, fingerprint: fingerprint,
+                contextMarker: contextMarker, problems: ProblemsContent.encode(problems))
         }
-        if !options.dryRun {
-            var state = try mirror.syncState(for: configuration.directory.name) ?? SyncState(directory: configuration.directory.name)
-            state.lastFullReconcile = now.formatted(.iso8601)
-            try mirror.saveSyncState(state)
+        let summary = try await withTaskExecutorPreference(options.applyExecutor) { [configuration, mirror] in
+            let summary = if let update = recording.take() {
+                try mirror.apply(toApply, actor: .directory(configuration.directory.name), at: now, dryRun: options.dryRun,
+                                 recording: update, keepingChangesAfter: mark, listingChanges: options.listChanges)
+            } else {
+                try mirror.apply(toApply, actor: .directory(configuration.directory.name), at: now, dryRun: options.dryRun,
+                                 keepingChangesAfter: mark, listingChanges: options.listChanges)
+            }
+            if !options.dryRun {
+                var state = try mirror.syncState(for: configuration.directory.name) ?? SyncState(directory: configuration.directory.name)
+                state.lastFullReconcile = now.formatted(.iso8601)
+                try mirror.saveSyncState(state)
+            }
+            return summary
         }
         lap("apply")
         let report = ReconcileReport(counts: counts, changes: summary.changes, changeCount: summary.changeCount, eventCount: summary.eventCount,

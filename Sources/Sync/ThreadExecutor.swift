@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A task executor with threads of its own, for work that must not occupy Swift's cooperative
 /// pool: a full reconcile maps 100k entries and waits on SQLite for seconds, and with the pool's
@@ -6,17 +9,21 @@ import Foundation
 /// 0.1-0.6 s for a thread. On threads of their own, the reconcile and the stream share the
 /// cores through the kernel's scheduler, which gives a waking stream a core within milliseconds.
 ///
-/// Run work on it with `withTaskExecutorPreference(_:operation:)`; child and unstructured tasks
-/// created inside inherit the preference.
+/// Run work on it with `withTaskExecutorPreference(_:operation:)`; child tasks created inside
+/// inherit the preference.
 public final class ThreadExecutor: TaskExecutor, @unchecked Sendable {
     // @unchecked: `jobs` is only touched under `condition`'s lock.
     private let condition = NSCondition()
     private var jobs: [UnownedJob] = []
 
-    /// Starts `threads` threads named `name`, which live as long as the process.
-    public init(name: String, threads: Int) {
+    /// Starts `threads` threads named `name`, which live as long as the process, at `niceness`
+    /// (see ``ThreadPriority``; 0 keeps the process's own).
+    public init(name: String, threads: Int, niceness: Int32 = 0) {
         for index in 0..<max(1, threads) {
-            let thread = Thread { [self] in runJobs() }
+            let thread = Thread { [self] in
+                if niceness != 0 { ThreadPriority.niceness = niceness }
+                runJobs()
+            }
             thread.name = "\(name)-\(index)"
             thread.start()
         }
@@ -37,6 +44,26 @@ public final class ThreadExecutor: TaskExecutor, @unchecked Sendable {
             let job = jobs.removeFirst()
             condition.unlock()
             job.runSynchronously(on: asUnownedTaskExecutor())
+        }
+    }
+}
+
+/// The Linux nice value of the calling thread (each thread has its own, which `PRIO_PROCESS` with
+/// id 0 reads and sets; a thread it starts begins with it). A thread with a higher value yields the cores to those with a lower one when both
+/// are ready to run: the daemon's reconciles read and map at a higher value than the change
+/// stream, so that a revocation arriving meanwhile gets a core at once.
+public enum ThreadPriority {
+    /// The calling thread's nice value (0 if it cannot be read). Setting it only ever lowers the
+    /// priority unless the process may raise it (root, or systemd's `LimitNICE=`); a refused
+    /// change leaves it as it was.
+    public static var niceness: Int32 {
+        get {
+            errno = 0
+            let value = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0)
+            return errno == 0 ? value : 0
+        }
+        set {
+            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, newValue)
         }
     }
 }

@@ -83,6 +83,19 @@ struct ReconcileTests {
         #expect(try fixture.mirror.verifyAuditLog() == nil)
     }
 
+    @Test("Given an executor to apply on (the daemon's, at the normal priority), the reconcile applies there and reads and maps where it runs")
+    func applyRunsOnTheExecutorGiven() async throws {
+        let fixture = try await ClinicFixture.start()
+        defer { fixture.server.shutdown() }
+        let applyThread = CountingExecutor()
+        let report = try await Reconciler(configuration: fixture.configuration, mirror: fixture.mirror)
+            .run(ReconcileOptions(applyExecutor: applyThread))
+        #expect(report.counts.usersAdded == fixture.clinic.userCount)
+        #expect(try fixture.mirror.snapshot().users.count == fixture.clinic.userCount)
+        #expect(applyThread.jobsRun > 0, "the apply did not run on the executor given")
+        #expect(applyThread.jobsRun < 10, "more than the apply ran there: \(applyThread.jobsRun) jobs")
+    }
+
     @Test("User entries that arrive before the providers' search ends are mapped as they would be after it")
     func providersSearchedBesideTheUsers() async throws {
         let fixture = try await ClinicFixture.start()
@@ -390,5 +403,41 @@ struct ReconcileTests {
         #expect(report.counts.usersLocked == 0)
         #expect(try fixture.user(ClinicDirectory.breakGlass)?.state.isLocked == false)
         await writer.close()
+    }
+}
+
+/// A task executor with one thread of its own that counts the jobs it runs.
+final class CountingExecutor: TaskExecutor, @unchecked Sendable {
+    // @unchecked: `jobs` and `count` are only touched under `condition`'s lock.
+    private let condition = NSCondition()
+    private var jobs: [UnownedJob] = []
+    private var count = 0
+
+    init() {
+        let thread = Thread { [self] in
+            while true {
+                condition.lock()
+                while jobs.isEmpty { condition.wait() }
+                let job = jobs.removeFirst()
+                count += 1
+                condition.unlock()
+                job.runSynchronously(on: asUnownedTaskExecutor())
+            }
+        }
+        thread.start()
+    }
+
+    var jobsRun: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return count
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        condition.lock()
+        jobs.append(job)
+        condition.signal()
+        condition.unlock()
     }
 }
