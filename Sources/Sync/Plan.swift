@@ -27,20 +27,27 @@ public struct PlanCounts: Sendable, Equatable, Codable {
     /// Counts the differences between `stored` and `desired`.
     public static func between(stored: AccessSnapshot, desired: Changeset, newProviders: [ProviderID]) -> PlanCounts {
         var counts = PlanCounts()
-        for user in desired.users {
-            guard let previous = stored.users[user.code] else {
-                // A new user who arrives locked or inactive loses nothing: an addition,
-                // never a revocation the breaker should hold.
-                counts.usersAdded += 1
-                continue
+        // By index, and not at all into an empty mirror: iterating the users copies each one
+        // (every field retained and released), 0.1 s of a 100k-user first sync's mapping.
+        if stored.users.isEmpty {
+            // A new user who arrives locked or inactive loses nothing: an addition, never a
+            // revocation the breaker should hold.
+            counts.usersAdded = desired.users.count
+        } else {
+            for index in desired.users.indices {
+                guard let previous = stored.users[desired.users[index].code] else {
+                    counts.usersAdded += 1
+                    continue
+                }
+                let state = desired.users[index].state
+                var comparable = desired.users[index]
+                comparable.state = previous.state
+                if comparable != previous { counts.usersUpdated += 1 }
+                if previous.state.isActive && !state.isActive { counts.usersDeactivated += 1 }
+                if !previous.state.isActive && state.isActive { counts.usersReactivated += 1 }
+                if !previous.state.isLocked && state.isLocked { counts.usersLocked += 1 }
+                if previous.state.isLocked && !state.isLocked { counts.usersUnlocked += 1 }
             }
-            var comparable = user
-            comparable.state = previous.state
-            if comparable != previous { counts.usersUpdated += 1 }
-            if previous.state.isActive && !user.state.isActive { counts.usersDeactivated += 1 }
-            if !previous.state.isActive && user.state.isActive { counts.usersReactivated += 1 }
-            if !previous.state.isLocked && user.state.isLocked { counts.usersLocked += 1 }
-            if previous.state.isLocked && !user.state.isLocked { counts.usersUnlocked += 1 }
         }
         let desiredGroups = Dictionary(desired.groups.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         for group in desired.groups {
