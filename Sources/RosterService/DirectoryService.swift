@@ -167,10 +167,14 @@ public final class DirectoryService: Service, Sendable {
     }
 
     /// The threads full reconciles read and map on: two, as the reconcile reads with the
-    /// providers' search beside the users'. They run at nice 10 (and so do the threads they
-    /// start): when a revocation arrives while a reconcile reads, the stream's thread takes a
-    /// core from them at once instead of sharing it.
-    private static let reconcileExecutor = ThreadExecutor(name: "roster-reconcile", threads: 2, niceness: 10)
+    /// providers' search beside the users'. They run at a lower priority than the rest of the
+    /// process (and so do the threads they start): when a revocation arrives while a reconcile
+    /// reads, the stream's thread takes a core from them at once instead of sharing it.
+    private static let reconcileExecutor = ThreadExecutor(name: "roster-reconcile", threads: 2, niceness: reconcileNiceness)
+    /// Ten below the process's own priority (nice 10 for a process at 0), as far as nice goes (19).
+    private static let reconcileNiceness: Int32 = min(19, ThreadPriority.processNiceness + 10)
+    /// Whether the warning that reconciles run at the stream's priority was logged (once is enough).
+    private let reconcilePriorityWarned = Mutex(false)
     /// The thread a reconcile applies on, at the process's own priority: the apply holds the
     /// mirror's writer, which the stream's next revocation waits for, so it must not be the one
     /// that yields the core.
@@ -188,7 +192,9 @@ public final class DirectoryService: Service, Sendable {
             do {
                 // Off the cooperative pool, so that the change stream keeps a thread (see ThreadExecutor).
                 let report = try await withTaskExecutorPreference(Self.reconcileExecutor) {
-                    try await Reconciler(configuration: configuration, mirror: mirror)
+                    let process = ThreadPriority.processNiceness
+                    if ThreadPriority.niceness <= process && process < 19 { warnReconcilePriority() }
+                    return try await Reconciler(configuration: configuration, mirror: mirror)
                         .run(ReconcileOptions(full: full, listChanges: false, applyExecutor: Self.applyExecutor))
                 }
                 state.recordReconcile(at: Date(), succeeded: true, detail: "\(report.changeCount) changes")
@@ -211,6 +217,17 @@ public final class DirectoryService: Service, Sendable {
                 return false
             }
         }
+    }
+
+    /// Says once that the reconcile threads could not lower their priority (a seccomp filter
+    /// without `setpriority`, as a unit file older than Roster's own may have).
+    private func warnReconcilePriority() {
+        guard reconcilePriorityWarned.withLock({ warned in defer { warned = true }; return !warned }) else { return }
+        logger.warning("""
+            Reconciles run at the change stream's priority: lowering their threads' priority (nice \(Self.reconcileNiceness)) \
+            was refused. Revocations arriving during a reconcile share the cores with it. Allow the setpriority system call \
+            (roster.service has SystemCallFilter=setpriority).
+            """)
     }
 
     /// Logs the audit log's newest row and its hash, once ready and after every reconcile (every

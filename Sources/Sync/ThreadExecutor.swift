@@ -66,4 +66,12 @@ public enum ThreadPriority {
             _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, newValue)
         }
     }
+
+    /// The process's main thread's nice value (the process's own, unless something changed it):
+    /// what the threads that do not set theirs run at.
+    public static var processNiceness: Int32 {
+        errno = 0
+        let value = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(getpid()))
+        return errno == 0 ? value : 0
+    }
 }
