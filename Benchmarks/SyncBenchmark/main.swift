@@ -29,6 +29,7 @@ let options = BenchmarkOptions(
         .value("--revocations", "N", help: "accounts locked while roster run follows the directory (default 1000)"),
         .value("--rate", "PER_SECOND", help: "revocations per second (default 100)"),
         .value("--lookups", "N", help: "GET /v1/users/{code} of random users, after the revocations (default 5000)"),
+        .value("--reconcile-revocations", "N", help: "accounts locked at 50/s while a new provider makes roster run reconcile (default 500; 0: none)"),
         .value("--json", "FILE", help: "also write every figure as JSON to FILE"),
         .value("--lean-first-load", "PATH", help: "also time Benchmarks/LeanFirstLoad's C bound of a first load (built as its header says)"),
     ])
@@ -36,16 +37,21 @@ let userCount = options.int("--users", default: 100_000)
 let revocationCount = options.int("--revocations", default: 1000)
 let rate = options.double("--rate", default: 100)
 let lookupCount = options.int("--lookups", default: 5000)
+let reconcileRevocationCount = options.int("--reconcile-revocations", default: 500)
 let roster = rosterExecutable()
 let loadAtStart = loadAverage()
 
 let clinic = ClinicDirectory.sized(userCount, suffix: "dc=bench,dc=example")
-guard revocationCount <= clinic.healthCenters * clinic.extraStaffPerCenter else {
-    log("--revocations \(revocationCount) is more than the \(clinic.healthCenters * clinic.extraStaffPerCenter) staff accounts of a \(userCount)-user directory")
+guard revocationCount + reconcileRevocationCount <= clinic.healthCenters * clinic.extraStaffPerCenter else {
+    log("--revocations \(revocationCount) and --reconcile-revocations \(reconcileRevocationCount) are more than the "
+        + "\(clinic.healthCenters * clinic.extraStaffPerCenter) staff accounts of a \(userCount)-user directory")
     exit(2)
 }
-// The accounts to lock: staff in no group, the same ones in every run of a given size.
-let victims = (0..<revocationCount).map { clinic.staff(1 + $0 % clinic.healthCenters, 1 + $0 / clinic.healthCenters) }
+// The accounts to lock: staff in no group, the same ones in every run of a given size; those
+// locked during a reconcile come after them.
+let staff = (0..<(revocationCount + reconcileRevocationCount)).map { clinic.staff(1 + $0 % clinic.healthCenters, 1 + $0 / clinic.healthCenters) }
+let victims = Array(staff.prefix(revocationCount))
+let reconcileVictims = Array(staff.dropFirst(revocationCount))
 let cleanup = Cleanup()
 cleanup.onSignals()
 log("generating a clinic directory of \(clinic.userCount) users…")
@@ -210,6 +216,48 @@ do {
     let received = lockEvents()
     log("revocations: \(received.count) of \(victims.count) user.locked events received")
 
+    // Revocations while the daemon reconciles, the load under which they used to wait longest:
+    // a new provider a second in makes the change stream ask for a full reconcile (their own
+    // group, the auto-add groups), which at 100k users reads and maps for seconds beside the
+    // stream. The window is from the provider's addition to the reconcile's log line.
+    var reconcileAcknowledged: [String: Date] = [:]
+    var reconcileWindow: (from: Date, to: Date)?
+    var reconcileLine = ""
+    if !reconcileVictims.isEmpty {
+        log("revocations during a reconcile: \(reconcileVictims.count) at 50/s, a new provider added a second in…")
+        let providerCode = "bench-new-provider-\(Int(Date().timeIntervalSince1970))"
+        let addition = Task {
+            try await Task.sleep(for: .seconds(1))
+            let added = Date()
+            try await Tools.offPool {
+                try server.ldapmodify("dn: \(clinic.dn(providerCode))\nchangetype: add\nobjectClass: inetOrgPerson\nuid: \(providerCode)\n"
+                    + "cn: New Provider\ngivenName: New\nsn: Provider\ndepartmentNumber: HC1\nemployeeType: provider\n")
+            }
+            // The reconcile's end, as its line reaches the log (looked for every 20 ms).
+            let deadline = ContinuousClock.now + .seconds(120)
+            while ContinuousClock.now < deadline {
+                let text = (try? String(contentsOfFile: daemonLog, encoding: .utf8)) ?? ""
+                if let line = text.split(separator: "\n").last(where: { $0.contains("Full reconcile (") && $0.contains("a new provider") }) {
+                    return (added, Date(), String(line))
+                }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            return (added, Date(), "")
+        }
+        let times = try await writer.replace("pwdAccountLockedTime", with: DirectoryTime.permanentLockValue, on: reconcileVictims.map(clinic.dn),
+                                             every: .seconds(1.0 / 50)) { done in log("revocations during a reconcile: \(done) made") }
+        reconcileAcknowledged = Dictionary(uniqueKeysWithValues: zip(reconcileVictims.map { $0.lowercased() }, times))
+        let (added, ended, line) = try await addition.value
+        if line.isEmpty { log("the reconcile a new provider asks for was not logged within 120 s") }
+        reconcileWindow = (added, ended)
+        reconcileLine = line
+        // Every lock committed before the daemon stops.
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline, lockEvents().count < victims.count + reconcileVictims.count, listener.failure == nil {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
     // Effective-access lookups, on the warm daemon, after the revocations (so they do not
     // disturb them): random users, one keep-alive connection, the first 200 as a warm-up.
     var everyone: [String] = []
@@ -271,6 +319,12 @@ do {
     let inRoster = Distribution(acknowledged.keys.compactMap { committed[$0]?.inRoster })
     let sinceChange = Distribution(acknowledged.keys.compactMap { committed[$0]?.sinceChange })
     let lookupLatency = Distribution(lookups.milliseconds)
+    let duringReconcile = Distribution(reconcileAcknowledged.compactMap { user, ack in committed[user].map { milliseconds(ack, $0.at) } })
+    let insideWindow = Distribution(reconcileAcknowledged.compactMap { user, ack -> Double? in
+        guard let window = reconcileWindow, ack >= window.from, ack <= window.to else { return nil }
+        return committed[user].map { milliseconds(ack, $0.at) }
+    })
+    let duringReconcileInRoster = Distribution(reconcileAcknowledged.keys.compactMap { committed[$0]?.inRoster })
     let lockedInMirror = try victims.filter { try Mirror(path: mirrorPath).user(UserCode($0))?.state.isLocked == true }.count
     let wallTime = (ContinuousClock.now - started).inSeconds
 
@@ -302,6 +356,13 @@ do {
     table.add("SSE event received - commit", eventAfterCommit.summary() + "  (target: within 5 ms)")
     table.add("  in roster: arrival -> commit", inRoster.summary())
     table.add("  by roster's metric: CSN -> commit", sinceChange.summary() + "  (roster_revocation_lag_seconds)")
+    if let window = reconcileWindow {
+        table.add("revocations during a reconcile", "\(reconcileVictims.count) at 50/s, a new provider added 1 s in: \(duringReconcile.count) commits logged")
+        table.add("  modify ack -> commit, all", duringReconcile.summary() + "  (target p99 < 50)")
+        table.add("  acknowledged while it ran", insideWindow.summary() + String(format: "  (%.1f s)", window.to.timeIntervalSince(window.from)))
+        table.add("  in roster: arrival -> commit", duringReconcileInRoster.summary())
+        if let phases = reconcileLine.range(of: "(markers") { table.add("  the reconcile", String(reconcileLine[phases.lowerBound...])) }
+    }
     table.add("GET /v1/users/{code}, keep-alive", String(format: "p50 %.2f ms, p99 %.2f ms, max %.2f ms  (%d random users, %d failed, %.1f KB average)",
                                                         lookupLatency.p50, lookupLatency.p99, lookupLatency.max, lookupLatency.count, lookups.failures,
                                                         Double(lookups.bytes) / Double(max(1, lookupCount)) / 1000))
@@ -326,6 +387,10 @@ do {
                             "lockedInMirror": lockedInMirror],
             "revocationLatencyMs": toCommit.json, "revocationToEventMs": toEvent.json, "eventAfterCommitMs": eventAfterCommit.json,
             "arrivalToCommitInRosterMs": inRoster.json, "changeToCommitByRosterMs": sinceChange.json,
+            "revocationsDuringReconcile": ["made": reconcileVictims.count, "ratePerSecond": 50, "commitsLogged": duringReconcile.count,
+                                           "windowSeconds": reconcileWindow.map { $0.to.timeIntervalSince($0.from) } ?? NSNull(),
+                                           "latencyMs": duringReconcile.json, "acknowledgedWhileItRanMs": insideWindow.json,
+                                           "arrivalToCommitInRosterMs": duringReconcileInRoster.json],
             "lookupLatencyMs": lookupLatency.json, "lookupFailures": lookups.failures,
             "daemonSecondsToReady": secondsToReady,
             "daemonMemoryBytes": ["ready": memoryWhenReady, "end": memoryAtEnd, "peak": daemon.peakMemoryBytes ?? 0],
