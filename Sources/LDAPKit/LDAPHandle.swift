@@ -96,7 +96,11 @@ final class LDAPHandle: @unchecked Sendable {
     static func open(_ configuration: LDAPConfiguration, label: String, readAhead: Bool = false) async throws -> LDAPHandle {
         _ = ignoreBrokenPipes
         try configuration.validate()
-        let queue = DispatchQueue(label: "roster.ldap.\(label)")
+        // A connection opened from a thread of lowered priority (a daemon's reconcile) parses its
+        // results at a lowered priority too: Dispatch runs background work at nice 10 on Linux.
+        // Otherwise libldap's share of a 100k-entry read ran beside the change stream at its priority.
+        let lowered = ThreadPriority.niceness > ThreadPriority.processNiceness
+        let queue = DispatchQueue(label: "roster.ldap.\(label)", qos: lowered ? .background : .unspecified)
         return try await withCheckedThrowingContinuation { continuation in
             queue.async {
                 continuation.resume(with: Result { try openBlocking(configuration, queue: queue, readAhead: readAhead) })

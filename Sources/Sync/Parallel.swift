@@ -1,4 +1,5 @@
 import Foundation
+import LDAPKit
 
 /// Two halves of one computation run at once, on two cores.
 enum Parallel {

@@ -1,10 +1,27 @@
 import Foundation
-import LDAPKit
+@testable import LDAPKit
 import SlapdHarness
+import Sync
 import Testing
 
 @Suite("Connections, binds and TLS against a real slapd")
 struct ConnectionTests {
+    @Test("A connection opened from a thread of lowered priority (a daemon's reconcile) runs libldap at a lowered priority; one opened from a normal thread at the process's own")
+    func connectionRunsAtItsOpenersPriority() async throws {
+        let suffix = "dc=priority,dc=test"
+        let server = try await SlapdServer.start(suffix: suffix, ldif: TestDirectory.units(suffix))
+        defer { server.shutdown() }
+        let normal = ThreadPriority.processNiceness
+        try #require(normal < 19, "the test process already runs at nice 19")
+        let executor = ThreadExecutor(name: "roster-test-low", threads: 1, niceness: min(19, normal + 10))
+        let lowered = try await withTaskExecutorPreference(executor) { try await LDAPConnection.connect(server.adminConfiguration()) }
+        let plain = try await LDAPConnection.connect(server.adminConfiguration())
+        #expect(try await lowered.handle.perform { _ in ThreadPriority.niceness } > normal)
+        #expect(try await plain.handle.perform { _ in ThreadPriority.niceness } == normal)
+        await lowered.close()
+        await plain.close()
+    }
+
     @Test("A wrong password fails the bind with invalidCredentials, naming the DN")
     func wrongPassword() async throws {
         let suffix = "dc=bind,dc=test"

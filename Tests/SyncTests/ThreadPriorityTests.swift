@@ -1,4 +1,5 @@
 import Foundation
+import LDAPKit
 @testable import Sync
 import Testing
 
