@@ -36,6 +36,11 @@ public final class DirectoryService: Service, Sendable {
         self.notifier = notifier
         self.systemd = systemd
         self.logger = logger
+        // Made here, on the thread that starts the service, not on first use: a thread begins at
+        // its creator's priority, and the apply's, made lazily by the first reconcile, began on a
+        // reconcile thread at nice 10 and could not rise again without privileges.
+        reconcileExecutor = ThreadExecutor(name: "roster-reconcile", threads: 2, niceness: reconcileNiceness)
+        applyExecutor = ThreadExecutor(name: "roster-apply", threads: 1)
     }
 
     public var configuration: RosterConfiguration { current.withLock { $0 } }
@@ -170,15 +175,15 @@ public final class DirectoryService: Service, Sendable {
     /// providers' search beside the users'. They run at a lower priority than the rest of the
     /// process (and so do the threads they start): when a revocation arrives while a reconcile
     /// reads, the stream's thread takes a core from them at once instead of sharing it.
-    private static let reconcileExecutor = ThreadExecutor(name: "roster-reconcile", threads: 2, niceness: reconcileNiceness)
+    let reconcileExecutor: ThreadExecutor
     /// Ten below the process's own priority (nice 10 for a process at 0), as far as nice goes (19).
-    private static let reconcileNiceness: Int32 = min(19, ThreadPriority.processNiceness + 10)
+    private let reconcileNiceness = min(19, ThreadPriority.processNiceness + 10)
     /// Whether the warning that reconciles run at the stream's priority was logged (once is enough).
     private let reconcilePriorityWarned = Mutex(false)
     /// The thread a reconcile applies on, at the process's own priority: the apply holds the
     /// mirror's writer, which the stream's next revocation waits for, so it must not be the one
     /// that yields the core.
-    private static let applyExecutor = ThreadExecutor(name: "roster-apply", threads: 1)
+    let applyExecutor: ThreadExecutor
 
     /// Runs one full reconcile, one at a time, whoever asks; true when it applied. `full`: read
     /// every entry, not just the changed ones (the change stream's requests: it lost track of the
@@ -191,11 +196,11 @@ public final class DirectoryService: Service, Sendable {
             let configuration = self.configuration
             do {
                 // Off the cooperative pool, so that the change stream keeps a thread (see ThreadExecutor).
-                let report = try await withTaskExecutorPreference(Self.reconcileExecutor) {
+                let report = try await withTaskExecutorPreference(reconcileExecutor) {
                     let process = ThreadPriority.processNiceness
                     if ThreadPriority.niceness <= process && process < 19 { warnReconcilePriority() }
                     return try await Reconciler(configuration: configuration, mirror: mirror)
-                        .run(ReconcileOptions(full: full, listChanges: false, applyExecutor: Self.applyExecutor))
+                        .run(ReconcileOptions(full: full, listChanges: false, applyExecutor: applyExecutor))
                 }
                 state.recordReconcile(at: Date(), succeeded: true, detail: "\(report.changeCount) changes")
                 for problem in report.problems { logger.warning("Directory entry \(problem)") }
@@ -224,7 +229,7 @@ public final class DirectoryService: Service, Sendable {
     private func warnReconcilePriority() {
         guard reconcilePriorityWarned.withLock({ warned in defer { warned = true }; return !warned }) else { return }
         logger.warning("""
-            Reconciles run at the change stream's priority: lowering their threads' priority (nice \(Self.reconcileNiceness)) \
+            Reconciles run at the change stream's priority: lowering their threads' priority (nice \(reconcileNiceness)) \
             was refused. Revocations arriving during a reconcile share the cores with it. Allow the setpriority system call \
             (roster.service has SystemCallFilter=setpriority).
             """)

@@ -54,7 +54,7 @@ func offPool<Value: Sendable>(_ body: @escaping @Sendable () throws -> Value) ->
     return Task {
         try await withCheckedThrowingContinuation { continuation in
             let thread = Thread {
-                if niceness != 0 { ThreadPriority.niceness = niceness }
+                if ThreadPriority.niceness != niceness { ThreadPriority.niceness = niceness }
                 continuation.resume(with: Result { try body() })
             }
             thread.name = "roster-off-pool"

@@ -15,11 +15,12 @@ public final class ThreadExecutor: TaskExecutor, @unchecked Sendable {
     private var jobs: [UnownedJob] = []
 
     /// Starts `threads` threads named `name`, which live as long as the process, at `niceness`
-    /// (see ``ThreadPriority``; 0 keeps the process's own).
-    public init(name: String, threads: Int, niceness: Int32 = 0) {
+    /// (see ``ThreadPriority``). Without one they keep the calling thread's: make an executor that
+    /// must run at the process's priority on a thread that does.
+    public init(name: String, threads: Int, niceness: Int32? = nil) {
         for index in 0..<max(1, threads) {
             let thread = Thread { [self] in
-                if niceness != 0 { ThreadPriority.niceness = niceness }
+                if let niceness { ThreadPriority.niceness = niceness }
                 runJobs()
             }
             thread.name = "\(name)-\(index)"
