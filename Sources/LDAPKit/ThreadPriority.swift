@@ -1,3 +1,5 @@
+import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -29,4 +31,39 @@ public enum ThreadPriority {
         let value = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(getpid()))
         return errno == 0 ? value : 0
     }
+
+    /// What this process may do with a thread's priority.
+    public enum Control: Sendable, Equatable {
+        /// Lower it and bring it back to the process's own (root, `CAP_SYS_NICE`, or an
+        /// `RLIMIT_NICE` that allows it: systemd's `LimitNICE=+0`).
+        case lowerAndRestore
+        /// Lower it only. A thread that lowered its priority then stays there, and so do the
+        /// threads started from it, Dispatch's workers included: libdispatch starts a worker on the
+        /// thread that queues work when its pool needs one, and the worker's attempt to take its
+        /// queue's priority (nice 0 for the default one) fails, so it serves everyone at the
+        /// lower priority until it exits.
+        case lowerOnly
+        /// Not even lower it (a system-call filter without `setpriority`).
+        case fixed
+    }
+
+    /// Finds out, on a thread started for the purpose and then ended, whether a thread of this
+    /// process can lower its priority and return to the process's own.
+    public static func probe() -> Control {
+        let result = Mutex<Control>(.fixed)
+        let done = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            defer { done.signal() }
+            let process = processNiceness
+            guard process < 19 else { return }
+            niceness = process + 1
+            guard niceness == process + 1 else { return }
+            niceness = process
+            result.withLock { $0 = niceness == process ? .lowerAndRestore : .lowerOnly }
+        }
+        thread.start()
+        done.wait()
+        return result.withLock { $0 }
+    }
 }
+

@@ -39,8 +39,13 @@ public final class DirectoryService: Service, Sendable {
         // Made here, on the thread that starts the service, not on first use: a thread begins at
         // its creator's priority, and the apply's, made lazily by the first reconcile, began on a
         // reconcile thread at nice 10 and could not rise again without privileges.
-        reconcileExecutor = ThreadExecutor(name: "roster-reconcile", threads: 2, niceness: reconcileNiceness)
-        applyExecutor = ThreadExecutor(name: "roster-apply", threads: 1)
+        // Lowered only where a thread can also return to the process's priority: otherwise a
+        // Dispatch worker started from a reconcile thread would keep the lower priority and
+        // serve the change stream with it (see ThreadPriority.Control).
+        priorityControl = ThreadPriority.probe()
+        reconcileExecutor = ThreadExecutor(name: "reconcile", threads: 2,
+                                           niceness: priorityControl == .lowerAndRestore ? reconcileNiceness : nil)
+        applyExecutor = ThreadExecutor(name: "apply", threads: 1)
     }
 
     public var configuration: RosterConfiguration { current.withLock { $0 } }
@@ -50,6 +55,7 @@ public final class DirectoryService: Service, Sendable {
         // kernel at once rather than after mimalloc's delay, which kept about 90 MB more
         // resident when ready at 100k users (at 0.3 s more CPU per 100k-user full reconcile).
         if roster_heap_return_freed_memory_at_once() == 1 { logger.debug("Freed memory goes back to the system at once (mimalloc).") }
+        logReconcilePriority()
         let reloads = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let signalSource = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
         signal(SIGHUP, SIG_IGN)
@@ -178,8 +184,8 @@ public final class DirectoryService: Service, Sendable {
     let reconcileExecutor: ThreadExecutor
     /// Ten below the process's own priority (nice 10 for a process at 0), as far as nice goes (19).
     private let reconcileNiceness = min(19, ThreadPriority.processNiceness + 10)
-    /// Whether the warning that reconciles run at the stream's priority was logged (once is enough).
-    private let reconcilePriorityWarned = Mutex(false)
+    /// What this process may do with its threads' priorities, found when the service is made.
+    private let priorityControl: ThreadPriority.Control
     /// The thread a reconcile applies on, at the process's own priority: the apply holds the
     /// mirror's writer, which the stream's next revocation waits for, so it must not be the one
     /// that yields the core.
@@ -197,9 +203,7 @@ public final class DirectoryService: Service, Sendable {
             do {
                 // Off the cooperative pool, so that the change stream keeps a thread (see ThreadExecutor).
                 let report = try await withTaskExecutorPreference(reconcileExecutor) {
-                    let process = ThreadPriority.processNiceness
-                    if ThreadPriority.niceness <= process && process < 19 { warnReconcilePriority() }
-                    return try await Reconciler(configuration: configuration, mirror: mirror)
+                    try await Reconciler(configuration: configuration, mirror: mirror)
                         .run(ReconcileOptions(full: full, listChanges: false, applyExecutor: applyExecutor))
                 }
                 state.recordReconcile(at: Date(), succeeded: true, detail: "\(report.changeCount) changes")
@@ -224,15 +228,25 @@ public final class DirectoryService: Service, Sendable {
         }
     }
 
-    /// Says once that the reconcile threads could not lower their priority (a seccomp filter
-    /// without `setpriority`, as a unit file older than Roster's own may have).
-    private func warnReconcilePriority() {
-        guard reconcilePriorityWarned.withLock({ warned in defer { warned = true }; return !warned }) else { return }
-        logger.warning("""
-            Reconciles run at the change stream's priority: lowering their threads' priority (nice \(reconcileNiceness)) \
-            was refused. Revocations arriving during a reconcile share the cores with it. Allow the setpriority system call \
-            (roster.service has SystemCallFilter=setpriority).
-            """)
+    /// Says at start, when it is so, that reconciles run at the change stream's priority, and why.
+    private func logReconcilePriority() {
+        switch priorityControl {
+        case .lowerAndRestore:
+            logger.debug("Reconciles read and map at nice \(reconcileNiceness), below the change stream.")
+        case .lowerOnly:
+            logger.warning("""
+                Reconciles run at the change stream's priority: a thread of this process can lower its priority but not \
+                return to nice \(ThreadPriority.processNiceness) (no CAP_SYS_NICE, RLIMIT_NICE too low), and a Dispatch thread \
+                started from a lowered one would serve the change stream at the lower priority. Revocations arriving during \
+                a reconcile share the cores with it. Allow it with LimitNICE=+0 (roster.service has it).
+                """)
+        case .fixed:
+            logger.warning("""
+                Reconciles run at the change stream's priority: lowering a thread's priority (nice \(reconcileNiceness)) was \
+                refused. Revocations arriving during a reconcile share the cores with it. Allow the setpriority system call \
+                (roster.service has SystemCallFilter=setpriority).
+                """)
+        }
     }
 
     /// Logs the audit log's newest row and its hash, once ready and after every reconcile (every

@@ -29,4 +29,26 @@ struct ThreadPriorityTests {
         #expect(threadStartedThere == low)
         #expect(try await offPool { ThreadPriority.niceness }.value == normal)
     }
+
+    @Test("The probe of what the process may do with priorities lowers and restores a thread of its own, not the caller's; as root it may do both")
+    func probeLeavesTheCallerAlone() async throws {
+        let (before, control, after) = try await offPool {
+            let before = ThreadPriority.niceness
+            let control = ThreadPriority.probe()
+            return (before, control, ThreadPriority.niceness)
+        }.value
+        #expect(before == after)
+        #expect(control == (geteuid() == 0 ? .lowerAndRestore : control), "root (CAP_SYS_NICE) may raise a priority again")
+        #expect(control != .fixed, "no system-call filter here refuses setpriority")
+    }
+
+    @Test("A thread executor's threads carry its name for the kernel (ps, top, perf), not their creator's")
+    func threadExecutorNamesItsThreads() async throws {
+        let executor = ThreadExecutor(name: "named-test", threads: 1)
+        let name = await withTaskExecutorPreference(executor) {
+            (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        #expect(name == "named-test-0")
+    }
 }
+
