@@ -10,7 +10,7 @@ import Glibc
 /// `PrivateUsers=`, the system-call filter, `ProtectSystem=strict`, the credential) and nothing
 /// of the host is touched. A drop-in changes only what a test must: the binary's and the
 /// configuration's paths, the credential's source, the log's destination, and the watchdog's
-/// period (2 s, so that a missed ping shows within the test).
+/// period (3 s, so that a missed ping shows within the test).
 @Suite("systemd/roster.service under a real systemd", .serialized)
 struct SystemdServiceTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -46,7 +46,7 @@ struct SystemdServiceTests {
         LoadCredential=bind-password:/run/roster-test/bind-password
         StandardOutput=append:/run/roster-test/roster.log
         StandardError=inherit
-        WatchdogSec=2
+        WatchdogSec=3
 
         """.write(to: units.appendingPathComponent("roster.service.d/test.conf"), atomically: true, encoding: .utf8)
         try fileManager.copyItem(atPath: RosterCLI.executable, toPath: files.appendingPathComponent("roster").path)
@@ -114,8 +114,8 @@ struct SystemdServiceTests {
         }
         #expect(!log().contains("SystemCallFilter=setpriority"), "lowering must not be refused: \(log())")
 
-        // The watchdog: systemd would kill and restart a service that missed its 2-s pings.
-        try await Task.sleep(for: .seconds(5))
+        // The watchdog: systemd would kill and restart a service that missed its pings for 3 s.
+        try await Task.sleep(for: .seconds(7))
         #expect(try property("NRestarts") == "0", "\(log())")
         #expect(try property("ActiveState") == "active")
         #expect(try property("MainPID") == mainPID)
