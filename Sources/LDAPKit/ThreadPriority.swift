@@ -66,4 +66,3 @@ public enum ThreadPriority {
         return result.withLock { $0 }
     }
 }
-

@@ -230,6 +230,8 @@ public final class DirectoryService: Service, Sendable {
 
     /// Says at start, when it is so, that reconciles run at the change stream's priority, and why.
     private func logReconcilePriority() {
+        // A process already at the lowest priority (nice 19) has none to lower.
+        guard reconcileNiceness > ThreadPriority.processNiceness else { return }
         switch priorityControl {
         case .lowerAndRestore:
             logger.debug("Reconciles read and map at nice \(reconcileNiceness), below the change stream.")
