@@ -57,8 +57,8 @@ struct SystemdServiceTests {
             .write(to: files.appendingPathComponent("roster.yaml"), atomically: true, encoding: .utf8)
         try fileManager.setAttributes([.posixPermissions: 0o644], ofItemAtPath: files.appendingPathComponent("roster.yaml").path)
 
-        try Tools.run(Self.sandboxScript, ["start", sandbox.path])
         defer { _ = try? Tools.run(Self.sandboxScript, ["stop", sandbox.path]) }
+        try Tools.run(Self.sandboxScript, ["start", sandbox.path])
         @discardableResult
         func inside(_ arguments: [String]) throws -> String { try Tools.run(Self.sandboxScript, ["exec", sandbox.path] + arguments) }
         func property(_ name: String) throws -> String {

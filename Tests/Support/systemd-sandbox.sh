@@ -80,6 +80,9 @@ start)
         sleep 0.1
     done
     cat "$dir/systemd.log" >&2
+    [[ -n ${pid:-} ]] && echo "$pid" > "$dir/pid"
+    kill -KILL "$launcher" 2>/dev/null || true
+    "$0" stop "$dir"
     fail "systemd did not come up within 20 s"
     ;;
 inside)
