@@ -79,11 +79,25 @@ public struct AccountStateReader: Sendable {
                 state.inactive = true
                 reasons.append("disabled in the directory (nsAccountLock)")
             }
-            if let text = entry.string("accountUnlockTime"), let until = DirectoryTime.parseGeneralizedTime(text),
-               until > now, entry.string("passwordRetryCount").flatMap(Int.init) ?? 1 > 0 {
-                state.locked = true
-                reasons.append("locked out by the password policy until \(Self.format(until))")
-                changeAt(until)
+            // 389-ds writes accountUnlockTime when it locks an account after failed binds: the
+            // time the lockout ends, or the epoch (19700101000000Z) when it lasts until an
+            // administrator resets the password. A password reset or a good bind after the
+            // lockout sets passwordRetryCount back to 0.
+            if let text = entry.string("accountUnlockTime"), entry.string("passwordRetryCount").flatMap(Int.init) ?? 1 > 0 {
+                if let until = DirectoryTime.parseGeneralizedTime(text) {
+                    if until.timeIntervalSince1970 == 0 {
+                        state.locked = true
+                        reasons.append("locked out by the password policy until an administrator resets the password")
+                    } else if until > now {
+                        state.locked = true
+                        reasons.append("locked out by the password policy until \(Self.format(until))")
+                        changeAt(until)
+                    }
+                } else {
+                    // An unreadable lock value still means locked: never let someone in on a parse error.
+                    state.locked = true
+                    reasons.append("locked in the directory (accountUnlockTime '\(text)')")
+                }
             }
         case .activedirectory:
             if let control = entry.string("userAccountControl").flatMap(Int64.init), control & 0x2 != 0 {

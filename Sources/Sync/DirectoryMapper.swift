@@ -337,10 +337,21 @@ public struct DirectoryMapper: Sendable {
             memberCodes(dn).map { ProviderID($0.rawValue) }.filter { providers.index(forKey: $0) != nil }
         }
 
-        // Pools.
+        // Pools. A pool holds providers of its own health center only: one of another center
+        // listed in its directory group is left out and reported (the mirror would refuse the
+        // pool, and with it the whole reconcile).
         for pool in configuration.pools {
-            result.pools.append(Pool(id: pool.id, healthCenter: pool.healthCenter, name: pool.name,
-                                     providers: Set(providersAmongMembers(pool.providersGroup)), visibility: pool.visibility))
+            var members = Set<ProviderID>()
+            for id in providersAmongMembers(pool.providersGroup) {
+                guard let center = providers[id]?.healthCenter else { continue }
+                if center == pool.healthCenter {
+                    members.insert(id)
+                } else {
+                    report(DN.normalize(pool.providersGroup),
+                           "lists provider '\(id)' of \(center) among the providers of pool '\(pool.id)' at \(pool.healthCenter); left out of the pool")
+                }
+            }
+            result.pools.append(Pool(id: pool.id, healthCenter: pool.healthCenter, name: pool.name, providers: members, visibility: pool.visibility))
         }
 
         // Clinic groups from mappings and pattern rules.
@@ -358,6 +369,14 @@ public struct DirectoryMapper: Sendable {
             case .failure(let problem):
                 report(problem.dn, problem.message)
             case .success(var group):
+                if case .listed(let codes) = spec.providers {
+                    for code in codes {
+                        if let provider = providers.values.first(where: { $0.id.rawValue.lowercased() == code.lowercased() }),
+                           provider.healthCenter != group.healthCenter {
+                            report(directoryGroup.dn, "lists provider '\(provider.id)' of \(provider.healthCenter) for clinic group '\(group.name)' at \(group.healthCenter); left out of the group")
+                        }
+                    }
+                }
                 if result.groups[group.id] != nil {
                     report(directoryGroup.dn, "maps to clinic group '\(group.name)' at \(group.healthCenter), which another directory group already maps to; skipped")
                     continue
@@ -367,7 +386,10 @@ public struct DirectoryMapper: Sendable {
                     var modules = group.modules
                     for (module, grant) in previous.modules {
                         guard let privacy = modules[module]?.privacy else { continue }
-                        for (target, entry) in grant.targets where providers[ProviderID(target)] != nil && modules[module]!.targets[target] == nil {
+                        // Only providers still of the group's health center (one who moved to
+                        // another center leaves it).
+                        for (target, entry) in grant.targets
+                        where providers[ProviderID(target)]?.healthCenter == group.healthCenter && modules[module]!.targets[target] == nil {
                             // A per-provider privacy override stays valid only on a forced level.
                             if entry.privacyOverride != nil && !privacy.isForced { continue }
                             modules[module]!.targets[target] = entry
@@ -533,7 +555,10 @@ public struct DirectoryMapper: Sendable {
         case .membersOf(let dn):
             targets = providersAmongMembers(dn).filter { providers[$0]?.healthCenter == center }.map(\.rawValue)
         case .listed(let codes):
-            targets = codes.compactMap { code in providers.keys.first { $0.rawValue.lowercased() == code.lowercased() }?.rawValue }
+            // Providers of another health center are left out (the caller reports them).
+            targets = codes.compactMap { code in
+                providers.values.first { $0.id.rawValue.lowercased() == code.lowercased() && $0.healthCenter == center }?.id.rawValue
+            }
         case .pools(let ids):
             targets = ids.map(\.rawValue)
         }

@@ -327,6 +327,30 @@ struct ReconcileTests {
         #expect(again.counts.isEmpty)
     }
 
+    @Test("A provider of another health center in a pool's directory group is left out of the pool and reported; the reconcile applies, before and after")
+    func poolWithAProviderOfAnotherHealthCenter() async throws {
+        let fixture = try await ClinicFixture.start()
+        defer { fixture.server.shutdown() }
+        let clinic = fixture.clinic
+        #expect(try await fixture.sync().problems.isEmpty)
+        // An HC2 surgeon put into HC1's orthopaedics pool by mistake: the mirror refuses a pool
+        // with a provider of another center, which used to fail every reconcile from then on.
+        let stranger = clinic.provider(2, 1, 1)
+        try fixture.server.ldapmodify("dn: \(clinic.groupDN("hc1-ortho-pool"))\nchangetype: modify\nadd: member\nmember: \(clinic.dn(stranger))\n")
+        let report = try await fixture.sync()
+        let messages = report.problems.map(\.description)
+        #expect(messages.contains { $0.contains("hc1-ortho-pool") && $0.contains("'\(stranger)' of HC2") && $0.contains("HC1-ORTHO") }, "\(messages)")
+        #expect(report.problems.count == 1, "\(messages)")
+        let pool = try #require(try fixture.mirror.snapshot().pools["HC1-ORTHO"])
+        #expect(!pool.providers.contains(ProviderID(stranger)))
+        #expect(!pool.providers.isEmpty)
+        // A lock in the directory still reaches the mirror through the next reconcile.
+        let moa = clinic.assistant(1, 1, 1)
+        try fixture.server.ldapmodify("dn: \(clinic.dn(moa))\nchangetype: modify\nreplace: pwdAccountLockedTime\npwdAccountLockedTime: 000001010000Z\n")
+        _ = try await fixture.sync()
+        #expect(try fixture.user(moa)?.state.isLocked == true)
+    }
+
     @Test("Odd values are reported once and handled as documented: several values of a single-valued attribute, bytes that are not UTF-8, a 1 MB value; a 100k-member group is read whole")
     func oddValues() async throws {
         let suffix = "dc=clinic,dc=test"

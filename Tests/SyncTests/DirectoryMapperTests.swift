@@ -56,6 +56,46 @@ struct DirectoryMapperTests {
         #expect(Set(result.newProviders) == ["dra", "drb"])
     }
 
+    @Test("A provider of another health center is left out of a pool, of a group listing it and of an auto-add group that kept it, each reported; everything else maps")
+    func providersOfAnotherHealthCenter() throws {
+        var configuration = Self.configuration
+        configuration.pools = [.init(id: "HC1-P", name: "Pool one", healthCenter: "HC1", visibility: .allProviders, providersGroup: "cn=pool,dc=t")]
+        configuration.groups.mappings = [.init(directoryGroup: "cn=listed,dc=t", group: .init(
+            name: "Listed", kind: .provider, healthCenter: "HC1", careVenues: ["OR1"],
+            modules: [.providersOffice: .init()], providers: .listed(["dra", "DRZ"])))]
+        let mapper = DirectoryMapper(configuration: configuration, now: Date(timeIntervalSince1970: 1_800_000_000))
+        func map(_ entry: LDAPEntry, provider: Bool = false) throws -> MappedUser {
+            try mapper.mapUser(entry, isProvider: provider, superAdministrator: false).get()
+        }
+        // drz moved to HC2 since the auto-add group took it in.
+        let users = [try map(person("dra"), provider: true), try map(person("drz", center: "HC2"), provider: true), try map(person("moa1"))]
+        let groups = [DirectoryGroup(dn: "cn=hc1-ortho-moa,dc=t", cn: "hc1-ortho-moa", members: ["uid=moa1,dc=t"]),
+                      DirectoryGroup(dn: "cn=hc1-ortho-providers,dc=t", cn: "hc1-ortho-providers", members: ["uid=dra,dc=t"]),
+                      DirectoryGroup(dn: "cn=pool,dc=t", cn: "pool", members: ["uid=dra,dc=t", "uid=drz,dc=t"]),
+                      DirectoryGroup(dn: "cn=listed,dc=t", cn: "listed", members: ["uid=moa1,dc=t"])]
+        let storedOrtho = try Group(id: "HC1/HC1 ortho", name: "HC1 ortho", kind: .provider, healthCenter: "HC1", careVenues: ["OR1"],
+                                    modules: [.providersOffice: ModuleGrant(privacy: .forcedPatient, targets: ["dra": TargetGrant(), "drz": TargetGrant()])],
+                                    autoAddNewProviders: true, directoryDN: "cn=hc1-ortho-moa,dc=t")
+        let stored = AccessSnapshot(providers: [Provider(id: "dra", healthCenter: "HC1", displayName: "DRA, G"),
+                                                Provider(id: "drz", healthCenter: "HC1", displayName: "DRZ, G")],
+                                    groups: [storedOrtho])
+        let result = mapper.desiredState(users: users, groups: groups, stored: stored, missing: .init(), problems: [])
+
+        let pool = try #require(result.changeset.pools.first { $0.id == "HC1-P" })
+        #expect(pool.providers == ["dra"])
+        let listed = try #require(result.changeset.groups.first { $0.name == "Listed" })
+        #expect(Set(listed.modules[.providersOffice]?.targets.keys.map { $0 } ?? []) == ["dra"])
+        let ortho = try #require(result.changeset.groups.first { $0.name == "HC1 ortho" })
+        #expect(Set(ortho.modules[.providersOffice]?.targets.keys.map { $0 } ?? []) == ["dra"], "drz is of HC2 now")
+        let messages = result.problems.map(\.message)
+        #expect(result.problems.contains { $0.dn == "cn=pool,dc=t" && $0.message.contains("'drz' of HC2") && $0.message.contains("pool 'HC1-P'") }, "\(messages)")
+        #expect(result.problems.contains { $0.dn == "cn=listed,dc=t" && $0.message.contains("'drz' of HC2") && $0.message.contains("'Listed'") }, "\(messages)")
+        #expect(result.problems.count == 2, "\(messages)")
+        // Every user maps; drz is a provider of HC2.
+        #expect(result.changeset.users.count == 3)
+        #expect(result.changeset.providers.first { $0.id == "drz" }?.healthCenter == "HC2")
+    }
+
     @Test("Entries without a code, with several codes, or with an unknown health center are problems")
     func badEntries() throws {
         let noCode = LDAPEntry(dn: "cn=x,dc=t", attributes: [("cn", [LDAPValue("x")])])

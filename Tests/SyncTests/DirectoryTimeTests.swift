@@ -100,13 +100,24 @@ struct DirectoryTimeTests {
         #expect(!later.inactive && later.nextChange != nil)
     }
 
-    @Test("389-ds: nsAccountLock deactivates, accountUnlockTime locks until then")
+    @Test("389-ds: nsAccountLock deactivates, accountUnlockTime locks until then, or until a password reset when it is the epoch; an unreadable one locks")
     func ds389() {
         let reader = AccountStateReader(flavor: .ds389)
         #expect(reader.state(of: entry(["nsAccountLock": "TRUE"]), at: Self.now).inactive)
         #expect(!reader.state(of: entry(["nsAccountLock": "false"]), at: Self.now).inactive)
         let locked = reader.state(of: entry(["accountUnlockTime": "20261123170000Z"]), at: Self.now)
         #expect(locked.locked && locked.nextChange != nil)
+        // The lockout has ended: unlocked, nothing more to wait for.
+        let ended = reader.state(of: entry(["accountUnlockTime": "20251123170000Z", "passwordRetryCount": "3"]), at: Self.now)
+        #expect(!ended.locked && ended.nextChange == nil)
+        // 389-ds writes the epoch when the lockout lasts until an administrator resets the password.
+        let untilReset = reader.state(of: entry(["accountUnlockTime": "19700101000000Z", "passwordRetryCount": "3"]), at: Self.now)
+        #expect(untilReset.locked && untilReset.nextChange == nil)
+        #expect(untilReset.reason?.contains("administrator resets the password") == true, "\(untilReset.reason ?? "")")
+        // After the reset the retry count is 0 again: unlocked, whatever accountUnlockTime still says.
+        #expect(!reader.state(of: entry(["accountUnlockTime": "19700101000000Z", "passwordRetryCount": "0"]), at: Self.now).locked)
+        // An unreadable value locks (never let someone in on a parse error), as with OpenLDAP.
+        #expect(reader.state(of: entry(["accountUnlockTime": "soon", "passwordRetryCount": "3"]), at: Self.now).locked)
     }
 
     @Test("DNs normalize for comparison; the first RDN value unescapes")
