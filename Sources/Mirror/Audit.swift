@@ -127,6 +127,10 @@ final class ChangeWriter {
         var detail: String?
     }
 
+    /// The stored break-glass accounts (``UserCode/key``): every change to one also gets a
+    /// `break_glass.changed` event, so that a change to an emergency account is never quiet.
+    private let breakGlassKeys: Set<String>
+
     private var pendingAudit: [AuditRow] = []
     private var pendingEvents: [EventRow] = []
     private let auditInsert: BatchedInsert
@@ -142,6 +146,7 @@ final class ChangeWriter {
         eventInsert = BatchedInsert(db, into: "events (type, at, user_code, group_id, detail)", columns: 5, rowsPerStatement: ChangeWriter.batchSize)
         let head = try Mirror.auditHead(db)
         previousHash = head.id == 0 ? AuditChain.genesis : head.hash
+        breakGlassKeys = Set(try String.fetchAll(db, sql: "SELECT user_code_key FROM user_account WHERE break_glass = 1"))
         pendingAudit.reserveCapacity(ChangeWriter.batchSize)
         pendingEvents.reserveCapacity(ChangeWriter.batchSize)
     }
@@ -180,6 +185,21 @@ final class ChangeWriter {
         previousHash = hash
         counts[action, default: 0] += 1
         if listsChanges { changes.append(Change(action: action, entityType: entityType, entityKey: entityKey, before: before, after: after)) }
+        // The user's record (created or updated) has its own event, written with the record.
+        if !breakGlassKeys.isEmpty, action != "user.created", action != "user.updated",
+           let code = Self.userCode(entityType: entityType, entityKey: entityKey), breakGlassKeys.contains(UserCode(code).key) {
+            try event("break_glass.changed", user: code, detail: action)
+        }
+    }
+
+    /// The user an audit row is about: the key of a user row, the user part ("group/user",
+    /// "role/user") of a membership or role assignment; nil for other entities.
+    static func userCode(entityType: String, entityKey: String) -> String? {
+        switch entityType {
+        case "user": entityKey
+        case "membership", "role_assignment": entityKey.lastIndex(of: "/").map { String(entityKey[entityKey.index(after: $0)...]) }
+        default: nil
+        }
     }
 
     /// Appends one event for the clinic application.

@@ -412,6 +412,27 @@ enum Sample {
         #expect(types == ["user.locked", "user.unlocked"])
     }
 
+    @Test("Every change to a break-glass account has a break_glass.changed event: its directory state, a local lock, memberships; another user's lock has none")
+    func breakGlassChangesAreLoud() throws {
+        let mirror = try makeMirror()
+        var changeset = Sample.changeset()
+        let index = try #require(changeset.users.firstIndex { $0.code == "rita" })
+        changeset.users[index].isBreakGlass = true
+        try mirror.apply(changeset, actor: .system)
+        let start = try mirror.events().last!.id
+        try mirror.setDirectoryState(of: "rita", locked: true, inactive: false, reason: "pwdAccountLockedTime", actor: .directory("uid=rita"))
+        try mirror.setLocalLock(of: "rita", locked: true, reason: "investigation", actor: .local("admin"))
+        try mirror.addMembership("rita", to: "g-ro", actor: .directory("cn=ro"))
+        try mirror.removeMembership("rita", from: "g-ro", actor: .directory("cn=ro"))
+        try mirror.setDirectoryState(of: "moa2", locked: true, inactive: false, reason: "pwdAccountLockedTime", actor: .directory("uid=moa2"))
+        let loud = try mirror.events(after: start).filter { $0.type == "break_glass.changed" }
+        #expect(loud.map(\.userCode) == ["rita", "rita", "rita", "rita"], "\(loud)")
+        #expect(loud.map(\.detail) == ["user.state_changed", "user.state_changed", "membership.added", "membership.removed"], "\(loud)")
+        #expect(try mirror.verifyAuditLog() == nil)
+        #expect(ChangeWriter.userCode(entityType: "membership", entityKey: "HC1/Ortho MOAs/rita") == "rita")
+        #expect(ChangeWriter.userCode(entityType: "group", entityKey: "HC1/Ortho MOAs") == nil)
+    }
+
     @Test func deactivationAndMembershipFastPathsEmitEvents() throws {
         let mirror = try makeMirror()
         try mirror.apply(Sample.changeset(), actor: .system)
