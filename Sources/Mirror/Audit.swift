@@ -127,10 +127,6 @@ final class ChangeWriter {
         var detail: String?
     }
 
-    /// The stored break-glass accounts (``UserCode/key``): every change to one also gets a
-    /// `break_glass.changed` event, so that a change to an emergency account is never quiet.
-    private let breakGlassKeys: Set<String>
-
     private var pendingAudit: [AuditRow] = []
     private var pendingEvents: [EventRow] = []
     private let auditInsert: BatchedInsert
@@ -146,7 +142,6 @@ final class ChangeWriter {
         eventInsert = BatchedInsert(db, into: "events (type, at, user_code, group_id, detail)", columns: 5, rowsPerStatement: ChangeWriter.batchSize)
         let head = try Mirror.auditHead(db)
         previousHash = head.id == 0 ? AuditChain.genesis : head.hash
-        breakGlassKeys = Set(try String.fetchAll(db, sql: "SELECT user_code_key FROM user_account WHERE break_glass = 1"))
         pendingAudit.reserveCapacity(ChangeWriter.batchSize)
         pendingEvents.reserveCapacity(ChangeWriter.batchSize)
     }
@@ -185,9 +180,13 @@ final class ChangeWriter {
         previousHash = hash
         counts[action, default: 0] += 1
         if listsChanges { changes.append(Change(action: action, entityType: entityType, entityKey: entityKey, before: before, after: after)) }
-        // The user's record (created or updated) has its own event, written with the record.
-        if !breakGlassKeys.isEmpty, action != "user.created", action != "user.updated",
-           let code = Self.userCode(entityType: entityType, entityKey: entityKey), breakGlassKeys.contains(UserCode(code).key) {
+        // Every change to a break-glass account also gets a `break_glass.changed` event, so that
+        // a change to an emergency account is never quiet. (Its record's creation and updates
+        // have theirs, written with the record.) One indexed lookup, as the row is written: a
+        // user made break-glass earlier in the same transaction counts.
+        if action != "user.created", action != "user.updated", let code = Self.userCode(entityType: entityType, entityKey: entityKey),
+           try Bool.fetchOne(db.cachedStatement(sql: "SELECT break_glass FROM user_account WHERE user_code_key = ?"),
+                             arguments: [UserCode(code).key]) == true {
             try event("break_glass.changed", user: code, detail: action)
         }
     }
