@@ -50,34 +50,37 @@ public struct AccountStateReader: Sendable {
         func changeAt(_ date: Date) {
             if date > now { state.nextChange = min(state.nextChange ?? date, date) }
         }
+        func lock(_ reason: String) {
+            state.locked = true
+            reasons.append(reason)
+        }
+        func deactivate(_ reason: String) {
+            state.inactive = true
+            reasons.append(reason)
+        }
         switch flavor {
         case .openldap, .generic:
             if let locked = entry.string("pwdAccountLockedTime") {
                 if locked == DirectoryTime.permanentLockValue {
-                    state.locked = true
-                    reasons.append("locked in the directory until an administrator unlocks it")
+                    lock("locked in the directory until an administrator unlocks it")
                 } else if let since = DirectoryTime.parseGeneralizedTime(locked) {
                     if let duration = lockoutDuration, duration > 0 {
                         let until = since.addingTimeInterval(duration)
                         if until > now {
-                            state.locked = true
-                            reasons.append("locked out by the password policy until \(Self.format(until))")
+                            lock("locked out by the password policy until \(Self.format(until))")
                             changeAt(until)
                         }
                     } else {
-                        state.locked = true
-                        reasons.append("locked out by the password policy since \(Self.format(since))")
+                        lock("locked out by the password policy since \(Self.format(since))")
                     }
                 } else {
                     // An unreadable lock value still means locked: never let someone in on a parse error.
-                    state.locked = true
-                    reasons.append("locked in the directory (pwdAccountLockedTime '\(locked)')")
+                    lock("locked in the directory (pwdAccountLockedTime '\(locked)')")
                 }
             }
         case .ds389:
             if entry.string("nsAccountLock")?.lowercased() == "true" {
-                state.inactive = true
-                reasons.append("disabled in the directory (nsAccountLock)")
+                deactivate("disabled in the directory (nsAccountLock)")
             }
             // 389-ds writes accountUnlockTime when it locks an account after failed binds: the
             // time the lockout ends, or the epoch (19700101000000Z) when it lasts until an
@@ -86,23 +89,19 @@ public struct AccountStateReader: Sendable {
             if let text = entry.string("accountUnlockTime"), entry.string("passwordRetryCount").flatMap(Int.init) ?? 1 > 0 {
                 if let until = DirectoryTime.parseGeneralizedTime(text) {
                     if until.timeIntervalSince1970 == 0 {
-                        state.locked = true
-                        reasons.append("locked out by the password policy until an administrator resets the password")
+                        lock("locked out by the password policy until an administrator resets the password")
                     } else if until > now {
-                        state.locked = true
-                        reasons.append("locked out by the password policy until \(Self.format(until))")
+                        lock("locked out by the password policy until \(Self.format(until))")
                         changeAt(until)
                     }
                 } else {
                     // An unreadable lock value still means locked: never let someone in on a parse error.
-                    state.locked = true
-                    reasons.append("locked in the directory (accountUnlockTime '\(text)')")
+                    lock("locked in the directory (accountUnlockTime '\(text)')")
                 }
             }
         case .activedirectory:
             if let control = entry.string("userAccountControl").flatMap(Int64.init), control & 0x2 != 0 {
-                state.inactive = true
-                reasons.append("disabled in Active Directory")
+                deactivate("disabled in Active Directory")
             }
             // The computed attribute is the truth (lockoutTime alone goes stale when the
             // lockout ends); lockoutTime plus the domain's duration says when it will end.
@@ -121,8 +120,7 @@ public struct AccountStateReader: Sendable {
             }
             if let text = entry.string("accountExpires"), let expiry = DirectoryTime.parseWindowsFileTime(text) {
                 if expiry <= now {
-                    state.inactive = true
-                    reasons.append("account expired on \(Self.format(expiry))")
+                    deactivate("account expired on \(Self.format(expiry))")
                 } else {
                     changeAt(expiry)
                 }
@@ -130,8 +128,7 @@ public struct AccountStateReader: Sendable {
         }
         if flavor != .activedirectory, let text = entry.string("shadowExpire"), let expiry = DirectoryTime.parseShadowExpire(text) {
             if expiry <= now {
-                state.inactive = true
-                reasons.append("account expired on \(Self.format(expiry))")
+                deactivate("account expired on \(Self.format(expiry))")
             } else {
                 changeAt(expiry)
             }
