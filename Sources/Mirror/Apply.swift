@@ -13,6 +13,8 @@ final class Applier {
     private let providers: [ProviderID: Provider]
     private let pools: [PoolID: Pool]
     private let groups: [GroupID: Group]
+    /// Stored groups' directory DNs looked up so far (``directoryDN(ofGroup:)``).
+    private var storedGroupDNs: [GroupID: String?] = [:]
     private let roles: [RoleName: Role]
     /// The changeset's users by key: their index in `changeset.users` (no copies of the users).
     private let users: [String: Int]
@@ -715,12 +717,15 @@ final class Applier {
         let users = users
         let changesetUsers = changeset.users
         let chain = chainAhead()
+        // The same sources the writer gives the rows (``directoryDN(ofGroup:)``), found here on its thread.
+        guard let sources = try? ordered.map({ try directoryDN(ofGroup: $0.key) }) else { return nil }
         return Lookahead(chunks: ordered.count, limit: 256) { index in
             let group = ordered[index].key.rawValue
+            let source = sources[index]
             return ordered[index].value.sorted().map { code in
                 let spelled = users[code.key].map { changesetUsers[$0].code.rawValue } ?? code.rawValue
                 let key = group + "/" + spelled
-                return NewMemberHash(entityKey: key, hash: chain.next(source: nil, action: "membership.added", entityType: "membership",
+                return NewMemberHash(entityKey: key, hash: chain.next(source: source, action: "membership.added", entityType: "membership",
                                                                       entityKey: key, after: group))
             }
         }
@@ -915,6 +920,16 @@ final class Applier {
         }
     }
 
+    /// The directory group a clinic group maps (its DN), as the `source` of its memberships' audit
+    /// rows: which directory entry made the change. Nil for a group no directory group maps.
+    private func directoryDN(ofGroup id: GroupID) throws -> String? {
+        if let group = groups[id] { return group.directoryDN }
+        if let known = storedGroupDNs[id] { return known }
+        let dn = try fetchString("SELECT directory_dn FROM access_group WHERE id = ?", [id.rawValue])
+        storedGroupDNs[id] = .some(dn)
+        return dn
+    }
+
     /// Adds one membership with its audit row and events; false if it already existed.
     @discardableResult
     func addMember(_ user: UserCode, to group: GroupID, checked: Bool) throws -> Bool {
@@ -929,7 +944,8 @@ final class Applier {
             .execute(group.rawValue, user.key)
         guard db.changesCount > 0 else { return false }
         let code = changesetCode(user.key) ?? user.rawValue
-        try w.audit("membership.added", "membership", group.rawValue + "/" + code, before: nil, after: group.rawValue, source: nil)
+        try w.audit("membership.added", "membership", group.rawValue + "/" + code, before: nil, after: group.rawValue,
+                    source: directoryDN(ofGroup: group))
         try w.event("membership.added", user: code, group: group.rawValue)
         w.markAccessChanged(key: user.key, code: code)
         return true
@@ -948,7 +964,7 @@ final class Applier {
         if pendingMembers.count == Applier.pairBatch { try flushNewMembers() }
         let code = listed.map { changeset.users[$0].code.rawValue } ?? user.rawValue
         let entityKey = group.rawValue + "/" + code
-        try w.audit("membership.added", "membership", entityKey, before: nil, after: group.rawValue, source: nil,
+        try w.audit("membership.added", "membership", entityKey, before: nil, after: group.rawValue, source: directoryDN(ofGroup: group),
                     precomputed: ahead?.entityKey == entityKey ? ahead?.hash : nil)
         try w.event("membership.added", user: code, group: group.rawValue)
         w.markAccessChanged(key: user.key, code: code)
@@ -966,7 +982,8 @@ final class Applier {
         try prepared(&removeMemberStatement, "DELETE FROM group_membership WHERE group_id = ? AND user_code_key = ?").execute(group.rawValue, user.key)
         guard db.changesCount > 0 else { return false }
         let code = try storedCode(user.key) ?? user.rawValue
-        try w.audit("membership.removed", "membership", group.rawValue + "/" + code, before: group.rawValue, after: nil, source: nil)
+        try w.audit("membership.removed", "membership", group.rawValue + "/" + code, before: group.rawValue, after: nil,
+                    source: directoryDN(ofGroup: group))
         try w.event("membership.removed", user: code, group: group.rawValue)
         w.markAccessChanged(key: user.key, code: code)
         return true

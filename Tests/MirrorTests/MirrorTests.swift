@@ -816,6 +816,11 @@ extension Changeset {
         // Several chunks of users (one with a health center no user has: checked on the writer),
         // memberships in groups of every size, a break-glass account among them.
         var changeset = Sample.changeset(scope: .complete)
+        // Two groups name the directory groups they map: their memberships' audit rows carry them
+        // as their source, in the hashes computed ahead too.
+        for index in changeset.groups.indices where ["g-ro", "g-grey"].contains(changeset.groups[index].id.rawValue) {
+            changeset.groups[index].directoryDN = "cn=\(changeset.groups[index].id.rawValue),ou=groups,dc=test"
+        }
         let users = (0..<(3 * Applier.lookaheadChunk + 17)).map { Sample.user("bulk\($0)", hcs: $0 % 7 == 0 ? ["HC1", "HC2"] : ["HC1"]) }
         changeset.users += users
         changeset.groupMembers["g-ro", default: []].formUnion(users.prefix(900).map(\.code))
@@ -848,6 +853,10 @@ extension Changeset {
         }
         let builtRows = try values(ahead, rows)
         #expect(builtRows.count == built.changes.count)
+        let fromGroup = try ahead.read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM audit_log WHERE action = 'membership.added' AND source = 'cn=g-ro,ou=groups,dc=test'")
+        }
+        #expect(fromGroup == changeset.groupMembers["g-ro"]?.count)
         #expect(builtRows == (try values(alone, rows)))
         let events = "SELECT id, type, user_code, group_id, detail FROM events ORDER BY id"
         #expect(try values(ahead, events) == values(alone, events))
