@@ -86,7 +86,7 @@ start)
     fail "systemd did not come up within 20 s"
     ;;
 inside)
-    # PID 1's parent, in the new namespaces.
+    # PID 1 of the new namespaces, until it execs systemd below.
     # The cgroup hierarchies as this cgroup namespace sees them: rooted at the sandbox's cgroups.
     findmnt -rn -t cgroup,cgroup2 -o TARGET,FSTYPE,FS-OPTIONS | while read -r target type options; do
         umount -l "$target"
