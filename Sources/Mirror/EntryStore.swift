@@ -114,6 +114,7 @@ final class PendingEntries: @unchecked Sendable {
         let directory = update.directory
         let held = HeldUpdate(consume update)
         let thread = Thread { [self] in
+            Thread.current.name = "entries"
             let result = Result<Bool, any Error> {
                 try store.pool.writeWithoutTransaction { db in
                     // The previous write's WAL goes into the file first (the WAL then starts
@@ -140,7 +141,6 @@ final class PendingEntries: @unchecked Sendable {
             condition.broadcast()
             condition.unlock()
         }
-        thread.name = "roster-entries"
         thread.start()
     }
 

@@ -17,6 +17,7 @@ final class Lookahead<Item>: @unchecked Sendable {
     init(chunks: Int, limit: Int = 4, produce: @escaping @Sendable (Int) -> [Item]) {
         self.limit = limit
         let thread = Thread { [self] in
+            Thread.current.name = "lookahead"
             for index in 0..<chunks {
                 let chunk = produce(index)
                 condition.lock()
@@ -34,7 +35,6 @@ final class Lookahead<Item>: @unchecked Sendable {
             condition.broadcast()
             condition.unlock()
         }
-        thread.name = "roster-lookahead"
         thread.start()
     }
 

@@ -27,6 +27,7 @@ final class WALFlusher: @unchecked Sendable {
     /// Starts syncing the file at `path` (a `-wal` file, or the database file) until ``stop()``.
     init(path: String) {
         let thread = Thread { [self] in
+            Thread.current.name = "wal-flush"
             condition.lock()
             while !stopped {
                 let due = Date().addingTimeInterval(Self.interval)
@@ -42,7 +43,6 @@ final class WALFlusher: @unchecked Sendable {
             condition.broadcast()
             condition.unlock()
         }
-        thread.name = "roster-wal-flush"
         thread.start()
     }
 

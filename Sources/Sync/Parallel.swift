@@ -7,8 +7,10 @@ enum Parallel {
     /// both results once both are done. The halves must share nothing either changes.
     static func run<Main, Side: Sendable>(side: @escaping @Sendable () -> Side, main: () -> Main) -> (Main, Side) {
         let box = Completion<Side>()
-        let thread = Thread { box.finish(side()) }
-        thread.name = "roster-parallel"
+        let thread = Thread {
+            Thread.current.name = "parallel"
+            box.finish(side())
+        }
         thread.start()
         let mainResult = main()
         return (mainResult, box.wait())
@@ -54,10 +56,10 @@ func offPool<Value: Sendable>(_ body: @escaping @Sendable () throws -> Value) ->
     return Task {
         try await withCheckedThrowingContinuation { continuation in
             let thread = Thread {
+                Thread.current.name = "off-pool"
                 if ThreadPriority.niceness != niceness { ThreadPriority.niceness = niceness }
                 continuation.resume(with: Result { try body() })
             }
-            thread.name = "roster-off-pool"
             thread.start()
         }
     }

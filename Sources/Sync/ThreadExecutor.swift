@@ -14,30 +14,22 @@ public final class ThreadExecutor: TaskExecutor, @unchecked Sendable {
     private let condition = NSCondition()
     private var jobs: [UnownedJob] = []
 
-    /// Starts `threads` threads named `name`, which live as long as the process, at `niceness`
+    /// Starts `threads` threads named `name-0`, `name-1`, … (the kernel keeps 15 bytes: a longer
+    /// name is not set), which live as long as the process, at `niceness`
     /// (see ``ThreadPriority``). Without one they keep the calling thread's: make an executor that
     /// must run at the process's priority on a thread that does.
     public init(name: String, threads: Int, niceness: Int32? = nil) {
         for index in 0..<max(1, threads) {
             let threadName = "\(name)-\(index)"
             let thread = Thread { [self] in
-                Self.nameCurrentThread(threadName)
+                // Named from inside: Foundation gives the kernel (ps, top, perf) a name only when a
+                // thread names itself, and one given before `start()` never reaches it.
+                Thread.current.name = threadName
                 if let niceness { ThreadPriority.niceness = niceness }
                 runJobs()
             }
-            thread.name = threadName
             thread.start()
         }
-    }
-
-    /// Gives the calling thread its name for the kernel (ps, top, perf; 15 bytes at most): a new
-    /// thread otherwise shows its creator's, here a Dispatch worker's.
-    static func nameCurrentThread(_ name: String) {
-        let file = open("/proc/thread-self/comm", O_WRONLY)
-        guard file >= 0 else { return }
-        defer { close(file) }
-        let bytes = Array(name.utf8.prefix(15))
-        _ = bytes.withUnsafeBytes { write(file, $0.baseAddress, $0.count) }
     }
 
     public func enqueue(_ job: consuming ExecutorJob) {
