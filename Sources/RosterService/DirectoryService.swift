@@ -178,9 +178,10 @@ public final class DirectoryService: Service, Sendable {
     }
 
     /// The threads full reconciles read and map on: two, as the reconcile reads with the
-    /// providers' search beside the users'. They run at a lower priority than the rest of the
-    /// process (and so do the threads they start): when a revocation arrives while a reconcile
-    /// reads, the stream's thread takes a core from them at once instead of sharing it.
+    /// providers' search beside the users'. Where ``priorityControl`` allows it they run at a
+    /// lower priority than the rest of the process (and so do the threads they start): when a
+    /// revocation arrives while a reconcile reads, the stream's thread takes a core from them at
+    /// once instead of sharing it.
     let reconcileExecutor: ThreadExecutor
     /// Ten below the process's own priority (nice 10 for a process at 0), as far as nice goes (19).
     private let reconcileNiceness = min(19, ThreadPriority.processNiceness + 10)
