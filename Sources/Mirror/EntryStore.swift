@@ -113,8 +113,7 @@ final class PendingEntries: @unchecked Sendable {
     init(_ update: consuming DirectoryEntryUpdate, into store: EntryStore) {
         let directory = update.directory
         let held = HeldUpdate(consume update)
-        let thread = Thread { [self] in
-            Thread.current.name = "entries"
+        NamedThread.start("entries") { [self] in
             let result = Result<Bool, any Error> {
                 try store.pool.writeWithoutTransaction { db in
                     // The previous write's WAL goes into the file first (the WAL then starts
@@ -141,7 +140,6 @@ final class PendingEntries: @unchecked Sendable {
             condition.broadcast()
             condition.unlock()
         }
-        thread.start()
     }
 
     private func waitForDecision() -> Decision {

@@ -16,8 +16,7 @@ final class Lookahead<Item>: @unchecked Sendable {
 
     init(chunks: Int, limit: Int = 4, produce: @escaping @Sendable (Int) -> [Item]) {
         self.limit = limit
-        let thread = Thread { [self] in
-            Thread.current.name = "lookahead"
+        NamedThread.start("lookahead") { [self] in
             for index in 0..<chunks {
                 let chunk = produce(index)
                 condition.lock()
@@ -35,7 +34,6 @@ final class Lookahead<Item>: @unchecked Sendable {
             condition.broadcast()
             condition.unlock()
         }
-        thread.start()
     }
 
     /// The next chunk, waiting for it if need be; nil after the last one.

@@ -26,8 +26,7 @@ final class WALFlusher: @unchecked Sendable {
 
     /// Starts syncing the file at `path` (a `-wal` file, or the database file) until ``stop()``.
     init(path: String) {
-        let thread = Thread { [self] in
-            Thread.current.name = "wal-flush"
+        NamedThread.start("wal-flush") { [self] in
             condition.lock()
             while !stopped {
                 let due = Date().addingTimeInterval(Self.interval)
@@ -43,7 +42,6 @@ final class WALFlusher: @unchecked Sendable {
             condition.broadcast()
             condition.unlock()
         }
-        thread.start()
     }
 
     /// Syncs the file at `path` to the disk (`fdatasync` through a descriptor of its own); a file

@@ -1,5 +1,6 @@
 import Foundation
 import LDAPKit
+import Mirror
 
 /// Two halves of one computation run at once, on two cores.
 enum Parallel {
@@ -7,11 +8,9 @@ enum Parallel {
     /// both results once both are done. The halves must share nothing either changes.
     static func run<Main, Side: Sendable>(side: @escaping @Sendable () -> Side, main: () -> Main) -> (Main, Side) {
         let box = Completion<Side>()
-        let thread = Thread {
-            Thread.current.name = "parallel"
+        NamedThread.start("parallel") {
             box.finish(side())
         }
-        thread.start()
         let mainResult = main()
         return (mainResult, box.wait())
     }
@@ -55,12 +54,10 @@ func offPool<Value: Sendable>(_ body: @escaping @Sendable () throws -> Value) ->
     let niceness = ThreadPriority.niceness
     return Task {
         try await withCheckedThrowingContinuation { continuation in
-            let thread = Thread {
-                Thread.current.name = "off-pool"
+            NamedThread.start("off-pool") {
                 if ThreadPriority.niceness != niceness { ThreadPriority.niceness = niceness }
                 continuation.resume(with: Result { try body() })
             }
-            thread.start()
         }
     }
 }

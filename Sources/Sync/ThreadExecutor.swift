@@ -1,5 +1,6 @@
 import Foundation
 import LDAPKit
+import Mirror
 
 /// A task executor with threads of its own, for work that must not occupy Swift's cooperative
 /// pool: a full reconcile maps 100k entries and waits on SQLite for seconds, and with the pool's
@@ -14,21 +15,17 @@ public final class ThreadExecutor: TaskExecutor, @unchecked Sendable {
     private let condition = NSCondition()
     private var jobs: [UnownedJob] = []
 
-    /// Starts `threads` threads named `name-0`, `name-1`, … (the kernel keeps 15 bytes: a longer
-    /// name is not set), which live as long as the process, at `niceness`
+    /// Starts `threads` threads named `name-0`, `name-1`, … (the kernel keeps their first 15
+    /// bytes), which live as long as the process, at `niceness`
     /// (see ``ThreadPriority``). Without one they keep the calling thread's: make an executor that
     /// must run at the process's priority on a thread that does.
     public init(name: String, threads: Int, niceness: Int32? = nil) {
         for index in 0..<max(1, threads) {
             let threadName = "\(name)-\(index)"
-            let thread = Thread { [self] in
-                // Named from inside: Foundation gives the kernel (ps, top, perf) a name only when a
-                // thread names itself, and one given before `start()` never reaches it.
-                Thread.current.name = threadName
+            NamedThread.start(threadName) { [self] in
                 if let niceness { ThreadPriority.niceness = niceness }
                 runJobs()
             }
-            thread.start()
         }
     }
 
