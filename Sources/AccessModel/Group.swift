@@ -11,10 +11,16 @@ public struct TargetGrant: Sendable, Hashable {
     public var privilege: Privilege
     /// A per-provider privacy level, allowed only when the module's level is forced (rule 4).
     public var privacyOverride: PrivacyLevel?
+    /// Whether rule 6 granted it (a new provider joining an auto-add group) rather than the
+    /// group's configured providers. Such a grant stays while the switch is on and the provider
+    /// is of the group's health center; one the configuration gives goes when the configuration
+    /// stops giving it.
+    public var addedAutomatically: Bool
 
-    public init(_ privilege: Privilege = .fullAccess, privacyOverride: PrivacyLevel? = nil) {
+    public init(_ privilege: Privilege = .fullAccess, privacyOverride: PrivacyLevel? = nil, addedAutomatically: Bool = false) {
         self.privilege = privilege
         self.privacyOverride = privacyOverride
+        self.addedAutomatically = addedAutomatically
     }
 }
 
@@ -152,15 +158,16 @@ public struct Group: Sendable, Hashable, Identifiable {
         return copy
     }
 
-    /// Adds each of `providers` to every module at the module's default privilege (rule 6), in
-    /// place: adding many providers one copy at a time copied the growing grants each time.
-    /// Providers a module already grants keep their grant; User Preferences is left alone.
+    /// Adds each of `providers` to every module at the module's default privilege, marked as added
+    /// automatically (rule 6), in place: adding many providers one copy at a time copied the
+    /// growing grants each time. Providers a module already grants keep their grant; User
+    /// Preferences is left alone.
     public mutating func addProviders(_ providers: some Sequence<ProviderID>) {
         guard kind == .provider else { return }
         for module in modules.keys where module.isProviderScoped {
             let privilege = modules[module]!.defaultPrivilege
             for provider in providers where modules[module]!.targets[provider.rawValue] == nil {
-                modules[module]!.targets[provider.rawValue] = TargetGrant(privilege)
+                modules[module]!.targets[provider.rawValue] = TargetGrant(privilege, addedAutomatically: true)
             }
         }
     }

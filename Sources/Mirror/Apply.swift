@@ -76,7 +76,7 @@ final class Applier {
         var venues: [(group: String, venue: String)] = []
         var modules: [(group: String, module: String, privacy: Int, privilege: Int)] = []
         /// Provider targets (`provider` true) and pool targets.
-        var targets: [(provider: Bool, group: String, module: String, target: String, privilege: Int, privacy: Int?)] = []
+        var targets: [(provider: Bool, group: String, module: String, target: String, privilege: Int, privacy: Int?, auto: Int)] = []
         var count: Int { venues.count + modules.count + targets.count }
     }
 
@@ -101,10 +101,10 @@ final class Applier {
         venueInsert = BatchedInsert(db, into: "group_care_venue (group_id, care_venue)", columns: 2, rowsPerStatement: Applier.pairBatch)
         moduleInsert = BatchedInsert(db, into: "group_module (group_id, module, privacy, default_privilege)", columns: 4,
                                      rowsPerStatement: Applier.pairBatch)
-        providerGrantInsert = BatchedInsert(db, into: "group_provider_grant (group_id, module, provider, privilege, privacy_override)",
-                                            columns: 5, rowsPerStatement: Applier.pairBatch)
-        poolGrantInsert = BatchedInsert(db, into: "group_pool_grant (group_id, module, pool, privilege, privacy_override)",
-                                        columns: 5, rowsPerStatement: Applier.pairBatch)
+        providerGrantInsert = BatchedInsert(db, into: "group_provider_grant (group_id, module, provider, privilege, privacy_override, auto_added)",
+                                            columns: 6, rowsPerStatement: Applier.pairBatch)
+        poolGrantInsert = BatchedInsert(db, into: "group_pool_grant (group_id, module, pool, privilege, privacy_override, auto_added)",
+                                        columns: 6, rowsPerStatement: Applier.pairBatch)
         w = writer
         self.changeset = changeset
         healthCenters = Dictionary(changeset.healthCenters.map { ($0.id, $0) }, uniquingKeysWith: { _, b in b })
@@ -510,7 +510,8 @@ final class Applier {
                 for (m, grant) in group.modules.sorted(by: { $0.key < $1.key }) {
                     pendingGroupRows.modules.append((id, m.rawValue, grant.privacy.rawValue, grant.defaultPrivilege.rawValue))
                     for (t, entry) in grant.targets.sorted(by: { $0.key < $1.key }) {
-                        pendingGroupRows.targets.append((group.kind == .provider, id, m.rawValue, t, entry.privilege.rawValue, entry.privacyOverride?.rawValue))
+                        pendingGroupRows.targets.append((group.kind == .provider, id, m.rawValue, t, entry.privilege.rawValue,
+                                                         entry.privacyOverride?.rawValue, entry.addedAutomatically ? 1 : 0))
                     }
                 }
                 if pendingGroupRows.count >= Applier.pairBatch { try flushGroupRows() }
@@ -784,10 +785,10 @@ final class Applier {
 
         let grantTable = group.kind == .provider ? "group_provider_grant" : "group_pool_grant"
         let targetColumn = group.kind == .provider ? "provider" : "pool"
-        var storedGrants: [String: [String: (privilege: Int, privacy: Int?)]] = [:]
-        for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT module, \(targetColumn), privilege, privacy_override FROM \(grantTable) WHERE group_id = ?"),
+        var storedGrants: [String: [String: (privilege: Int, privacy: Int?, auto: Int)]] = [:]
+        for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT module, \(targetColumn), privilege, privacy_override, auto_added FROM \(grantTable) WHERE group_id = ?"),
                                     arguments: [id]) {
-            storedGrants[row[0], default: [:]][row[1]] = (row[2], row[3])
+            storedGrants[row[0], default: [:]][row[1]] = (row[2], row[3], row[4])
         }
         var storedModules: [String: (privacy: Int, privilege: Int)] = [:]
         for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT module, privacy, default_privilege FROM group_module WHERE group_id = ?"),
@@ -816,12 +817,13 @@ final class Applier {
                     .execute(arguments: [id, module, target])
             }
             for (target, entry) in grant.targets {
-                let wanted = (privilege: entry.privilege.rawValue, privacy: entry.privacyOverride?.rawValue)
+                let wanted = (privilege: entry.privilege.rawValue, privacy: entry.privacyOverride?.rawValue, auto: entry.addedAutomatically ? 1 : 0)
                 if let had = stored[target], had == wanted { continue }
                 try db.cachedStatement(sql: """
-                    INSERT INTO \(grantTable) (group_id, module, \(targetColumn), privilege, privacy_override) VALUES (?, ?, ?, ?, ?)
-                    ON CONFLICT (group_id, module, \(targetColumn)) DO UPDATE SET privilege = excluded.privilege, privacy_override = excluded.privacy_override
-                    """).execute(arguments: [id, module, target, wanted.privilege, wanted.privacy])
+                    INSERT INTO \(grantTable) (group_id, module, \(targetColumn), privilege, privacy_override, auto_added) VALUES (?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (group_id, module, \(targetColumn)) DO UPDATE SET privilege = excluded.privilege,
+                      privacy_override = excluded.privacy_override, auto_added = excluded.auto_added
+                    """).execute(arguments: [id, module, target, wanted.privilege, wanted.privacy, wanted.auto])
             }
         }
     }
@@ -837,7 +839,7 @@ final class Applier {
         }
         for provider in [true, false] {
             try (provider ? providerGrantInsert : poolGrantInsert).insert(rows.targets.filter { $0.provider == provider }) { b, row in
-                b.bind(row.group); b.bind(row.module); b.bind(row.target); b.bind(row.privilege); b.bind(row.privacy)
+                b.bind(row.group); b.bind(row.module); b.bind(row.target); b.bind(row.privilege); b.bind(row.privacy); b.bind(row.auto)
             }
         }
     }

@@ -201,6 +201,7 @@ enum Canonical {
                 var t = JSONObject()
                 t.add("privilege", entry.privilege.name)
                 if let override = entry.privacyOverride { t.add("privacy", override.name) }
+                if entry.addedAutomatically { t.add("auto_added", true) }
                 targets.add(target, object: t)
             }
             m.add(group.kind == .provider ? "providers" : "pools", object: targets)

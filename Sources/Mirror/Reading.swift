@@ -100,34 +100,7 @@ extension Mirror {
             let name: String = row[0]
             return Role(id: RoleName(name), modules: roleModules[name] ?? [:], isAllAccess: row[1])
         }
-        var venuesOf: [String: Set<CareVenueID>] = [:]
-        for row in try Row.fetchAll(db, sql: "SELECT group_id, care_venue FROM group_care_venue") {
-            venuesOf[row[0], default: []].insert(CareVenueID(row[1] as String))
-        }
-        var modulesOf: [String: [Module: ModuleGrant]] = [:]
-        for row in try Row.fetchAll(db, sql: "SELECT group_id, module, privacy, default_privilege FROM group_module") {
-            guard let module = Module(rawValue: row[1]), let privacy = PrivacyLevel(rawValue: row[2]), let privilege = Privilege(rawValue: row[3]) else { continue }
-            modulesOf[row[0], default: [:]][module] = ModuleGrant(privacy: privacy, defaultPrivilege: privilege)
-        }
-        for table in ["group_provider_grant gp", "group_pool_grant gp"] {
-            let target = table.hasPrefix("group_provider") ? "provider" : "pool"
-            for row in try Row.fetchAll(db, sql: "SELECT group_id, module, \(target), privilege, privacy_override FROM \(table)") {
-                guard let module = Module(rawValue: row[1]), let privilege = Privilege(rawValue: row[3]) else { continue }
-                let override: Int? = row[4]
-                modulesOf[row[0], default: [:]][module, default: ModuleGrant()].targets[row[2]] = TargetGrant(privilege, privacyOverride: override.flatMap(PrivacyLevel.init(rawValue:)))
-            }
-        }
-        var groups: [Group] = []
-        for row in try Row.fetchAll(db, sql: "SELECT id, name, kind, health_center, scheduling_ability, auto_add_new_providers, directory_dn FROM access_group") {
-            let id: String = row[0]
-            let name: String = row[1]
-            do {
-                groups.append(try Group(
-                    id: GroupID(id), name: name, kind: GroupKind(rawValue: row[2]) ?? .provider, healthCenter: HealthCenterID(row[3] as String),
-                    careVenues: venuesOf[id] ?? [], modules: modulesOf[id] ?? [:], schedulingAbility: row[4],
-                    autoAddNewProviders: row[5], directoryDN: row[6]))
-            } catch { throw MirrorError.invalid(error) }
-        }
+        let groups = try loadGroups(db)
         // The large tables are read through cursors: a cursor's row reads straight from the
         // statement, where fetchAll copies every row (and every value) first.
         // Each user's health centers, gathered row by row and then exchanged for the shared copy
@@ -173,6 +146,40 @@ extension Mirror {
             roles: roles, groupMembers: members, roleHolders: holders)
         snapshot.users = users
         return snapshot
+    }
+
+    /// The stored groups, with their care venues, modules and grants.
+    static func loadGroups(_ db: Database) throws -> [Group] {
+        var venuesOf: [String: Set<CareVenueID>] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT group_id, care_venue FROM group_care_venue") {
+            venuesOf[row[0], default: []].insert(CareVenueID(row[1] as String))
+        }
+        var modulesOf: [String: [Module: ModuleGrant]] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT group_id, module, privacy, default_privilege FROM group_module") {
+            guard let module = Module(rawValue: row[1]), let privacy = PrivacyLevel(rawValue: row[2]), let privilege = Privilege(rawValue: row[3]) else { continue }
+            modulesOf[row[0], default: [:]][module] = ModuleGrant(privacy: privacy, defaultPrivilege: privilege)
+        }
+        for table in ["group_provider_grant gp", "group_pool_grant gp"] {
+            let target = table.hasPrefix("group_provider") ? "provider" : "pool"
+            for row in try Row.fetchAll(db, sql: "SELECT group_id, module, \(target), privilege, privacy_override, auto_added FROM \(table)") {
+                guard let module = Module(rawValue: row[1]), let privilege = Privilege(rawValue: row[3]) else { continue }
+                let override: Int? = row[4]
+                modulesOf[row[0], default: [:]][module, default: ModuleGrant()].targets[row[2]] =
+                    TargetGrant(privilege, privacyOverride: override.flatMap(PrivacyLevel.init(rawValue:)), addedAutomatically: row[5])
+            }
+        }
+        var groups: [Group] = []
+        for row in try Row.fetchAll(db, sql: "SELECT id, name, kind, health_center, scheduling_ability, auto_add_new_providers, directory_dn FROM access_group") {
+            let id: String = row[0]
+            let name: String = row[1]
+            do {
+                groups.append(try Group(
+                    id: GroupID(id), name: name, kind: GroupKind(rawValue: row[2]) ?? .provider, healthCenter: HealthCenterID(row[3] as String),
+                    careVenues: venuesOf[id] ?? [], modules: modulesOf[id] ?? [:], schedulingAbility: row[4],
+                    autoAddNewProviders: row[5], directoryDN: row[6]))
+            } catch { throw MirrorError.invalid(error) }
+        }
+        return groups
     }
 
     static let userColumns = """

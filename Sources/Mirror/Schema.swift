@@ -38,6 +38,23 @@ enum Schema {
             // reconcile finds no entries stored and reads every entry once.
             try db.execute(sql: "DROP TABLE IF EXISTS directory_entry; DROP TABLE IF EXISTS reconcile_basis;")
         }
+        migrator.registerMigration("v5: grants added automatically") { db in
+            // `auto_added` is 1 where rule 6 granted a provider (a new provider joining an
+            // auto-add group), 0 where the group's configured providers do. Before v5 the two
+            // could not be told apart: every grant of an auto-add group is taken as added
+            // automatically, so that none is revoked by the upgrade. The next reconcile marks
+            // those the configuration gives as configured. Those groups' records say so too, so
+            // that the next apply compares like with like.
+            try db.execute(sql: """
+                ALTER TABLE group_provider_grant ADD COLUMN auto_added INTEGER NOT NULL DEFAULT 0 CHECK (auto_added IN (0, 1));
+                ALTER TABLE group_pool_grant ADD COLUMN auto_added INTEGER NOT NULL DEFAULT 0 CHECK (auto_added IN (0, 1));
+                UPDATE group_provider_grant SET auto_added = 1
+                  WHERE group_id IN (SELECT id FROM access_group WHERE auto_add_new_providers = 1);
+                """)
+            for group in try Mirror.loadGroups(db) where group.autoAddNewProviders {
+                try db.execute(sql: "UPDATE access_group SET record = ? WHERE id = ?", arguments: [Canonical.record(group), group.id.rawValue])
+            }
+        }
         return migrator
     }
 

@@ -45,7 +45,7 @@ public struct AccessExplanation: Sendable {
                 for (target, entry) in grant.targets {
                     reachable[module, default: []].insert(ProviderID(target))
                     contributions[GrantKey(module, group.healthCenter, ProviderID(target)), default: []].append(
-                        Contribution(kind: "group", name: group.name, directoryGroup: group.directoryDN, rule: rule, via: "provider \(target)",
+                        Contribution(kind: "group", name: group.name, directoryGroup: group.directoryDN, rule: rule, via: entry.addedAutomatically ? "provider \(target), added automatically (a new provider, rule 6)" : "provider \(target)",
                                      level: grant.level(of: entry), decides: false))
                 }
                 if grant.targets.isEmpty {

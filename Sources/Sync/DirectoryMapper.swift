@@ -382,23 +382,25 @@ public struct DirectoryMapper: Sendable {
                     continue
                 }
                 if group.autoAddNewProviders, let previous = stored.groups[group.id] {
-                    // Keep providers added automatically before, and add the new ones (rule 6).
+                    // Rule 6, for a group that existed before this reconcile: keep the providers
+                    // it added automatically, and add the providers new since. Grants its
+                    // configured providers gave go when the configuration stops giving them, and
+                    // the providers a group finds when it is created are not new to it (a first
+                    // sync grants only what the configuration says).
                     var modules = group.modules
                     for (module, grant) in previous.modules {
                         guard let privacy = modules[module]?.privacy else { continue }
                         // Only providers still of the group's health center (one who moved to
                         // another center leaves it).
-                        for (target, entry) in grant.targets
-                        where providers[ProviderID(target)]?.healthCenter == group.healthCenter && modules[module]!.targets[target] == nil {
+                        for (target, entry) in grant.targets where entry.addedAutomatically
+                        && providers[ProviderID(target)]?.healthCenter == group.healthCenter && modules[module]!.targets[target] == nil {
                             // A per-provider privacy override stays valid only on a forced level.
                             if entry.privacyOverride != nil && !privacy.isForced { continue }
                             modules[module]!.targets[target] = entry
                         }
                     }
                     group = (try? group.withModules(modules)) ?? group
-                }
-                if group.autoAddNewProviders, let arriving = newProvidersByCenter[group.healthCenter] {
-                    group.addProviders(arriving)
+                    if let arriving = newProvidersByCenter[group.healthCenter] { group.addProviders(arriving) }
                 }
                 result.groups[group.id] = group
                 result.groupMembers[group.id] = Set(directoryGroup.members.compactMap { codeByDN[$0] })

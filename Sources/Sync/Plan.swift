@@ -68,7 +68,9 @@ public struct PlanCounts: Sendable, Equatable, Codable {
         }
         let fresh = Set(newProviders.map(\.rawValue))
         for group in desired.groups where group.autoAddNewProviders {
-            counts.providersAutoAdded += group.modules.values.reduce(0) { $0 + $1.targets.keys.filter(fresh.contains).count }
+            counts.providersAutoAdded += group.modules.values.reduce(0) { sum, grant in
+                sum + grant.targets.count { fresh.contains($0.key) && $0.value.addedAutomatically }
+            }
         }
         return counts
     }

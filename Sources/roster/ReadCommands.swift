@@ -172,7 +172,8 @@ struct GroupsCommand: ParsableCommand {
                 for target in grant.targets.keys.sorted() {
                     let entry = grant.targets[target]!
                     let label = group.kind == .pool ? "pool" : "provider"
-                    print("    \(label) \(target): \(entry.privilege.name)\(entry.privacyOverride.map { ", privacy \($0.name)" } ?? "")")
+                    print("    \(label) \(target): \(entry.privilege.name)\(entry.privacyOverride.map { ", privacy \($0.name)" } ?? "")"
+                          + (entry.addedAutomatically ? ", added automatically" : ""))
                 }
             }
             let members = (snapshot.groupMembers[group.id] ?? []).sorted()

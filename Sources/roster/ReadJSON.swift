@@ -65,6 +65,8 @@ struct GroupJSON: Encodable {
         var privilege: String
         /// The module's privacy, or the target's own where it has one.
         var privacy: String
+        /// Granted by rule 6 (a new provider joining an auto-add group), not by the configuration.
+        var addedAutomatically: Bool
     }
 
     struct ModuleAccess: Encodable {
@@ -102,7 +104,7 @@ struct GroupJSON: Encodable {
                                 targets: grant.targets.keys.sorted().map { target in
                                     let level = grant.level(of: grant.targets[target]!)
                                     return Target(kind: group.kind == .pool ? "pool" : "provider", id: target, privilege: level.privilege.name,
-                                                  privacy: level.privacy.name)
+                                                  privacy: level.privacy.name, addedAutomatically: grant.targets[target]!.addedAutomatically)
                                 })
         }
         self.members = members.sorted().map(\.rawValue)

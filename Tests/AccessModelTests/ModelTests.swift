@@ -110,7 +110,8 @@ import Testing
             .careVenue: .providers(["grey": TargetGrant()], defaultPrivilege: .readOnly),
         ], autoAddNewProviders: true)
         let added = group.addingProvider("banner")
-        #expect(added.modules[.careVenue]?.targets["banner"] == TargetGrant(.readOnly))
+        #expect(added.modules[.careVenue]?.targets["banner"] == TargetGrant(.readOnly, addedAutomatically: true))
+        #expect(added.modules[.careVenue]?.targets["grey"]?.addedAutomatically == false)
         #expect(added.modules[.userPreferences]?.targets.isEmpty == true)
         let own = try Group.providerGroup(for: Clinic.house, id: "house-group", careVenues: ["HC1-OR1"])
         #expect(own.name == "House, Gregory" && own.healthCenter == "HC1")

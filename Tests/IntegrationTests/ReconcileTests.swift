@@ -164,7 +164,7 @@ struct ReconcileTests {
         await writer.close()
     }
 
-    @Test("A new provider gets a group of their own and joins the auto-add groups of their health center")
+    @Test("A new provider gets a group of their own and the groups granting every provider of their health center")
     func newProvider() async throws {
         let fixture = try await ClinicFixture.start()
         defer { fixture.server.shutdown() }
@@ -185,8 +185,9 @@ struct ReconcileTests {
         let report = try await fixture.sync()
         #expect(report.newProviders == [ProviderID(uid)])
         #expect(report.counts.usersAdded == 1)
-        // Booking and screening of HC2 are auto-add groups, one module each.
-        #expect(report.counts.providersAutoAdded == 2)
+        // Booking and screening of HC2 are auto-add groups, but grant every provider of HC2 by
+        // configuration: the new one is granted there, not added automatically (see below).
+        #expect(report.counts.providersAutoAdded == 0)
         let snapshot = try fixture.mirror.snapshot()
         let own = try #require(snapshot.groups.values.first { $0.name == "Grey, Felicity" })
         #expect(own.healthCenter == "HC2")
@@ -197,6 +198,94 @@ struct ReconcileTests {
         #expect(booker.level(for: GrantKey(.careVenue, "HC2", ProviderID(uid))) != nil)
         let otherCenter = try #require(snapshot.groups[GroupID("HC1/HC1 OR Booking")])
         #expect(otherCenter.modules[.careVenue]?.targets[uid] == nil)
+    }
+
+    @Test("Rule 6 with configured providers: a first sync grants only those, a new provider is added automatically and stays, a provider removed from the directory group that configures them loses the grant")
+    func autoAddBesideConfiguredProviders() async throws {
+        var fixture = try await ClinicFixture.start()
+        defer { fixture.server.shutdown() }
+        let clinic = fixture.clinic
+        // The offices' MOA groups take their providers from `hcN-officeK-providers`; auto-add on.
+        fixture.configuration.groups.patternRules[0].template.autoAddNewProviders = true
+        let office = GroupID("HC2/HC2 office1 MOAs")
+        let configured = Set((1...clinic.providersPerOffice).map { clinic.provider(2, 1, $0) })
+        func grants() throws -> [String: TargetGrant] {
+            try #require(try fixture.mirror.snapshot().groups[office]).modules[.providersOffice]?.targets ?? [:]
+        }
+
+        // First sync: the providers the group finds when it is created are not new to it.
+        let first = try await fixture.sync()
+        #expect(first.counts.providersAutoAdded == 0)
+        #expect(Set(try grants().keys) == configured, "no other provider of HC2 is added by the first sync")
+        #expect(try grants().values.allSatisfy { !$0.addedAutomatically })
+
+        // A new provider of HC2, in no providers group: added automatically to every office of HC2.
+        let newcomer = "hc2-newsurgeon"
+        try fixture.server.ldapmodify("""
+            dn: \(clinic.dn(newcomer))
+            changetype: add
+            objectClass: inetOrgPerson
+            uid: \(newcomer)
+            cn: Felicity Grey
+            givenName: Felicity
+            sn: Grey
+            departmentNumber: HC2
+            employeeType: provider
+
+            """)
+        let arrival = try await fixture.sync()
+        // Two modules (providers office, reports) in each of HC2's offices.
+        #expect(arrival.counts.providersAutoAdded == 2 * clinic.officesPerCenter)
+        #expect(try grants()[newcomer] == TargetGrant(.fullAccess, addedAutomatically: true))
+        let elsewhere = try #require(try fixture.mirror.snapshot().groups[GroupID("HC1/HC1 office1 MOAs")])
+        #expect(elsewhere.modules[.providersOffice]?.targets[newcomer] == nil)
+        let explanation = try AccessExplanation(user: UserCode(clinic.assistant(2, 1, 1)), in: try fixture.mirror.snapshot())
+        #expect(explanation.lines.flatMap(\.contributions).contains { $0.via.contains("\(newcomer), added automatically") })
+
+        // A configured provider taken out of the office's providers group loses the grant, with
+        // auto-add on; the provider added automatically keeps theirs.
+        let leaving = clinic.provider(2, 1, 1)
+        try fixture.server.ldapmodify("""
+            dn: \(clinic.groupDN("hc2-office1-providers"))
+            changetype: modify
+            delete: member
+            member: \(clinic.dn(leaving))
+
+            """)
+        _ = try await fixture.sync()
+        #expect(try grants()[leaving] == nil, "removed from the directory group that configured the grant")
+        #expect(try grants()[newcomer]?.addedAutomatically == true)
+        #expect(Set(try grants().keys) == configured.subtracting([leaving]).union([newcomer]))
+
+        // Configured, then taken out again: the configuration's word is the last one.
+        try fixture.server.ldapmodify("""
+            dn: \(clinic.groupDN("hc2-office1-providers"))
+            changetype: modify
+            add: member
+            member: \(clinic.dn(newcomer))
+
+            """)
+        _ = try await fixture.sync()
+        #expect(try grants()[newcomer] == TargetGrant(.fullAccess))
+        try fixture.server.ldapmodify("""
+            dn: \(clinic.groupDN("hc2-office1-providers"))
+            changetype: modify
+            delete: member
+            member: \(clinic.dn(newcomer))
+
+            """)
+        _ = try await fixture.sync()
+        #expect(try grants()[newcomer] == nil)
+        let office2 = try #require(try fixture.mirror.snapshot().groups[GroupID("HC2/HC2 office2 MOAs")])
+        #expect(office2.modules[.providersOffice]?.targets[newcomer]?.addedAutomatically == true, "still added automatically in the other offices")
+
+        // Auto-add switched off: what it added goes, what the configuration gives stays.
+        fixture.configuration.groups.patternRules[0].template.autoAddNewProviders = false
+        _ = try await fixture.sync()
+        let office2After = try #require(try fixture.mirror.snapshot().groups[GroupID("HC2/HC2 office2 MOAs")])
+        #expect(office2After.modules[.providersOffice]?.targets[newcomer] == nil)
+        #expect(Set(office2After.modules[.providersOffice]?.targets.keys.map { $0 } ?? [])
+                == Set((1...clinic.providersPerOffice).map { clinic.provider(2, 2, $0) }))
     }
 
     @Test("Two providers of one name in a health center: each own group carries its provider's code; the whole reconcile goes through")

@@ -359,6 +359,53 @@ enum Sample {
         #expect(summary.changes.count == 1)
         #expect(summary.changes.first?.before == legacyRecord)
     }
+
+    /// A mirror written before v5 cannot tell the grants rule 6 added from the configured ones:
+    /// every grant of an auto-add group is taken as added automatically (none is revoked by the
+    /// upgrade), those of other groups as configured.
+    @Test func aVersion4MirrorTakesAutoAddGroupsGrantsAsAddedAutomatically() throws {
+        let dir = TemporaryFolders.make("roster-mirror")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let path = dir.appendingPathComponent("mirror.sqlite").path
+        let queue = try DatabaseQueue(path: path)
+        try Schema.migrator.migrate(queue, upTo: "v4: directory entries move to their own file")
+        let venue = Sample.venues[0]
+        let grey = Sample.providers[0]
+        let groups = [
+            try Group(id: "g-auto", name: "Auto", kind: .provider, healthCenter: "HC1", careVenues: [venue.id],
+                      modules: [.providersOffice: .providers([grey.id: TargetGrant()])], autoAddNewProviders: true),
+            try Group(id: "g-plain", name: "Plain", kind: .provider, healthCenter: "HC1", careVenues: [venue.id],
+                      modules: [.providersOffice: .providers([grey.id: TargetGrant()])]),
+        ]
+        try queue.write { db in
+            try db.execute(sql: "INSERT INTO health_center (code, name, record) VALUES ('HC1', 'General Hospital', ?)", arguments: [Canonical.record(Sample.hc1)])
+            try db.execute(sql: "INSERT INTO care_venue (code, health_center, name, record) VALUES (?, 'HC1', ?, ?)",
+                           arguments: [venue.id.rawValue, venue.name, Canonical.record(venue)])
+            try db.execute(sql: "INSERT INTO provider (code, health_center, display_name, record) VALUES (?, 'HC1', ?, ?)",
+                           arguments: [grey.id.rawValue, grey.displayName, Canonical.record(grey)])
+            for group in groups {
+                try db.execute(sql: """
+                    INSERT INTO access_group (id, name, kind, health_center, scheduling_ability, auto_add_new_providers, record)
+                    VALUES (?, ?, 'provider', 'HC1', 1, ?, ?)
+                    """, arguments: [group.id.rawValue, group.name, group.autoAddNewProviders, Canonical.record(group)])
+                try db.execute(sql: "INSERT INTO group_care_venue (group_id, care_venue) VALUES (?, ?)", arguments: [group.id.rawValue, venue.id.rawValue])
+                try db.execute(sql: "INSERT INTO group_module (group_id, module, privacy, default_privilege) VALUES (?, 'providers_office', 1, 2)",
+                               arguments: [group.id.rawValue])
+                try db.execute(sql: "INSERT INTO group_provider_grant (group_id, module, provider, privilege) VALUES (?, 'providers_office', ?, 2)",
+                               arguments: [group.id.rawValue, grey.id.rawValue])
+            }
+        }
+        try queue.close()
+        let mirror = try Mirror(path: path)
+        let migrated = try mirror.snapshot().groups
+        #expect(migrated["g-auto"]?.modules[.providersOffice]?.targets[grey.id.rawValue] == TargetGrant(addedAutomatically: true))
+        #expect(migrated["g-plain"]?.modules[.providersOffice]?.targets[grey.id.rawValue] == TargetGrant())
+        // The next apply that gives the grant by configuration marks it so, audited as a change.
+        let summary = try mirror.apply(Changeset(healthCenters: [Sample.hc1], careVenues: [venue], providers: [grey], groups: groups),
+                                       actor: .system)
+        #expect(summary.changes.map(\.action) == ["group.updated"])
+        #expect(try mirror.snapshot().groups["g-auto"]?.modules[.providersOffice]?.targets[grey.id.rawValue] == TargetGrant())
+    }
 }
 
 /// A complete changeset reads the stored groups in one pass (the bulk path): the same checks and
