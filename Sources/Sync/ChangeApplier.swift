@@ -230,7 +230,7 @@ public final class ChangeApplier {
         case (.users, .delete(let id, _)):
             result = try deactivate([id], saving: state, now: now)
         case (.users, .deleteIDs(let ids)):
-            result = try deactivate(ids, saving: state, now: now)
+            result = try deactivate(ids, bulk: true, saving: state, now: now)
         case (.groups, .add(let id, let entry)), (.groups, .modify(let id, let entry)):
             seenInRefresh[.groups]?.insert(id.description)
             result = try await applyGroup(entry, saving: state, now: now)
@@ -254,7 +254,7 @@ public final class ChangeApplier {
             let seen = seenInRefresh[.users]
             seenInRefresh[.users] = nil
             if presentPhase, let seen {
-                result = try deactivate(try await absentUsers(seen: seen), saving: state, now: now)
+                result = try deactivate(try await absentUsers(seen: seen), bulk: true, saving: state, now: now)
             } else if let state {
                 try mirror.saveSyncState(state)
             }
@@ -384,11 +384,22 @@ public final class ChangeApplier {
                 groups.contains { referencedGroups.contains($0) && !superAdministratorGroups.contains($0) })
     }
 
-    private func deactivate(_ ids: [EntryUUID], saving state: SyncState?, now: Date) throws -> AppliedChange {
+    private func deactivate(_ ids: [EntryUUID], bulk: Bool = false, saving state: SyncState?, now: Date) throws -> AppliedChange {
         var result = AppliedChange()
         var codes: [UserCode] = []
         for id in ids {
             if let code = try codeByID[id.description.lowercased()] ?? mirror.userCode(directoryID: id.description) { codes.append(code) }
+        }
+        if bulk {
+            // A bulk change (a set of deletes, or the users a present phase did not report)
+            // never changes an emergency account, as a full reconcile's plan never does: each
+            // is left as it is and reported. A delete of its own still deactivates it.
+            let kept = try codes.filter { try mirror.user($0)?.isBreakGlass == true }
+            codes.removeAll { kept.contains($0) }
+            result.problems = try kept.map { code in
+                MappingProblem(dn: try mirror.user(code)?.directoryDN ?? code.rawValue,
+                               message: "is gone from the directory in a bulk change; break-glass account \(code.rawValue) is never changed by one and stays as it is")
+            }
         }
         let leaving = try codes.filter { try mirror.user($0)?.state.isActive == true }
         let wasHolding = disappearances.trip != nil
@@ -397,7 +408,7 @@ public final class ChangeApplier {
             // The breaker holds: the users stay active for the next reconcile to judge,
             // each reported; the stream moves on (its cookie is saved).
             if !wasHolding { result.held = disappearances.trip }
-            result.problems = try leaving.map { code in
+            result.problems += try leaving.map { code in
                 MappingProblem(dn: try mirror.user(code)?.directoryDN ?? code.rawValue,
                                message: "is gone from the directory, but the change stream's safety breaker holds the deactivation of \(code.rawValue) for the next reconcile")
             }

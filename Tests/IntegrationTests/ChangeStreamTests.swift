@@ -411,8 +411,11 @@ struct ChangeStreamTests {
         let deleted = clinic.assistant(3, 2, 1)
         let removed = clinic.teamMember(1, "screening", 2)
         let retitled = clinic.teamMember(2, "booking", 3)
+        // The emergency account goes too: a present phase is a bulk change, which never changes it.
+        let breakGlass = ClinicDirectory.breakGlass
         try fixture.server.ldapmodify([
             "dn: \(clinic.dn(deleted))\nchangetype: delete\n",
+            "dn: \(clinic.dn(breakGlass))\nchangetype: delete\n",
             "dn: \(clinic.groupDN("hc1-screening"))\nchangetype: modify\ndelete: member\nmember: \(clinic.dn(removed))\n",
             "dn: \(clinic.dn(retitled))\nchangetype: modify\nreplace: title\ntitle: Booking lead\n",
         ].joined(separator: "\n"))
@@ -425,6 +428,8 @@ struct ChangeStreamTests {
         #expect(run.reconcileCount == 0, "the present phase is handled by the stream: \(run.messages)")
         let activeAfter = try fixture.mirror.snapshot().users.values.filter { $0.state.isActive && !$0.state.isLocked }.count
         #expect(activeAfter == activeBefore - 1, "only the deleted user is revoked")
+        #expect(try fixture.mirror.user(UserCode(breakGlass))?.state.isActive == true)
+        #expect(run.messages.contains { $0.contains("break-glass account \(breakGlass) is never changed") }, "\(run.messages)")
         // And the mirror is what a full reconcile would make it.
         #expect(try await fixture.sync().changes.isEmpty)
         await run.stop()
