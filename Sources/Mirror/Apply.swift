@@ -147,10 +147,12 @@ final class Applier {
         }
         for hc in changeset.healthCenters { try upsert(hc) }
         for venue in changeset.careVenues { try upsert(venue) }
+        let providerDNs = providerDirectoryDNs()
         try writeInOrder(changeset.providers, stored: storedProviders, describe: { provider in
             let record = Canonical.record(provider)
-            return (record, AuditedRow(action: "provider.created", entityType: "provider", entityKey: provider.id.rawValue, source: nil, after: record))
-        }) { provider, ahead in try upsert(provider, ahead: ahead) }
+            return (record, AuditedRow(action: "provider.created", entityType: "provider", entityKey: provider.id.rawValue,
+                                       source: providerDNs[provider.id.rawValue], after: record))
+        }) { provider, ahead in try upsert(provider, source: providerDNs[provider.id.rawValue], ahead: ahead) }
         for pool in changeset.pools { try upsert(pool) }
         for role in changeset.roles { try upsert(role) }
         try checkGroupNames()
@@ -355,13 +357,28 @@ final class Applier {
         }
     }
 
+    /// Each provider's directory entry (the DN of the user they are), which their audit rows name
+    /// as the source: for the providers whose user is in the changeset.
+    private func providerDirectoryDNs() -> [String: String] {
+        var dns: [String: String] = [:]
+        for provider in changeset.providers {
+            if let index = users[UserCode(provider.id.rawValue).key], let dn = changeset.users[index].directoryDN {
+                dns[provider.id.rawValue] = dn
+            }
+        }
+        return dns
+    }
+
     /// `ahead`: the provider's record and `provider.created` audit hash, if computed ahead.
-    private func upsert(_ provider: Provider, ahead: NewEntityRow?) throws {
+    /// `source`: their user's DN, if the changeset has it (else the stored one is looked up).
+    private func upsert(_ provider: Provider, source: String?, ahead: NewEntityRow?) throws {
         try requireHealthCenter(provider.healthCenter, for: "Provider '\(provider.id)'")
         let record = ahead?.record ?? Canonical.record(provider)
         let key = provider.id.rawValue
         let before = try storedProviders.map { $0[key] } ?? fetchString("SELECT record FROM provider WHERE code = ?", [key])
-        try upsertRecord(entity: "provider", key: key, record: record, source: nil, before: before, precomputed: ahead?.hash) {
+        let source = before == record ? source
+            : try source ?? fetchString("SELECT directory_dn FROM user_account WHERE user_code_key = ?", [UserCode(key).key])
+        try upsertRecord(entity: "provider", key: key, record: record, source: source, before: before, precomputed: ahead?.hash) {
             try prepared(&providerStatement, """
                 INSERT INTO provider (code, health_center, display_name, directory_id, record) VALUES (?, ?, ?, ?, ?)
                 ON CONFLICT (code) DO UPDATE SET health_center = excluded.health_center, display_name = excluded.display_name,
@@ -1019,14 +1036,17 @@ final class Applier {
     // MARK: removals
 
     private func removeGroup(_ id: GroupID) throws {
-        guard let before = try fetchString("SELECT record FROM access_group WHERE id = ?", [id.rawValue]) else { return }
+        guard let stored = try Row.fetchOne(db.cachedStatement(sql: "SELECT record, directory_dn FROM access_group WHERE id = ?"), arguments: [id.rawValue])
+        else { return }
+        let before: String = stored[0]
+        let directoryDN: String? = stored[1]
         let members = try String.fetchAll(db.cachedStatement(sql: "SELECT user_code_key FROM group_membership WHERE group_id = ? ORDER BY user_code_key"), arguments: [id.rawValue])
         for key in members { try removeMember(UserCode(key), from: id) }
         try db.execute(sql: "DELETE FROM access_group WHERE id = ?", arguments: [id.rawValue])
         if let stored = storedGroups?.removeValue(forKey: id.rawValue) {
             groupNames[stored.healthCenter + "\u{0}" + stored.name] = nil
         }
-        try w.audit("group.removed", "group", id.rawValue, before: before, after: nil, source: nil)
+        try w.audit("group.removed", "group", id.rawValue, before: before, after: nil, source: directoryDN)
     }
 
     private func removeUnlisted() throws {

@@ -254,12 +254,17 @@ enum Sample {
 
     @Test func aCompleteChangesetRemovesUnlistedGroupsButKeepsTheirUsers() throws {
         let mirror = try makeMirror()
-        try mirror.apply(Sample.changeset(scope: .complete), actor: .system)
+        var first = Sample.changeset(scope: .complete)
+        let mapped = try #require(first.groups.firstIndex { $0.id == "g-ro" })
+        first.groups[mapped].directoryDN = "cn=read-only-grey,ou=groups,dc=test"
+        try mirror.apply(first, actor: .system)
         var complete = Sample.changeset(scope: .complete)
         complete.groups.removeAll { $0.id == "g-ro" }
         complete.groupMembers["g-ro"] = nil
         let summary = try mirror.apply(complete, actor: .rule("reconcile"))
         #expect(summary.counts["group.removed"] == 1)
+        // The removal's audit row names the directory group the clinic group mapped.
+        #expect(try mirror.auditTail(limit: 50).first { $0.action == "group.removed" }?.source == "cn=read-only-grey,ou=groups,dc=test")
         #expect(summary.counts["membership.removed"] == 1)
         #expect(try mirror.snapshot().users["moa2"] != nil)
         #expect(try mirror.events().contains { $0.type == "membership.removed" && $0.userCode == "Moa2" && $0.groupID == "g-ro" })
@@ -878,6 +883,8 @@ extension Changeset {
             Provider(id: ProviderID("p\($0)"), healthCenter: $0 % 3 == 0 ? "HC2" : "HC1", displayName: "Provider \($0)")
         }
         changeset.providers += extraProviders
+        // Ten of them are users of the changeset too: their audit rows name those users' entries.
+        changeset.users += extraProviders.prefix(10).map { Sample.user($0.id.rawValue) }
         changeset.groups += try extraProviders.map { provider in
             try Group(id: GroupID("own-\(provider.id)"), name: "Own \(provider.id)", kind: .provider, healthCenter: provider.healthCenter,
                       careVenues: [provider.healthCenter == "HC2" ? "HC2-MAIN" : "HC1-OR1"],
@@ -887,11 +894,11 @@ extension Changeset {
         let built = try ahead.apply(changeset, actor: .directory("ldap://test"), at: at)
         let written = try alone.apply(changeset, actor: .directory("ldap://test"), at: at)
         #expect(built.changes.count == written.changes.count)
-        #expect(built.counts["user.created"] == users.count + 6)
+        #expect(built.counts["user.created"] == users.count + 6 + 10)
         #expect(built.counts["provider.created"] == extraProviders.count + 5)
         #expect(built.counts["group.created"] == extraProviders.count + 3)
         // Every user's, membership's, provider's and group's hash but the first few was computed ahead.
-        let aheadExpected = users.count + 900 + 700 + 2 * extraProviders.count
+        let aheadExpected = users.count + 10 + 900 + 700 + 2 * extraProviders.count
         #expect(built.hashesComputedAhead >= aheadExpected && built.hashesComputedAhead <= aheadExpected + 20, "\(built.hashesComputedAhead)")
         #expect(written.hashesComputedAhead == 0)
         let rows = "SELECT id, at, actor_kind, actor, source, action, entity_type, entity_key, before, after, prev_hash, hash FROM audit_log ORDER BY id"
@@ -904,6 +911,10 @@ extension Changeset {
             try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM audit_log WHERE action = 'membership.added' AND source = 'cn=g-ro,ou=groups,dc=test'")
         }
         #expect(fromGroup == changeset.groupMembers["g-ro"]?.count)
+        let providersFromEntries = try ahead.read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM audit_log WHERE action = 'provider.created' AND source LIKE 'uid=p%,ou=people,dc=clinic'")
+        }
+        #expect(providersFromEntries == 10)
         #expect(builtRows == (try values(alone, rows)))
         let events = "SELECT id, type, user_code, group_id, detail FROM events ORDER BY id"
         #expect(try values(ahead, events) == values(alone, events))
