@@ -136,7 +136,7 @@ private struct Reader {
         let placeholder = RosterConfiguration.Directory(urls: [], baseDN: "")
         guard let value, let fields = value.fields(
             ["name", "urls", "flavor", "tls", "allow_plaintext", "bind", "base_dn", "page_size",
-             "connect_timeout_seconds", "operation_timeout_seconds"],
+             "connect_timeout_seconds", "operation_timeout_seconds", "default_password_policy"],
             secrets: ["password": "bind.password_file", "bind_password": "bind.password_file"]) else { return placeholder }
         var result = placeholder
         result.name = fields["name"]?.nonEmptyString ?? result.name
@@ -188,6 +188,7 @@ private struct Reader {
                                               "a timeout must be more than 0 seconds")
         result.operationTimeoutSeconds = positive(fields["operation_timeout_seconds"], default: result.operationTimeoutSeconds,
                                                 "a timeout must be more than 0 seconds")
+        result.defaultPasswordPolicy = fields["default_password_policy"]?.nonEmptyString
         return result
     }
 

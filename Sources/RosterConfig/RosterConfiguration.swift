@@ -56,11 +56,15 @@ public struct RosterConfiguration: Sendable, Equatable {
         public var pageSize: Int
         public var connectTimeoutSeconds: Double
         public var operationTimeoutSeconds: Double
+        /// OpenLDAP: the DN of the password policy (ppolicy) that applies to users without a
+        /// `pwdPolicySubentry`, when the directory has several; its lockout duration sets when a
+        /// lockout ends. With one policy that one is taken.
+        public var defaultPasswordPolicy: String?
 
         public init(name: String = "main", urls: [String], flavor: Flavor = .openldap, plaintext: Bool = false,
                     caFile: String? = nil, certificateFile: String? = nil, keyFile: String? = nil, verifyServer: Bool = true,
                     bind: Bind = .anonymous, baseDN: String, pageSize: Int = 1000,
-                    connectTimeoutSeconds: Double = 5, operationTimeoutSeconds: Double = 30) {
+                    connectTimeoutSeconds: Double = 5, operationTimeoutSeconds: Double = 30, defaultPasswordPolicy: String? = nil) {
             self.name = name
             self.urls = urls
             self.flavor = flavor
@@ -74,6 +78,7 @@ public struct RosterConfiguration: Sendable, Equatable {
             self.pageSize = pageSize
             self.connectTimeoutSeconds = connectTimeoutSeconds
             self.operationTimeoutSeconds = operationTimeoutSeconds
+            self.defaultPasswordPolicy = defaultPasswordPolicy
         }
     }
 

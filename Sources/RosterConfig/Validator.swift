@@ -66,6 +66,14 @@ struct Validator {
             report("a URL is listed twice; list each directory server once", "directory.urls")
         }
         let base = dn(directory.baseDN, "directory.base_dn")
+        if let policy = directory.defaultPasswordPolicy {
+            if directory.flavor == .openldap || directory.flavor == .generic {
+                searchBase(policy, "directory.default_password_policy", directoryBase: base)
+            } else {
+                report("default_password_policy names an OpenLDAP password policy; \(directory.flavor.rawValue) keeps its lockout "
+                       + "durations elsewhere: remove it", "directory.default_password_policy")
+            }
+        }
         switch directory.bind {
         case .simple(let bindDN, let passwordFile):
             _ = dn(bindDN, "directory.bind.dn")

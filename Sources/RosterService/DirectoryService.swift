@@ -310,14 +310,12 @@ public final class DirectoryService: Service, Sendable {
                 let configuration = self.configuration
                 do {
                     let connection = try await LDAPConnection.connect(Reconciler.ldapConfiguration(configuration.directory))
-                    // AD: the domain's lockout duration, so a DC that still says "locked" a
-                    // moment after the computed end gets looked at again soon.
-                    var lockoutDuration: TimeInterval?
-                    if configuration.directory.flavor == .activedirectory {
-                        lockoutDuration = try await connection.read(configuration.directory.baseDN, attributes: ["lockoutDuration"])?
-                            .string("lockoutDuration").flatMap(DirectoryTime.parseADInterval)
-                    }
-                    let reader = AccountStateReader(flavor: configuration.directory.flavor, lockoutDuration: lockoutDuration)
+                    // The lockout durations, so that a lockout whose end has come reads as ended
+                    // (ppolicy leaves pwdAccountLockedTime in place until the next bind), and a
+                    // DC that still says "locked" a moment after the computed end gets looked
+                    // at again soon.
+                    let lockout = try await LockoutPolicy.read(configuration, connection: connection)
+                    let reader = AccountStateReader(flavor: configuration.directory.flavor, lockout: lockout)
                     for user in due {
                         guard let stored = try mirror.user(user), let dn = stored.directoryDN,
                               let entry = try await connection.read(dn, attributes: reader.attributes) else { continue }

@@ -25,19 +25,24 @@ public struct DirectoryAccountState: Sendable, Equatable {
 /// Reads account states as each kind of directory writes them (DOMAIN.md's table).
 public struct AccountStateReader: Sendable {
     public let flavor: RosterConfiguration.Flavor
-    /// The lockout duration in seconds (0: until an administrator unlocks), when known:
-    /// ppolicy's `pwdLockoutDuration`, or the Active Directory domain's `lockoutDuration`.
-    public let lockoutDuration: TimeInterval?
+    /// How long lockouts last (see ``LockoutPolicy``).
+    public let lockout: LockoutPolicy
 
-    public init(flavor: RosterConfiguration.Flavor, lockoutDuration: TimeInterval? = nil) {
+    public init(flavor: RosterConfiguration.Flavor, lockout: LockoutPolicy = LockoutPolicy()) {
         self.flavor = flavor
-        self.lockoutDuration = lockoutDuration
+        self.lockout = lockout
+    }
+
+    /// A reader for a directory whose every user has the same lockout duration in seconds
+    /// (0: until an administrator unlocks).
+    public init(flavor: RosterConfiguration.Flavor, lockoutDuration: TimeInterval?) {
+        self.init(flavor: flavor, lockout: LockoutPolicy(defaultDuration: lockoutDuration))
     }
 
     /// The attributes a user search must request for this flavor.
     public var attributes: [String] {
         switch flavor {
-        case .openldap, .generic: ["pwdAccountLockedTime", "shadowExpire"]
+        case .openldap, .generic: ["pwdAccountLockedTime", "pwdPolicySubentry", "shadowExpire"]
         case .ds389: ["nsAccountLock", "accountUnlockTime", "passwordRetryCount", "shadowExpire"]
         case .activedirectory: ["userAccountControl", "msDS-User-Account-Control-Computed", "accountExpires", "lockoutTime"]
         }
@@ -64,7 +69,7 @@ public struct AccountStateReader: Sendable {
                 if locked == DirectoryTime.permanentLockValue {
                     lock("locked in the directory until an administrator unlocks it")
                 } else if let since = DirectoryTime.parseGeneralizedTime(locked) {
-                    if let duration = lockoutDuration, duration > 0 {
+                    if let duration = lockout.duration(policy: entry.string("pwdPolicySubentry")), duration > 0 {
                         let until = since.addingTimeInterval(duration)
                         if until > now {
                             lock("locked out by the password policy until \(Self.format(until))")
@@ -107,7 +112,7 @@ public struct AccountStateReader: Sendable {
             // lockout ends); lockoutTime plus the domain's duration says when it will end.
             if let computed = entry.string("msDS-User-Account-Control-Computed").flatMap(Int64.init), computed & 0x10 != 0 {
                 state.locked = true
-                if let duration = lockoutDuration, duration > 0,
+                if let duration = lockout.defaultDuration, duration > 0,
                    let since = entry.string("lockoutTime").flatMap(DirectoryTime.parseWindowsFileTime) {
                     let until = since.addingTimeInterval(duration)
                     reasons.append("locked out in Active Directory until \(Self.format(until))")

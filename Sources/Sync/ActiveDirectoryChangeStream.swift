@@ -102,8 +102,6 @@ struct ActiveDirectoryChangeStream {
                         try save(DirSyncCheckpoint(invocationID: server.invocationID, cookie: cookie))
                     }
                 }
-                applier.lockoutDuration = try await connection.read(configuration.directory.baseDN, attributes: ["lockoutDuration"])?
-                    .string("lockoutDuration").flatMap(DirectoryTime.parseADInterval)
                 var groups = try await GroupIndex.load(connection, configuration: configuration)
                 retry.reset()
                 if !announcedReady {

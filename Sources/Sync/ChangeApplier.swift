@@ -80,8 +80,10 @@ public final class ChangeApplier {
     private let superAdministratorGroups: Set<String>
     /// Entries reported during the current refresh (for a present phase).
     private var seenInRefresh: [ChangeStreamKind: Set<String>] = [:]
-    /// The directory's lockout duration, for lockout-end timers (see `AccountStateReader`).
-    public var lockoutDuration: TimeInterval?
+    /// How long the directory's lockouts last, for lockout-end timers: read on the lookup
+    /// connection when first needed and again each time the applier readies for changes (a
+    /// changed policy counts from then).
+    private var lockoutPolicy: LockoutPolicy?
     /// How many users may still disappear before the stream's breaker holds.
     private var disappearances: DisappearanceLimit
     /// Active, unlocked users when the breaker last started counting (the base of its
@@ -307,7 +309,7 @@ public final class ChangeApplier {
         let dn = DN.normalize(entry.dn)
         let isProvider = try await isProvider(entry.dn)
         let isSuperAdministrator = try await isSuperAdministrator(entry.dn)
-        let mapper = DirectoryMapper(configuration: configuration, now: now, lockoutDuration: lockoutDuration)
+        let mapper = DirectoryMapper(configuration: configuration, now: now, lockout: await lockout())
         let mapped: MappedUser
         switch mapper.mapUser(entry, isProvider: isProvider, superAdministrator: isSuperAdministrator) {
         case .success(let value): mapped = value
@@ -490,7 +492,7 @@ public final class ChangeApplier {
     /// Reads the user entry at `dn` (within the users' base and filter) and applies it as a
     /// change of the users' stream; nothing when no user is there.
     private func applyUnseenMember(_ dn: String, now: Date) async throws -> AppliedChange {
-        let mapper = DirectoryMapper(configuration: configuration, now: now, lockoutDuration: lockoutDuration)
+        let mapper = DirectoryMapper(configuration: configuration, now: now, lockout: await lockout())
         guard let entry = try await lookupEntry(dn, filter: configuration.users.filter, attributes: mapper.userAttributes),
               let id = mapper.directoryID(of: entry).flatMap(EntryUUID.init) else { return AppliedChange() }
         return try await apply(.modify(id, entry), from: .users, cookie: nil, now: now)
@@ -551,14 +553,35 @@ public final class ChangeApplier {
 
     /// Readies the applier for the first changes after the stream reports ready, so that they
     /// wait for neither of these (each 20-140 ms of the first revocations' latency at 100k users):
-    /// - the lookup connection's connect and bind: opened now; a failure here is not one, the
-    ///   first lookup tries again;
+    /// - the lookup connection's connect and bind, and the lockout policy read on it: done now;
+    ///   a failure here is not one, the first change that needs them tries again;
     /// - the mirror's background checkpoint of the reconcile just applied, which ends by emptying
     ///   its large WAL while holding the write lock (see `Checkpointer`): waited for.
     public func prepareForChanges() async {
         let checkpoint = offPool { [mirror] in mirror.waitForCheckpoint() }
-        _ = try? await lookupConnection()
+        lockoutPolicy = nil
+        _ = await lockout()
         _ = try? await checkpoint.value
+    }
+
+    /// The directory's lockout policy, read on the lookup connection if not yet read. One that
+    /// cannot be read is not kept (the next change tries again) and gives no durations, so a
+    /// timed lockout lasts until the directory clears it: too long, never too short.
+    private func lockout() async -> LockoutPolicy {
+        if let lockoutPolicy { return lockoutPolicy }
+        for attempt in 0..<2 {
+            do {
+                let read = try await LockoutPolicy.read(configuration, connection: lookupConnection())
+                lockoutPolicy = read
+                return read
+            } catch let error as LDAPError where error.code.isConnectionFailure && attempt == 0 {
+                await current?.close()
+                current = nil
+            } catch {
+                break
+            }
+        }
+        return LockoutPolicy()
     }
 
     /// Closes the lookup connection.

@@ -127,9 +127,9 @@ extension DirectoryReader {
     /// The directory's content as a full read would give it: the changed entries read in full
     /// (each with the marker read in the same search), the others as the mirror stored them.
     func readChanges(_ detected: DetectedChanges, markerAttribute: String, stored mirror: Mirror, now: Date,
-                     lockoutDuration: TimeInterval?) async throws -> DirectoryRead {
+                     lockout: LockoutPolicy) async throws -> DirectoryRead {
         let name = configuration.directory.name
-        let mapper = DirectoryMapper(configuration: configuration, now: now, lockoutDuration: lockoutDuration)
+        let mapper = DirectoryMapper(configuration: configuration, now: now, lockout: lockout)
         /// One entry by DN within `filter`, checked to still be the listed one.
         func readOne(_ listed: ListedEntry, filter: String, attributes: [String]) async throws -> LDAPEntry {
             var found: [LDAPEntry] = []
@@ -216,7 +216,7 @@ extension DirectoryReader {
         if let index = unreadable ?? unread.values.min() {
             throw FullReadNeeded(reason: "the stored copy of \(detected.users[index].rawDN) is \(unreadable == nil ? "missing" : "unreadable")")
         }
-        return DirectoryRead(users: mapped.users, groups: groups, problems: mapped.problems, notes: mapped.notes, lockoutDuration: lockoutDuration,
+        return DirectoryRead(users: mapped.users, groups: groups, problems: mapped.problems, notes: mapped.notes, lockout: lockout,
                              userRecords: userRecords, groupRecords: groupRecords, removedEntries: detected.removed)
     }
 }

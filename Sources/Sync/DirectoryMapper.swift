@@ -13,10 +13,10 @@ public struct DirectoryMapper: Sendable {
     private let careVenueIDs: [String: CareVenue]
     private let breakGlassCodes: Set<UserCode>
 
-    public init(configuration: RosterConfiguration, now: Date, lockoutDuration: TimeInterval? = nil) {
+    public init(configuration: RosterConfiguration, now: Date, lockout: LockoutPolicy = LockoutPolicy()) {
         self.configuration = configuration
         self.now = now
-        self.stateReader = AccountStateReader(flavor: configuration.directory.flavor, lockoutDuration: lockoutDuration)
+        self.stateReader = AccountStateReader(flavor: configuration.directory.flavor, lockout: lockout)
         breakGlassCodes = Set(configuration.users.breakGlassUserCodes.map { UserCode($0) })
         healthCenterIDs = Dictionary(configuration.healthCenters.map { ($0.id.rawValue.lowercased(), $0.id) }, uniquingKeysWith: { a, _ in a })
         careVenueIDs = Dictionary(configuration.healthCenters.flatMap { center in

@@ -12,7 +12,8 @@ public struct DirectoryRead: Sendable {
     public var problems: [MappingProblem]
     /// Entries that mapped, with something odd reported (see `MappedUser.notes`).
     public var notes: [MappingProblem] = []
-    public var lockoutDuration: TimeInterval?
+    /// How long the directory's lockouts last, as read for this reconcile.
+    public var lockout = LockoutPolicy()
     /// With a change marker: the user and group entries read in this reconcile, with their
     /// markers, to store with the apply (nil when the flavor has no marker). Entries reused from
     /// the store are not listed: they stay as stored.
@@ -65,9 +66,9 @@ public struct DirectoryReader: Sendable {
     /// marker is read in the same search as its content and kept with it (``DirectoryRead/userRecords``).
     /// `expectedUsers` sizes what the read collects (growing it would hold two copies at once).
     public func read(now: Date, progress: (@Sendable (Int) -> Void)? = nil, markerAttribute: String? = nil,
-                     lockoutDuration knownLockoutDuration: TimeInterval?? = nil, expectedUsers: Int = 0) async throws -> DirectoryRead {
-        let lockoutDuration: TimeInterval?
-        if let knownLockoutDuration { lockoutDuration = knownLockoutDuration } else { lockoutDuration = try await readLockoutDuration() }
+                     lockout knownLockout: LockoutPolicy? = nil, expectedUsers: Int = 0) async throws -> DirectoryRead {
+        let lockout: LockoutPolicy
+        if let knownLockout { lockout = knownLockout } else { lockout = try await LockoutPolicy.read(configuration, connection: connection) }
         // The providers' search runs on a connection of its own beside the groups' and the users'
         // reads: the server evaluates its filter on every user entry (0.16-0.19 s at 100k users,
         // a sixth of the read when it ran first). User entries that arrive before it ends wait,
@@ -86,7 +87,7 @@ public struct DirectoryReader: Sendable {
         let groups = configuration.groups.nested ? Self.expandNested(rawGroups) : rawGroups
         let superAdministrators = superAdministratorDNs(groups)
 
-        let mapper = DirectoryMapper(configuration: configuration, now: now, lockoutDuration: lockoutDuration)
+        let mapper = DirectoryMapper(configuration: configuration, now: now, lockout: lockout)
         var mapped = MappedUsers(expecting: expectedUsers)
         var userRecords: [DirectoryEntryRecord]? = markerAttribute == nil ? nil : []
         userRecords?.reserveCapacity(expectedUsers)
@@ -124,7 +125,7 @@ public struct DirectoryReader: Sendable {
             mapEarly(providerDNs!)
         }
         progress?(count)
-        return DirectoryRead(users: mapped.users, groups: groups, problems: mapped.problems, notes: mapped.notes, lockoutDuration: lockoutDuration,
+        return DirectoryRead(users: mapped.users, groups: groups, problems: mapped.problems, notes: mapped.notes, lockout: lockout,
                              userRecords: userRecords, groupRecords: groupRecords)
     }
 
@@ -186,27 +187,6 @@ public struct DirectoryReader: Sendable {
             dns.insert(DN.normalize(entry.dn))
         }
         return dns
-    }
-
-    /// ppolicy's lockout duration, when the directory has exactly one password policy; the
-    /// domain's `lockoutDuration` for Active Directory (fine-grained password policies are
-    /// not read: their users get no lockout-end timer, and the scheduled reconcile unlocks them).
-    func readLockoutDuration() async throws -> TimeInterval? {
-        if configuration.directory.flavor == .activedirectory {
-            return try await connection.read(configuration.directory.baseDN, attributes: ["lockoutDuration"])?
-                .string("lockoutDuration").flatMap(DirectoryTime.parseADInterval)
-        }
-        guard configuration.directory.flavor == .openldap else { return nil }
-        var durations: [TimeInterval] = []
-        do {
-            for try await entry in connection.search(base: configuration.directory.baseDN, filter: "(objectClass=pwdPolicy)",
-                                                     attributes: ["pwdLockoutDuration"], pageSize: pageSize) {
-                durations.append(entry.string("pwdLockoutDuration").flatMap(TimeInterval.init) ?? 0)
-            }
-        } catch let error as LDAPError where error.code == .noSuchObject || error.code == .undefinedType {
-            return nil
-        }
-        return durations.count == 1 ? durations[0] : nil
     }
 
     /// Whether a stored user's entry is really gone: not at its DN within the user filter,

@@ -25,8 +25,8 @@ public enum ChangeMarker {
     /// A fingerprint of everything besides the entries themselves that a reconcile's result
     /// depends on: the whole configuration, the mapping version and the directory's lockout
     /// duration. A different fingerprint means the stored entries cannot be reused.
-    public static func fingerprint(_ configuration: RosterConfiguration, lockoutDuration: TimeInterval?) -> String {
-        let text = version + "\n" + stableDescription(configuration) + "\nlockout=" + (lockoutDuration.map { "\($0)" } ?? "none")
+    public static func fingerprint(_ configuration: RosterConfiguration, lockout: LockoutPolicy) -> String {
+        let text = version + "\n" + stableDescription(configuration) + "\nlockout=" + lockout.description
         return Mirror.sha256Hex(text)
     }
 

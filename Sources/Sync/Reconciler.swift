@@ -140,7 +140,7 @@ public struct Reconciler: Sendable {
         // marker moved, when the stored entries were read under the same configuration.
         let reader = DirectoryReader(configuration: configuration, connection: connection)
         let markerAttribute = ChangeMarker.attribute(for: configuration.directory.flavor)
-        let lockoutDuration: TimeInterval?
+        let lockout: LockoutPolicy
         var detected: DetectedChanges?
         var source: ReconcileSource
         let fingerprint: String
@@ -149,8 +149,8 @@ public struct Reconciler: Sendable {
         do {
             // Read before any entry: a change made while this reconcile reads moves it again.
             contextMarker = markerAttribute == nil ? nil : try await reader.contextMarker()
-            lockoutDuration = try await reader.readLockoutDuration()
-            fingerprint = ChangeMarker.fingerprint(configuration, lockoutDuration: lockoutDuration)
+            lockout = try await LockoutPolicy.read(configuration, connection: connection)
+            fingerprint = ChangeMarker.fingerprint(configuration, lockout: lockout)
             // Stored entries that cannot be read only cost a full read (the reason is reported).
             let basis: ReconcileBasis?
             var unreadable: (any Error)?
@@ -214,15 +214,15 @@ public struct Reconciler: Sendable {
             if let found = detected {
                 do {
                     content = try await reader.readChanges(found, markerAttribute: markerAttribute!, stored: mirror, now: now,
-                                                           lockoutDuration: lockoutDuration)
+                                                           lockout: lockout)
                 } catch let fallback as DirectoryReader.FullReadNeeded {
                     source = .full(reason: fallback.reason)
                     content = try await reader.read(now: now, progress: options.progress, markerAttribute: markerAttribute,
-                                                    lockoutDuration: .some(lockoutDuration), expectedUsers: expectedUsers)
+                                                    lockout: lockout, expectedUsers: expectedUsers)
                 }
             } else {
                 content = try await reader.read(now: now, progress: options.progress, markerAttribute: markerAttribute,
-                                                lockoutDuration: .some(lockoutDuration), expectedUsers: expectedUsers)
+                                                lockout: lockout, expectedUsers: expectedUsers)
             }
         } catch let error as LDAPError {
             _ = try? await storedLoad?.value
@@ -266,7 +266,7 @@ public struct Reconciler: Sendable {
         }
         lap("lookups")
 
-        let mapper = DirectoryMapper(configuration: configuration, now: now, lockoutDuration: content.lockoutDuration)
+        let mapper = DirectoryMapper(configuration: configuration, now: now, lockout: content.lockout)
         // The mapped entries are handed over (moved, not copied: `content` keeps none), so that
         // they are gone before the apply, the peak of memory.
         let usersInDirectory = content.users.count

@@ -15,9 +15,9 @@ struct ClinicFixture {
     let mirror: Mirror
 
     static func start(_ clinic: ClinicDirectory = ClinicDirectory(suffix: "dc=clinic,dc=test"), extraLDIF: String = "",
-                      syncProvider: Bool = true, sessionLog: Bool = true) async throws -> ClinicFixture {
+                      syncProvider: Bool = true, sessionLog: Bool = true, defaultPasswordPolicy: String? = nil) async throws -> ClinicFixture {
         let server = try await SlapdServer.start(suffix: clinic.suffix, ldif: clinic.ldif() + extraLDIF, syncProvider: syncProvider,
-                                                 sessionLog: sessionLog)
+                                                 sessionLog: sessionLog, defaultPasswordPolicy: defaultPasswordPolicy)
         let mirrorPath = server.directory.appendingPathComponent("mirror/roster.sqlite").path
         let configuration = try clinic.configuration(url: server.url, passwordFile: server.adminPasswordFile, bindDN: server.adminDN,
                                                  mirrorPath: mirrorPath)

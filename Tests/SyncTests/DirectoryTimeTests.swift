@@ -88,6 +88,24 @@ struct DirectoryTimeTests {
         #expect(!future.inactive && future.nextChange == Date(timeIntervalSince1970: 30000 * 86400))
     }
 
+    @Test("OpenLDAP ppolicy with several policies: a user's pwdPolicySubentry picks the duration; an unknown policy gives none")
+    func openLDAPPolicyPerUser() {
+        let strict = "cn=Strict,ou=policies,dc=t"
+        let policy = LockoutPolicy(defaultDuration: 600, durationsByPolicy: [DN.normalize(strict): 1200, "cn=forever,ou=policies,dc=t": 0])
+        let reader = AccountStateReader(flavor: .openldap, lockout: policy)
+        let since = "20261123164442Z"  // 300 s before now
+        let byDefault = reader.state(of: entry(["pwdAccountLockedTime": since]), at: Self.now)
+        #expect(byDefault.locked && byDefault.nextChange == Self.now.addingTimeInterval(300))
+        let byStrict = reader.state(of: entry(["pwdAccountLockedTime": since, "pwdPolicySubentry": "CN=strict, ou=Policies,dc=t"]), at: Self.now)
+        #expect(byStrict.locked && byStrict.nextChange == Self.now.addingTimeInterval(900))
+        let untilUnlocked = reader.state(of: entry(["pwdAccountLockedTime": since, "pwdPolicySubentry": "cn=forever,ou=policies,dc=t"]), at: Self.now)
+        #expect(untilUnlocked.locked && untilUnlocked.nextChange == nil)
+        let unknown = reader.state(of: entry(["pwdAccountLockedTime": "20261123163442Z", "pwdPolicySubentry": "cn=gone,dc=t"]), at: Self.now)
+        #expect(unknown.locked && unknown.nextChange == nil, "a policy Roster could not read never ends a lockout early")
+        #expect(reader.attributes.contains("pwdPolicySubentry"))
+        #expect(policy.description == LockoutPolicy(defaultDuration: 600, durationsByPolicy: policy.durationsByPolicy).description)
+    }
+
     @Test("Active Directory: disabled bit, computed lockout bit, account expiry")
     func activeDirectory() {
         let reader = AccountStateReader(flavor: .activedirectory)

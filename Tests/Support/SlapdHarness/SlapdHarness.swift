@@ -49,7 +49,8 @@ public final class SlapdServer: @unchecked Sendable {
         tls: Bool = false,
         extraConfiguration: String = "",
         syncProvider: Bool = true,
-        sessionLog: Bool = true
+        sessionLog: Bool = true,
+        defaultPasswordPolicy: String? = nil
     ) async throws -> SlapdServer {
         try Tools.requireInstalled()
         let directory = FileManager.default.temporaryDirectory
@@ -64,6 +65,7 @@ public final class SlapdServer: @unchecked Sendable {
         server.extraConfiguration = extraConfiguration
         server.syncProvider = syncProvider
         server.sessionLog = sessionLog
+        server.defaultPasswordPolicy = defaultPasswordPolicy
         try server.writeConfiguration()
         var data = ""
         if includeSuffixEntry {
@@ -91,6 +93,8 @@ public final class SlapdServer: @unchecked Sendable {
     private var configurationFile: String { directory.appendingPathComponent("slapd.conf").path }
 
     private var extraConfiguration = ""
+    /// ppolicy's default policy (`ppolicy_default`): the one for users without a pwdPolicySubentry.
+    private var defaultPasswordPolicy: String?
     private var syncProvider = true
     /// Whether syncprov keeps a session log; without one, a resumed refresh ends with a
     /// present phase (as after a restart, the log being in memory only).
@@ -140,6 +144,7 @@ public final class SlapdServer: @unchecked Sendable {
         \(extra)
         \(syncProvider ? "overlay syncprov\nsyncprov-checkpoint 100 10" + (sessionLog ? "\nsyncprov-sessionlog 100000" : "") : "")
         overlay ppolicy
+        \(defaultPasswordPolicy.map { "ppolicy_default \"\($0)\"" } ?? "")
         overlay memberof
         memberof-group-oc groupOfNames
         memberof-member-ad member
@@ -222,6 +227,11 @@ public final class SlapdServer: @unchecked Sendable {
     /// Runs `ldapmodify` as the admin with the given LDIF (changetype records).
     public func ldapmodify(_ ldif: String) throws {
         try Tools.run(Tools.ldapmodify, ["-x", "-H", url, "-D", adminDN, "-y", adminPasswordFile], input: ldif)
+    }
+
+    /// A simple bind as `dn` with a wrong password (which ppolicy counts towards a lockout).
+    public func failBind(_ dn: String) {
+        _ = try? Tools.run("/usr/bin/ldapwhoami", ["-x", "-H", url, "-D", dn, "-w", "not-the-password"])
     }
 }
 
