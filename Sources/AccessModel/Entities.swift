@@ -77,11 +77,15 @@ public struct Role: Sendable, Hashable, Identifiable {
     public var modules: [Module: Privilege]
     /// Whether holding this role makes the user a super administrator.
     public var isAllAccess: Bool
+    /// The directory group whose members hold the role, when one does: the source its
+    /// assignments are audited with.
+    public var directoryDN: String?
 
-    public init(id: RoleName, modules: [Module: Privilege] = [:], isAllAccess: Bool = false) {
+    public init(id: RoleName, modules: [Module: Privilege] = [:], isAllAccess: Bool = false, directoryDN: String? = nil) {
         self.id = id
         self.modules = modules
         self.isAllAccess = isAllAccess
+        self.directoryDN = directoryDN
     }
 
     /// The role every active user holds.

@@ -422,24 +422,44 @@ final class Applier {
 
     private func upsert(_ role: Role) throws {
         let record = Canonical.record(role)
-        let result = try upsertRecord(entity: "role", key: role.id.rawValue, record: record, source: nil,
+        // What the role grants as stored, to tell an access change from a new directory group alone.
+        let storedAccess = try storedAccess(ofRole: role.id)
+        let result = try upsertRecord(entity: "role", key: role.id.rawValue, record: record, source: role.directoryDN,
                                       before: fetchString("SELECT record FROM role WHERE name = ?", [role.id.rawValue])) {
             try db.cachedStatement(sql: """
-                INSERT INTO role (name, is_all_access, record) VALUES (?, ?, ?)
-                ON CONFLICT (name) DO UPDATE SET is_all_access = excluded.is_all_access, record = excluded.record
-                """).execute(arguments: [role.id.rawValue, role.isAllAccess, record])
+                INSERT INTO role (name, is_all_access, directory_dn, record) VALUES (?, ?, ?, ?)
+                ON CONFLICT (name) DO UPDATE SET is_all_access = excluded.is_all_access, directory_dn = excluded.directory_dn,
+                  record = excluded.record
+                """).execute(arguments: [role.id.rawValue, role.isAllAccess, role.directoryDN, record])
             try db.cachedStatement(sql: "DELETE FROM role_module WHERE role = ?").execute(arguments: [role.id.rawValue])
             let insert = try db.cachedStatement(sql: "INSERT INTO role_module (role, module, privilege) VALUES (?, ?, ?)")
             for (module, privilege) in role.modules.sorted(by: { $0.key < $1.key }) {
                 try insert.execute(arguments: [role.id.rawValue, module.rawValue, privilege.rawValue])
             }
         }
-        if result.changed, result.before != nil {
+        if result.changed, let storedAccess, storedAccess.isAllAccess != role.isAllAccess || storedAccess.modules != role.modules {
             try markUsers(sql: """
                 SELECT u.user_code_key, u.user_code FROM role_membership m JOIN user_account u ON u.user_code_key = m.user_code_key
                 WHERE m.role = ?
                 """, [role.id.rawValue])
         }
+    }
+
+    /// A stored role's modules and All Access switch; nil for a role not stored.
+    private func storedAccess(ofRole role: RoleName) throws -> (isAllAccess: Bool, modules: [Module: Privilege])? {
+        guard let isAllAccess = try Bool.fetchOne(db.cachedStatement(sql: "SELECT is_all_access FROM role WHERE name = ?"),
+                                                  arguments: [role.rawValue]) else { return nil }
+        var modules: [Module: Privilege] = [:]
+        for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT module, privilege FROM role_module WHERE role = ?"), arguments: [role.rawValue]) {
+            if let module = Module(rawValue: row[0]), let privilege = Privilege(rawValue: row[1]) { modules[module] = privilege }
+        }
+        return (isAllAccess, modules)
+    }
+
+    /// The directory group a role's assignments come from: the changeset's, else the stored one.
+    private func directoryDN(ofRole role: RoleName) throws -> String? {
+        if let listed = roles[role] { return listed.directoryDN }
+        return try fetchString("SELECT directory_dn FROM role WHERE name = ?", [role.rawValue])
     }
 
     private func checkGroupNames() throws {
@@ -1012,6 +1032,7 @@ final class Applier {
         guard try roles[role] != nil || fetchString("SELECT name FROM role WHERE name = ?", [role.rawValue]) != nil else {
             throw MirrorError.invalid(.unknownReference(entity: "A role assignment", refersTo: "role '\(role)'"))
         }
+        let source = try directoryDN(ofRole: role)
         let stored = try Set(String.fetchAll(db.cachedStatement(sql: "SELECT user_code_key FROM role_membership WHERE role = ?"), arguments: [role.rawValue]))
         let wanted = Dictionary(desired.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
         for (key, code) in wanted.sorted(by: { $0.key < $1.key }) where !stored.contains(key) {
@@ -1020,14 +1041,14 @@ final class Applier {
             }
             try db.cachedStatement(sql: "INSERT INTO role_membership (role, user_code_key) VALUES (?, ?)").execute(arguments: [role.rawValue, key])
             let name = changesetCode(key) ?? code.rawValue
-            try w.audit("role.assigned", "role_assignment", "\(role.rawValue)/\(name)", before: nil, after: role.rawValue, source: nil)
+            try w.audit("role.assigned", "role_assignment", "\(role.rawValue)/\(name)", before: nil, after: role.rawValue, source: source)
             try w.event("role.assigned", user: name, detail: role.rawValue)
             w.markAccessChanged(key: key, code: name)
         }
         for key in stored.sorted() where wanted[key] == nil {
             try db.cachedStatement(sql: "DELETE FROM role_membership WHERE role = ? AND user_code_key = ?").execute(arguments: [role.rawValue, key])
             let name = try fetchString("SELECT user_code FROM user_account WHERE user_code_key = ?", [key]) ?? key
-            try w.audit("role.unassigned", "role_assignment", "\(role.rawValue)/\(name)", before: role.rawValue, after: nil, source: nil)
+            try w.audit("role.unassigned", "role_assignment", "\(role.rawValue)/\(name)", before: role.rawValue, after: nil, source: source)
             try w.event("role.unassigned", user: name, detail: role.rawValue)
             w.markAccessChanged(key: key, code: name)
         }

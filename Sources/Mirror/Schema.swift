@@ -55,6 +55,11 @@ enum Schema {
                 try db.execute(sql: "UPDATE access_group SET record = ? WHERE id = ?", arguments: [Canonical.record(group), group.id.rawValue])
             }
         }
+        migrator.registerMigration("v6: roles' directory groups") { db in
+            // The directory group whose members hold a role, as groups have theirs: role
+            // assignments name it as their source. Filled by the next reconcile.
+            try db.execute(sql: "ALTER TABLE role ADD COLUMN directory_dn TEXT")
+        }
         return migrator
     }
 

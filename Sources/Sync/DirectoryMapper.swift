@@ -454,7 +454,7 @@ public struct DirectoryMapper: Sendable {
 
         // Roles.
         for role in configuration.roles {
-            result.roles.append(Role(id: role.name, modules: role.modules))
+            result.roles.append(Role(id: role.name, modules: role.modules, directoryDN: role.directoryGroup))
             result.roleHolders[role.name] = role.directoryGroup.map(memberCodes) ?? []
         }
         for code in keptAsStored {

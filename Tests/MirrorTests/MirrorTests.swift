@@ -270,6 +270,29 @@ enum Sample {
         #expect(try mirror.events().contains { $0.type == "membership.removed" && $0.userCode == "Moa2" && $0.groupID == "g-ro" })
     }
 
+    /// Rule 9: a role's assignments name the directory group that grants it; a role that only
+    /// moves to another directory group is audited, but tells no holder their access changed.
+    @Test func roleAssignmentsNameTheirDirectoryGroup() throws {
+        let mirror = try makeMirror()
+        var changeset = Sample.changeset()
+        let managers = "cn=managers,ou=groups,dc=test"
+        changeset.roles[0].directoryDN = managers
+        try mirror.apply(changeset, actor: .system)
+        let assigned = try mirror.auditTail(limit: 100).filter { $0.action == "role.assigned" && $0.entityKey.hasPrefix("Clinical Manager/") }
+        #expect(assigned.count == 2 && assigned.allSatisfy { $0.source == managers })
+        #expect(try mirror.snapshot().roles["Clinical Manager"]?.directoryDN == managers)
+
+        let lastEvent = try mirror.events().map(\.id).max() ?? 0
+        changeset.roles[0].directoryDN = "cn=clinical-managers,ou=groups,dc=test"
+        changeset.roleHolders["Clinical Manager"] = ["rita"]
+        let moved = try mirror.apply(changeset, actor: .system)
+        #expect(moved.counts["role.updated"] == 1)
+        let unassigned = try #require(try mirror.auditTail(limit: 100).first { $0.action == "role.unassigned" })
+        #expect(unassigned.source == "cn=clinical-managers,ou=groups,dc=test")
+        let accessEvents = try mirror.events().filter { $0.id > lastEvent && $0.type == "access.changed" }.compactMap(\.userCode)
+        #expect(accessEvents == ["lonely"], "only the holder who lost the role; rita's access is the same")
+    }
+
     @Test func dryRunReportsChangesWithoutWriting() throws {
         let mirror = try makeMirror()
         let plan = try mirror.apply(Sample.changeset(), actor: .system, dryRun: true)
