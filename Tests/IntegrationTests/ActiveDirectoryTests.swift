@@ -318,9 +318,8 @@ struct ActiveDirectoryTests {
         let fixture = try await ADFixture.start()
         defer { fixture.server.shutdown() }
         let state = ServiceState(stalenessLimit: .seconds(300))
-        let service = DirectoryService(configurationPath: fixture.configurationPath, configuration: fixture.configuration,
-                                       mirror: fixture.mirror, state: state, notifier: EventNotifier(),
-                                       systemd: SystemdNotifier(environment: [:]), logger: Logger(label: "roster.test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let service = DirectoryService.quiet(configuration: fixture.configuration, mirror: fixture.mirror, state: state,
+                                             configurationPath: fixture.configurationPath)
         let task = Task { try await service.run() }
         defer { task.cancel() }
         #expect(try await eventually(within: .seconds(30)) { state.readiness.isReady })

@@ -91,16 +91,7 @@ struct ChangeMarkerTests {
             sn: New
             departmentNumber: HC1
 
-            dn: uid=hc2-newsurgeon,ou=people,\(clinic.suffix)
-            changetype: add
-            objectClass: inetOrgPerson
-            uid: hc2-newsurgeon
-            cn: Felicity Grey
-            givenName: Felicity
-            sn: Grey
-            departmentNumber: HC2
-            employeeType: provider
-
+            \(clinic.addProviderLDIF("hc2-newsurgeon", center: 2))
             """)
         now += 60
         let changed = try await twins.reconcile("changes of every kind", now: now, expected: isChangedEntries)

@@ -347,18 +347,7 @@ struct ChangeStreamTests {
         hold.close()
         // A new provider: the stream asks for a full reconcile (their own group, auto-add groups).
         let provider = "hc1-o1-dr9"
-        try fixture.server.ldapmodify("""
-            dn: \(clinic.dn(provider))
-            changetype: add
-            objectClass: inetOrgPerson
-            uid: \(provider)
-            cn: Doc Nine
-            givenName: Doc
-            sn: Nine
-            departmentNumber: HC1
-            employeeType: provider
-
-            """)
+        try fixture.server.ldapmodify(clinic.addProviderLDIF(provider, center: 1, given: "Doc", surname: "Nine"))
         #expect(try await eventually(within: .seconds(5)) { run.reconcileCount == reconcilesAtStart + 1 }, "\(run.messages)")
         let locked = clinic.assistant(1, 2, 1)
         try fixture.server.ldapmodify("dn: \(clinic.dn(locked))\nchangetype: modify\nreplace: pwdAccountLockedTime\npwdAccountLockedTime: 000001010000Z\n")

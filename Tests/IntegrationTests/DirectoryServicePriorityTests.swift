@@ -3,6 +3,7 @@ import Foundation
 import LDAPKit
 import Logging
 import Mirror
+import RosterConfig
 @testable import RosterService
 import SlapdHarness
 import Sync
@@ -15,10 +16,7 @@ struct DirectoryServicePriorityTests {
         let fixture = try await ClinicFixture.start()
         defer { fixture.server.shutdown() }
         let state = ServiceState(stalenessLimit: .seconds(300))
-        let service = DirectoryService(configurationPath: "/nonexistent/roster.yaml", configuration: fixture.configuration,
-                                       mirror: fixture.mirror, state: state, notifier: EventNotifier(),
-                                       systemd: SystemdNotifier(environment: [:]),
-                                       logger: Logger(label: "roster.test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let service = DirectoryService.quiet(configuration: fixture.configuration, mirror: fixture.mirror, state: state)
         let task = Task { try await service.run() }
         defer { task.cancel() }
         // Ready only once a full reconcile has applied: the executors have both run by then.
@@ -30,5 +28,16 @@ struct DirectoryServicePriorityTests {
         let applying = await withTaskExecutorPreference(service.applyExecutor) { ThreadPriority.niceness }
         #expect(reading > process)
         #expect(applying == process, "the apply holds the writer revocations wait for: it must not run at the reconcile's lower priority")
+    }
+}
+
+extension DirectoryService {
+    /// The daemon's directory service as `roster run` builds it, without systemd and logging
+    /// nowhere; `configurationPath` is what a reload would read.
+    static func quiet(configuration: RosterConfiguration, mirror: Mirror, state: ServiceState,
+                      configurationPath: String = "/nonexistent/roster.yaml") -> DirectoryService {
+        DirectoryService(configurationPath: configurationPath, configuration: configuration, mirror: mirror, state: state,
+                         notifier: EventNotifier(), systemd: SystemdNotifier(environment: [:]),
+                         logger: Logger(label: "roster.test", factory: { _ in SwiftLogNoOpLogHandler() }))
     }
 }

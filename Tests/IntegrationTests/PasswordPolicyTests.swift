@@ -1,7 +1,6 @@
 import AccessModel
 import Foundation
 import LDAPKit
-import Logging
 import Mirror
 import RosterConfig
 @testable import RosterService
@@ -77,10 +76,7 @@ struct PasswordPolicyTests {
         defer { fixture.server.shutdown() }
         fixture.configuration.directory.defaultPasswordPolicy = Self.policyDN("default")
         let state = ServiceState(stalenessLimit: .seconds(300))
-        let service = DirectoryService(configurationPath: "/nonexistent/roster.yaml", configuration: fixture.configuration,
-                                       mirror: fixture.mirror, state: state, notifier: EventNotifier(),
-                                       systemd: SystemdNotifier(environment: [:]),
-                                       logger: Logger(label: "roster.test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let service = DirectoryService.quiet(configuration: fixture.configuration, mirror: fixture.mirror, state: state)
         let task = Task { try await service.run() }
         defer { task.cancel() }
         #expect(try await eventually(within: .seconds(30)) { state.readiness.isReady })

@@ -170,18 +170,7 @@ struct ReconcileTests {
         defer { fixture.server.shutdown() }
         _ = try await fixture.sync()
         let uid = "hc2-newsurgeon"
-        try fixture.server.ldapmodify("""
-            dn: uid=\(uid),ou=people,\(fixture.clinic.suffix)
-            changetype: add
-            objectClass: inetOrgPerson
-            uid: \(uid)
-            cn: Felicity Grey
-            givenName: Felicity
-            sn: Grey
-            departmentNumber: HC2
-            employeeType: provider
-
-            """)
+        try fixture.server.ldapmodify(fixture.clinic.addProviderLDIF(uid, center: 2))
         let report = try await fixture.sync()
         #expect(report.newProviders == [ProviderID(uid)])
         #expect(report.counts.usersAdded == 1)
@@ -221,18 +210,7 @@ struct ReconcileTests {
 
         // A new provider of HC2, in no providers group: added automatically to every office of HC2.
         let newcomer = "hc2-newsurgeon"
-        try fixture.server.ldapmodify("""
-            dn: \(clinic.dn(newcomer))
-            changetype: add
-            objectClass: inetOrgPerson
-            uid: \(newcomer)
-            cn: Felicity Grey
-            givenName: Felicity
-            sn: Grey
-            departmentNumber: HC2
-            employeeType: provider
-
-            """)
+        try fixture.server.ldapmodify(clinic.addProviderLDIF(newcomer, center: 2))
         let arrival = try await fixture.sync()
         // Two modules (providers office, reports) in each of HC2's offices.
         #expect(arrival.counts.providersAutoAdded == 2 * clinic.officesPerCenter)
@@ -245,35 +223,17 @@ struct ReconcileTests {
         // A configured provider taken out of the office's providers group loses the grant, with
         // auto-add on; the provider added automatically keeps theirs.
         let leaving = clinic.provider(2, 1, 1)
-        try fixture.server.ldapmodify("""
-            dn: \(clinic.groupDN("hc2-office1-providers"))
-            changetype: modify
-            delete: member
-            member: \(clinic.dn(leaving))
-
-            """)
+        try fixture.server.ldapmodify(clinic.membershipLDIF(leaving, group: "hc2-office1-providers", present: false))
         _ = try await fixture.sync()
         #expect(try grants()[leaving] == nil, "removed from the directory group that configured the grant")
         #expect(try grants()[newcomer]?.addedAutomatically == true)
         #expect(Set(try grants().keys) == configured.subtracting([leaving]).union([newcomer]))
 
         // Configured, then taken out again: the configuration's word is the last one.
-        try fixture.server.ldapmodify("""
-            dn: \(clinic.groupDN("hc2-office1-providers"))
-            changetype: modify
-            add: member
-            member: \(clinic.dn(newcomer))
-
-            """)
+        try fixture.server.ldapmodify(clinic.membershipLDIF(newcomer, group: "hc2-office1-providers", present: true))
         _ = try await fixture.sync()
         #expect(try grants()[newcomer] == TargetGrant(.fullAccess))
-        try fixture.server.ldapmodify("""
-            dn: \(clinic.groupDN("hc2-office1-providers"))
-            changetype: modify
-            delete: member
-            member: \(clinic.dn(newcomer))
-
-            """)
+        try fixture.server.ldapmodify(clinic.membershipLDIF(newcomer, group: "hc2-office1-providers", present: false))
         _ = try await fixture.sync()
         #expect(try grants()[newcomer] == nil)
         let office2 = try #require(try fixture.mirror.snapshot().groups[GroupID("HC2/HC2 office2 MOAs")])

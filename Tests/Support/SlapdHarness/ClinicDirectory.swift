@@ -46,6 +46,27 @@ public struct ClinicDirectory: Sendable {
     public func staff(_ center: Int, _ index: Int) -> String { "hc\(center)-staff\(index)" }
     public func dn(_ uid: String) -> String { "uid=\(uid),ou=people,\(suffix)" }
     public func groupDN(_ cn: String) -> String { "cn=\(cn),ou=groups,\(suffix)" }
+
+    /// An LDIF change that adds a provider (a doctor of health center `center`) named `given surname`.
+    public func addProviderLDIF(_ uid: String, center: Int, given: String = "Felicity", surname: String = "Grey") -> String {
+        """
+        dn: \(dn(uid))
+        changetype: add
+        objectClass: inetOrgPerson
+        uid: \(uid)
+        cn: \(given) \(surname)
+        givenName: \(given)
+        sn: \(surname)
+        departmentNumber: HC\(center)
+        employeeType: provider
+
+        """
+    }
+
+    /// An LDIF change that adds `uid` to the directory group `cn`, or takes them out of it.
+    public func membershipLDIF(_ uid: String, group cn: String, present: Bool) -> String {
+        "dn: \(groupDN(cn))\nchangetype: modify\n\(present ? "add" : "delete"): member\nmember: \(dn(uid))\n"
+    }
     public static let superAdministrators = ["it-admin1", "it-admin2"]
     public static let breakGlass = "breakglass1"
 
