@@ -11,6 +11,19 @@ func makeMirror(_ name: String = #function) throws -> Mirror {
     return try Mirror(path: dir.appendingPathComponent("sub/mirror.sqlite").path)
 }
 
+/// A mirror file as an older Roster left it: migrated only up to `migration`, then given rows
+/// by `fill`. Returns its path.
+func olderMirror(upTo migration: String, _ fill: (Database) throws -> Void) throws -> String {
+    let dir = TemporaryFolders.make("roster-mirror")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let path = dir.appendingPathComponent("mirror.sqlite").path
+    let queue = try DatabaseQueue(path: path)
+    try Schema.migrator.migrate(queue, upTo: migration)
+    try queue.write(fill)
+    try queue.close()
+    return path
+}
+
 enum Sample {
     static let hc1 = HealthCenter(id: "HC1", name: "General Hospital")
     static let hc2 = HealthCenter(id: "HC2", name: "Lakeside Clinic")
@@ -360,14 +373,9 @@ enum Sample {
     /// A mirror written before v2 (the record in `record`, no fingerprint) migrates, re-applies
     /// without changes, and audits its stored record as `before`.
     @Test func aVersion1MirrorMigrates() throws {
-        let dir = TemporaryFolders.make("roster-mirror")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let path = dir.appendingPathComponent("mirror.sqlite").path
         let user = Sample.user("Rita")
         let legacyRecord = Canonical.record(user)
-        let queue = try DatabaseQueue(path: path)
-        try Schema.migrator.migrate(queue, upTo: "v1: model, audit log, events, sync state")
-        try queue.write { db in
+        let path = try olderMirror(upTo: "v1: model, audit log, events, sync state") { db in
             try db.execute(sql: "INSERT INTO health_center (code, name, record) VALUES ('HC1', 'General Hospital', ?)", arguments: [Canonical.record(Sample.hc1)])
             try db.execute(sql: """
                 INSERT INTO user_account (user_code_key, user_code, directory_dn, display_name, first_name, last_name, email,
@@ -378,7 +386,6 @@ enum Sample {
                                  Canonical.flags(user.flags), legacyRecord])
             try db.execute(sql: "INSERT INTO user_health_center (user_code_key, health_center) VALUES ('rita', 'HC1')")
         }
-        try queue.close()
         let mirror = try Mirror(path: path)
         #expect(try mirror.apply(Changeset(healthCenters: [Sample.hc1], users: [user]), actor: .system).isEmpty)
         var retitled = user
@@ -392,11 +399,6 @@ enum Sample {
     /// every grant of an auto-add group is taken as added automatically (none is revoked by the
     /// upgrade), those of other groups as configured.
     @Test func aVersion4MirrorTakesAutoAddGroupsGrantsAsAddedAutomatically() throws {
-        let dir = TemporaryFolders.make("roster-mirror")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let path = dir.appendingPathComponent("mirror.sqlite").path
-        let queue = try DatabaseQueue(path: path)
-        try Schema.migrator.migrate(queue, upTo: "v4: directory entries move to their own file")
         let venue = Sample.venues[0]
         let grey = Sample.providers[0]
         let groups = [
@@ -405,7 +407,7 @@ enum Sample {
             try Group(id: "g-plain", name: "Plain", kind: .provider, healthCenter: "HC1", careVenues: [venue.id],
                       modules: [.providersOffice: .providers([grey.id: TargetGrant()])]),
         ]
-        try queue.write { db in
+        let path = try olderMirror(upTo: "v4: directory entries move to their own file") { db in
             try db.execute(sql: "INSERT INTO health_center (code, name, record) VALUES ('HC1', 'General Hospital', ?)", arguments: [Canonical.record(Sample.hc1)])
             try db.execute(sql: "INSERT INTO care_venue (code, health_center, name, record) VALUES (?, 'HC1', ?, ?)",
                            arguments: [venue.id.rawValue, venue.name, Canonical.record(venue)])
@@ -423,7 +425,6 @@ enum Sample {
                                arguments: [group.id.rawValue, grey.id.rawValue])
             }
         }
-        try queue.close()
         let mirror = try Mirror(path: path)
         let migrated = try mirror.snapshot().groups
         #expect(migrated["g-auto"]?.modules[.providersOffice]?.targets[grey.id.rawValue] == TargetGrant(addedAutomatically: true))
@@ -1061,12 +1062,7 @@ extension Changeset {
     }
 
     @Test func aVersion3MirrorLetsGoOfTheEntriesItHeld() throws {
-        let dir = TemporaryFolders.make("roster-mirror")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let path = dir.appendingPathComponent("old.sqlite").path
-        let old = try DatabasePool(path: path)
-        try Schema.migrator.migrate(old, upTo: "v3: directory entries seen by the reconcile")
-        try old.write { db in
+        let path = try olderMirror(upTo: "v3: directory entries seen by the reconcile") { db in
             // What v3 created (in short) and a reconcile stored there.
             try db.execute(sql: """
                 CREATE TABLE directory_entry (directory TEXT, kind TEXT, entry_id TEXT, content BLOB);
@@ -1074,7 +1070,6 @@ extension Changeset {
                 INSERT INTO reconcile_basis VALUES ('ldap://test', 'f');
                 """)
         }
-        try old.close()
         let mirror = try Mirror(path: path)
         #expect(try mirror.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('directory_entry', 'reconcile_basis')") } == 0)
         #expect(try mirror.reconcileBasis(for: "ldap://test") == nil)
