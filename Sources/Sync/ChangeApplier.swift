@@ -565,8 +565,9 @@ public final class ChangeApplier {
     }
 
     /// The directory's lockout policy, read on the lookup connection if not yet read. One that
-    /// cannot be read is not kept (the next change tries again) and gives no durations, so a
-    /// timed lockout lasts until the directory clears it: too long, never too short.
+    /// cannot be read gives no durations, so a timed lockout lasts until the directory clears
+    /// it: too long, never too short. A dropped connection is tried again by the next change;
+    /// any other failure (no right to read the policies, say) stands until the next refresh.
     private func lockout() async -> LockoutPolicy {
         if let lockoutPolicy { return lockoutPolicy }
         for attempt in 0..<2 {
@@ -574,13 +575,15 @@ public final class ChangeApplier {
                 let read = try await LockoutPolicy.read(configuration, connection: lookupConnection())
                 lockoutPolicy = read
                 return read
-            } catch let error as LDAPError where error.code.isConnectionFailure && attempt == 0 {
+            } catch let error as LDAPError where error.code.isConnectionFailure {
                 await current?.close()
                 current = nil
+                if attempt == 1 { return LockoutPolicy() }
             } catch {
                 break
             }
         }
+        lockoutPolicy = LockoutPolicy()
         return LockoutPolicy()
     }
 
