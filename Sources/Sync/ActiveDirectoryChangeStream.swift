@@ -102,6 +102,9 @@ struct ActiveDirectoryChangeStream {
                         try save(DirSyncCheckpoint(invocationID: server.invocationID, cookie: cookie))
                     }
                 }
+                // The domain's lockout duration is read again for this connection (by the first
+                // change that needs it), as it may have changed while the stream was away.
+                applier.forgetLockoutPolicy()
                 var groups = try await GroupIndex.load(connection, configuration: configuration)
                 retry.reset()
                 if !announcedReady {

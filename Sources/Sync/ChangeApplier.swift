@@ -559,10 +559,13 @@ public final class ChangeApplier {
     ///   its large WAL while holding the write lock (see `Checkpointer`): waited for.
     public func prepareForChanges() async {
         let checkpoint = offPool { [mirror] in mirror.waitForCheckpoint() }
-        lockoutPolicy = nil
+        forgetLockoutPolicy()
         _ = await lockout()
         _ = try? await checkpoint.value
     }
+
+    /// Makes the next change that needs the lockout policy read it again.
+    public func forgetLockoutPolicy() { lockoutPolicy = nil }
 
     /// The directory's lockout policy, read on the lookup connection if not yet read. One that
     /// cannot be read gives no durations, so a timed lockout lasts until the directory clears
