@@ -118,6 +118,8 @@ final class Applier {
         // By index: iterating the users themselves copies each (every field retained and released).
         for index in changeset.users.indices { users[changeset.users[index].code.key] = index }
         self.users = users
+        // The changeset's users are written as they are listed: no lookup needed for them.
+        writer.knownBreakGlass = { [users, changeset] key in users[key].map { changeset.users[$0].isBreakGlass } }
     }
 
     /// The spelling the changeset gives a user's code, if it lists the user.

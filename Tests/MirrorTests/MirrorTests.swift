@@ -495,6 +495,10 @@ enum Sample {
         let index = try #require(changeset.users.firstIndex { $0.code == "rita" })
         changeset.users[index].isBreakGlass = true
         try mirror.apply(changeset, actor: .system)
+        // In the apply itself, told by the changeset's users: besides her record's creation, her memberships and her role.
+        let applied = try mirror.events().filter { $0.type == "break_glass.changed" && $0.detail != "created" }
+        #expect(applied.allSatisfy { $0.userCode == "rita" }, "\(applied)")
+        #expect(applied.compactMap(\.detail).sorted() == ["membership.added", "membership.added", "role.assigned"], "\(applied)")
         let start = try mirror.events().last!.id
         try mirror.setDirectoryState(of: "rita", locked: true, inactive: false, reason: "pwdAccountLockedTime", actor: .directory("uid=rita"))
         try mirror.setLocalLock(of: "rita", locked: true, reason: "investigation", actor: .local("admin"))
