@@ -523,15 +523,20 @@ public final class ChangeApplier {
     /// Searches on the lookup connection, reconnecting once when it has dropped.
     private func lookupSearch(base: String, scope: LDAPScope = .subtree, filter: String, attributes: [String] = ["1.1"],
                               pageSize: Int? = nil) async throws -> [LDAPEntry] {
-        for attempt in 0..<2 {
-            do {
-                return try await lookupConnection().search(base: base, scope: scope, filter: filter, attributes: attributes, pageSize: pageSize).collect()
-            } catch let error as LDAPError where error.code.isConnectionFailure && attempt == 0 {
-                await current?.close()
-                current = nil
-            }
+        try await onLookupConnection { connection in
+            try await connection.search(base: base, scope: scope, filter: filter, attributes: attributes, pageSize: pageSize).collect()
         }
-        return []
+    }
+
+    /// Runs `body` on the lookup connection, on a new one when the connection has dropped.
+    private func onLookupConnection<Value>(_ body: (LDAPConnection) async throws -> Value) async throws -> Value {
+        do {
+            return try await body(lookupConnection())
+        } catch let error as LDAPError where error.code.isConnectionFailure {
+            await current?.close()
+            current = nil
+            return try await body(lookupConnection())
+        }
     }
 
     /// The entry at `dn` if it matches `filter`; nil when it does not, or there is no such entry.
@@ -573,21 +578,15 @@ public final class ChangeApplier {
     /// any other failure (no right to read the policies, say) stands until the next refresh.
     private func lockout() async -> LockoutPolicy {
         if let lockoutPolicy { return lockoutPolicy }
-        for attempt in 0..<2 {
-            do {
-                let read = try await LockoutPolicy.read(configuration, connection: lookupConnection())
-                lockoutPolicy = read
-                return read
-            } catch let error as LDAPError where error.code.isConnectionFailure {
-                await current?.close()
-                current = nil
-                if attempt == 1 { return LockoutPolicy() }
-            } catch {
-                break
-            }
+        let configuration = configuration
+        do {
+            lockoutPolicy = try await onLookupConnection { try await LockoutPolicy.read(configuration, connection: $0) }
+        } catch let error as LDAPError where error.code.isConnectionFailure {
+            return LockoutPolicy()
+        } catch {
+            lockoutPolicy = LockoutPolicy()
         }
-        lockoutPolicy = LockoutPolicy()
-        return LockoutPolicy()
+        return lockoutPolicy ?? LockoutPolicy()
     }
 
     /// Closes the lookup connection.
