@@ -424,10 +424,13 @@ final class Applier {
 
     private func upsert(_ role: Role) throws {
         let record = Canonical.record(role)
-        // What the role grants as stored, to tell an access change from a new directory group alone.
-        let storedAccess = try storedAccess(ofRole: role.id)
-        let result = try upsertRecord(entity: "role", key: role.id.rawValue, record: record, source: role.directoryDN,
-                                      before: fetchString("SELECT record FROM role WHERE name = ?", [role.id.rawValue])) {
+        // Whether a stored role's grants change (not only its directory group): its holders' access does.
+        var accessChanged = false
+        try upsertRecord(entity: "role", key: role.id.rawValue, record: record, source: role.directoryDN,
+                         before: fetchString("SELECT record FROM role WHERE name = ?", [role.id.rawValue])) {
+            if let stored = try storedAccess(ofRole: role.id) {
+                accessChanged = stored.isAllAccess != role.isAllAccess || stored.modules != role.modules
+            }
             try db.cachedStatement(sql: """
                 INSERT INTO role (name, is_all_access, directory_dn, record) VALUES (?, ?, ?, ?)
                 ON CONFLICT (name) DO UPDATE SET is_all_access = excluded.is_all_access, directory_dn = excluded.directory_dn,
@@ -439,7 +442,7 @@ final class Applier {
                 try insert.execute(arguments: [role.id.rawValue, module.rawValue, privilege.rawValue])
             }
         }
-        if result.changed, let storedAccess, storedAccess.isAllAccess != role.isAllAccess || storedAccess.modules != role.modules {
+        if accessChanged {
             try markUsers(sql: """
                 SELECT u.user_code_key, u.user_code FROM role_membership m JOIN user_account u ON u.user_code_key = m.user_code_key
                 WHERE m.role = ?
