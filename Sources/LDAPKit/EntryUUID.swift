@@ -51,6 +51,23 @@ public struct EntryUUID: Hashable, Sendable, CustomStringConvertible, Comparable
     /// The DN that names an Active Directory object by its `objectGUID`: `<GUID=hex>`.
     public var guidDN: String { "<GUID=\(hex)>" }
 
+    /// Parses 389 Directory Server's `nsUniqueId` form, `xxxxxxxx-xxxxxxxx-xxxxxxxx-xxxxxxxx`
+    /// (any case): the same 16 bytes its content-synchronization plugin sends as an entry's
+    /// sync UUID.
+    public init?(nsUniqueID text: String) {
+        let groups = text.split(separator: "-", omittingEmptySubsequences: false)
+        guard groups.count == 4, groups.allSatisfy({ $0.utf8.count == 8 }) else { return nil }
+        let digits = groups.joined()
+        self.init("\(digits.prefix(8))-\(digits.dropFirst(8).prefix(4))-\(digits.dropFirst(12).prefix(4))-\(digits.dropFirst(16).prefix(4))-\(digits.dropFirst(20))")
+    }
+
+    /// 389 Directory Server's `nsUniqueId` form of these bytes (lower case; the server
+    /// matches it in any case).
+    public var nsUniqueID: String {
+        let digits = Array(hex)
+        return stride(from: 0, to: 32, by: 8).map { String(digits[$0..<$0 + 8]) }.joined(separator: "-")
+    }
+
     public static func < (lhs: EntryUUID, rhs: EntryUUID) -> Bool { lhs.bytes.lexicographicallyPrecedes(rhs.bytes) }
 
     private static func nibble(_ character: UInt8) -> UInt8? {

@@ -55,6 +55,7 @@ public struct AppliedChange: Sendable, Equatable {
 public final class ChangeApplier {
     public let configuration: RosterConfiguration
     public let mirror: Mirror
+    private var identity: DirectoryIdentity { DirectoryIdentity(flavor: configuration.directory.flavor) }
     /// A connection for the few lookups a change needs (is this user a provider?),
     /// opened again when it drops.
     private let ldap: LDAPConfiguration
@@ -304,12 +305,25 @@ public final class ChangeApplier {
     /// bookkeeping moot.
     public func refreshEnded(_ stream: ChangeStreamKind) { seenInRefresh[stream] = nil }
 
-    private func applyUser(_ entry: LDAPEntry, id: EntryUUID, saving state: SyncState?, now: Date) async throws -> AppliedChange {
+    private func applyUser(_ sent: LDAPEntry, id: EntryUUID, saving state: SyncState?, now: Date) async throws -> AppliedChange {
         var result = AppliedChange()
+        let mapper = DirectoryMapper(configuration: configuration, now: now, lockout: await lockout())
+        var entry = sent
+        if identity.id(of: sent) == nil {
+            // 389-ds sends the entries of a resumed refresh without the operational attributes
+            // asked for (nsUniqueId, nsAccountLock): mapped as sent, a locked account would
+            // look unlocked. The entry is read whole instead; when it is no longer there (or
+            // out of scope), the stream's next event about it says what became of it.
+            guard let whole = try await lookupEntry(sent.dn, filter: configuration.users.filter, attributes: mapper.userAttributes),
+                  identity.id(of: whole) == id else {
+                if let state { try mirror.saveSyncState(state) }
+                return result
+            }
+            entry = whole
+        }
         let dn = DN.normalize(entry.dn)
         let isProvider = try await isProvider(entry.dn)
         let isSuperAdministrator = try await isSuperAdministrator(entry.dn)
-        let mapper = DirectoryMapper(configuration: configuration, now: now, lockout: await lockout())
         let mapped: MappedUser
         switch mapper.mapUser(entry, isProvider: isProvider, superAdministrator: isSuperAdministrator) {
         case .success(let value): mapped = value
@@ -494,18 +508,18 @@ public final class ChangeApplier {
     private func applyUnseenMember(_ dn: String, now: Date) async throws -> AppliedChange {
         let mapper = DirectoryMapper(configuration: configuration, now: now, lockout: await lockout())
         guard let entry = try await lookupEntry(dn, filter: configuration.users.filter, attributes: mapper.userAttributes),
-              let id = mapper.directoryID(of: entry).flatMap(EntryUUID.init) else { return AppliedChange() }
+              let id = identity.id(of: entry) else { return AppliedChange() }
         return try await apply(.modify(id, entry), from: .users, cookie: nil, now: now)
     }
 
     /// Stored active users with a directory identity that a present phase did not report,
-    /// and that a lookup by entryUUID within the users' base and filter does not find.
+    /// and that a lookup by identity (entryUUID, nsUniqueId) within the users' base and filter does not find.
     private func absentUsers(seen: Set<String>) async throws -> [EntryUUID] {
         var absent: [EntryUUID] = []
         for (id, code) in codeByID.sorted(by: { $0.key < $1.key }) where !seen.contains(id) {
             guard let uuid = EntryUUID(id), try mirror.user(code)?.state.isActive == true else { continue }
             let found = try await lookupSearch(base: configuration.users.base,
-                                               filter: "(&\(configuration.users.filter)(entryUUID=\(escapeFilterValue(id))))")
+                                               filter: "(&\(configuration.users.filter)\(identity.filter(uuid)))")
             if found.isEmpty { absent.append(uuid) }
         }
         return absent
@@ -600,7 +614,7 @@ public final class ChangeApplier {
     /// deleted; those still exist, or are known users.
     private func mayBeMappedGroup(_ id: EntryUUID) async throws -> Bool {
         if codeByID[id.description.lowercased()] != nil { return false }
-        let found = try await lookupSearch(base: configuration.directory.baseDN, filter: "(entryUUID=\(id))")
+        let found = try await lookupSearch(base: configuration.directory.baseDN, filter: identity.filter(id))
         guard let entry = found.first else { return true }  // gone: perhaps a group
         return groupsByDN[DN.normalize(entry.dn)] != nil  // a mapped group that left the groups filter
     }

@@ -89,8 +89,9 @@ public struct ChangeStream: Sendable {
         let requests = ReconcileRequests(reconcile: reconcile, reloadSignal: reloadSignal, mirror: mirror)
         defer { requests.cancel() }
         let interval = Duration.milliseconds(Int64(configuration.schedule.pollIntervalSeconds * 1000))
-        let userAttributes = DirectoryMapper(configuration: configuration, now: Date()).userAttributes + ["entryUUID"]
-        let groupAttributes = ["cn", configuration.groups.memberAttribute, "entryUUID"]
+        let identity = DirectoryIdentity(flavor: configuration.directory.flavor)
+        let userAttributes = DirectoryMapper(configuration: configuration, now: Date()).userAttributes
+        let groupAttributes = ["cn", configuration.groups.memberAttribute, identity.attribute]
         while !Task.isCancelled {
             try await Task.sleep(for: interval)
             let started = Date()
@@ -104,7 +105,7 @@ public struct ChangeStream: Sendable {
                                                          (.groups, configuration.groups.base, configuration.groups.filter, groupAttributes)] {
                     for try await entry in connection.search(base: base, filter: "(&\(filter)(modifyTimestamp>=\(stamp)))",
                                                              attributes: attributes, pageSize: configuration.directory.pageSize) {
-                        guard let id = entry.string("entryUUID").flatMap(EntryUUID.init) else { continue }
+                        guard let id = identity.id(of: entry) else { continue }
                         let arrived = ContinuousClock.now
                         let applied = try await applier.apply(.modify(id, entry), from: kind, cookie: nil)
                         report(applied, kind: kind, arrived: arrived, status: status, requests: requests, because: "a polled \(kind.rawValue) change")
@@ -131,10 +132,10 @@ public struct ChangeStream: Sendable {
         let groups = try mirror.syncState(for: ChangeStreamKind.groups.stateKey(configuration.directory.name))?.cookie
         let requests: [(ChangeStreamKind, SyncRequest)] = [
             (.users, SyncRequest(base: configuration.users.base, filter: configuration.users.filter,
-                                 attributes: DirectoryMapper(configuration: configuration, now: Date()).userAttributes + ["entryUUID"],
+                                 attributes: DirectoryMapper(configuration: configuration, now: Date()).userAttributes,
                                  cookie: users)),
             (.groups, SyncRequest(base: configuration.groups.base, filter: configuration.groups.filter,
-                                  attributes: ["cn", configuration.groups.memberAttribute, "entryUUID"], cookie: groups)),
+                                  attributes: ["cn", configuration.groups.memberAttribute], cookie: groups)),
         ]
         // Both streams feed one queue that a single consumer applies in order. Sending waits
         // while the consumer is busy (a reconcile, say), so the readers hold back the network

@@ -32,17 +32,14 @@ public struct DirectoryMapper: Sendable {
                     names.defaultDocumentTab, configuration.providers.healthCenterAttribute].compactMap { $0 }
         list += configuration.users.flags.values
         list += stateReader.attributes
-        list += [configuration.directory.flavor == .activedirectory ? "objectGUID" : "entryUUID"]
+        list += [DirectoryIdentity(flavor: configuration.directory.flavor).attribute]
         var seen = Set<String>()
         return list.filter { seen.insert($0.lowercased()).inserted }
     }
 
     /// The entry's stable directory identity as text.
     public func directoryID(of entry: LDAPEntry) -> String? {
-        if configuration.directory.flavor == .activedirectory {
-            return entry["objectGUID"].first.flatMap { EntryUUID(bytes: $0.bytes)?.description }
-        }
-        return entry.string("entryUUID")
+        DirectoryIdentity(flavor: configuration.directory.flavor).text(of: entry)
     }
 
     /// Maps one user entry; a problem when it cannot be mapped. `normalizedDN` is

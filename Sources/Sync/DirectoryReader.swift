@@ -137,7 +137,7 @@ public struct DirectoryReader: Sendable {
         return superAdministrators
     }
 
-    var idAttribute: String { configuration.directory.flavor == .activedirectory ? "objectGUID" : "entryUUID" }
+    var idAttribute: String { DirectoryIdentity(flavor: configuration.directory.flavor).attribute }
 
     /// Groups under the configured base, with member DNs normalized, as the directory lists
     /// them (nesting not expanded); with `markerAttribute`, each with its marker.
@@ -149,7 +149,8 @@ public struct DirectoryReader: Sendable {
                                                  attributes: attributes, pageSize: pageSize) {
             let group = directoryGroup(entry)
             groups.append(group)
-            if let markerAttribute, let id = entry.string(idAttribute), let marker = entry.string(markerAttribute) {
+            if let markerAttribute, let id = DirectoryIdentity(flavor: configuration.directory.flavor).text(of: entry),
+               let marker = entry.string(markerAttribute) {
                 records?.append(DirectoryEntryRecord(kind: .group, entryID: id, marker: marker, dn: group.dn, nextChange: nil,
                                                      content: GroupEntryContent.encode(group)))
             }
@@ -216,7 +217,8 @@ public struct DirectoryReader: Sendable {
                 // no object with that objectGUID
             }
         } else if let id = user.directoryID {
-            let byID = "(&\(filter)(entryUUID=\(escapeFilterValue(id))))"
+            let identity = DirectoryIdentity(flavor: configuration.directory.flavor)
+            let byID = "(&\(filter)\(EntryUUID(id).map(identity.filter) ?? "(\(identity.attribute)=\(escapeFilterValue(id)))"))"
             let found = try await connection.search(base: configuration.users.base, filter: byID, attributes: [codeAttribute], pageSize: nil).collect()
             if stillThisUser(found) { return false }
         }

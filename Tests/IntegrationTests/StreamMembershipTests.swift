@@ -21,7 +21,7 @@ extension ClinicFixture {
         let entry = try #require(try await connection.search(base: dn, scope: .base, filter: "(objectClass=*)",
                                                                attributes: attributes + ["entryUUID"], pageSize: nil).collect().first)
         await connection.close()
-        return .modify(try #require(entry.string("entryUUID").flatMap(EntryUUID.init)), entry)
+        return .modify(try #require(entry.string("entryUUID").flatMap { EntryUUID($0) }), entry)
     }
 
     func userEvent(at dn: String) async throws -> SyncEvent {
@@ -201,7 +201,7 @@ struct StreamMembershipTests {
         #expect(try fixture.members(ofGroup: booking).contains(UserCode(original)), "the DN names the account that holds it")
         #expect(try !fixture.members(ofGroup: booking).contains(UserCode(interim)))
 
-        let id = try #require(try fixture.user(original)?.directoryID.flatMap(EntryUUID.init))
+        let id = try #require(try fixture.user(original)?.directoryID.flatMap { EntryUUID($0) })
         let writer = try await fixture.writer()
         try await writer.delete(movedDN)
         await writer.close()
@@ -232,7 +232,7 @@ struct StreamMembershipTests {
         _ = try fixture.mirror.setLocalLock(of: UserCode(original), locked: true, reason: "left the clinic", actor: .system)
         _ = try await fixture.sync()
         #expect(try applier.reload(changedAfter: mark) == 1)
-        let id = try #require(try fixture.user(renamed)?.directoryID.flatMap(EntryUUID.init))
+        let id = try #require(try fixture.user(renamed)?.directoryID.flatMap { EntryUUID($0) })
         let writer = try await fixture.writer()
         try await writer.delete(movedDN)
         await writer.close()

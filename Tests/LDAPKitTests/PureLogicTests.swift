@@ -35,6 +35,18 @@ struct PureLogicTests {
         #expect(EntryUUID(bytes: [1, 2, 3]) == nil)
     }
 
+    @Test("389-ds nsUniqueId text carries the same bytes as the content-synchronization plugin's sync UUID")
+    func nsUniqueIDs() throws {
+        // As 389-ds printed them for one entry: nsUniqueId, and the sync state control's UUID.
+        let id = try #require(EntryUUID(nsUniqueID: "13E3DE8C-e8c811f1-a189a621-707a9b00"))
+        #expect(id == EntryUUID("13e3de8c-e8c8-11f1-a189-a621707a9b00"))
+        #expect(id.nsUniqueID == "13e3de8c-e8c811f1-a189a621-707a9b00")
+        for bad in ["", "13e3de8c-e8c8-11f1-a189-a621707a9b00", "13e3de8c-e8c811f1-a189a621-707a9b0", "13e3de8c-e8c811f1-a189a621707a9b00",
+                    "13e3de8c-e8c811f1-a189a621-707a9b0g", "13e3de8c-e8c811f1-a189a621-707a9b00-"] {
+            #expect(EntryUUID(nsUniqueID: bad) == nil, "\(bad)")
+        }
+    }
+
     @Test("Backoff grows exponentially to its cap and resets")
     func backoff() {
         var backoff = Backoff(initial: .milliseconds(100), maximum: .seconds(2), multiplier: 2, jitter: 0)

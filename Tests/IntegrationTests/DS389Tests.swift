@@ -1,0 +1,186 @@
+import AccessModel
+import Foundation
+import LDAPKit
+import Mirror
+import RosterConfig
+import SlapdHarness
+import Sync
+import Testing
+
+/// A 389 Directory Server with the clinic directory, a fresh mirror and the clinic's
+/// configuration with `flavor: 389ds`.
+struct DS389Fixture {
+    let server: DS389Server
+    let clinic: ClinicDirectory
+    let configuration: RosterConfiguration
+    let mirror: Mirror
+
+    /// Users in the password lockout tests get this password.
+    static let password = "Clinic-Password-1"
+
+    static func start() async throws -> DS389Fixture {
+        let clinic = ClinicDirectory(suffix: "dc=ds,dc=example")
+        let server = try await DS389Server.start(suffix: clinic.suffix, ldif: clinic.ldif())
+        let mirrorPath = server.directory.appendingPathComponent("mirror/roster.sqlite").path
+        let yaml = clinic.yaml(url: server.url, passwordFile: server.adminPasswordFile, bindDN: server.adminDN, mirrorPath: mirrorPath)
+            .replacingOccurrences(of: "flavor: openldap", with: "flavor: 389ds")
+            // A small clinic: one deletion is more than the default 5 % the stream lets through.
+            .replacingOccurrences(of: "max_deactivation_percent: 5", with: "max_deactivation_percent: 50")
+        let configuration = try ConfigurationLoader.load(yaml: yaml, file: "389ds.yaml")
+        #expect(configuration.directory.flavor == .ds389)
+        return DS389Fixture(server: server, clinic: clinic, configuration: configuration, mirror: try Mirror(path: mirrorPath))
+    }
+
+    func sync() async throws -> ReconcileReport { try await Reconciler(configuration: configuration, mirror: mirror).run() }
+    func user(_ code: String) throws -> User? { try mirror.user(UserCode(code)) }
+    func isActive(_ code: String) throws -> Bool { try user(code)?.state.isActive == true }
+    func isLocked(_ code: String) throws -> Bool { try user(code)?.state.isLocked == true }
+
+    /// The entry's `nsUniqueId`, as 389-ds prints it.
+    func uniqueID(_ uid: String) throws -> String {
+        let output = try Tools.run(Tools.ldapsearch, ["-x", "-LLL", "-H", server.url, "-D", server.adminDN, "-y", server.adminPasswordFile,
+                                                      "-b", clinic.dn(uid), "-s", "base", "nsUniqueId"])
+        return output.split(separator: "\n").first { $0.lowercased().hasPrefix("nsuniqueid: ") }.map { String($0.dropFirst(12)) } ?? ""
+    }
+
+    /// Account lockout after two failed binds, for `seconds` (389-ds's global password policy).
+    func lockOutAfterTwoFailures(for seconds: Int) throws {
+        try server.ldapmodify("""
+        dn: cn=config
+        changetype: modify
+        replace: passwordLockout
+        passwordLockout: on
+        -
+        replace: passwordMaxFailure
+        passwordMaxFailure: 2
+        -
+        replace: passwordLockoutDuration
+        passwordLockoutDuration: \(seconds)
+        -
+        replace: passwordUnlock
+        passwordUnlock: on
+
+        """)
+    }
+
+    func setPassword(_ uid: String) throws {
+        try server.ldapmodify("dn: \(clinic.dn(uid))\nchangetype: modify\nreplace: userPassword\nuserPassword: \(Self.password)\n")
+    }
+
+    func failBind(_ uid: String) {
+        _ = try? Tools.run("/usr/bin/ldapwhoami", ["-x", "-H", server.url, "-D", clinic.dn(uid), "-w", "not-the-password"])
+    }
+
+    /// Locks `uid` the way 389-ds admins lock a whole set of accounts: a managed role the
+    /// user holds, locked with `dsidm role lock`, which gives its holders a virtual
+    /// `nsAccountLock` (and changes nothing in their entries).
+    func lockThroughRole(_ uid: String) throws {
+        let role = "cn=locked-staff,ou=people,\(clinic.suffix)"
+        try server.ldapmodify("""
+        dn: \(role)
+        changetype: add
+        objectClass: top
+        objectClass: LdapSubEntry
+        objectClass: nsRoleDefinition
+        objectClass: nsSimpleRoleDefinition
+        objectClass: nsManagedRoleDefinition
+        cn: locked-staff
+
+        dn: \(clinic.dn(uid))
+        changetype: modify
+        add: nsRoleDN
+        nsRoleDN: \(role)
+
+        """)
+        try Tools.run("/usr/sbin/dsidm", [server.url, "-D", server.adminDN, "-w", DS389Server.adminPassword, "-b", clinic.suffix,
+                                          "role", "lock", role])
+    }
+
+    func setAccountLock(_ uid: String, _ locked: Bool) throws {
+        try server.ldapmodify("dn: \(clinic.dn(uid))\nchangetype: modify\nreplace: nsAccountLock\nnsAccountLock: \(locked ? "true" : "false")\n")
+    }
+}
+
+@Suite("389 Directory Server (Debian 389-ds-base), the FreeIPA directory", .serialized, .enabled(if: DS389Server.isInstalled && getuid() == 0))
+struct DS389Tests {
+    @Test("A full reconcile: users keyed by nsUniqueId; nsAccountLock deactivates, also through a locked role; a lockout by failed binds locks")
+    func reconcile() async throws {
+        let fixture = try await DS389Fixture.start()
+        defer { fixture.server.shutdown() }
+        let first = try await fixture.sync()
+        #expect(first.problems.isEmpty, "\(first.problems)")
+        let users = try fixture.mirror.snapshot().users
+        #expect(users.count == fixture.clinic.userCount)
+        #expect(users.values.allSatisfy { $0.state.isActive && !$0.state.isLocked })
+        // The identity is the one 389-ds's content synchronization keys entries by.
+        let uid = fixture.clinic.teamMember(1, "booking", 1)
+        let expected = try #require(EntryUUID(nsUniqueID: try fixture.uniqueID(uid)))
+        #expect(try fixture.user(uid)?.directoryID == expected.description)
+
+        let disabled = fixture.clinic.teamMember(1, "booking", 2)
+        try fixture.setAccountLock(disabled, true)
+        let lockedOut = fixture.clinic.teamMember(1, "booking", 3)
+        try fixture.lockOutAfterTwoFailures(for: 600)
+        try fixture.setPassword(lockedOut)
+        fixture.failBind(lockedOut)
+        fixture.failBind(lockedOut)
+        let inLockedRole = fixture.clinic.teamMember(1, "booking", 4)
+        try fixture.lockThroughRole(inLockedRole)
+        let second = try await fixture.sync()
+        #expect(second.problems.isEmpty, "\(second.problems)")
+        #expect(try !fixture.isActive(disabled))
+        #expect(try !fixture.isActive(inLockedRole), "a role's lock is the holder's (a virtual nsAccountLock)")
+        #expect(try fixture.isActive(fixture.clinic.teamMember(1, "booking", 5)), "no one else is revoked")
+        #expect(try fixture.isLocked(lockedOut) && fixture.isActive(lockedOut))
+        let lockedState = try fixture.user(lockedOut)?.state
+        #expect(lockedState?.reason?.contains("locked") == true, "\(String(describing: lockedState))")
+        #expect(try fixture.mirror.effectiveAccess(of: UserCode(disabled)) == .noAccess(.inactive))
+
+        try fixture.setAccountLock(disabled, false)
+        _ = try await fixture.sync()
+        #expect(try fixture.isActive(disabled))
+        #expect(try fixture.mirror.verifyAuditLog() == nil)
+    }
+
+    @Test("The change stream (RFC 4533 content synchronization): nsAccountLock, a deletion and a group removal reach the mirror within 2 s; a restart resumes from the cookie")
+    func changeStream() async throws {
+        let fixture = try await DS389Fixture.start()
+        defer { fixture.server.shutdown() }
+        let run = StreamRun(configuration: fixture.configuration, mirror: fixture.mirror)
+        #expect(try await eventually(within: .seconds(30)) { run.isReady }, "\(run.messages)")
+        #expect(run.reconcileCount == 1, "\(run.messages)")
+        #expect(try fixture.mirror.snapshot().users.count == fixture.clinic.userCount)
+
+        let disabled = fixture.clinic.teamMember(1, "booking", 1)
+        try fixture.setAccountLock(disabled, true)
+        #expect(try await eventually(within: .seconds(2)) { try !fixture.isActive(disabled) }, "\(run.messages)")
+        try fixture.setAccountLock(disabled, false)
+        #expect(try await eventually(within: .seconds(2)) { try fixture.isActive(disabled) }, "\(run.messages)")
+
+        // A deletion arrives with the entry's sync UUID alone: it must find the user.
+        let deleted = fixture.clinic.teamMember(1, "booking", 2)
+        try fixture.server.ldapmodify("dn: \(fixture.clinic.dn(deleted))\nchangetype: delete\n")
+        #expect(try await eventually(within: .seconds(2)) { try !fixture.isActive(deleted) }, "\(run.messages)")
+        #expect(try fixture.user(deleted) != nil, "users are never deleted")
+
+        let removed = fixture.clinic.teamMember(1, "booking", 3)
+        #expect(try fixture.mirror.effectiveAccess(of: UserCode(removed)).grants.contains { $0.module == .careVenue })
+        try fixture.server.ldapmodify(fixture.clinic.membershipLDIF(removed, group: "hc1-booking", present: false))
+        #expect(try await eventually(within: .seconds(2)) {
+            try !fixture.mirror.effectiveAccess(of: UserCode(removed)).grants.contains { $0.module == .careVenue }
+        }, "\(run.messages)")
+        await run.stop()
+
+        // Roster away: a change made meanwhile arrives from the stored cookie, without a full reload.
+        let away = fixture.clinic.teamMember(1, "booking", 4)
+        try fixture.setAccountLock(away, true)
+        let again = StreamRun(configuration: fixture.configuration, mirror: fixture.mirror)
+        let awayArrived = try await eventually(within: .seconds(10)) { try !fixture.isActive(away) }
+        let awayUser = try fixture.user(away)
+        #expect(awayArrived, "\(again.messages) \(String(describing: awayUser))")
+        #expect(again.reconcileCount == 0, "\(again.messages)")
+        await again.stop()
+        #expect(try fixture.isActive(fixture.clinic.teamMember(1, "booking", 5)), "no one else is revoked")
+        #expect(try fixture.mirror.verifyAuditLog() == nil)
+    }
+}
