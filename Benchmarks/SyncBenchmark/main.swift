@@ -32,6 +32,7 @@ let options = BenchmarkOptions(
         .value("--reconcile-revocations", "N", help: "accounts locked at 50/s while a new provider makes roster run reconcile (default 500; 0: none)"),
         .value("--json", "FILE", help: "also write every figure as JSON to FILE"),
         .value("--lean-first-load", "PATH", help: "also time Benchmarks/LeanFirstLoad's C bound of a first load (built as its header says)"),
+        .flag("--serve", help: "only load the directory and write roster.yaml, print their paths, and serve until interrupted (for profiling)"),
     ])
 let userCount = options.int("--users", default: 100_000)
 let revocationCount = options.int("--revocations", default: 1000)
@@ -75,6 +76,10 @@ do {
     try clinic.yaml(url: server.url, passwordFile: server.adminPasswordFile, bindDN: server.adminDN, mirrorPath: mirrorPath, httpPort: httpPort)
         .replacingOccurrences(of: "max_deactivations: 50,", with: "max_deactivations: 1000000,")
         .write(toFile: configPath, atomically: true, encoding: .utf8)
+    if options.flag("--serve") {
+        log("serving \(server.url); configuration \(configPath); mirror \(mirrorPath). Interrupt to stop.")
+        while true { try await Task.sleep(for: .seconds(3600)) }
+    }
 
     // Floor: ldapsearch, paged, same entries and attributes, to /dev/null. Best of three.
     var floor = Double.infinity
