@@ -18,14 +18,16 @@ struct DS389Fixture {
     /// Users in the password lockout tests get this password.
     static let password = "Clinic-Password-1"
 
-    static func start() async throws -> DS389Fixture {
+    /// Without `contentSync`, Roster polls `modifyTimestamp` every half second.
+    static func start(contentSync: Bool = true) async throws -> DS389Fixture {
         let clinic = ClinicDirectory(suffix: "dc=ds,dc=example")
-        let server = try await DS389Server.start(suffix: clinic.suffix, ldif: clinic.ldif())
+        let server = try await DS389Server.start(suffix: clinic.suffix, ldif: clinic.ldif(), contentSync: contentSync)
         let mirrorPath = server.directory.appendingPathComponent("mirror/roster.sqlite").path
         let yaml = clinic.yaml(url: server.url, passwordFile: server.adminPasswordFile, bindDN: server.adminDN, mirrorPath: mirrorPath)
             .replacingOccurrences(of: "flavor: openldap", with: "flavor: 389ds")
             // A small clinic: one deletion is more than the default 5 % the stream lets through.
             .replacingOccurrences(of: "max_deactivation_percent: 5", with: "max_deactivation_percent: 50")
+            .replacingOccurrences(of: "schedule: {reconcile_interval_minutes: 15}", with: "schedule: {reconcile_interval_minutes: 15, poll_interval_seconds: 0.5}")
         let configuration = try ConfigurationLoader.load(yaml: yaml, file: "389ds.yaml")
         #expect(configuration.directory.flavor == .ds389)
         return DS389Fixture(server: server, clinic: clinic, configuration: configuration, mirror: try Mirror(path: mirrorPath))
@@ -142,7 +144,7 @@ struct DS389Tests {
         #expect(try fixture.mirror.verifyAuditLog() == nil)
     }
 
-    @Test("The change stream (RFC 4533 content synchronization): nsAccountLock, a deletion and a group removal reach the mirror within 2 s; a restart resumes from the cookie")
+    @Test("The change stream (RFC 4533 content synchronization): nsAccountLock, a deletion and a group removal reach the mirror within 2 s; a server restart revokes no one; Roster's restart resumes from the cookie")
     func changeStream() async throws {
         let fixture = try await DS389Fixture.start()
         defer { fixture.server.shutdown() }
@@ -169,6 +171,14 @@ struct DS389Tests {
         #expect(try await eventually(within: .seconds(2)) {
             try !fixture.mirror.effectiveAccess(of: UserCode(removed)).grants.contains { $0.module == .careVenue }
         }, "\(run.messages)")
+
+        // The server restarts under the stream: no one is revoked, and it catches up.
+        let activeBefore = try fixture.mirror.snapshot().users.values.filter { $0.state.isActive }.count
+        try await fixture.server.restart()
+        let afterRestart = fixture.clinic.teamMember(2, "booking", 1)
+        try fixture.setAccountLock(afterRestart, true)
+        #expect(try await eventually(within: .seconds(10)) { try !fixture.isActive(afterRestart) }, "\(run.messages)")
+        #expect(try fixture.mirror.snapshot().users.values.filter { $0.state.isActive }.count == activeBefore - 1)
         await run.stop()
 
         // Roster away: a change made meanwhile arrives from the stored cookie, without a full reload.
@@ -182,5 +192,22 @@ struct DS389Tests {
         await again.stop()
         #expect(try fixture.isActive(fixture.clinic.teamMember(1, "booking", 5)), "no one else is revoked")
         #expect(try fixture.mirror.verifyAuditLog() == nil)
+    }
+
+    @Test("Without content synchronization (a plain 389-ds): Roster says so and polls modifyTimestamp; a lock arrives within the poll interval")
+    func polling() async throws {
+        let fixture = try await DS389Fixture.start(contentSync: false)
+        defer { fixture.server.shutdown() }
+        let run = StreamRun(configuration: fixture.configuration, mirror: fixture.mirror)
+        #expect(try await eventually(within: .seconds(30)) { run.isReady }, "\(run.messages)")
+        #expect(run.messages.contains { $0.contains("polling modifyTimestamp") }, "\(run.messages)")
+        let disabled = fixture.clinic.teamMember(1, "booking", 1)
+        try fixture.setAccountLock(disabled, true)
+        #expect(try await eventually(within: .seconds(3)) { try !fixture.isActive(disabled) }, "\(run.messages)")
+        #expect(try fixture.user(disabled)?.directoryID == EntryUUID(nsUniqueID: try fixture.uniqueID(disabled))?.description)
+        try fixture.setAccountLock(disabled, false)
+        #expect(try await eventually(within: .seconds(3)) { try fixture.isActive(disabled) }, "\(run.messages)")
+        await run.stop()
+        #expect(try fixture.mirror.snapshot().users.values.filter { !$0.state.isActive }.isEmpty)
     }
 }

@@ -48,8 +48,10 @@ public final class DS389Server: @unchecked Sendable {
         FileManager.default.isExecutableFile(atPath: DS389Tools.nsSlapd) && FileManager.default.isExecutableFile(atPath: DS389Tools.dscreate)
     }
 
-    /// Creates and starts an instance holding the suffix entry and `ldif` (added over LDAP).
-    public static func start(suffix: String, ldif: String = "") async throws -> DS389Server {
+    /// Creates and starts an instance holding the suffix entry and `ldif` (added over LDAP);
+    /// without `contentSync`, the retro changelog and content synchronization stay off (as
+    /// a plain 389-ds installs).
+    public static func start(suffix: String, ldif: String = "", contentSync: Bool = true) async throws -> DS389Server {
         guard isInstalled else {
             throw HarnessError("389 Directory Server is not installed. Install it with: sudo apt-get install -y 389-ds-base (or run `bash .ci/run`).")
         }
@@ -65,39 +67,36 @@ public final class DS389Server: @unchecked Sendable {
             try DS389Tools.createInstance(name, root: server.root, port: server.port, securePort: securePort, suffix: suffix,
                                           inf: directory.appendingPathComponent("instance.inf"))
         }
-        try server.configureForTests()
+        try server.configureForTests(contentSync: contentSync)
         try await server.launch()
         if !ldif.isEmpty { try server.ldapadd(ldif) }
         return server
     }
 
-    /// Edits `dse.ldif` while the server is stopped: loopback only, small caches, the retro
-    /// changelog keyed by `nsUniqueId` and content synchronization on.
-    private func configureForTests() throws {
+    /// Edits `dse.ldif` while the server is stopped: loopback only, small caches, and with
+    /// `contentSync` the retro changelog keyed by `nsUniqueId` and content synchronization on.
+    private func configureForTests(contentSync: Bool) throws {
         let file = instanceFolder.appendingPathComponent("dse.ldif")
         var entries = try String(contentsOf: file, encoding: .utf8).components(separatedBy: "\n\n")
-        func edit(_ dn: String, _ change: (inout [String]) -> Void) throws {
+        func set(_ dn: String, _ values: [(attribute: String, value: String)]) throws {
             guard let index = entries.firstIndex(where: { $0.hasPrefix("dn: \(dn)\n") }) else {
                 throw HarnessError("389-ds's dse.ldif has no entry \(dn)")
             }
             var lines = entries[index].components(separatedBy: "\n")
-            change(&lines)
-            entries[index] = lines.joined(separator: "\n")
-        }
-        func set(_ attribute: String, _ value: String) -> (inout [String]) -> Void {
-            { lines in
+            for (attribute, value) in values {
                 lines.removeAll { $0.lowercased().hasPrefix(attribute.lowercased() + ":") }
                 lines.append("\(attribute): \(value)")
             }
+            entries[index] = lines.joined(separator: "\n")
         }
-        try edit("cn=config", set("nsslapd-listenhost", "127.0.0.1"))
-        try edit("cn=config,cn=ldbm database,cn=plugins,cn=config", set("nsslapd-cache-autosize", "0"))
-        try edit("cn=userroot,cn=ldbm database,cn=plugins,cn=config", set("nsslapd-cachememsize", "33554432"))
-        try edit("cn=Retro Changelog Plugin,cn=plugins,cn=config") { lines in
-            set("nsslapd-pluginEnabled", "on")(&lines)
-            set("nsslapd-attribute", "nsuniqueid:targetUniqueId")(&lines)
+        try set("cn=config", [("nsslapd-listenhost", "127.0.0.1")])
+        try set("cn=config,cn=ldbm database,cn=plugins,cn=config", [("nsslapd-cache-autosize", "0")])
+        try set("cn=userroot,cn=ldbm database,cn=plugins,cn=config", [("nsslapd-cachememsize", "33554432")])
+        if contentSync {
+            try set("cn=Retro Changelog Plugin,cn=plugins,cn=config", [("nsslapd-pluginEnabled", "on"),
+                                                                        ("nsslapd-attribute", "nsuniqueid:targetUniqueId")])
+            try set("cn=Content Synchronization,cn=plugins,cn=config", [("nsslapd-pluginEnabled", "on")])
         }
-        try edit("cn=Content Synchronization,cn=plugins,cn=config", set("nsslapd-pluginEnabled", "on"))
         try entries.joined(separator: "\n\n").write(to: file, atomically: false, encoding: .utf8)
     }
 
