@@ -3,6 +3,7 @@ import Foundation
 import LDAPKit
 import Mirror
 import RosterConfig
+import RosterService
 import SlapdHarness
 import Sync
 import Testing
@@ -209,5 +210,36 @@ struct DS389Tests {
         #expect(try await eventually(within: .seconds(3)) { try fixture.isActive(disabled) }, "\(run.messages)")
         await run.stop()
         #expect(try fixture.mirror.snapshot().users.values.filter { !$0.state.isActive }.isEmpty)
+    }
+
+    @Test("In the daemon: failed binds lock within 4 s through the stream, and Roster's timer unlocks when accountUnlockTime comes (no directory event marks it)")
+    func lockoutEndsByTimer() async throws {
+        let fixture = try await DS389Fixture.start()
+        defer { fixture.server.shutdown() }
+        let seconds = 6
+        try fixture.lockOutAfterTwoFailures(for: seconds)
+        let uid = fixture.clinic.teamMember(1, "booking", 1)
+        try fixture.setPassword(uid)
+        let state = ServiceState(stalenessLimit: .seconds(300))
+        let service = DirectoryService.quiet(configuration: fixture.configuration, mirror: fixture.mirror, state: state)
+        let task = Task { try await service.run() }
+        defer { task.cancel() }
+        #expect(try await eventually(within: .seconds(30)) { state.readiness.isReady })
+
+        let lockedAt = ContinuousClock.now
+        fixture.failBind(uid)
+        fixture.failBind(uid)
+        #expect(try await eventually(within: .seconds(4)) { try fixture.isLocked(uid) })
+        let reason = try fixture.user(uid)?.state.reason
+        #expect(reason?.contains("until") == true, "a timed lockout says when it ends: \(String(describing: reason))")
+        #expect(try await eventually(within: .seconds(Int64(seconds) + 4)) { try !fixture.isLocked(uid) })
+        #expect(ContinuousClock.now - lockedAt >= .seconds(seconds - 1), "not unlocked before the lockout ends")
+
+        // The entry still holds accountUnlockTime (in the past now): a full reconcile agrees.
+        let report = try await fixture.sync()
+        #expect(report.counts.usersLocked == 0)
+        #expect(try !fixture.isLocked(uid) && fixture.isActive(uid))
+        task.cancel()
+        _ = await task.result
     }
 }
