@@ -75,6 +75,8 @@ final class LDAPHandle: @unchecked Sendable {
             "The bind account lacks the rights for this; grant it read access to the configured base."
         case .noSuchObject where operation == .search || operation == .sync:
             "Check the configured base DN."
+        case .sizeLimitExceeded, .adminLimitExceeded:
+            "The server stopped the search at a limit set for the bind account: let it read every entry in scope (389-ds: nsSizeLimit and nsLookThroughLimit -1 on the account; OpenLDAP: a `limits` line for its DN)."
         case .strongAuthRequired where operation == .bind, .inappropriateAuthentication where operation == .bind,
              .unwillingToPerform where operation == .bind:
             "The server refuses this kind of bind; use TLS, or a bind method it allows."

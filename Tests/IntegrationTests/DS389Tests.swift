@@ -99,6 +99,28 @@ struct DS389Fixture {
                                           "role", "lock", role])
     }
 
+    /// Roster's own bind account: read and search on the suffix, the operational attributes
+    /// Roster reads named, and no size or look-through limit (the defaults stop a search at
+    /// 2,000 and 5,000 entries).
+    static func bindAccountLDIF(_ dn: String, password: String, suffix: String) -> String {
+        """
+        dn: \(dn)
+        changetype: add
+        objectClass: account
+        objectClass: simpleSecurityObject
+        uid: roster
+        userPassword: \(password)
+        nsSizeLimit: -1
+        nsLookThroughLimit: -1
+
+        dn: \(suffix)
+        changetype: modify
+        add: aci
+        aci: (targetattr="*||nsUniqueId||nsAccountLock||accountUnlockTime||passwordRetryCount||modifyTimestamp")(version 3.0; acl "Roster reads the directory"; allow (read, search, compare) userdn="ldap:///\(dn)";)
+
+        """
+    }
+
     func setAccountLock(_ uid: String, _ locked: Bool) throws {
         try server.ldapmodify("dn: \(clinic.dn(uid))\nchangetype: modify\nreplace: nsAccountLock\nnsAccountLock: \(locked ? "true" : "false")\n")
     }
@@ -241,5 +263,42 @@ struct DS389Tests {
         #expect(try !fixture.isLocked(uid) && fixture.isActive(uid))
         task.cancel()
         _ = await task.result
+    }
+
+    @Test("A bind account of its own, with the read rights README gives: the same mirror as the Directory Manager's; with a look-through limit below the directory's size, the reconcile stops, says why, and revokes no one")
+    func bindAccount() async throws {
+        let fixture = try await DS389Fixture.start()
+        defer { fixture.server.shutdown() }
+        _ = try await fixture.sync()
+        let account = "uid=roster,\(fixture.clinic.suffix)"
+        let passwordFile = fixture.server.directory.appendingPathComponent("roster.password").path
+        try "Roster-Bind-Password-1".write(toFile: passwordFile, atomically: true, encoding: .utf8)
+        try fixture.server.ldapmodify(DS389Fixture.bindAccountLDIF(account, password: "Roster-Bind-Password-1", suffix: fixture.clinic.suffix))
+        var configuration = fixture.configuration
+        configuration.directory.bind = .simple(dn: account, passwordFile: passwordFile)
+
+        // A fresh mirror through the account: the same users, states and identities.
+        let otherMirror = try Mirror(path: fixture.server.directory.appendingPathComponent("other/roster.sqlite").path)
+        try fixture.setAccountLock(fixture.clinic.teamMember(1, "booking", 1), true)
+        _ = try await fixture.sync()
+        let report = try await Reconciler(configuration: configuration, mirror: otherMirror).run()
+        #expect(report.problems.isEmpty, "\(report.problems)")
+        let expected = try fixture.mirror.snapshot().users
+        let through = try otherMirror.snapshot().users
+        #expect(through.count == expected.count)
+        #expect(expected.values.contains { !$0.state.isActive })
+        for (code, user) in expected {
+            #expect(through[code]?.directoryID == user.directoryID && through[code]?.state == user.state, "\(code)")
+        }
+
+        // A look-through limit smaller than the directory: the read fails, nothing changes.
+        try fixture.server.ldapmodify("dn: \(account)\nchangetype: modify\nreplace: nsLookThroughLimit\nnsLookThroughLimit: 50\n")
+        let before = try otherMirror.snapshot().users
+        await #expect {
+            _ = try await Reconciler(configuration: configuration, mirror: otherMirror).run()
+        } throws: { error in
+            "\(error)".contains("limit") && "\(error)".contains("nsLookThroughLimit")
+        }
+        #expect(try otherMirror.snapshot().users == before)
     }
 }
