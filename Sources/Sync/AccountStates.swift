@@ -43,7 +43,7 @@ public struct AccountStateReader: Sendable {
     public var attributes: [String] {
         switch flavor {
         case .openldap, .generic: ["pwdAccountLockedTime", "pwdPolicySubentry", "shadowExpire"]
-        case .ds389: ["nsAccountLock", "accountUnlockTime", "passwordRetryCount", "shadowExpire"]
+        case .ds389: ["nsAccountLock", "accountUnlockTime", "passwordRetryCount", "krbPrincipalExpiration", "shadowExpire"]
         case .activedirectory: ["userAccountControl", "msDS-User-Account-Control-Computed", "accountExpires", "lockoutTime"]
         }
     }
@@ -86,6 +86,20 @@ public struct AccountStateReader: Sendable {
         case .ds389:
             if entry.string("nsAccountLock")?.lowercased() == "true" {
                 deactivate("disabled in the directory (nsAccountLock)")
+            }
+            // FreeIPA's account expiry (`ipa user-mod --principal-expiration`): the Kerberos
+            // principal's end, after which FreeIPA lets the user in nowhere.
+            if let text = entry.string("krbPrincipalExpiration") {
+                if let expiry = DirectoryTime.parseGeneralizedTime(text) {
+                    if expiry <= now {
+                        deactivate("account expired on \(Self.format(expiry)) (krbPrincipalExpiration)")
+                    } else {
+                        changeAt(expiry)
+                    }
+                } else {
+                    // An unreadable expiry still means expired: never let someone in on a parse error.
+                    deactivate("expired in the directory (krbPrincipalExpiration '\(text)')")
+                }
             }
             // 389-ds writes accountUnlockTime when it locks an account after failed binds: the
             // time the lockout ends, or the epoch (19700101000000Z) when it lasts until an

@@ -20,9 +20,11 @@ struct DS389Fixture {
     static let password = "Clinic-Password-1"
 
     /// Without `contentSync`, Roster polls `modifyTimestamp` every half second.
-    static func start(contentSync: Bool = true) async throws -> DS389Fixture {
+    /// With `kerberos`, FreeIPA's principal schema is installed.
+    static func start(contentSync: Bool = true, kerberos: Bool = false) async throws -> DS389Fixture {
         let clinic = ClinicDirectory(suffix: "dc=ds,dc=example")
-        let server = try await DS389Server.start(suffix: clinic.suffix, ldif: clinic.ldif(), contentSync: contentSync)
+        let server = try await DS389Server.start(suffix: clinic.suffix, ldif: clinic.ldif(), contentSync: contentSync,
+                                                 schemas: kerberos ? ["60kerberos.ldif"] : [])
         let mirrorPath = server.directory.appendingPathComponent("mirror/roster.sqlite").path
         let yaml = clinic.yaml(url: server.url, passwordFile: server.adminPasswordFile, bindDN: server.adminDN, mirrorPath: mirrorPath)
             .replacingOccurrences(of: "flavor: openldap", with: "flavor: 389ds")
@@ -119,6 +121,20 @@ struct DS389Fixture {
         aci: (targetattr="*||nsUniqueId||nsAccountLock||accountUnlockTime||passwordRetryCount||modifyTimestamp")(version 3.0; acl "Roster reads the directory"; allow (read, search, compare) userdn="ldap:///\(dn)";)
 
         """
+    }
+
+    /// Sets the user's FreeIPA account expiry (`ipa user-mod --principal-expiration`).
+    func setPrincipalExpiration(_ uid: String, _ date: Date) throws {
+        try server.ldapmodify("""
+        dn: \(clinic.dn(uid))
+        changetype: modify
+        add: objectClass
+        objectClass: krbPrincipalAux
+        -
+        replace: krbPrincipalExpiration
+        krbPrincipalExpiration: \(DirectoryTime.generalizedTime(date))
+
+        """)
     }
 
     func setAccountLock(_ uid: String, _ locked: Bool) throws {
@@ -300,5 +316,32 @@ struct DS389Tests {
             "\(error)".contains("limit") && "\(error)".contains("nsLookThroughLimit")
         }
         #expect(try otherMirror.snapshot().users == before)
+    }
+
+    @Test("FreeIPA's account expiry (krbPrincipalExpiration): a past one deactivates, a future one set through the stream deactivates on time by Roster's timer")
+    func principalExpiration() async throws {
+        let fixture = try await DS389Fixture.start(kerberos: true)
+        defer { fixture.server.shutdown() }
+        let expired = fixture.clinic.teamMember(1, "booking", 1)
+        let expiring = fixture.clinic.teamMember(1, "booking", 2)
+        try fixture.setPrincipalExpiration(expired, Date().addingTimeInterval(-3600))
+        let state = ServiceState(stalenessLimit: .seconds(300))
+        let service = DirectoryService.quiet(configuration: fixture.configuration, mirror: fixture.mirror, state: state)
+        let task = Task { try await service.run() }
+        defer { task.cancel() }
+        #expect(try await eventually(within: .seconds(30)) { state.readiness.isReady })
+        #expect(try !fixture.isActive(expired))
+        #expect(try fixture.user(expired)?.state.reason?.contains("krbPrincipalExpiration") == true)
+        // Set while Roster runs: the stream brings the expiry, and no directory event marks
+        // the moment itself: the timer does.
+        let expiresAt = Date().addingTimeInterval(6)
+        try fixture.setPrincipalExpiration(expiring, expiresAt)
+        try await Task.sleep(for: .seconds(2))
+        #expect(try fixture.isActive(expiring), "not before its expiry")
+        #expect(try await eventually(within: .seconds(15)) { try !fixture.isActive(expiring) })
+        #expect(Date() >= expiresAt.addingTimeInterval(-1), "not deactivated before it expires")
+        #expect(try fixture.isActive(fixture.clinic.teamMember(1, "booking", 3)), "no one else")
+        task.cancel()
+        _ = await task.result
     }
 }

@@ -138,6 +138,19 @@ struct DirectoryTimeTests {
         #expect(reader.state(of: entry(["accountUnlockTime": "soon", "passwordRetryCount": "3"]), at: Self.now).locked)
     }
 
+    @Test("FreeIPA: a past krbPrincipalExpiration deactivates, a future one sets a timer, an unreadable one deactivates")
+    func freeIPAPrincipalExpiration() {
+        let reader = AccountStateReader(flavor: .ds389)
+        let expired = reader.state(of: entry(["krbPrincipalExpiration": "20251123170000Z"]), at: Self.now)
+        #expect(expired.inactive && expired.nextChange == nil)
+        #expect(expired.reason?.contains("krbPrincipalExpiration") == true, "\(expired.reason ?? "")")
+        let later = reader.state(of: entry(["krbPrincipalExpiration": "20271123170000Z"]), at: Self.now)
+        #expect(!later.inactive && later.nextChange == DirectoryTime.parseGeneralizedTime("20271123170000Z"))
+        #expect(reader.state(of: entry(["krbPrincipalExpiration": "never"]), at: Self.now).inactive)
+        // Other flavors do not read it.
+        #expect(!AccountStateReader(flavor: .openldap).state(of: entry(["krbPrincipalExpiration": "20251123170000Z"]), at: Self.now).inactive)
+    }
+
     @Test("DNs normalize for comparison; the first RDN value unescapes")
     func distinguishedNames() {
         #expect(DN.normalize("CN=Ortho MOAs, OU=Groups,dc=Clinic") == DN.normalize("cn=ortho moas,ou=groups,DC=clinic"))

@@ -50,8 +50,9 @@ public final class DS389Server: @unchecked Sendable {
 
     /// Creates and starts an instance holding the suffix entry and `ldif` (added over LDAP);
     /// without `contentSync`, the retro changelog and content synchronization stay off (as
-    /// a plain 389-ds installs).
-    public static func start(suffix: String, ldif: String = "", contentSync: Bool = true) async throws -> DS389Server {
+    /// a plain 389-ds installs). `schemas` names optional schema files 389-ds ships in
+    /// `/usr/share/dirsrv/data` to install (e.g. `60kerberos.ldif`, FreeIPA's principals).
+    public static func start(suffix: String, ldif: String = "", contentSync: Bool = true, schemas: [String] = []) async throws -> DS389Server {
         guard isInstalled else {
             throw HarnessError("389 Directory Server is not installed. Install it with: sudo apt-get install -y 389-ds-base (or run `bash .ci/run`).")
         }
@@ -68,6 +69,10 @@ public final class DS389Server: @unchecked Sendable {
                                           inf: directory.appendingPathComponent("instance.inf"))
         }
         try server.configureForTests(contentSync: contentSync)
+        for schema in schemas {
+            try FileManager.default.copyItem(atPath: "/usr/share/dirsrv/data/\(schema)",
+                                             toPath: server.instanceFolder.appendingPathComponent("schema/\(schema)").path)
+        }
         try await server.launch()
         if !ldif.isEmpty { try server.ldapadd(ldif) }
         return server
