@@ -183,7 +183,7 @@ struct DS389Tests {
         #expect(try fixture.mirror.verifyAuditLog() == nil)
     }
 
-    @Test("The change stream (RFC 4533 content synchronization): nsAccountLock, a deletion and a group removal reach the mirror within 2 s; a server restart revokes no one; Roster's restart resumes from the cookie")
+    @Test("The change stream (RFC 4533 content synchronization): nsAccountLock, a deletion and a group removal reach the mirror within 2 s; a server restart revokes no one; Roster's restart resumes from the cookie; a foreign cookie means a full reload")
     func changeStream() async throws {
         let fixture = try await DS389Fixture.start()
         defer { fixture.server.shutdown() }
@@ -229,6 +229,23 @@ struct DS389Tests {
         #expect(awayArrived, "\(again.messages) \(String(describing: awayUser))")
         #expect(again.reconcileCount == 0, "\(again.messages)")
         await again.stop()
+
+        // A cookie the server cannot resume from (as after a restore of another server's
+        // mirror): a full reload, and no one revoked by it.
+        let activeNow = try fixture.mirror.snapshot().users.values.filter { $0.state.isActive }.count
+        for kind in [ChangeStreamKind.users, .groups] {
+            var state = try #require(try fixture.mirror.syncState(for: kind.stateKey(fixture.configuration.directory.name)))
+            state.cookie = Array("localhost:1#cn=someone else:ou=elsewhere:(objectClass=*)#999999".utf8)
+            try fixture.mirror.saveSyncState(state)
+        }
+        let reloaded = StreamRun(configuration: fixture.configuration, mirror: fixture.mirror)
+        #expect(try await eventually(within: .seconds(20)) { reloaded.isReady }, "\(reloaded.messages)")
+        #expect(reloaded.reconcileCount == 1, "\(reloaded.messages)")
+        #expect(try fixture.mirror.snapshot().users.values.filter { $0.state.isActive }.count == activeNow)
+        let afterReload = fixture.clinic.teamMember(2, "booking", 2)
+        try fixture.setAccountLock(afterReload, true)
+        #expect(try await eventually(within: .seconds(2)) { try !fixture.isActive(afterReload) }, "\(reloaded.messages)")
+        await reloaded.stop()
         #expect(try fixture.isActive(fixture.clinic.teamMember(1, "booking", 5)), "no one else is revoked")
         #expect(try fixture.mirror.verifyAuditLog() == nil)
     }
