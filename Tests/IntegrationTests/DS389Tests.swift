@@ -298,7 +298,7 @@ struct DS389Tests {
         _ = await task.result
     }
 
-    @Test("A bind account of its own, with the read rights README gives: the same mirror as the Directory Manager's; with a look-through limit below the directory's size, the reconcile stops, says why, and revokes no one")
+    @Test("A bind account of its own, with the read rights README gives: the same mirror and change stream as the Directory Manager's; with a look-through limit below the directory's size, the reconcile stops, says why, and revokes no one")
     func bindAccount() async throws {
         let fixture = try await DS389Fixture.start()
         defer { fixture.server.shutdown() }
@@ -323,6 +323,14 @@ struct DS389Tests {
         for (code, user) in expected {
             #expect(through[code]?.directoryID == user.directoryID && through[code]?.state == user.state, "\(code)")
         }
+
+        // The change stream through the account: a lock arrives as it does for the Directory Manager.
+        let run = StreamRun(configuration: configuration, mirror: otherMirror)
+        #expect(try await eventually(within: .seconds(30)) { run.isReady }, "\(run.messages)")
+        let locked = fixture.clinic.teamMember(1, "booking", 2)
+        try fixture.setAccountLock(locked, true)
+        #expect(try await eventually(within: .seconds(2)) { try otherMirror.user(UserCode(locked))?.state.isActive == false }, "\(run.messages)")
+        await run.stop()
 
         // A look-through limit smaller than the directory: the read fails, nothing changes.
         try fixture.server.ldapmodify("dn: \(account)\nchangetype: modify\nreplace: nsLookThroughLimit\nnsLookThroughLimit: 50\n")
