@@ -4,10 +4,23 @@ import LDAPKit
 import Mirror
 import RosterConfig
 
-/// The two change streams Roster follows: users and groups, each with its own filter and
-/// cookie.
+/// The change streams Roster follows, each with its own filter and cookie: users and groups;
+/// with 389-ds also its roles and classes of service (``roles``).
 public enum ChangeStreamKind: String, Sendable, CaseIterable {
     case users, groups
+    /// 389-ds's role and class-of-service definitions: a lock through a role (a virtual
+    /// `nsAccountLock`) changes no user entry, only these; any change to them asks for a
+    /// full reconcile, which reads every user's `nsAccountLock`.
+    case roles
+
+    /// 389-ds's role and class-of-service entries (and other LDAP subentries, which 389-ds
+    /// returns only to a filter naming `ldapsubentry`).
+    /// The streams Roster follows for a directory of this flavor (over RFC 4533).
+    public static func followed(by flavor: RosterConfiguration.Flavor) -> [ChangeStreamKind] {
+        flavor == .ds389 ? [.users, .groups, .roles] : [.users, .groups]
+    }
+
+    public static let roleDefinitionsFilter = "(|(objectClass=ldapsubentry)(objectClass=nsRoleDefinition)(objectClass=cosSuperDefinition)(objectClass=cosTemplate))"
 
     /// The sync-state key of this stream's cookie.
     public func stateKey(_ directory: String) -> String { "\(directory)/\(rawValue)" }
@@ -245,6 +258,12 @@ public final class ChangeApplier {
                 result.fullReconcileReason = "a deleted group may have been a mapped one"
                 break
             }
+            if let state { try mirror.saveSyncState(state) }
+        case (.roles, .add), (.roles, .modify), (.roles, .delete), (.roles, .deleteIDs):
+            result.fullReconcileReason = "a role or class of service changed (a lock through a role changes no user entry)"
+            if let state { try mirror.saveSyncState(state) }
+        case (.roles, .refreshDone):
+            seenInRefresh[.roles] = nil
             if let state { try mirror.saveSyncState(state) }
         case (_, .present(let id, _)):
             seenInRefresh[stream]?.insert(id.description)

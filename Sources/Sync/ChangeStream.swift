@@ -128,16 +128,21 @@ public struct ChangeStream: Sendable {
         let applier = ChangeApplier(configuration: configuration, mirror: mirror)
         try applier.reload()
 
-        let users = try mirror.syncState(for: ChangeStreamKind.users.stateKey(configuration.directory.name))?.cookie
-        let groups = try mirror.syncState(for: ChangeStreamKind.groups.stateKey(configuration.directory.name))?.cookie
-        let requests: [(ChangeStreamKind, SyncRequest)] = [
+        func cookie(_ kind: ChangeStreamKind) throws -> [UInt8]? {
+            try mirror.syncState(for: kind.stateKey(configuration.directory.name))?.cookie
+        }
+        var requests: [(ChangeStreamKind, SyncRequest)] = [
             (.users, SyncRequest(base: configuration.users.base, filter: configuration.users.filter,
                                  attributes: DirectoryMapper(configuration: configuration, now: Date()).userAttributes,
-                                 cookie: users)),
+                                 cookie: try cookie(.users))),
             (.groups, SyncRequest(base: configuration.groups.base, filter: configuration.groups.filter,
-                                  attributes: ["cn", configuration.groups.memberAttribute], cookie: groups)),
+                                  attributes: ["cn", configuration.groups.memberAttribute], cookie: try cookie(.groups))),
         ]
-        // Both streams feed one queue that a single consumer applies in order. Sending waits
+        if ChangeStreamKind.followed(by: configuration.directory.flavor).contains(.roles) {
+            requests.append((.roles, SyncRequest(base: configuration.directory.baseDN, filter: ChangeStreamKind.roleDefinitionsFilter,
+                                                 attributes: ["1.1"], cookie: try cookie(.roles))))
+        }
+        // The streams feed one queue that a single consumer applies in order. Sending waits
         // while the consumer is busy (a reconcile, say), so the readers hold back the network
         // reads instead of dropping or piling up changes.
         let queue = AsyncChannel<QueuedEvent>()
@@ -159,7 +164,7 @@ public struct ChangeStream: Sendable {
                 }
             }
             // The applier is used by this task only.
-            try await consume(queue, applier: applier, initialCookies: [.users: users, .groups: groups],
+            try await consume(queue, applier: applier, initialCookies: Dictionary(uniqueKeysWithValues: requests.map { ($0.0, $0.1.cookie) }),
                               status: status, reconcile: reconcile)
             group.cancelAll()
             while let _ = try await group.next() {}
@@ -275,7 +280,7 @@ public struct ChangeStream: Sendable {
                 }
                 barrier.completed(due.keys)
             }
-            if !announcedReady, refreshed.count == ChangeStreamKind.allCases.count, barrier.reloading.isEmpty {
+            if !announcedReady, refreshed.count == initialCookies.count, barrier.reloading.isEmpty {
                 announcedReady = true
                 await applier.prepareForChanges()
                 status(.refreshComplete)

@@ -80,7 +80,14 @@ struct DS389Fixture {
     /// user holds, locked with `dsidm role lock`, which gives its holders a virtual
     /// `nsAccountLock` (and changes nothing in their entries).
     func lockThroughRole(_ uid: String) throws {
-        let role = "cn=locked-staff,ou=people,\(clinic.suffix)"
+        try giveRole(uid)
+        try setRoleLock(true)
+    }
+
+    var role: String { "cn=locked-staff,ou=people,\(clinic.suffix)" }
+
+    /// A managed role, `role`, held by `uid`.
+    func giveRole(_ uid: String) throws {
         try server.ldapmodify("""
         dn: \(role)
         changetype: add
@@ -97,8 +104,12 @@ struct DS389Fixture {
         nsRoleDN: \(role)
 
         """)
+    }
+
+    /// `dsidm role lock` or `unlock` of `role`.
+    func setRoleLock(_ locked: Bool) throws {
         try Tools.run("/usr/sbin/dsidm", [server.url, "-D", server.adminDN, "-w", DS389Server.adminPassword, "-b", clinic.suffix,
-                                          "role", "lock", role])
+                                          "role", locked ? "lock" : "unlock", role])
     }
 
     /// Roster's own bind account: read and search on the suffix, the operational attributes
@@ -183,7 +194,7 @@ struct DS389Tests {
         #expect(try fixture.mirror.verifyAuditLog() == nil)
     }
 
-    @Test("The change stream (RFC 4533 content synchronization): nsAccountLock, a deletion and a group removal reach the mirror within 2 s; a server restart revokes no one; Roster's restart resumes from the cookie; a foreign cookie means a full reload")
+    @Test("The change stream (RFC 4533 content synchronization): nsAccountLock, a deletion and a group removal reach the mirror within 2 s, a role's lock within a reconcile; a server restart revokes no one; Roster's restart resumes from the cookie; a foreign cookie means a full reload")
     func changeStream() async throws {
         let fixture = try await DS389Fixture.start()
         defer { fixture.server.shutdown() }
@@ -203,6 +214,15 @@ struct DS389Tests {
         try fixture.server.ldapmodify("dn: \(fixture.clinic.dn(deleted))\nchangetype: delete\n")
         #expect(try await eventually(within: .seconds(2)) { try !fixture.isActive(deleted) }, "\(run.messages)")
         #expect(try fixture.user(deleted) != nil, "users are never deleted")
+
+        // A lock through a role changes only 389-ds's role entries, which Roster follows too:
+        // they ask for a full reconcile, which reads the holders' virtual nsAccountLock.
+        let holder = fixture.clinic.teamMember(3, "booking", 1)
+        try fixture.giveRole(holder)
+        try fixture.setRoleLock(true)
+        #expect(try await eventually(within: .seconds(10)) { try !fixture.isActive(holder) }, "\(run.messages)")
+        try fixture.setRoleLock(false)
+        #expect(try await eventually(within: .seconds(10)) { try fixture.isActive(holder) }, "\(run.messages)")
 
         let removed = fixture.clinic.teamMember(1, "booking", 3)
         #expect(try fixture.mirror.effectiveAccess(of: UserCode(removed)).grants.contains { $0.module == .careVenue })
