@@ -27,12 +27,13 @@ struct DS389Fixture {
                                                  schemas: kerberos ? ["60kerberos.ldif"] : [])
         let mirrorPath = server.directory.appendingPathComponent("mirror/roster.sqlite").path
         let yaml = clinic.yaml(url: server.url, passwordFile: server.adminPasswordFile, bindDN: server.adminDN, mirrorPath: mirrorPath)
-            .replacingOccurrences(of: "flavor: openldap", with: "flavor: 389ds")
+            // Pages of 40: the clinic's 150 users and 50 groups take several (389-ds's paging).
+            .replacingOccurrences(of: "flavor: openldap", with: "flavor: 389ds\n  page_size: 40")
             // A small clinic: one deletion is more than the default 5 % the stream lets through.
             .replacingOccurrences(of: "max_deactivation_percent: 5", with: "max_deactivation_percent: 50")
             .replacingOccurrences(of: "schedule: {reconcile_interval_minutes: 15}", with: "schedule: {reconcile_interval_minutes: 15, poll_interval_seconds: 0.5}")
         let configuration = try ConfigurationLoader.load(yaml: yaml, file: "389ds.yaml")
-        #expect(configuration.directory.flavor == .ds389)
+        #expect(configuration.directory.flavor == .ds389 && configuration.directory.pageSize == 40)
         return DS389Fixture(server: server, clinic: clinic, configuration: configuration, mirror: try Mirror(path: mirrorPath))
     }
 
