@@ -195,7 +195,7 @@ struct DS389Tests {
         #expect(try fixture.mirror.verifyAuditLog() == nil)
     }
 
-    @Test("The change stream (RFC 4533 content synchronization): nsAccountLock, a deletion and a group removal reach the mirror within 2 s, a role's lock within a reconcile; a server restart revokes no one; Roster's restart resumes from the cookie; a foreign cookie means a full reload")
+    @Test("The change stream (RFC 4533 content synchronization): nsAccountLock, a deletion, a renamed login and a group removal reach the mirror within 2 s, a role's lock within a reconcile; a server restart revokes no one; Roster's restart resumes from the cookie; a foreign cookie means a full reload")
     func changeStream() async throws {
         let fixture = try await DS389Fixture.start()
         defer { fixture.server.shutdown() }
@@ -215,6 +215,14 @@ struct DS389Tests {
         try fixture.server.ldapmodify("dn: \(fixture.clinic.dn(deleted))\nchangetype: delete\n")
         #expect(try await eventually(within: .seconds(2)) { try !fixture.isActive(deleted) }, "\(run.messages)")
         #expect(try fixture.user(deleted) != nil, "users are never deleted")
+
+        // A renamed login (modrdn of uid): the same entry by its nsUniqueId, so the old code
+        // is no longer this person's account.
+        let renamed = fixture.clinic.teamMember(2, "booking", 3)
+        try fixture.server.ldapmodify("dn: \(fixture.clinic.dn(renamed))\nchangetype: modrdn\nnewrdn: uid=\(renamed)-new\ndeleteoldrdn: 1\n")
+        #expect(try await eventually(within: .seconds(2)) { try fixture.isActive(renamed + "-new") && !fixture.isActive(renamed) }, "\(run.messages)")
+        #expect(try fixture.user(renamed)?.state.reason?.contains("renamed") == true)
+        #expect(try fixture.user(renamed + "-new")?.directoryID == fixture.user(renamed)?.directoryID)
 
         // A lock through a role changes only 389-ds's role entries, which Roster follows too:
         // they ask for a full reconcile, which reads the holders' virtual nsAccountLock.
