@@ -195,7 +195,7 @@ struct DS389Tests {
         #expect(try fixture.mirror.verifyAuditLog() == nil)
     }
 
-    @Test("The change stream (RFC 4533 content synchronization): nsAccountLock, a deletion, a renamed login and a group removal reach the mirror within 2 s, a role's lock within a reconcile; a server restart revokes no one; Roster's restart resumes from the cookie; a foreign cookie means a full reload")
+    @Test("The change stream (RFC 4533 content synchronization): nsAccountLock, a deletion, a move out of scope, a renamed login and a group removal reach the mirror within 2 s, a role's lock within a reconcile; a server restart revokes no one; Roster's restart resumes from the cookie; a foreign cookie means a full reload")
     func changeStream() async throws {
         let fixture = try await DS389Fixture.start()
         defer { fixture.server.shutdown() }
@@ -223,6 +223,12 @@ struct DS389Tests {
         #expect(try await eventually(within: .seconds(2)) { try fixture.isActive(renamed + "-new") && !fixture.isActive(renamed) }, "\(run.messages)")
         #expect(try fixture.user(renamed)?.state.reason?.contains("renamed") == true)
         #expect(try fixture.user(renamed + "-new")?.directoryID == fixture.user(renamed)?.directoryID)
+
+        // Moved out of the users' base (as FreeIPA's `ipa user-del --preserve` moves a user
+        // to its deleted-users container): inactive.
+        let preserved = fixture.clinic.teamMember(2, "booking", 4)
+        try fixture.server.ldapmodify("dn: \(fixture.clinic.dn(preserved))\nchangetype: modrdn\nnewrdn: uid=\(preserved)\ndeleteoldrdn: 1\nnewsuperior: ou=policies,\(fixture.clinic.suffix)\n")
+        #expect(try await eventually(within: .seconds(2)) { try !fixture.isActive(preserved) }, "\(run.messages)")
 
         // A lock through a role changes only 389-ds's role entries, which Roster follows too:
         // they ask for a full reconcile, which reads the holders' virtual nsAccountLock.
