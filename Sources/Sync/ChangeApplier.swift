@@ -13,13 +13,13 @@ public enum ChangeStreamKind: String, Sendable, CaseIterable {
     /// full reconcile, which reads every user's `nsAccountLock`.
     case roles
 
-    /// 389-ds's role and class-of-service entries (and other LDAP subentries, which 389-ds
-    /// returns only to a filter naming `ldapsubentry`).
     /// The streams Roster follows for a directory of this flavor (over RFC 4533).
     public static func followed(by flavor: RosterConfiguration.Flavor) -> [ChangeStreamKind] {
         flavor == .ds389 ? [.users, .groups, .roles] : [.users, .groups]
     }
 
+    /// 389-ds's role and class-of-service entries (and other LDAP subentries, which 389-ds
+    /// returns only to a filter naming `ldapsubentry`).
     public static let roleDefinitionsFilter = "(|(objectClass=ldapsubentry)(objectClass=nsRoleDefinition)(objectClass=cosSuperDefinition)(objectClass=cosTemplate))"
 
     /// The sync-state key of this stream's cookie.
