@@ -404,4 +404,51 @@ struct DS389Tests {
         task.cancel()
         _ = await task.result
     }
+
+    @Test("Churn: 600 changes (locks, unlocks, titles, memberships) through the stream with a server restart among them: the mirror then equals a fresh reconcile's")
+    func churnMatchesAFreshReconcile() async throws {
+        let fixture = try await DS389Fixture.start()
+        defer { fixture.server.shutdown() }
+        let run = StreamRun(configuration: fixture.configuration, mirror: fixture.mirror)
+        #expect(try await eventually(within: .seconds(30)) { run.isReady }, "\(run.messages)")
+        let clinic = fixture.clinic
+        let people = (1...clinic.healthCenters).flatMap { c in ClinicDirectory.teams.flatMap { team in (1...clinic.teamSize).map { clinic.teamMember(c, team, $0) } } }
+        var generator = SystemRandomNumberGenerator()
+        func batch(_ round: Int) -> String {
+            (0..<300).map { index -> String in
+                let uid = people.randomElement(using: &generator)!
+                switch index % 4 {
+                case 0: return "dn: \(clinic.dn(uid))\nchangetype: modify\nreplace: nsAccountLock\nnsAccountLock: \(Bool.random(using: &generator))\n"
+                case 1: return "dn: \(clinic.dn(uid))\nchangetype: modify\nreplace: title\ntitle: Round \(round) change \(index)\n"
+                case 2: return clinic.membershipLDIF(uid, group: "hc1-booking", present: false)
+                default: return clinic.membershipLDIF(uid, group: "hc1-booking", present: true)
+                }
+            }.joined(separator: "\n")
+        }
+        // Adds and removals of members that are (not) there already are refused: go on past them.
+        func apply(_ ldif: String) { _ = try? Tools.run(Tools.ldapmodify, ["-c", "-x", "-H", fixture.server.url, "-D", fixture.server.adminDN,
+                                                                            "-y", fixture.server.adminPasswordFile], input: ldif) }
+        apply(batch(1))
+        try await fixture.server.restart()
+        apply(batch(2))
+        // Settled: a marker change made last has arrived, and the stream is quiet.
+        let last = people[0]
+        try fixture.server.ldapmodify("dn: \(clinic.dn(last))\nchangetype: modify\nreplace: title\ntitle: The last change\n")
+        #expect(try await eventually(within: .seconds(20)) { try fixture.user(last)?.title == "The last change" }, "\(run.messages)")
+        try await Task.sleep(for: .seconds(1))
+        await run.stop()
+
+        let fresh = try Mirror(path: fixture.server.directory.appendingPathComponent("fresh/roster.sqlite").path)
+        _ = try await Reconciler(configuration: fixture.configuration, mirror: fresh).run(ReconcileOptions(force: true))
+        let followed = try fixture.mirror.snapshot()
+        let expected = try fresh.snapshot()
+        #expect(expected.users.values.contains { !$0.state.isActive }, "the churn left someone disabled")
+        for round in 1...2 { #expect(expected.users.values.contains { $0.title?.hasPrefix("Round \(round) ") == true }, "round \(round) arrived") }
+        for (code, user) in expected.users {
+            let actual = followed.users[code]
+            #expect(actual?.state == user.state && actual?.title == user.title, "\(code): \(String(describing: actual?.state)) \(String(describing: actual?.title)) against \(user.state) \(String(describing: user.title))")
+        }
+        #expect(followed.groupMembers == expected.groupMembers)
+        #expect(try fixture.mirror.verifyAuditLog() == nil)
+    }
 }
