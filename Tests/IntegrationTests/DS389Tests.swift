@@ -43,15 +43,15 @@ struct DS389Fixture {
     func isLocked(_ code: String) throws -> Bool { try user(code)?.state.isLocked == true }
 
     /// The entry's `nsUniqueId`, as 389-ds prints it.
-    func uniqueID(_ uid: String) throws -> String {
-        let output = try Tools.run(Tools.ldapsearch, ["-x", "-LLL", "-H", server.url, "-D", server.adminDN, "-y", server.adminPasswordFile,
+    func uniqueID(_ uid: String) async throws -> String {
+        let output = try await server.tool(Tools.ldapsearch, ["-x", "-LLL", "-H", server.url, "-D", server.adminDN, "-y", server.adminPasswordFile,
                                                       "-b", clinic.dn(uid), "-s", "base", "nsUniqueId"])
         return output.split(separator: "\n").first { $0.lowercased().hasPrefix("nsuniqueid: ") }.map { String($0.dropFirst(12)) } ?? ""
     }
 
     /// Account lockout after two failed binds, for `seconds` (389-ds's global password policy).
-    func lockOutAfterTwoFailures(for seconds: Int) throws {
-        try server.ldapmodify("""
+    func lockOutAfterTwoFailures(for seconds: Int) async throws {
+        try await server.ldapmodify("""
         dn: cn=config
         changetype: modify
         replace: passwordLockout
@@ -69,27 +69,27 @@ struct DS389Fixture {
         """)
     }
 
-    func setPassword(_ uid: String) throws {
-        try server.ldapmodify("dn: \(clinic.dn(uid))\nchangetype: modify\nreplace: userPassword\nuserPassword: \(Self.password)\n")
+    func setPassword(_ uid: String) async throws {
+        try await server.ldapmodify("dn: \(clinic.dn(uid))\nchangetype: modify\nreplace: userPassword\nuserPassword: \(Self.password)\n")
     }
 
-    func failBind(_ uid: String) {
-        _ = try? Tools.run("/usr/bin/ldapwhoami", ["-x", "-H", server.url, "-D", clinic.dn(uid), "-w", "not-the-password"])
+    func failBind(_ uid: String) async {
+        _ = try? await server.tool("/usr/bin/ldapwhoami", ["-x", "-H", server.url, "-D", clinic.dn(uid), "-w", "not-the-password"])
     }
 
     /// Locks `uid` the way 389-ds admins lock a whole set of accounts: a managed role the
     /// user holds, locked with `dsidm role lock`, which gives its holders a virtual
     /// `nsAccountLock` (and changes nothing in their entries).
-    func lockThroughRole(_ uid: String) throws {
-        try giveRole(uid)
-        try setRoleLock(true)
+    func lockThroughRole(_ uid: String) async throws {
+        try await giveRole(uid)
+        try await setRoleLock(true)
     }
 
     var role: String { "cn=locked-staff,ou=people,\(clinic.suffix)" }
 
     /// A managed role, `role`, held by `uid`.
-    func giveRole(_ uid: String) throws {
-        try server.ldapmodify("""
+    func giveRole(_ uid: String) async throws {
+        try await server.ldapmodify("""
         dn: \(role)
         changetype: add
         objectClass: top
@@ -108,8 +108,8 @@ struct DS389Fixture {
     }
 
     /// `dsidm role lock` or `unlock` of `role`.
-    func setRoleLock(_ locked: Bool) throws {
-        try Tools.run("/usr/sbin/dsidm", [server.url, "-D", server.adminDN, "-w", DS389Server.adminPassword, "-b", clinic.suffix,
+    func setRoleLock(_ locked: Bool) async throws {
+        try await server.tool("/usr/sbin/dsidm", [server.url, "-D", server.adminDN, "-w", DS389Server.adminPassword, "-b", clinic.suffix,
                                           "role", locked ? "lock" : "unlock", role])
     }
 
@@ -136,8 +136,8 @@ struct DS389Fixture {
     }
 
     /// Sets the user's FreeIPA account expiry (`ipa user-mod --principal-expiration`).
-    func setPrincipalExpiration(_ uid: String, _ date: Date) throws {
-        try server.ldapmodify("""
+    func setPrincipalExpiration(_ uid: String, _ date: Date) async throws {
+        try await server.ldapmodify("""
         dn: \(clinic.dn(uid))
         changetype: modify
         add: objectClass
@@ -149,8 +149,8 @@ struct DS389Fixture {
         """)
     }
 
-    func setAccountLock(_ uid: String, _ locked: Bool) throws {
-        try server.ldapmodify("dn: \(clinic.dn(uid))\nchangetype: modify\nreplace: nsAccountLock\nnsAccountLock: \(locked ? "true" : "false")\n")
+    func setAccountLock(_ uid: String, _ locked: Bool) async throws {
+        try await server.ldapmodify("dn: \(clinic.dn(uid))\nchangetype: modify\nreplace: nsAccountLock\nnsAccountLock: \(locked ? "true" : "false")\n")
     }
 }
 
@@ -167,18 +167,19 @@ struct DS389Tests {
         #expect(users.values.allSatisfy { $0.state.isActive && !$0.state.isLocked })
         // The identity is the one 389-ds's content synchronization keys entries by.
         let uid = fixture.clinic.teamMember(1, "booking", 1)
-        let expected = try #require(EntryUUID(nsUniqueID: try fixture.uniqueID(uid)))
+        let printed = try await fixture.uniqueID(uid)
+        let expected = try #require(EntryUUID(nsUniqueID: printed))
         #expect(try fixture.user(uid)?.directoryID == expected.description)
 
         let disabled = fixture.clinic.teamMember(1, "booking", 2)
-        try fixture.setAccountLock(disabled, true)
+        try await fixture.setAccountLock(disabled, true)
         let lockedOut = fixture.clinic.teamMember(1, "booking", 3)
-        try fixture.lockOutAfterTwoFailures(for: 600)
-        try fixture.setPassword(lockedOut)
-        fixture.failBind(lockedOut)
-        fixture.failBind(lockedOut)
+        try await fixture.lockOutAfterTwoFailures(for: 600)
+        try await fixture.setPassword(lockedOut)
+        await fixture.failBind(lockedOut)
+        await fixture.failBind(lockedOut)
         let inLockedRole = fixture.clinic.teamMember(1, "booking", 4)
-        try fixture.lockThroughRole(inLockedRole)
+        try await fixture.lockThroughRole(inLockedRole)
         let second = try await fixture.sync()
         #expect(second.problems.isEmpty, "\(second.problems)")
         #expect(try !fixture.isActive(disabled))
@@ -189,7 +190,7 @@ struct DS389Tests {
         #expect(lockedState?.reason?.contains("locked") == true, "\(String(describing: lockedState))")
         #expect(try fixture.mirror.effectiveAccess(of: UserCode(disabled)) == .noAccess(.inactive))
 
-        try fixture.setAccountLock(disabled, false)
+        try await fixture.setAccountLock(disabled, false)
         _ = try await fixture.sync()
         #expect(try fixture.isActive(disabled))
         #expect(try fixture.mirror.verifyAuditLog() == nil)
@@ -205,21 +206,21 @@ struct DS389Tests {
         #expect(try fixture.mirror.snapshot().users.count == fixture.clinic.userCount)
 
         let disabled = fixture.clinic.teamMember(1, "booking", 1)
-        try fixture.setAccountLock(disabled, true)
+        try await fixture.setAccountLock(disabled, true)
         #expect(try await eventually(within: .seconds(2)) { try !fixture.isActive(disabled) }, "\(run.messages)")
-        try fixture.setAccountLock(disabled, false)
+        try await fixture.setAccountLock(disabled, false)
         #expect(try await eventually(within: .seconds(2)) { try fixture.isActive(disabled) }, "\(run.messages)")
 
         // A deletion arrives with the entry's sync UUID alone: it must find the user.
         let deleted = fixture.clinic.teamMember(1, "booking", 2)
-        try fixture.server.ldapmodify("dn: \(fixture.clinic.dn(deleted))\nchangetype: delete\n")
+        try await fixture.server.ldapmodify("dn: \(fixture.clinic.dn(deleted))\nchangetype: delete\n")
         #expect(try await eventually(within: .seconds(2)) { try !fixture.isActive(deleted) }, "\(run.messages)")
         #expect(try fixture.user(deleted) != nil, "users are never deleted")
 
         // A renamed login (modrdn of uid): the same entry by its nsUniqueId, so the old code
         // is no longer this person's account.
         let renamed = fixture.clinic.teamMember(2, "booking", 3)
-        try fixture.server.ldapmodify("dn: \(fixture.clinic.dn(renamed))\nchangetype: modrdn\nnewrdn: uid=\(renamed)-new\ndeleteoldrdn: 1\n")
+        try await fixture.server.ldapmodify("dn: \(fixture.clinic.dn(renamed))\nchangetype: modrdn\nnewrdn: uid=\(renamed)-new\ndeleteoldrdn: 1\n")
         #expect(try await eventually(within: .seconds(2)) { try fixture.isActive(renamed + "-new") && !fixture.isActive(renamed) }, "\(run.messages)")
         #expect(try fixture.user(renamed)?.state.reason?.contains("renamed") == true)
         #expect(try fixture.user(renamed + "-new")?.directoryID == fixture.user(renamed)?.directoryID)
@@ -227,21 +228,21 @@ struct DS389Tests {
         // Moved out of the users' base (as FreeIPA's `ipa user-del --preserve` moves a user
         // to its deleted-users container): inactive.
         let preserved = fixture.clinic.teamMember(2, "booking", 4)
-        try fixture.server.ldapmodify("dn: \(fixture.clinic.dn(preserved))\nchangetype: modrdn\nnewrdn: uid=\(preserved)\ndeleteoldrdn: 1\nnewsuperior: ou=policies,\(fixture.clinic.suffix)\n")
+        try await fixture.server.ldapmodify("dn: \(fixture.clinic.dn(preserved))\nchangetype: modrdn\nnewrdn: uid=\(preserved)\ndeleteoldrdn: 1\nnewsuperior: ou=policies,\(fixture.clinic.suffix)\n")
         #expect(try await eventually(within: .seconds(2)) { try !fixture.isActive(preserved) }, "\(run.messages)")
 
         // A lock through a role changes only 389-ds's role entries, which Roster follows too:
         // they ask for a full reconcile, which reads the holders' virtual nsAccountLock.
         let holder = fixture.clinic.teamMember(3, "booking", 1)
-        try fixture.giveRole(holder)
-        try fixture.setRoleLock(true)
+        try await fixture.giveRole(holder)
+        try await fixture.setRoleLock(true)
         #expect(try await eventually(within: .seconds(10)) { try !fixture.isActive(holder) }, "\(run.messages)")
-        try fixture.setRoleLock(false)
+        try await fixture.setRoleLock(false)
         #expect(try await eventually(within: .seconds(10)) { try fixture.isActive(holder) }, "\(run.messages)")
 
         let removed = fixture.clinic.teamMember(1, "booking", 3)
         #expect(try fixture.mirror.effectiveAccess(of: UserCode(removed)).grants.contains { $0.module == .careVenue })
-        try fixture.server.ldapmodify(fixture.clinic.membershipLDIF(removed, group: "hc1-booking", present: false))
+        try await fixture.server.ldapmodify(fixture.clinic.membershipLDIF(removed, group: "hc1-booking", present: false))
         #expect(try await eventually(within: .seconds(2)) {
             try !fixture.mirror.effectiveAccess(of: UserCode(removed)).grants.contains { $0.module == .careVenue }
         }, "\(run.messages)")
@@ -250,14 +251,14 @@ struct DS389Tests {
         let activeBefore = try fixture.mirror.snapshot().users.values.filter { $0.state.isActive }.count
         try await fixture.server.restart()
         let afterRestart = fixture.clinic.teamMember(2, "booking", 1)
-        try fixture.setAccountLock(afterRestart, true)
+        try await fixture.setAccountLock(afterRestart, true)
         #expect(try await eventually(within: .seconds(10)) { try !fixture.isActive(afterRestart) }, "\(run.messages)")
         #expect(try fixture.mirror.snapshot().users.values.filter { $0.state.isActive }.count == activeBefore - 1)
         await run.stop()
 
         // Roster away: a change made meanwhile arrives from the stored cookie, without a full reload.
         let away = fixture.clinic.teamMember(1, "booking", 4)
-        try fixture.setAccountLock(away, true)
+        try await fixture.setAccountLock(away, true)
         let again = StreamRun(configuration: fixture.configuration, mirror: fixture.mirror)
         let awayArrived = try await eventually(within: .seconds(10)) { try !fixture.isActive(away) }
         let awayUser = try fixture.user(away)
@@ -278,7 +279,7 @@ struct DS389Tests {
         #expect(reloaded.reconcileCount == 1, "\(reloaded.messages)")
         #expect(try fixture.mirror.snapshot().users.values.filter { $0.state.isActive }.count == activeNow)
         let afterReload = fixture.clinic.teamMember(2, "booking", 2)
-        try fixture.setAccountLock(afterReload, true)
+        try await fixture.setAccountLock(afterReload, true)
         #expect(try await eventually(within: .seconds(2)) { try !fixture.isActive(afterReload) }, "\(reloaded.messages)")
         await reloaded.stop()
         #expect(try fixture.isActive(fixture.clinic.teamMember(1, "booking", 5)), "no one else is revoked")
@@ -293,10 +294,11 @@ struct DS389Tests {
         #expect(try await eventually(within: .seconds(30)) { run.isReady }, "\(run.messages)")
         #expect(run.messages.contains { $0.contains("polling modifyTimestamp") }, "\(run.messages)")
         let disabled = fixture.clinic.teamMember(1, "booking", 1)
-        try fixture.setAccountLock(disabled, true)
+        try await fixture.setAccountLock(disabled, true)
         #expect(try await eventually(within: .seconds(3)) { try !fixture.isActive(disabled) }, "\(run.messages)")
-        #expect(try fixture.user(disabled)?.directoryID == EntryUUID(nsUniqueID: try fixture.uniqueID(disabled))?.description)
-        try fixture.setAccountLock(disabled, false)
+        let printed = try await fixture.uniqueID(disabled)
+        #expect(try fixture.user(disabled)?.directoryID == EntryUUID(nsUniqueID: printed)?.description)
+        try await fixture.setAccountLock(disabled, false)
         #expect(try await eventually(within: .seconds(3)) { try fixture.isActive(disabled) }, "\(run.messages)")
         await run.stop()
         #expect(try fixture.mirror.snapshot().users.values.filter { !$0.state.isActive }.isEmpty)
@@ -307,9 +309,9 @@ struct DS389Tests {
         let fixture = try await DS389Fixture.start()
         defer { fixture.server.shutdown() }
         let seconds = 6
-        try fixture.lockOutAfterTwoFailures(for: seconds)
+        try await fixture.lockOutAfterTwoFailures(for: seconds)
         let uid = fixture.clinic.teamMember(1, "booking", 1)
-        try fixture.setPassword(uid)
+        try await fixture.setPassword(uid)
         let state = ServiceState(stalenessLimit: .seconds(300))
         let service = DirectoryService.quiet(configuration: fixture.configuration, mirror: fixture.mirror, state: state)
         let task = Task { try await service.run() }
@@ -317,8 +319,8 @@ struct DS389Tests {
         #expect(try await eventually(within: .seconds(30)) { state.readiness.isReady })
 
         let lockedAt = ContinuousClock.now
-        fixture.failBind(uid)
-        fixture.failBind(uid)
+        await fixture.failBind(uid)
+        await fixture.failBind(uid)
         #expect(try await eventually(within: .seconds(4)) { try fixture.isLocked(uid) })
         let reason = try fixture.user(uid)?.state.reason
         #expect(reason?.contains("until") == true, "a timed lockout says when it ends: \(String(describing: reason))")
@@ -341,13 +343,13 @@ struct DS389Tests {
         let account = "uid=roster,\(fixture.clinic.suffix)"
         let passwordFile = fixture.server.directory.appendingPathComponent("roster.password").path
         try "Roster-Bind-Password-1".write(toFile: passwordFile, atomically: true, encoding: .utf8)
-        try fixture.server.ldapmodify(DS389Fixture.bindAccountLDIF(account, password: "Roster-Bind-Password-1", suffix: fixture.clinic.suffix))
+        try await fixture.server.ldapmodify(DS389Fixture.bindAccountLDIF(account, password: "Roster-Bind-Password-1", suffix: fixture.clinic.suffix))
         var configuration = fixture.configuration
         configuration.directory.bind = .simple(dn: account, passwordFile: passwordFile)
 
         // A fresh mirror through the account: the same users, states and identities.
         let otherMirror = try Mirror(path: fixture.server.directory.appendingPathComponent("other/roster.sqlite").path)
-        try fixture.setAccountLock(fixture.clinic.teamMember(1, "booking", 1), true)
+        try await fixture.setAccountLock(fixture.clinic.teamMember(1, "booking", 1), true)
         _ = try await fixture.sync()
         let report = try await Reconciler(configuration: configuration, mirror: otherMirror).run()
         #expect(report.problems.isEmpty, "\(report.problems)")
@@ -363,12 +365,12 @@ struct DS389Tests {
         let run = StreamRun(configuration: configuration, mirror: otherMirror)
         #expect(try await eventually(within: .seconds(30)) { run.isReady }, "\(run.messages)")
         let locked = fixture.clinic.teamMember(1, "booking", 2)
-        try fixture.setAccountLock(locked, true)
+        try await fixture.setAccountLock(locked, true)
         #expect(try await eventually(within: .seconds(2)) { try otherMirror.user(UserCode(locked))?.state.isActive == false }, "\(run.messages)")
         await run.stop()
 
         // A look-through limit smaller than the directory: the read fails, nothing changes.
-        try fixture.server.ldapmodify("dn: \(account)\nchangetype: modify\nreplace: nsLookThroughLimit\nnsLookThroughLimit: 50\n")
+        try await fixture.server.ldapmodify("dn: \(account)\nchangetype: modify\nreplace: nsLookThroughLimit\nnsLookThroughLimit: 50\n")
         let before = try otherMirror.snapshot().users
         await #expect {
             _ = try await Reconciler(configuration: configuration, mirror: otherMirror).run()
@@ -384,7 +386,7 @@ struct DS389Tests {
         defer { fixture.server.shutdown() }
         let expired = fixture.clinic.teamMember(1, "booking", 1)
         let expiring = fixture.clinic.teamMember(1, "booking", 2)
-        try fixture.setPrincipalExpiration(expired, Date().addingTimeInterval(-3600))
+        try await fixture.setPrincipalExpiration(expired, Date().addingTimeInterval(-3600))
         let state = ServiceState(stalenessLimit: .seconds(300))
         let service = DirectoryService.quiet(configuration: fixture.configuration, mirror: fixture.mirror, state: state)
         let task = Task { try await service.run() }
@@ -395,7 +397,7 @@ struct DS389Tests {
         // Set while Roster runs: the stream brings the expiry, and no directory event marks
         // the moment itself: the timer does.
         let expiresAt = Date().addingTimeInterval(6)
-        try fixture.setPrincipalExpiration(expiring, expiresAt)
+        try await fixture.setPrincipalExpiration(expiring, expiresAt)
         try await Task.sleep(for: .seconds(2))
         #expect(try fixture.isActive(expiring), "not before its expiry")
         #expect(try await eventually(within: .seconds(15)) { try !fixture.isActive(expiring) })
@@ -426,14 +428,12 @@ struct DS389Tests {
             }.joined(separator: "\n")
         }
         // Adds and removals of members that are (not) there already are refused: go on past them.
-        func apply(_ ldif: String) { _ = try? Tools.run(Tools.ldapmodify, ["-c", "-x", "-H", fixture.server.url, "-D", fixture.server.adminDN,
-                                                                            "-y", fixture.server.adminPasswordFile], input: ldif) }
-        apply(batch(1))
+        try? await fixture.server.ldapmodify(batch(1), continuing: true)
         try await fixture.server.restart()
-        apply(batch(2))
+        try? await fixture.server.ldapmodify(batch(2), continuing: true)
         // Settled: a marker change made last has arrived, and the stream is quiet.
         let last = people[0]
-        try fixture.server.ldapmodify("dn: \(clinic.dn(last))\nchangetype: modify\nreplace: title\ntitle: The last change\n")
+        try await fixture.server.ldapmodify("dn: \(clinic.dn(last))\nchangetype: modify\nreplace: title\ntitle: The last change\n")
         #expect(try await eventually(within: .seconds(20)) { try fixture.user(last)?.title == "The last change" }, "\(run.messages)")
         try await Task.sleep(for: .seconds(1))
         await run.stop()

@@ -74,7 +74,7 @@ public final class DS389Server: @unchecked Sendable {
                                              toPath: server.instanceFolder.appendingPathComponent("schema/\(schema)").path)
         }
         try await server.launch()
-        if !ldif.isEmpty { try server.ldapadd(ldif) }
+        if !ldif.isEmpty { try await server.ldapadd(ldif) }
         return server
     }
 
@@ -148,14 +148,22 @@ public final class DS389Server: @unchecked Sendable {
         try? FileManager.default.removeItem(at: directory)
     }
 
-    /// Runs `ldapmodify` as the Directory Manager with the given LDIF (changetype records).
-    public func ldapmodify(_ ldif: String) throws {
-        try Tools.run(Tools.ldapmodify, ["-x", "-H", url, "-D", adminDN, "-y", adminPasswordFile], input: ldif)
+    /// Runs `ldapmodify` as the Directory Manager with the given LDIF (changetype records);
+    /// with `continuing`, past records the server refuses (`-c`).
+    public func ldapmodify(_ ldif: String, continuing: Bool = false) async throws {
+        try await tool(Tools.ldapmodify, (continuing ? ["-c"] : []) + ["-x", "-H", url, "-D", adminDN, "-y", adminPasswordFile], input: ldif)
     }
 
     /// Adds the entries of `ldif` (content records) as the Directory Manager.
-    public func ldapadd(_ ldif: String) throws {
-        try Tools.run(Tools.ldapmodify, ["-a", "-x", "-H", url, "-D", adminDN, "-y", adminPasswordFile], input: ldif)
+    public func ldapadd(_ ldif: String) async throws {
+        try await tool(Tools.ldapmodify, ["-a", "-x", "-H", url, "-D", adminDN, "-y", adminPasswordFile], input: ldif)
+    }
+
+    /// Runs a tool to completion on a thread of its own (389-ds's Python tools take about
+    /// half a second to start: never on Swift's cooperative pool, which other tests share).
+    @discardableResult
+    public func tool(_ path: String, _ arguments: [String], input: String? = nil) async throws -> String {
+        try await offThePool { try Tools.run(path, arguments, input: input) }
     }
 
     /// Configuration for a plaintext simple bind as the Directory Manager.
