@@ -156,7 +156,7 @@ struct DS389Fixture {
 
 @Suite("389 Directory Server (Debian 389-ds-base), the FreeIPA directory", .serialized, .enabled(if: DS389Server.isInstalled && getuid() == 0))
 struct DS389Tests {
-    @Test("A full reconcile: users keyed by nsUniqueId; nsAccountLock deactivates, also through a locked role; a lockout by failed binds locks")
+    @Test("A full reconcile: users keyed by nsUniqueId; nsAccountLock deactivates, also through a locked role; a lockout by failed binds locks; deleted and moved-away users are confirmed gone")
     func reconcile() async throws {
         let fixture = try await DS389Fixture.start()
         defer { fixture.server.shutdown() }
@@ -193,6 +193,24 @@ struct DS389Tests {
         try await fixture.setAccountLock(disabled, false)
         _ = try await fixture.sync()
         #expect(try fixture.isActive(disabled))
+
+        // Missing from the read: confirmed gone by DN and by nsUniqueId before deactivating.
+        let deleted = fixture.clinic.teamMember(2, "booking", 1)
+        let moved = fixture.clinic.teamMember(2, "booking", 2)
+        try await fixture.server.ldapmodify("""
+        dn: \(fixture.clinic.dn(deleted))
+        changetype: delete
+
+        dn: \(fixture.clinic.dn(moved))
+        changetype: modrdn
+        newrdn: uid=\(moved)
+        deleteoldrdn: 1
+        newsuperior: ou=policies,\(fixture.clinic.suffix)
+
+        """)
+        let third = try await fixture.sync()
+        #expect(third.counts.usersDeactivated == 2, "\(third.counts)")
+        #expect(try !fixture.isActive(deleted) && !fixture.isActive(moved))
         #expect(try fixture.mirror.verifyAuditLog() == nil)
     }
 
