@@ -365,14 +365,10 @@ public struct DirectoryMapper: Sendable {
             switch buildGroup(spec, directoryDN: directoryGroup.dn, providers: providers, providersAmongMembers: providersAmongMembers) {
             case .failure(let problem):
                 report(problem.dn, problem.message)
-            case .success(var group):
-                if case .listed(let codes) = spec.providers {
-                    for code in codes {
-                        if let provider = providers.values.first(where: { $0.id.rawValue.lowercased() == code.lowercased() }),
-                           provider.healthCenter != group.healthCenter {
-                            report(directoryGroup.dn, "lists provider '\(provider.id)' of \(provider.healthCenter) for clinic group '\(group.name)' at \(group.healthCenter); left out of the group")
-                        }
-                    }
+            case .success(let (built, leftOut)):
+                var group = built
+                for provider in leftOut {
+                    report(directoryGroup.dn, "lists provider '\(provider.id)' of \(provider.healthCenter) for clinic group '\(group.name)' at \(group.healthCenter); left out of the group")
                 }
                 if result.groups[group.id] != nil {
                     report(directoryGroup.dn, "maps to clinic group '\(group.name)' at \(group.healthCenter), which another directory group already maps to; skipped")
@@ -533,10 +529,14 @@ public struct DirectoryMapper: Sendable {
         return result
     }
 
-    /// The clinic group a mapping describes, or why it cannot be built.
+    /// The clinic group a mapping describes, or why it cannot be built; with the providers its
+    /// `listed` names that belong to another health center, which are left out (for the caller
+    /// to report).
     func buildGroup(_ spec: RosterConfiguration.ClinicGroupSpec, directoryDN: String, providers: [ProviderID: Provider],
-                    providersAmongMembers: (String) -> [ProviderID]) -> Swift.Result<Group, MappingProblem> {
-        func fail(_ message: String) -> Swift.Result<Group, MappingProblem> { .failure(MappingProblem(dn: directoryDN, message: message)) }
+                    providersAmongMembers: (String) -> [ProviderID]) -> Swift.Result<(group: Group, leftOut: [Provider]), MappingProblem> {
+        func fail(_ message: String) -> Swift.Result<(group: Group, leftOut: [Provider]), MappingProblem> {
+            .failure(MappingProblem(dn: directoryDN, message: message))
+        }
         guard let center = healthCenterIDs[spec.healthCenter.lowercased()] else {
             return fail("maps to health center '\(spec.healthCenter)', which is not configured; skipped")
         }
@@ -548,15 +548,16 @@ public struct DirectoryMapper: Sendable {
             venues.insert(venue.id)
         }
         var targets: [String] = []
+        var leftOut: [Provider] = []
         switch spec.providers {
         case .allInHealthCenter:
             targets = providers.values.filter { $0.healthCenter == center }.map(\.id.rawValue)
         case .membersOf(let dn):
             targets = providersAmongMembers(dn).filter { providers[$0]?.healthCenter == center }.map(\.rawValue)
         case .listed(let codes):
-            // Providers of another health center are left out (the caller reports them).
-            targets = codes.compactMap { code in
-                providers.values.first { $0.id.rawValue.lowercased() == code.lowercased() && $0.healthCenter == center }?.id.rawValue
+            for code in codes {
+                guard let provider = providers.values.first(where: { $0.id.rawValue.lowercased() == code.lowercased() }) else { continue }
+                if provider.healthCenter == center { targets.append(provider.id.rawValue) } else { leftOut.append(provider) }
             }
         case .pools(let ids):
             targets = ids.map(\.rawValue)
@@ -576,7 +577,7 @@ public struct DirectoryMapper: Sendable {
             let group = try Group(id: GroupID("\(center.rawValue)/\(spec.name)"), name: spec.name, kind: spec.kind, healthCenter: center,
                                   careVenues: venues, modules: modules, schedulingAbility: spec.schedulingAbility,
                                   autoAddNewProviders: spec.autoAddNewProviders, directoryDN: directoryDN)
-            return .success(group)
+            return .success((group, leftOut))
         } catch {
             return fail("\(error); skipped")
         }
