@@ -208,6 +208,13 @@ let package = Package(
             path: "Benchmarks/ADBenchmark",
             swiftSettings: strictSettings
         ),
+        // swift run -c release DS389Benchmark: 389 Directory Server sync and revocation figures (needs root).
+        .executableTarget(
+            name: "DS389Benchmark",
+            dependencies: ["BenchmarkSupport", "SlapdHarness", "Sync", "Mirror", "RosterConfig", "LDAPKit", "AccessModel"],
+            path: "Benchmarks/DS389Benchmark",
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "LDAPKitTests",
             dependencies: ["LDAPKit"],

@@ -321,9 +321,18 @@ public enum Tools {
         let stdin = Pipe()
         process.standardInput = stdin
         try process.run()
-        if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
-        try stdin.fileHandleForWriting.close()
+        // The input is written on a thread of its own while the output is read here: a tool
+        // that answers as it reads (ldapmodify prints a line per entry) would otherwise fill
+        // the output pipe and stop reading its input, and both sides would wait for ever.
+        let writer = stdin.fileHandleForWriting
+        let written = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            if let input { writer.write(Data(input.utf8)) }
+            try? writer.close()
+            written.signal()
+        }
         let data = output.fileHandleForReading.readDataToEndOfFile()
+        written.wait()
         process.waitUntilExit()
         let text = String(decoding: data, as: UTF8.self)
         guard process.terminationStatus == 0 else {
