@@ -214,7 +214,7 @@ struct DS389Tests {
         #expect(try fixture.mirror.verifyAuditLog() == nil)
     }
 
-    @Test("The change stream (RFC 4533 content synchronization): nsAccountLock, a deletion, a move out of scope, a renamed login and a group removal reach the mirror within 2 s, a role's lock within a reconcile; a server restart revokes no one; Roster's restart resumes from the cookie; a foreign cookie means a full reload")
+    @Test("The change stream (RFC 4533 content synchronization): nsAccountLock, a deletion, a move out of scope, a renamed login and a group removal reach the mirror within 2 s, a role's lock and a deleted group within a reconcile; a server restart revokes no one; Roster's restart resumes from the cookie; a foreign cookie means a full reload")
     func changeStream() async throws {
         let fixture = try await DS389Fixture.start()
         defer { fixture.server.shutdown() }
@@ -248,6 +248,17 @@ struct DS389Tests {
         let preserved = fixture.clinic.teamMember(2, "booking", 4)
         try await fixture.server.ldapmodify("dn: \(fixture.clinic.dn(preserved))\nchangetype: modrdn\nnewrdn: uid=\(preserved)\ndeleteoldrdn: 1\nnewsuperior: ou=policies,\(fixture.clinic.suffix)\n")
         #expect(try await eventually(within: .seconds(2)) { try !fixture.isActive(preserved) }, "\(run.messages)")
+
+        // A mapped group deleted: the stream reports it by its sync UUID alone, found by
+        // nsUniqueId to be gone, and the full reconcile it asks for takes the access away.
+        let screener = fixture.clinic.teamMember(2, "screening", 1)
+        func screens() throws -> Bool {
+            try fixture.mirror.effectiveAccess(of: UserCode(screener)).grants.contains { $0.module == .preSurgicalScreening }
+        }
+        #expect(try screens())
+        try await fixture.server.ldapmodify("dn: \(fixture.clinic.groupDN("hc2-screening"))\nchangetype: delete\n")
+        #expect(try await eventually(within: .seconds(10)) { try !screens() }, "\(run.messages)")
+        #expect(try fixture.isActive(screener), "losing a group is not losing the account")
 
         // A lock through a role changes only 389-ds's role entries, which Roster follows too:
         // they ask for a full reconcile, which reads the holders' virtual nsAccountLock.
