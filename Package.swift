@@ -175,7 +175,7 @@ let package = Package(
         // event-stream client, `roster run` as a child process, clean-up on failure or Ctrl-C.
         .target(
             name: "BenchmarkSupport",
-            dependencies: ["SlapdHarness"],
+            dependencies: ["SlapdHarness", "Sync", "Mirror", "RosterConfig", "AccessModel"],
             path: "Benchmarks/BenchmarkSupport",
             swiftSettings: strictSettings
         ),

@@ -15,7 +15,6 @@ import Mirror
 import RosterConfig
 import SlapdHarness
 import Sync
-import Synchronization
 
 let arguments = BenchmarkOptions(
     summary: "Roster against a throwaway Samba AD DC: user creation, full sync and DirSync revocation figures (needs root).",
@@ -124,33 +123,11 @@ for run in 1...3 {
 }
 
 let mirror = try Mirror(path: mirrorPath)
-log("full sync into an empty mirror…")
-started = clock.now
-let first = try await Reconciler(configuration: configuration, mirror: mirror).run()
-let firstSeconds = (clock.now - started).inSeconds
-log("full sync with nothing changed…")
-started = clock.now
-let second = try await Reconciler(configuration: configuration, mirror: mirror).run()
-let secondSeconds = (clock.now - started).inSeconds
+let (first, firstSeconds, second, secondSeconds) = try await timedFullSyncs(configuration: configuration, mirror: mirror)
 
 // Revocation latency with the DirSync change stream.
-final class Commits: Sendable {
-    let times = Mutex<[String: ContinuousClock.Instant]>([:])
-    let ready = Mutex(false)
-}
-let commits = Commits()
-let stream = ChangeStream(configuration: configuration, mirror: mirror)
-let streamTask = Task {
-    try await stream.run(status: { status in
-        switch status {
-        case .refreshComplete: commits.ready.withLock { $0 = true }
-        case .applied(_, let change, _, _) where change.revocation:
-            if let user = change.user { commits.times.withLock { $0[user.rawValue.lowercased()] = .now } }
-        default: break
-        }
-    }, reconcile: { _ in (try? await Reconciler(configuration: configuration, mirror: mirror).run()) != nil })
-}
-while !commits.ready.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(20)) }
+let watch = RevocationWatch(configuration: configuration, mirror: mirror)
+try await watch.waitUntilReady()
 let writer = try await LDAPConnection.connect(server.adminConfiguration())
 var latencies: [Double] = []
 log("\(options.revocations) revocations at random moments…")
@@ -162,14 +139,13 @@ for index in 1...options.revocations {
     let deadline = acknowledged + .seconds(30)
     var committed: ContinuousClock.Instant?
     while committed == nil && ContinuousClock.now < deadline {
-        committed = commits.times.withLock { $0[user] }
+        committed = watch.commit(of: user)
         if committed == nil { try await Task.sleep(for: .milliseconds(1)) }
     }
     guard let committed else { fatalError("the revocation of \(user) did not arrive within 30 s") }
     latencies.append(max(0, (committed - acknowledged).inMilliseconds))
 }
-streamTask.cancel()
-_ = await streamTask.result
+await watch.stop()
 await writer.close()
 let latency = Distribution(latencies)
 

@@ -14,7 +14,6 @@ import Mirror
 import RosterConfig
 import SlapdHarness
 import Sync
-import Synchronization
 
 let arguments = BenchmarkOptions(
     summary: "Roster against a throwaway 389 Directory Server: full sync and revocation figures (needs root).",
@@ -62,33 +61,11 @@ for run in 1...3 {
 }
 
 let mirror = try Mirror(path: mirrorPath)
-log("full sync into an empty mirror…")
-started = clock.now
-let first = try await Reconciler(configuration: configuration, mirror: mirror).run()
-let firstSeconds = (clock.now - started).inSeconds
-log("full sync with nothing changed…")
-started = clock.now
-let second = try await Reconciler(configuration: configuration, mirror: mirror).run()
-let secondSeconds = (clock.now - started).inSeconds
+let (first, firstSeconds, second, secondSeconds) = try await timedFullSyncs(configuration: configuration, mirror: mirror)
 
 // Revocation latency through the change stream.
-final class Commits: Sendable {
-    let times = Mutex<[String: ContinuousClock.Instant]>([:])
-    let ready = Mutex(false)
-}
-let commits = Commits()
-let stream = ChangeStream(configuration: configuration, mirror: mirror)
-let streamTask = Task {
-    try await stream.run(status: { status in
-        switch status {
-        case .refreshComplete: commits.ready.withLock { $0 = true }
-        case .applied(_, let change, _, _) where change.revocation:
-            if let user = change.user { commits.times.withLock { $0[user.rawValue.lowercased()] = .now } }
-        default: break
-        }
-    }, reconcile: { _ in (try? await Reconciler(configuration: configuration, mirror: mirror).run()) != nil })
-}
-while !commits.ready.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(20)) }
+let watch = RevocationWatch(configuration: configuration, mirror: mirror)
+try await watch.waitUntilReady()
 let writer = try await LDAPConnection.connect(server.adminConfiguration())
 let victims = (0..<options.revocations).map { clinic.staff(1 + $0 % clinic.healthCenters, 1 + $0 / clinic.healthCenters) }
 var acknowledged: [String: ContinuousClock.Instant] = [:]
@@ -102,12 +79,10 @@ for user in victims {
     acknowledged[user] = .now
 }
 let deadline = clock.now + .seconds(30)
-while commits.times.withLock({ $0.count }) < victims.count && clock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
-streamTask.cancel()
-_ = await streamTask.result
+while watch.count < victims.count && clock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+await watch.stop()
 await writer.close()
-let committed = commits.times.withLock { $0 }
-let latencies = victims.compactMap { user in committed[user].map { max(0, ($0 - acknowledged[user]!).inMilliseconds) } }
+let latencies = victims.compactMap { user in watch.commit(of: user).map { max(0, ($0 - acknowledged[user]!).inMilliseconds) } }
 let latency = Distribution(latencies)
 
 let rows: [(String, String)] = [
