@@ -65,11 +65,10 @@ extension DirectoryReader {
     /// Lists every user and group in scope with identity and marker only; nil when some entry
     /// lacks either (it could not be compared: read everything).
     func detectChanges(markerAttribute: String, stored mirror: Mirror, now: Date) async throws -> DetectedChanges? {
-        let identity = DirectoryMapper(configuration: configuration, now: now)
         func list(base: String, filter: String) async throws -> [ListedEntry]? {
             var result: [ListedEntry] = []
-            for try await entry in connection.search(base: base, filter: filter, attributes: [idAttribute, markerAttribute], pageSize: pageSize) {
-                guard let id = identity.directoryID(of: entry), let marker = entry.string(markerAttribute) else { return nil }
+            for try await entry in connection.search(base: base, filter: filter, attributes: [identity.attribute, markerAttribute], pageSize: pageSize) {
+                guard let id = identity.text(of: entry), let marker = entry.string(markerAttribute) else { return nil }
                 result.append(ListedEntry(entryID: id, rawDN: entry.dn, dn: DN.normalize(entry.dn), marker: marker))
             }
             return result
@@ -104,16 +103,15 @@ extension DirectoryReader {
     /// by DN within the configured filters and with the same identity. A change of the
     /// server's access rules (the bind account losing its read rights) moves no marker: this
     /// makes it reach the full comparison, whose breaker reports it, instead of "unchanged".
-    func stillShows(_ stored: [(kind: DirectoryEntryRecord.Kind, entry: (entryID: String, dn: String)?)], now: Date) async throws -> Bool {
-        let identity = DirectoryMapper(configuration: configuration, now: now)
+    func stillShows(_ stored: [(kind: DirectoryEntryRecord.Kind, entry: (entryID: String, dn: String)?)]) async throws -> Bool {
         for (kind, entry) in stored {
             guard let entry else { continue }
             let filter = kind == .user ? configuration.users.filter : configuration.groups.filter
             let base = kind == .user ? configuration.users.base : configuration.groups.base
             guard DN.isWithin(entry.dn, base: base) else { return false }
             do {
-                let found = try await connection.search(base: entry.dn, scope: .base, filter: filter, attributes: [idAttribute], pageSize: nil).collect()
-                guard found.contains(where: { identity.directoryID(of: $0) == entry.entryID }) else { return false }
+                let found = try await connection.search(base: entry.dn, scope: .base, filter: filter, attributes: [identity.attribute], pageSize: nil).collect()
+                guard found.contains(where: { identity.text(of: $0) == entry.entryID }) else { return false }
             } catch let error as LDAPError where error.code == .noSuchObject {
                 return false
             }
@@ -147,7 +145,7 @@ extension DirectoryReader {
             : try mirror.directoryEntryContents(for: name, kind: .group)
         var rawGroups: [DirectoryGroup] = []
         var groupRecords: [DirectoryEntryRecord] = []
-        let groupAttributes = ["cn", configuration.groups.memberAttribute, idAttribute, markerAttribute]
+        let groupAttributes = ["cn", configuration.groups.memberAttribute, identity.attribute, markerAttribute]
         for (index, listed) in detected.groups.enumerated() {
             let group: DirectoryGroup
             let marker: String

@@ -137,20 +137,20 @@ public struct DirectoryReader: Sendable {
         return superAdministrators
     }
 
-    var idAttribute: String { DirectoryIdentity(flavor: configuration.directory.flavor).attribute }
+    /// How this directory names its entries for good (its identity attribute).
+    var identity: DirectoryIdentity { DirectoryIdentity(flavor: configuration.directory.flavor) }
 
     /// Groups under the configured base, with member DNs normalized, as the directory lists
     /// them (nesting not expanded); with `markerAttribute`, each with its marker.
     func readGroups(markerAttribute: String? = nil) async throws -> ([DirectoryGroup], [DirectoryEntryRecord]?) {
         var groups: [DirectoryGroup] = []
         var records: [DirectoryEntryRecord]? = markerAttribute == nil ? nil : []
-        let attributes = ["cn", configuration.groups.memberAttribute] + (markerAttribute.map { [$0, idAttribute] } ?? [])
+        let attributes = ["cn", configuration.groups.memberAttribute] + (markerAttribute.map { [$0, identity.attribute] } ?? [])
         for try await entry in connection.search(base: configuration.groups.base, filter: configuration.groups.filter,
                                                  attributes: attributes, pageSize: pageSize) {
             let group = directoryGroup(entry)
             groups.append(group)
-            if let markerAttribute, let id = DirectoryIdentity(flavor: configuration.directory.flavor).text(of: entry),
-               let marker = entry.string(markerAttribute) {
+            if let markerAttribute, let id = identity.text(of: entry), let marker = entry.string(markerAttribute) {
                 records?.append(DirectoryEntryRecord(kind: .group, entryID: id, marker: marker, dn: group.dn, nextChange: nil,
                                                      content: GroupEntryContent.encode(group)))
             }
@@ -217,7 +217,6 @@ public struct DirectoryReader: Sendable {
                 // no object with that objectGUID
             }
         } else if let id = user.directoryID {
-            let identity = DirectoryIdentity(flavor: configuration.directory.flavor)
             let byID = "(&\(filter)\(EntryUUID(id).map(identity.filter) ?? "(\(identity.attribute)=\(escapeFilterValue(id)))"))"
             let found = try await connection.search(base: configuration.users.base, filter: byID, attributes: [codeAttribute], pageSize: nil).collect()
             if stillThisUser(found) { return false }

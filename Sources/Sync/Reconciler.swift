@@ -169,7 +169,7 @@ public struct Reconciler: Sendable {
                       case let stored = try mirror.directoryEntrySummary(for: configuration.directory.name),
                       !stored.timed.values.contains(where: { $0 <= now }),
                       try await reader.stillShows([(.user, mirror.someDirectoryEntry(for: configuration.directory.name, kind: .user)),
-                                                   (.group, mirror.someDirectoryEntry(for: configuration.directory.name, kind: .group))], now: now) {
+                                                   (.group, mirror.someDirectoryEntry(for: configuration.directory.name, kind: .group))]) {
                 // The directory database has not changed since the stored entries were read, the
                 // mirror not since they were applied, and no state is due to flip: nothing to do.
                 lap("markers")
