@@ -77,19 +77,25 @@ public struct Role: Sendable, Hashable, Identifiable {
     public var modules: [Module: Privilege]
     /// Whether holding this role makes the user a super administrator.
     public var isAllAccess: Bool
+    /// Whether this is the base role, which every user holds without being assigned it (so
+    /// every active user does). A model has one; its holders are never listed.
+    public var isBase: Bool
     /// The directory group whose members hold the role, when one does: the source its
     /// assignments are audited with.
     public var directoryDN: String?
 
-    public init(id: RoleName, modules: [Module: Privilege] = [:], isAllAccess: Bool = false, directoryDN: String? = nil) {
+    public init(id: RoleName, modules: [Module: Privilege] = [:], isAllAccess: Bool = false, isBase: Bool = false,
+                directoryDN: String? = nil) {
         self.id = id
         self.modules = modules
         self.isAllAccess = isAllAccess
+        self.isBase = isBase
         self.directoryDN = directoryDN
     }
 
-    /// The role every active user holds.
-    public static let base = Role(id: "Base", modules: [.userPreferences: .fullAccess])
+    /// The base role when the configuration names none: User Preferences, which every group
+    /// grants too.
+    public static let base = Role(id: "Base", modules: [.userPreferences: .fullAccess], isBase: true)
     /// Everything, everywhere, Full Access.
     public static let allAccess = Role(id: "All Access", isAllAccess: true)
 }

@@ -36,9 +36,14 @@ public struct AccessSnapshot: Sendable, Hashable {
         groupMembers.compactMap { id, members in members.contains(user) ? groups[id] : nil }
     }
 
-    /// The roles `user` holds.
+    /// The roles `user` holds: the base role (a user the snapshot knows holds it unassigned)
+    /// and those assigned.
     public func roles(of user: UserCode) -> [Role] {
-        roleHolders.compactMap { name, holders in holders.contains(user) ? roles[name] : nil }
+        var held = roleHolders.compactMap { name, holders in holders.contains(user) ? roles[name] : nil }
+        if users[user] != nil {
+            for role in roles.values where role.isBase && !held.contains(where: { $0.id == role.id }) { held.append(role) }
+        }
+        return held.sorted { $0.id < $1.id }
     }
 
     /// `user`'s effective access; a user the snapshot does not know has none.

@@ -426,16 +426,21 @@ final class Applier {
         let record = Canonical.record(role)
         // Whether a stored role's grants change (not only its directory group): its holders' access does.
         var accessChanged = false
+        var wasBase = false
         try upsertRecord(entity: "role", key: role.id.rawValue, record: record, source: role.directoryDN,
                          before: fetchString("SELECT record FROM role WHERE name = ?", [role.id.rawValue])) {
             if let stored = try storedAccess(ofRole: role.id) {
-                accessChanged = stored.isAllAccess != role.isAllAccess || stored.modules != role.modules
+                accessChanged = stored.isAllAccess != role.isAllAccess || stored.modules != role.modules || stored.isBase != role.isBase
+                wasBase = stored.isBase
+            } else {
+                // A new base role is held by every stored user at once.
+                accessChanged = role.isBase
             }
             try db.cachedStatement(sql: """
-                INSERT INTO role (name, is_all_access, directory_dn, record) VALUES (?, ?, ?, ?)
-                ON CONFLICT (name) DO UPDATE SET is_all_access = excluded.is_all_access, directory_dn = excluded.directory_dn,
-                  record = excluded.record
-                """).execute(arguments: [role.id.rawValue, role.isAllAccess, role.directoryDN, record])
+                INSERT INTO role (name, is_all_access, is_base, directory_dn, record) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (name) DO UPDATE SET is_all_access = excluded.is_all_access, is_base = excluded.is_base,
+                  directory_dn = excluded.directory_dn, record = excluded.record
+                """).execute(arguments: [role.id.rawValue, role.isAllAccess, role.isBase, role.directoryDN, record])
             try db.cachedStatement(sql: "DELETE FROM role_module WHERE role = ?").execute(arguments: [role.id.rawValue])
             let insert = try db.cachedStatement(sql: "INSERT INTO role_module (role, module, privilege) VALUES (?, ?, ?)")
             for (module, privilege) in role.modules.sorted(by: { $0.key < $1.key }) {
@@ -443,22 +448,23 @@ final class Applier {
             }
         }
         if accessChanged {
+            // The base role's holders are every user (it was or is base); the others', its assignments.
             try markUsers(sql: """
-                SELECT u.user_code_key, u.user_code FROM role_membership m JOIN user_account u ON u.user_code_key = m.user_code_key
-                WHERE m.role = ?
-                """, [role.id.rawValue])
+                SELECT u.user_code_key, u.user_code FROM user_account u
+                WHERE ? OR EXISTS (SELECT 1 FROM role_membership m WHERE m.role = ? AND m.user_code_key = u.user_code_key)
+                """, [role.isBase || wasBase, role.id.rawValue])
         }
     }
 
-    /// A stored role's modules and All Access switch; nil for a role not stored.
-    private func storedAccess(ofRole role: RoleName) throws -> (isAllAccess: Bool, modules: [Module: Privilege])? {
-        guard let isAllAccess = try Bool.fetchOne(db.cachedStatement(sql: "SELECT is_all_access FROM role WHERE name = ?"),
-                                                  arguments: [role.rawValue]) else { return nil }
+    /// A stored role's modules and switches; nil for a role not stored.
+    private func storedAccess(ofRole role: RoleName) throws -> (isAllAccess: Bool, isBase: Bool, modules: [Module: Privilege])? {
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT is_all_access, is_base FROM role WHERE name = ?"),
+                                         arguments: [role.rawValue]) else { return nil }
         var modules: [Module: Privilege] = [:]
         for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT module, privilege FROM role_module WHERE role = ?"), arguments: [role.rawValue]) {
             if let module = Module(rawValue: row[0]), let privilege = Privilege(rawValue: row[1]) { modules[module] = privilege }
         }
-        return (isAllAccess, modules)
+        return (row[0], row[1], modules)
     }
 
     /// The directory group a role's assignments come from: the changeset's, else the stored one.
@@ -1103,6 +1109,10 @@ final class Applier {
             guard !listed.contains(id) else { continue }
             if table == "role" {
                 try setHolders(of: RoleName(id), to: [])
+                if try Bool.fetchOne(db, sql: "SELECT is_base FROM role WHERE name = ?", arguments: [id]) == true {
+                    // Every user held the base role: each one's access changes.
+                    try markUsers(sql: "SELECT user_code_key, user_code FROM user_account", [])
+                }
             }
             try db.execute(sql: "DELETE FROM \(table) WHERE \(key) = ?", arguments: [id])
             try w.audit("\(entity).removed", entity, id, before: row[1], after: nil, source: nil)

@@ -175,6 +175,8 @@ enum Canonical {
         var o = JSONObject()
         o.add("name", role.id.rawValue)
         o.add("all_access", role.isAllAccess)
+        // Only when set: the records of roles stored before v7 stay as they were.
+        if role.isBase { o.add("base", true) }
         if let dn = role.directoryDN { o.add("directory_dn", dn) }
         var modules = JSONObject()
         for (module, privilege) in role.modules.sorted(by: { $0.key < $1.key }) { modules.add(module.rawValue, privilege.name) }

@@ -96,9 +96,9 @@ extension Mirror {
         for row in try Row.fetchAll(db, sql: "SELECT role, module, privilege FROM role_module") {
             if let module = Module(rawValue: row[1]), let privilege = Privilege(rawValue: row[2]) { roleModules[row[0], default: [:]][module] = privilege }
         }
-        let roles = try Row.fetchAll(db, sql: "SELECT name, is_all_access, directory_dn FROM role").map { row -> Role in
+        let roles = try Row.fetchAll(db, sql: "SELECT name, is_all_access, is_base, directory_dn FROM role").map { row -> Role in
             let name: String = row[0]
-            return Role(id: RoleName(name), modules: roleModules[name] ?? [:], isAllAccess: row[1], directoryDN: row[2])
+            return Role(id: RoleName(name), modules: roleModules[name] ?? [:], isAllAccess: row[1], isBase: row[2], directoryDN: row[3])
         }
         let groups = try loadGroups(db)
         // The large tables are read through cursors: a cursor's row reads straight from the

@@ -34,6 +34,7 @@ public struct UserDocument: Codable, Sendable, Equatable {
     @NullWhenAbsent public var stateReason: String?
     /// `directory` or `local`: who caused the lock or deactivation.
     @NullWhenAbsent public var stateSource: String?
+    /// A super administrator: by the directory's super-administrator groups or an All Access role.
     public var superAdministrator: Bool
     public var breakGlass: Bool
     public var autoLogoutMinutes: Int
@@ -62,8 +63,8 @@ extension Mirror {
         return try pool.read { db -> UserDocument? in
             guard let row = try Row.fetchOne(db.cachedStatement(sql: """
                 SELECT user_code, display_name, first_name, last_name, title, email, active, locked, state_reason, state_source,
-                       super_administrator, break_glass, auto_logout_minutes, directory_dn, user_code_key
-                FROM user_account WHERE user_code_key = ?
+                       \(Schema.isSuper), break_glass, auto_logout_minutes, directory_dn, user_code_key
+                FROM user_account u WHERE user_code_key = ?
                 """), arguments: [code.key]) else { return nil }
             let key: String = row[14]
             let centers = try String.fetchAll(db.cachedStatement(sql: "SELECT health_center FROM user_health_center WHERE user_code_key = ? ORDER BY health_center"), arguments: [key])
@@ -71,7 +72,10 @@ extension Mirror {
                 SELECT g.id, g.name, g.health_center, g.kind FROM group_membership m JOIN access_group g ON g.id = m.group_id
                 WHERE m.user_code_key = ? ORDER BY g.health_center, g.name
                 """), arguments: [key]).map { UserDocument.GroupRef(id: $0[0], name: $0[1], healthCenter: $0[2], kind: $0[3]) }
-            let roles = try String.fetchAll(db.cachedStatement(sql: "SELECT role FROM role_membership WHERE user_code_key = ? ORDER BY role"), arguments: [key])
+            // The base role is everyone's, unassigned.
+            let roles = try String.fetchAll(db.cachedStatement(sql: """
+                SELECT name FROM role WHERE is_base = 1 OR name IN (SELECT role FROM role_membership WHERE user_code_key = ?) ORDER BY name
+                """), arguments: [key])
             return UserDocument(
                 userCode: row[0], displayName: row[1], firstName: row[2], lastName: row[3], title: row[4], email: row[5],
                 active: row[6], locked: row[7], stateReason: row[8], stateSource: row[9], superAdministrator: row[10],

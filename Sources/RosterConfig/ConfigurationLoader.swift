@@ -410,13 +410,28 @@ private struct Reader {
 
     func role(_ value: Value) -> RosterConfiguration.RoleConfig {
         var result = RosterConfiguration.RoleConfig(name: "", modules: [:], directoryGroup: nil)
-        guard let fields = value.fields(["name", "modules", "directory_group"]) else { return result }
+        guard let fields = value.fields(["name", "modules", "directory_group", "base", "all_access"]) else { return result }
         result.name = RoleName(fields.required("name", hint: "e.g. Clinical Manager")?.nonEmptyString ?? "")
-        for (name, privilege) in fields.required("modules", hint: "e.g. {reports: read_only}")?.entries ?? [] {
-            guard let module = module(name, privilege), let level = privilege.choice(Self.privileges) else { continue }
-            result.modules[module] = level
+        result.isBase = fields["base"]?.bool ?? false
+        result.isAllAccess = fields["all_access"]?.bool ?? false
+        if result.isAllAccess {
+            // Every module, provider and health center at Full Access: a list could only contradict it.
+            if let modules = fields["modules"] {
+                modules.report("an All Access role grants every module at Full Access; remove modules (or all_access)")
+            }
+            if result.isBase, let flag = fields["base"] {
+                flag.report("the base role cannot be All Access: every user would be a super administrator")
+            }
+        } else {
+            for (name, privilege) in fields.required("modules", hint: "e.g. {reports: read_only}")?.entries ?? [] {
+                guard let module = module(name, privilege), let level = privilege.choice(Self.privileges) else { continue }
+                result.modules[module] = level
+            }
         }
         result.directoryGroup = fields["directory_group"]?.nonEmptyString
+        if result.isBase, result.directoryGroup != nil, let group = fields["directory_group"] {
+            group.report("every user holds the base role; a directory group cannot add to that (remove directory_group, or base)")
+        }
         return result
     }
 

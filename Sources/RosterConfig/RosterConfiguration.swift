@@ -339,16 +339,33 @@ public struct RosterConfiguration: Sendable, Equatable {
         }
     }
 
+    /// The base role Roster gives every user when no role is `base: true`: User Preferences,
+    /// which every group grants too (DOMAIN: every active user holds the base role).
+    public static let builtInBaseRole = RoleConfig(name: Role.base.id, modules: Role.base.modules, directoryGroup: nil, isBase: true)
+
+    /// The base role: the one marked `base: true`, else ``builtInBaseRole``.
+    public var baseRole: RoleConfig { roles.first(where: \.isBase) ?? Self.builtInBaseRole }
+
+    /// Every role of the model: the configured ones, and the built-in base role when none is base.
+    public var modelRoles: [RoleConfig] { roles.contains(where: \.isBase) ? roles : roles + [Self.builtInBaseRole] }
+
     /// `roles[]:` a role and the directory group whose members hold it.
     public struct RoleConfig: Sendable, Equatable {
         public var name: RoleName
         public var modules: [Module: Privilege]
         public var directoryGroup: String?
+        /// `base: true`: every user holds the role, unassigned (at most one role; no directory group).
+        public var isBase: Bool
+        /// `all_access: true`: the role's holders are super administrators (no modules listed).
+        public var isAllAccess: Bool
 
-        public init(name: RoleName, modules: [Module: Privilege], directoryGroup: String?) {
+        public init(name: RoleName, modules: [Module: Privilege], directoryGroup: String?, isBase: Bool = false,
+                    isAllAccess: Bool = false) {
             self.name = name
             self.modules = modules
             self.directoryGroup = directoryGroup
+            self.isBase = isBase
+            self.isAllAccess = isAllAccess
         }
     }
 

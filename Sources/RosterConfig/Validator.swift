@@ -43,6 +43,7 @@ struct Validator {
                 directoryGroup(dn, child(child("roles", index), "directory_group"), groupsBase: groupsBase)
             }
         }
+        baseRole()
         for (index, dn) in configuration.users.superAdministratorGroups.enumerated() {
             directoryGroup(dn, child("users.super_administrator_groups", index), groupsBase: groupsBase)
         }
@@ -148,6 +149,22 @@ struct Validator {
         duplicates(configuration.pools.map(\.id.rawValue), "pools", what: "pool id", key: "id")
         duplicates(configuration.roles.map(\.name.rawValue), "roles", what: "role name", key: "name")
         duplicates(configuration.groups.mappings.map(\.group.name), "groups.mappings", what: "clinic group name", key: "name")
+    }
+
+    // MARK: roles
+
+    /// One base role at most; without one, Roster's own (``RosterConfiguration/baseRole``) is
+    /// named Base, which no other role may be.
+    private func baseRole() {
+        let bases = configuration.roles.indices.filter { configuration.roles[$0].isBase }
+        for index in bases.dropFirst() {
+            report("'\(configuration.roles[bases[0]].name)' is already the base role (roles[\(bases[0])]); every user holds one "
+                   + "base role, so mark only one role base: true", child(child("roles", index), "base"))
+        }
+        if bases.isEmpty, let index = configuration.roles.firstIndex(where: { $0.name == RosterConfiguration.builtInBaseRole.name }) {
+            report("'\(RosterConfiguration.builtInBaseRole.name)' names the base role Roster gives every user when no role is "
+                   + "base: true; mark this role base: true to make it that role, or rename it", child(child("roles", index), "name"))
+        }
     }
 
     // MARK: groups

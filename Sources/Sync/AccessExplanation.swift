@@ -29,6 +29,9 @@ public struct AccessExplanation: Sendable {
     public var user: User
     public var result: EffectiveAccess
     public var lines: [Line]
+    /// What makes the user a super administrator (rule 5), when something does: the directory's
+    /// super-administrator groups, or an All Access role and its rule.
+    public var superAdministratorSource: String?
 
     /// The explanation of `user`'s access in `snapshot`; with `origins`, each contribution also
     /// names the configuration rule its group or role comes from.
@@ -36,6 +39,12 @@ public struct AccessExplanation: Sendable {
         guard let found = snapshot.users[user] else { throw ExplanationError(user: user) }
         self.user = found
         result = snapshot.effectiveAccess(of: user)
+        if found.isSuperAdministrator {
+            superAdministratorSource = "the super administrator groups"
+        } else if let role = snapshot.roles(of: user).first(where: \.isAllAccess) {
+            superAdministratorSource = "the All Access role '\(role.id.rawValue)'"
+                + (role.directoryDN.map { " (directory group \($0))" } ?? "") + (origins?.origin(ofRole: role.id).map { ", \($0)" } ?? "")
+        }
         var contributions: [GrantKey: [Contribution]] = [:]
         let groups = snapshot.groups(of: user)
         var reachable: [Module: Set<ProviderID>] = [:]

@@ -446,9 +446,11 @@ public struct DirectoryMapper: Sendable {
         }
 
         // Roles.
-        for role in configuration.roles {
-            result.roles.append(Role(id: role.name, modules: role.modules, directoryDN: role.directoryGroup))
-            result.roleHolders[role.name] = role.directoryGroup.map(memberCodes) ?? []
+        // The base role (Roster's own when none is configured) is held by every user unassigned: no holders listed.
+        for role in configuration.modelRoles {
+            result.roles.append(Role(id: role.name, modules: role.modules, isAllAccess: role.isAllAccess, isBase: role.isBase,
+                                     directoryDN: role.directoryGroup))
+            result.roleHolders[role.name] = role.isBase ? [] : role.directoryGroup.map(memberCodes) ?? []
         }
         for code in keptAsStored {
             for (name, holders) in stored.roleHolders where holders.contains(code) && result.roleHolders[name] != nil {
@@ -647,6 +649,8 @@ public struct MappingOrigins {
     private let patternRules: PatternRules
     private let ownGroups: Bool
     private let roles: [RoleName: Int]
+    /// The base role's name when it is Roster's own, else nil.
+    private let builtInBaseRole: RoleName?
 
     public init(_ configuration: RosterConfiguration) {
         explicit = Dictionary(configuration.groups.mappings.enumerated().map { (DN.normalize($0.element.directoryGroup), $0.offset) },
@@ -654,6 +658,7 @@ public struct MappingOrigins {
         patternRules = PatternRules(configuration.groups.patternRules)
         ownGroups = configuration.providers.ownGroup != nil
         roles = Dictionary(configuration.roles.enumerated().map { ($0.element.name, $0.offset) }, uniquingKeysWith: { first, _ in first })
+        builtInBaseRole = configuration.roles.contains(where: \.isBase) ? nil : RosterConfiguration.builtInBaseRole.name
     }
 
     /// The key path of what makes `group`, or nil when the configuration no longer makes it.
@@ -671,6 +676,7 @@ public struct MappingOrigins {
 
     /// The key path of the role mapping named `role`, or nil.
     public func origin(ofRole role: RoleName) -> String? {
-        roles[role].map { "roles[\($0)]" }
+        if let index = roles[role] { return "roles[\(index)]" }
+        return role == builtInBaseRole ? "the base role Roster gives every user (no role in roles is base: true)" : nil
     }
 }

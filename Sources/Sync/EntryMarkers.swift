@@ -20,7 +20,7 @@ public enum ChangeMarker {
 
     /// Bumped whenever the mapping or the stored entry encoding changes meaning, so that
     /// entries stored by an older Roster are never reused.
-    static let version = "roster-entries-2"
+    static let version = "roster-entries-3"  // 3: the model has a base role (and All Access roles)
 
     /// A fingerprint of everything besides the entries themselves that a reconcile's result
     /// depends on: the whole configuration, the mapping version and the directory's lockout

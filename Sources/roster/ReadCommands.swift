@@ -62,8 +62,8 @@ struct UserCommand: ParsableCommand {
             }
             if json { return try printJSON(ExplanationJSON(explanation)) }
             print("\(explanation.user.code.rawValue) (\(explanation.user.displayName)): \(explanation.user.state)")
-            if explanation.user.isSuperAdministrator {
-                print("  super administrator: every module, every provider, Full Access (from the super administrator groups)")
+            if let source = explanation.superAdministratorSource {
+                print("  super administrator: every module, every provider, Full Access (from \(source))")
                 return
             }
             if case .noAccess(let reason) = explanation.result {

@@ -42,7 +42,7 @@ struct ExplanationJSON: Encodable {
         userCode = explanation.user.code.rawValue
         displayName = explanation.user.displayName
         state = "\(explanation.user.state)"
-        superAdministrator = explanation.user.isSuperAdministrator
+        superAdministrator = explanation.superAdministratorSource != nil
         if case .noAccess(let reason) = explanation.result { noAccessReason = reason.rawValue }
         grants = explanation.lines.map { line in
             Grant(module: line.grant.module.rawValue, healthCenter: line.grant.healthCenter.rawValue, provider: line.grant.provider?.rawValue,

@@ -83,6 +83,46 @@ struct ReconcileTests {
         #expect(try fixture.mirror.verifyAuditLog() == nil)
     }
 
+    @Test("Roles: the base role reaches every user without assignments; members of an All Access role's group are super administrators until they leave it")
+    func baseAndAllAccessRoles() async throws {
+        var fixture = try await ClinicFixture.start()
+        defer { fixture.server.shutdown() }
+        let clinic = fixture.clinic
+        fixture.configuration.roles += [
+            .init(name: "Staff", modules: [.eRequest: .readOnly], directoryGroup: nil, isBase: true),
+            .init(name: "All Access", modules: [:], directoryGroup: clinic.groupDN("hc2-screening"), isAllAccess: true),
+        ]
+        let first = try await fixture.sync()
+        #expect(first.problems == [])
+        let booker = UserCode(clinic.teamMember(1, "booking", 1))
+        let screener = UserCode(clinic.teamMember(2, "screening", 1))
+        // The base role: every user, no assignment rows; its module at the user's own health centers.
+        #expect(try fixture.mirror.snapshot().roleHolders["Staff"] == nil)
+        #expect(try fixture.mirror.userDocument(booker)?.roles == ["Staff"])
+        let booking = try fixture.mirror.effectiveAccess(of: booker)
+        #expect(booking.level(for: GrantKey(.eRequest, "HC1")) == AccessLevel(.readOnly, .toggleDefaultOff))
+        #expect(booking.level(for: GrantKey(.eRequest, "HC2")) == nil)
+        // All Access: a screener of HC2 has everything, everywhere.
+        let document = try #require(try fixture.mirror.userDocument(screener))
+        #expect(document.superAdministrator && document.roles == ["All Access", "Staff"])
+        #expect(try fixture.mirror.effectiveAccess(of: screener).level(for: GrantKey(.security, "HC3")) == .unrestricted)
+        let explained = try AccessExplanation(user: screener, in: fixture.mirror.snapshot(), origins: MappingOrigins(fixture.configuration))
+        #expect(explained.superAdministratorSource?.contains("All Access") == true)
+        let again = try await fixture.sync()
+        #expect(again.counts.isEmpty, "\(again.counts)")
+
+        // Leaving the group ends it, audited with the group as its source.
+        let writer = try await fixture.writer()
+        try await writer.modify(clinic.groupDN("hc2-screening"), [.delete("member", [clinic.dn(screener.rawValue)])])
+        await writer.close()
+        _ = try await fixture.sync()
+        #expect(try fixture.mirror.userDocument(screener)?.superAdministrator == false)
+        #expect(try fixture.mirror.effectiveAccess(of: screener).level(for: GrantKey(.security, "HC3")) == nil)
+        let unassigned = try #require(try fixture.mirror.auditTail(limit: 50).first { $0.action == "role.unassigned" })
+        #expect(unassigned.entityKey == "All Access/\(screener.rawValue)" && unassigned.source == clinic.groupDN("hc2-screening"))
+        #expect(try fixture.mirror.verifyAuditLog() == nil)
+    }
+
     @Test("Given an executor to apply on (the daemon's, at the normal priority), the reconcile applies there and reads and maps where it runs")
     func applyRunsOnTheExecutorGiven() async throws {
         let fixture = try await ClinicFixture.start()

@@ -154,6 +154,62 @@ enum Sample {
         #expect(try mirror.effectiveAccess(of: "locked") == .noAccess(.locked))
     }
 
+    /// DOMAIN: every active user holds the base role. It is stored once, with no assignment
+    /// rows; the views and the model give its grants to every user who has a group (rule 1).
+    @Test func theBaseRoleIsHeldByEveryUserWithoutAssignments() throws {
+        let mirror = try makeMirror()
+        var changeset = Sample.changeset(scope: .complete)
+        let staff = Role(id: "Staff", modules: [.reports: .readOnly, .eRequest: .fullAccess], isBase: true)
+        changeset.roles.append(staff)
+        try mirror.apply(changeset, actor: .system)
+        #expect(try mirror.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM role_membership WHERE role = 'Staff'") } == 0)
+        let snapshot = try mirror.snapshot()
+        #expect(snapshot.roles["Staff"] == staff)
+        for user in ["rita", "moa2", "admin", "lonely", "locked", "boss"] {
+            #expect(snapshot.roles(of: UserCode(user)).contains(staff), "\(user)")
+            #expect(try mirror.effectiveAccess(of: UserCode(user)) == snapshot.effectiveAccess(of: UserCode(user)), "\(user)")
+            #expect(try mirror.userDocument(UserCode(user))?.roles.contains("Staff") == true, "\(user)")
+        }
+        #expect(snapshot.roles(of: "nobody").isEmpty)
+        // moa2 holds no role of her own: the base role's modules reach her at her health centers.
+        let moa2 = try mirror.effectiveAccess(of: "moa2")
+        #expect(moa2.level(for: GrantKey(.eRequest, "HC1")) == AccessLevel(.fullAccess, .toggleDefaultOff))
+        // rita also holds Clinical Manager: reports read-only from both.
+        #expect(try mirror.effectiveAccess(of: "rita").level(for: GrantKey(.reports, "HC1")) == AccessLevel(.readOnly, .toggleDefaultOff))
+        #expect(try mirror.effectiveAccess(of: "lonely") == .noAccess(.noGroup), "rule 1: a role alone is no access")
+
+        // Its grants changing changes every user's access: each is told.
+        let last = try mirror.events().last?.id ?? 0
+        changeset.roles[changeset.roles.count - 1].modules = [.reports: .readOnly]
+        let changed = try mirror.apply(changeset, actor: .system)
+        #expect(changed.counts == ["role.updated": 1])
+        #expect(try Set(mirror.events(after: last).filter { $0.type == "access.changed" }.compactMap(\.userCode))
+                == ["rita", "Moa2", "admin", "lonely", "locked", "boss"])
+        #expect(try mirror.effectiveAccess(of: "moa2").level(for: GrantKey(.eRequest, "HC1")) == nil)
+
+        // Removed from the model: gone from everyone, everyone told.
+        let before = try mirror.events().last?.id ?? 0
+        changeset.roles.removeLast()
+        let removed = try mirror.apply(changeset, actor: .system)
+        #expect(removed.counts == ["role.removed": 1])
+        #expect(try mirror.events(after: before).filter { $0.type == "access.changed" }.count == 6)
+        #expect(try mirror.userDocument("moa2")?.roles == [])
+        #expect(try mirror.verifyAuditLog() == nil)
+    }
+
+    /// Rule 5: an All Access role makes its holders super administrators, in the views, the
+    /// model and the user document.
+    @Test func anAllAccessRoleMakesASuperAdministrator() throws {
+        let mirror = try makeMirror()
+        try mirror.apply(Sample.changeset(), actor: .system)
+        let boss = try #require(try mirror.userDocument("boss"))
+        #expect(boss.superAdministrator && boss.roles == ["All Access"])
+        #expect(try mirror.userDocument("rita")?.superAdministrator == false)
+        let access = try mirror.effectiveAccess(of: "boss")
+        #expect(access == (try mirror.snapshot()).effectiveAccess(of: "boss"))
+        #expect(access.level(for: GrantKey(.security, "HC2")) == .unrestricted)
+    }
+
     @Test func aGroupMovingHealthCenterIsRejectedWholeAndNothingChanges() throws {
         let mirror = try makeMirror()
         try mirror.apply(Sample.changeset(), actor: .system)
@@ -393,6 +449,24 @@ enum Sample {
         let summary = try mirror.apply(Changeset(healthCenters: [Sample.hc1], users: [retitled]), actor: .system)
         #expect(summary.changes.count == 1)
         #expect(summary.changes.first?.before == legacyRecord)
+    }
+
+    /// v7 adds the base role to a mirror's views: a role assigned before reads as before, and a
+    /// base role stored next reaches every user.
+    @Test func aVersion6MirrorKeepsItsRolesAndTakesABaseRole() throws {
+        let path = try olderMirror(upTo: "v6: roles' directory groups") { _ in }
+        do {
+            let mirror = try Mirror(path: path)
+            try mirror.apply(Sample.changeset(), actor: .system)
+        }
+        let mirror = try Mirror(path: path)
+        let snapshot = try mirror.snapshot()
+        for user in ["rita", "moa2", "boss", "lonely"] {
+            #expect(try mirror.effectiveAccess(of: UserCode(user)) == snapshot.effectiveAccess(of: UserCode(user)), "\(user)")
+        }
+        #expect(try mirror.apply(Changeset(roles: [Role(id: "Staff", modules: [.eRequest: .readOnly], isBase: true)]), actor: .system)
+            .counts == ["role.created": 1])
+        #expect(try mirror.effectiveAccess(of: "moa2").level(for: GrantKey(.eRequest, "HC1")) == AccessLevel(.readOnly, .toggleDefaultOff))
     }
 
     /// A mirror written before v5 cannot tell the grants rule 6 added from the configured ones:

@@ -39,14 +39,15 @@ import Testing
         #expect(mappings[3].group.providers == .pools(["hc1-ortho"]))
         #expect(config.groups.patternRules.map(\.target) == [.cn, .dn])
         #expect(config.groups.patternRules[0].template.careVenues == ["{hc}-CLINIC"])
-        #expect(config.roles.map(\.name) == ["Clinical Manager", "Patient Coordinator", "Medical Director"])
-        #expect(config.roles[2].directoryGroup == nil)
+        #expect(config.roles.map(\.name) == ["Staff", "Clinical Manager", "All Access", "Patient Coordinator", "Medical Director"])
+        #expect(config.baseRole.name == "Staff" && config.roles[2].isAllAccess && config.roles[2].modules.isEmpty)
+        #expect(config.roles[4].directoryGroup == nil)
         #expect(config.http.tokenFile == "/etc/roster/http-token")
         #expect(config.mirror.readerGroup == "clinicapp")
 
         #expect(summary(of: config) == "roster.yaml is valid: openldap directory at ldaps://dc1.clinic.example, "
                 + "ldaps://dc2.clinic.example:636, 3 health centers, 6 care venues, 2 pools, 4 group mappings, "
-                + "2 pattern rules, 3 roles.")
+                + "2 pattern rules, 5 roles.")
     }
 
     @Test func theExampleNeedsItsFiles() throws {
@@ -85,6 +86,22 @@ import Testing
         #expect(summary(of: config, file: "/etc/roster/roster.yaml") == "/etc/roster/roster.yaml is valid: openldap directory "
                 + "at ldaps://dc1.clinic.example, 2 health centers, 3 care venues, 0 pools, 0 group mappings, "
                 + "0 pattern rules, 0 roles.")
+    }
+
+    @Test("Roles: a base role marked base: true replaces Roster's own; an All Access role lists no modules")
+    func baseAndAllAccessRoles() throws {
+        let plain = try ConfigurationLoader.load(yaml: minimalYAML + "roles:\n  - {name: Nurse, modules: {reports: read_only}}\n",
+                                                 file: "roster.yaml", files: FakeFiles())
+        #expect(plain.baseRole == RosterConfiguration.builtInBaseRole)
+        #expect(plain.modelRoles.map(\.name) == ["Nurse", "Base"])
+        let marked = try ConfigurationLoader.load(yaml: minimalYAML + """
+            roles:
+              - {name: Staff, base: true, modules: {erequest: read_only}}
+              - {name: All Access, all_access: true, directory_group: 'cn=all,dc=clinic,dc=example'}
+            """, file: "roster.yaml", files: FakeFiles())
+        #expect(marked.baseRole.name == "Staff" && marked.baseRole.modules == [.eRequest: .readOnly])
+        #expect(marked.modelRoles.map(\.name) == ["Staff", "All Access"])
+        #expect(marked.roles[1].isAllAccess && marked.roles[1].modules.isEmpty && !marked.roles[1].isBase)
     }
 
     @Test func nullAttributesAreNotReadAndOwnGroupTakesDefaults() throws {

@@ -106,6 +106,26 @@ func withDirectory(urls: String = "[ldaps://dc1.clinic.example]", baseDN: String
               line: 13, path: "providers.own_group.care_venues[0]", text: "unknown care venue 'HC1-OR7'"),
     ]
 
+    static let roles: [ProblemCase] = [
+        .init(name: "two base roles", yaml: minimalYAML + "roles:\n  - {name: Staff, base: true, modules: {reports: read_only}}\n"
+              + "  - {name: Crew, base: true, modules: {}}\n",
+              line: 13, path: "roles[1].base", text: "'Staff' is already the base role (roles[0]); every user holds one base role"),
+        .init(name: "a base role with a directory group", yaml: minimalYAML + "roles:\n  - name: Staff\n    base: true\n"
+              + "    modules: {reports: read_only}\n    directory_group: cn=s,dc=clinic,dc=example\n",
+              line: 15, path: "roles[0].directory_group", text: "every user holds the base role; a directory group cannot add to that"),
+        .init(name: "an All Access role listing modules", yaml: minimalYAML + "roles:\n  - name: All Access\n    all_access: true\n"
+              + "    modules: {reports: read_only}\n",
+              line: 14, path: "roles[0].modules", text: "an All Access role grants every module at Full Access; remove modules"),
+        .init(name: "an All Access base role", yaml: minimalYAML + "roles:\n  - name: Everyone\n    base: true\n    all_access: true\n",
+              line: 13, path: "roles[0].base", text: "the base role cannot be All Access: every user would be a super administrator"),
+        .init(name: "a role named as Roster's base role", yaml: minimalYAML + "roles:\n  - {name: Base, modules: {reports: read_only}}\n",
+              line: 12, path: "roles[0].name", text: "'Base' names the base role Roster gives every user when no role is base: true"),
+    ]
+
+    @Test(arguments: roles) func roleProblem(_ problem: ProblemCase) {
+        expectOne(problem.yaml, line: problem.line, path: problem.path, problem.text)
+    }
+
     @Test(arguments: references) func referenceProblem(_ problem: ProblemCase) {
         expectOne(problem.yaml, line: problem.line, path: problem.path, problem.text)
     }
