@@ -106,6 +106,10 @@ public final class ChangeApplier {
     private let patternRules: PatternRules
     /// Normalized DNs of the directory groups named by explicit mappings.
     private let explicitlyMapped: Set<String>
+    /// Whether group changes are expanded through nested groups here (`groups.nested`): for the
+    /// RFC 4533 and polled streams. Active Directory's stream hands over groups with their
+    /// effective members already (its `GroupIndex`).
+    private let expandsNesting: Bool
 
     public init(configuration: RosterConfiguration, mirror: Mirror) {
         self.configuration = configuration
@@ -123,6 +127,7 @@ public final class ChangeApplier {
         referencedGroups = referenced
         patternRules = PatternRules(configuration.groups.patternRules)
         explicitlyMapped = Set(configuration.groups.mappings.map { DN.normalize($0.directoryGroup) })
+        expandsNesting = configuration.groups.nested && configuration.directory.flavor != .activedirectory
         disappearances = DisappearanceLimit(maxDeactivations: configuration.safety.maxDeactivations,
                                             maxPercent: configuration.safety.maxDeactivationPercent)
     }
@@ -467,7 +472,40 @@ public final class ChangeApplier {
         return result
     }
 
+    /// A group's change, and with nesting expanded here (``expandsNesting``) the change it makes
+    /// to the mapped and referenced groups it is nested in, at any depth: a removal from a group
+    /// nested in a mapped one revokes as one from the mapped group does.
     private func applyGroup(_ entry: LDAPEntry, saving state: SyncState?, now: Date) async throws -> AppliedChange {
+        var result = AppliedChange()
+        if expandsNesting {
+            for parent in try await usedGroups(containing: entry.dn) {
+                result.absorb(try await applyGroupItself(parent, saving: nil, now: now))
+            }
+        }
+        result.absorb(try await applyGroupItself(entry, saving: state, now: now))
+        return result
+    }
+
+    /// The mapped and referenced groups `dn` is nested in, at any depth, as they are now (found
+    /// by their member values, within the groups' base and filter, as the reconcile follows nesting).
+    private func usedGroups(containing dn: String) async throws -> [LDAPEntry] {
+        let member = configuration.groups.memberAttribute
+        var found: [LDAPEntry] = []
+        var visited: Set<String> = [DN.normalize(dn)]
+        var pending = [dn]
+        while let child = pending.popLast() {
+            let parents = try await lookupSearch(base: configuration.groups.base,
+                                                 filter: "(&\(configuration.groups.filter)(\(member)=\(escapeFilterValue(child))))",
+                                                 attributes: [member, "cn"])
+            for parent in parents where visited.insert(DN.normalize(parent.dn)).inserted {
+                pending.append(parent.dn)
+                if isMappedGroup(parent.dn) || isReferencedGroup(parent.dn) { found.append(parent) }
+            }
+        }
+        return found
+    }
+
+    private func applyGroupItself(_ entry: LDAPEntry, saving state: SyncState?, now: Date) async throws -> AppliedChange {
         var result = AppliedChange()
         let dn = DN.normalize(entry.dn)
         if referencedGroups.contains(dn) {
@@ -484,11 +522,26 @@ public final class ChangeApplier {
         }
         var members = Set<UserCode>()
         var unseen: [(dn: String, normalized: String)] = []
-        for value in entry.strings(configuration.groups.memberAttribute) {
+        // With nesting expanded here, a member that is a group (under the groups' base and
+        // filter) gives its own members, at any depth.
+        var pending = entry.strings(configuration.groups.memberAttribute)
+        var visitedGroups: Set<String> = [dn]
+        while let value = pending.popLast() {
             let member = DN.normalize(value)
             if let code = codeByDN[member] {
                 members.insert(code)
-            } else if !absentMemberDNs.contains(member), DN.isWithin(member, base: configuration.users.base) {
+                continue
+            }
+            if absentMemberDNs.contains(member) { continue }
+            if expandsNesting, DN.isWithin(member, base: configuration.groups.base) {
+                guard visitedGroups.insert(member).inserted else { continue }
+                if let nested = try await lookupEntry(value, filter: configuration.groups.filter,
+                                                      attributes: [configuration.groups.memberAttribute]) {
+                    pending += nested.strings(configuration.groups.memberAttribute)
+                    continue
+                }
+            }
+            if DN.isWithin(member, base: configuration.users.base) {
                 unseen.append((value, member))
             }
         }

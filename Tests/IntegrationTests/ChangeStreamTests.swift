@@ -294,6 +294,57 @@ struct ChangeStreamTests {
         #expect(try mirror.verifyAuditLog() == nil)
     }
 
+    @Test("With groups.nested, the stream keeps a mapped group's members through a group nested in it, and a removal from the nested group revokes within 2 s")
+    func nestedGroupsThroughTheStream() async throws {
+        let clinic = ClinicDirectory(suffix: "dc=clinic,dc=test")
+        let viaNested = clinic.teamMember(1, "screening", 1)
+        let laterViaNested = clinic.teamMember(1, "screening", 2)
+        // hc1-booking holds hc1-booking-temps (two levels: temps holds the float pool), whose members hold its access too.
+        let extra = """
+            dn: \(clinic.groupDN("hc1-booking-float"))
+            objectClass: groupOfNames
+            cn: hc1-booking-float
+            member: \(clinic.dn(viaNested))
+
+            dn: \(clinic.groupDN("hc1-booking-temps"))
+            objectClass: groupOfNames
+            cn: hc1-booking-temps
+            member: \(clinic.groupDN("hc1-booking-float"))
+
+            """
+        var fixture = try await ClinicFixture.start(clinic, extraLDIF: extra)
+        defer { fixture.server.shutdown() }
+        fixture.configuration.groups.nested = true
+        try fixture.server.ldapmodify("dn: \(clinic.groupDN("hc1-booking"))\nchangetype: modify\nadd: member\nmember: \(clinic.groupDN("hc1-booking-temps"))\n")
+        _ = try await fixture.sync()
+        let booking = try #require(try fixture.mirror.snapshot().groups.values.first { $0.directoryDN.map(DN.normalize) == DN.normalize(clinic.groupDN("hc1-booking")) }).id
+        func isMember(_ user: String) throws -> Bool { try fixture.mirror.snapshot().groupMembers[booking]?.contains(UserCode(user)) == true }
+        #expect(try isMember(viaNested), "the reconcile expands nesting")
+
+        let run = StreamRun(configuration: fixture.configuration, mirror: fixture.mirror)
+        #expect(try await eventually(within: .seconds(20)) { run.isReady }, "\(run.messages)")
+        // A direct member leaves the mapped group: the one there through nesting stays.
+        let direct = clinic.teamMember(1, "booking", 1)
+        try fixture.server.ldapmodify("dn: \(clinic.groupDN("hc1-booking"))\nchangetype: modify\ndelete: member\nmember: \(clinic.dn(direct))\n")
+        #expect(try await eventually(within: .seconds(2)) { try !isMember(direct) }, "\(run.messages)")
+        #expect(try isMember(viaNested), "a member through a nested group was dropped by a change to the mapped group")
+        // Added to the innermost group: a member of the mapped group too.
+        try fixture.server.ldapmodify("dn: \(clinic.groupDN("hc1-booking-float"))\nchangetype: modify\nadd: member\nmember: \(clinic.dn(laterViaNested))\n")
+        #expect(try await eventually(within: .seconds(2)) { try isMember(laterViaNested) }, "\(run.messages)")
+        // Removed from it: revoked from the mapped group in real time.
+        try fixture.server.ldapmodify("dn: \(clinic.groupDN("hc1-booking-float"))\nchangetype: modify\ndelete: member\nmember: \(clinic.dn(viaNested))\n")
+        #expect(try await eventually(within: .seconds(2)) { try !isMember(viaNested) }, "\(run.messages)")
+        #expect(try isMember(laterViaNested))
+        // The nested group taken out of the mapped group: its members go with it.
+        try fixture.server.ldapmodify("dn: \(clinic.groupDN("hc1-booking"))\nchangetype: modify\ndelete: member\nmember: \(clinic.groupDN("hc1-booking-temps"))\n")
+        #expect(try await eventually(within: .seconds(2)) { try !isMember(laterViaNested) }, "\(run.messages)")
+        await run.stop()
+        // What the stream left is what a full reconcile makes.
+        let followed = try fixture.mirror.snapshot().groupMembers[booking]
+        #expect(try await fixture.sync().counts.isEmpty)
+        #expect(try fixture.mirror.snapshot().groupMembers[booking] == followed)
+    }
+
     @Test("A change to a group no mapping or pattern rule can use asks for no full reconcile; a new group a pattern rule maps does")
     func unmappedGroups() async throws {
         let fixture = try await ClinicFixture.start()
