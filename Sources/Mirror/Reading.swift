@@ -267,6 +267,22 @@ extension Mirror {
         try pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM user_account WHERE active AND NOT locked") ?? 0 }
     }
 
+    /// The users a role is assigned to (the base role's holders are not listed: everyone is).
+    public func roleHolders(of role: RoleName) throws -> Set<UserCode> {
+        try pool.read { db in
+            Set(try String.fetchAll(db, sql: """
+                SELECT u.user_code FROM role_membership m JOIN user_account u ON u.user_code_key = m.user_code_key WHERE m.role = ?
+                """, arguments: [role.rawValue]).map { UserCode($0) })
+        }
+    }
+
+    /// The users flagged super administrator (by the directory's super-administrator groups).
+    public func superAdministratorCodes() throws -> Set<UserCode> {
+        try pool.read { db in
+            Set(try String.fetchAll(db, sql: "SELECT user_code FROM user_account WHERE super_administrator = 1").map { UserCode($0) })
+        }
+    }
+
     /// One stored user (code compared case-insensitively), or nil.
     public func user(_ code: UserCode) throws -> User? {
         try pool.read { db in try Mirror.storedUser(key: code.key, db) }

@@ -92,6 +92,8 @@ public final class ChangeApplier {
     private var referencedGroups: Set<String>
     private let configuredReferences: Set<String>
     private let superAdministratorGroups: Set<String>
+    /// The roles each directory group gives (normalized DN; the base role has none).
+    private let rolesByDN: [String: [RoleName]]
     /// Entries reported during the current refresh (for a present phase).
     private var seenInRefresh: [ChangeStreamKind: Set<String>] = [:]
     /// How long the directory's lockouts last, for lockout-end timers: read on the lookup
@@ -122,6 +124,8 @@ public final class ChangeApplier {
             if case .membersOf(let dn) = mapping.group.providers { referenced.insert(DN.normalize(dn)) }
         }
         superAdministratorGroups = Set(configuration.users.superAdministratorGroups.map(DN.normalize))
+        rolesByDN = Dictionary(grouping: configuration.roles.filter { !$0.isBase && $0.directoryGroup != nil },
+                               by: { DN.normalize($0.directoryGroup!) }).mapValues { $0.map(\.name) }
         referenced.formUnion(superAdministratorGroups)
         configuredReferences = referenced
         referencedGroups = referenced
@@ -512,7 +516,9 @@ public final class ChangeApplier {
             result.fullReconcileReason = "a group read for providers, pools, roles or super administrators changed"
         }
         let targets = groupsByDN[dn] ?? []
-        if targets.isEmpty {
+        let roles = rolesByDN[dn] ?? []
+        let grantsSuperAdministrator = superAdministratorGroups.contains(dn)
+        if targets.isEmpty && roles.isEmpty && !grantsSuperAdministrator {
             // Not mapped: a full reconcile only if a mapping or pattern rule may now apply.
             if mayBecomeMapped(entry.dn, cn: entry.string("cn")) {
                 result.fullReconcileReason = "a group that a mapping or pattern rule may now map changed"
@@ -520,12 +526,29 @@ public final class ChangeApplier {
             if let state { try mirror.saveSyncState(state) }
             return result
         }
+        let members = try await members(of: entry, now: now, result: &result)
+        // Privileges a role's or the super administrators' group gave are revoked at once; what
+        // the group grants anew waits for the full reconcile asked for above.
+        for role in roles { result.absorb(try revoke(role, keeping: members, now: now)) }
+        if grantsSuperAdministrator { result.absorb(try await revokeSuperAdministrators(keeping: members, changed: dn, now: now)) }
+        for (index, group) in targets.enumerated() {
+            let summary = try mirror.setMembers(of: group, to: members, actor: actor, at: now,
+                                                saving: index == targets.count - 1 ? state : nil)
+            result.changes += summary.changes.count
+            if summary.changes.contains(where: { $0.action == "membership.removed" }) { result.revocation = true }
+        }
+        if targets.isEmpty, let state { try mirror.saveSyncState(state) }
+        return result
+    }
+
+    /// The users a group entry lists, each by the DN the stream knows them at; with nesting
+    /// expanded here, also those of the groups it holds, at any depth. A DN under the users'
+    /// base that names no known user is read and applied as a user change first (see below).
+    private func members(of entry: LDAPEntry, now: Date, result: inout AppliedChange) async throws -> Set<UserCode> {
         var members = Set<UserCode>()
         var unseen: [(dn: String, normalized: String)] = []
-        // With nesting expanded here, a member that is a group (under the groups' base and
-        // filter) gives its own members, at any depth.
         var pending = entry.strings(configuration.groups.memberAttribute)
-        var visitedGroups: Set<String> = [dn]
+        var visitedGroups: Set<String> = [DN.normalize(entry.dn)]
         while let value = pending.popLast() {
             let member = DN.normalize(value)
             if let code = codeByDN[member] {
@@ -560,12 +583,47 @@ public final class ChangeApplier {
                 absentMemberDNs.insert(normalized)
             }
         }
-        for (index, group) in targets.enumerated() {
-            let summary = try mirror.setMembers(of: group, to: members, actor: actor, at: now,
-                                                saving: index == targets.count - 1 ? state : nil)
-            result.changes += summary.changes.count
-            if summary.changes.contains(where: { $0.action == "membership.removed" }) { result.revocation = true }
+        return members
+    }
+
+    /// Takes `role` from its holders who are not among `members` (its directory group's members now).
+    private func revoke(_ role: RoleName, keeping members: Set<UserCode>, now: Date) throws -> AppliedChange {
+        var result = AppliedChange()
+        let holders = try mirror.roleHolders(of: role)
+        let kept = holders.filter { members.contains($0) }
+        guard kept.count < holders.count else { return result }
+        let summary = try mirror.apply(Changeset(roleHolders: [role: kept]), actor: actor, at: now)
+        result.changes += summary.changes.count
+        result.revocation = true
+        return result
+    }
+
+    /// Clears the super-administrator flag of each flagged user who is in none of the
+    /// super administrators' groups now: `members` for the group `changed`, the others read.
+    /// When one of the others cannot be judged here (Active Directory's nesting, which its
+    /// stream expands from its own index), the full reconcile decides instead.
+    private func revokeSuperAdministrators(keeping members: Set<UserCode>, changed: String, now: Date) async throws -> AppliedChange {
+        var result = AppliedChange()
+        var leaving = try mirror.superAdministratorCodes().filter { !members.contains($0) }
+        guard !leaving.isEmpty else { return result }
+        let others = configuration.users.superAdministratorGroups.filter { DN.normalize($0) != changed }
+        if !others.isEmpty && configuration.groups.nested && !expandsNesting { return result }
+        for other in others where !leaving.isEmpty {
+            guard let entry = try await lookupEntry(other, filter: configuration.groups.filter,
+                                                    attributes: [configuration.groups.memberAttribute]) else { continue }
+            let otherMembers = try await self.members(of: entry, now: now, result: &result)
+            leaving.subtract(otherMembers)
         }
+        var users: [User] = []
+        for code in leaving.sorted() {
+            guard var user = try mirror.user(code), user.isSuperAdministrator else { continue }
+            user.isSuperAdministrator = false
+            users.append(user)
+        }
+        guard !users.isEmpty else { return result }
+        let summary = try mirror.apply(Changeset(users: users), actor: actor, at: now)
+        result.changes += summary.changes.count
+        result.revocation = true
         return result
     }
 

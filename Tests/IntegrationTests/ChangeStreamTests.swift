@@ -294,6 +294,62 @@ struct ChangeStreamTests {
         #expect(try mirror.verifyAuditLog() == nil)
     }
 
+    @Test("Leaving an All Access role's group or the super administrators' group revokes within 2 s, before the full reconcile it asks for; one still in another super administrators' group stays one")
+    func privilegedGroupRemovals() async throws {
+        let clinic = ClinicDirectory(suffix: "dc=clinic,dc=test")
+        let extra = """
+            dn: \(clinic.groupDN("roster-superadmins-2"))
+            objectClass: groupOfNames
+            cn: roster-superadmins-2
+            member: \(clinic.dn("it-admin2"))
+
+            """
+        var fixture = try await ClinicFixture.start(clinic, extraLDIF: extra)
+        defer { fixture.server.shutdown() }
+        fixture.configuration.users.superAdministratorGroups.append(clinic.groupDN("roster-superadmins-2"))
+        fixture.configuration.roles.append(.init(name: "All Access", modules: [:], directoryGroup: clinic.groupDN("hc2-screening"), isAllAccess: true))
+        _ = try await fixture.sync()
+        let screener = UserCode(clinic.teamMember(2, "screening", 1))
+        let otherScreener = UserCode(clinic.teamMember(2, "screening", 2))
+        func isSuper(_ user: UserCode) throws -> Bool { try fixture.mirror.userDocument(user)?.superAdministrator == true }
+        #expect(try isSuper(screener) && isSuper("it-admin1") && isSuper("it-admin2"))
+
+        let hold = ReconcileHold()
+        let run = StreamRun(configuration: fixture.configuration, mirror: fixture.mirror, hold: hold)
+        #expect(try await eventually(within: .seconds(20)) { run.isReady }, "\(run.messages)")
+        let reconcilesAtStart = run.reconcileCount
+        func appliedReconciles() -> Int { run.messages.filter { $0.hasPrefix("reconcile applied") }.count }
+        let appliedAtStart = appliedReconciles()
+        hold.close()
+        try fixture.server.ldapmodify("dn: \(clinic.groupDN("hc2-screening"))\nchangetype: modify\ndelete: member\nmember: \(clinic.dn(screener.rawValue))\n")
+        #expect(try await eventually(within: .seconds(2)) { try !isSuper(screener) }, "\(run.messages)")
+        #expect(try fixture.mirror.effectiveAccess(of: screener).level(for: GrantKey(.security, "HC3")) == nil)
+        #expect(try isSuper(otherScreener))
+        try fixture.server.ldapmodify("""
+            dn: \(clinic.groupDN("roster-superadmins"))
+            changetype: modify
+            add: member
+            member: cn=nobody
+            -
+            delete: member
+            member: \(clinic.dn("it-admin1"))
+            member: \(clinic.dn("it-admin2"))
+
+            """)
+        #expect(try await eventually(within: .seconds(2)) { try !isSuper("it-admin1") }, "\(run.messages)")
+        #expect(try isSuper("it-admin2"), "still in roster-superadmins-2")
+        #expect(run.reconcileCount > reconcilesAtStart && appliedReconciles() == appliedAtStart, "the reconcile asked for has not applied: \(run.messages)")
+        let audited = try fixture.mirror.auditTail(limit: 20)
+        #expect(audited.contains { $0.action == "role.unassigned" && $0.entityKey == "All Access/\(screener.rawValue)" })
+
+        // The reconcile, once it runs, agrees.
+        hold.open()
+        #expect(try await eventually(within: .seconds(10)) { appliedReconciles() > appliedAtStart }, "\(run.messages)")
+        await run.stop()
+        #expect(try !isSuper(screener) && !isSuper("it-admin1") && isSuper("it-admin2") && isSuper(otherScreener))
+        #expect(try await fixture.sync().counts.isEmpty)
+    }
+
     @Test("With groups.nested, the stream keeps a mapped group's members through a group nested in it, and a removal from the nested group revokes within 2 s")
     func nestedGroupsThroughTheStream() async throws {
         let clinic = ClinicDirectory(suffix: "dc=clinic,dc=test")
