@@ -92,6 +92,15 @@ public struct ChangeStream: Sendable {
         let identity = DirectoryIdentity(flavor: configuration.directory.flavor)
         let userAttributes = DirectoryMapper(configuration: configuration, now: Date()).userAttributes
         let groupAttributes = ["cn", configuration.groups.memberAttribute, identity.attribute]
+        var searches = [(ChangeStreamKind.users, configuration.users.base, configuration.users.filter, userAttributes),
+                        (.groups, configuration.groups.base, configuration.groups.filter, groupAttributes)]
+        if ChangeStreamKind.followed(by: configuration.directory.flavor).contains(.roles) {
+            // 389-ds's roles and classes of service: a lock through a role changes only these.
+            searches.append((.roles, configuration.directory.baseDN, ChangeStreamKind.roleDefinitionsFilter, [identity.attribute]))
+        }
+        // Entries without the identity the stream keys changes by are left to the scheduled
+        // reconcile (which reads them by DN); each is said once.
+        var reportedWithoutIdentity = Set<String>()
         while !Task.isCancelled {
             try await Task.sleep(for: interval)
             let started = Date()
@@ -101,11 +110,15 @@ public struct ChangeStream: Sendable {
                 let connection = try await LDAPConnection.connect(ldap)
                 defer { Task { await connection.close() } }
                 status(.connected(.users, resuming: true))
-                for (kind, base, filter, attributes) in [(ChangeStreamKind.users, configuration.users.base, configuration.users.filter, userAttributes),
-                                                         (.groups, configuration.groups.base, configuration.groups.filter, groupAttributes)] {
+                for (kind, base, filter, attributes) in searches {
                     for try await entry in connection.search(base: base, filter: "(&\(filter)(modifyTimestamp>=\(stamp)))",
                                                              attributes: attributes, pageSize: configuration.directory.pageSize) {
-                        guard let id = identity.id(of: entry) else { continue }
+                        guard let id = identity.id(of: entry) else {
+                            if reportedWithoutIdentity.count < 1000, reportedWithoutIdentity.insert(DN.normalize(entry.dn)).inserted {
+                                status(.problem("The polled \(kind.rawValue) entry \(entry.dn) has no \(identity.attribute); its change waits for the scheduled full reconcile."))
+                            }
+                            continue
+                        }
                         let arrived = ContinuousClock.now
                         let applied = try await applier.apply(.modify(id, entry), from: kind, cookie: nil)
                         report(applied, kind: kind, arrived: arrived, status: status, requests: requests, because: "a polled \(kind.rawValue) change")

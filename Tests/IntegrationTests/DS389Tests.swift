@@ -315,7 +315,7 @@ struct DS389Tests {
         #expect(try fixture.mirror.verifyAuditLog() == nil)
     }
 
-    @Test("Without content synchronization (a plain 389-ds): Roster says so and polls modifyTimestamp; a lock arrives within the poll interval")
+    @Test("Without content synchronization (a plain 389-ds): Roster says so and polls modifyTimestamp; a lock arrives within the poll interval, a role's lock and unlock within a reconcile")
     func polling() async throws {
         let fixture = try await DS389Fixture.start(contentSync: false)
         defer { fixture.server.shutdown() }
@@ -329,6 +329,22 @@ struct DS389Tests {
         #expect(try fixture.user(disabled)?.directoryID == EntryUUID(nsUniqueID: printed)?.description)
         try await fixture.setAccountLock(disabled, false)
         #expect(try await eventually(within: .seconds(3)) { try fixture.isActive(disabled) }, "\(run.messages)")
+        // A lock through a role changes only role and class-of-service entries: they are polled
+        // too, and their change asks for a full reconcile.
+        let roleHolder = fixture.clinic.teamMember(2, "booking", 1)
+        func appliedReconciles() -> Int { run.messages.filter { $0.hasPrefix("reconcile applied") }.count }
+        let beforeRole = appliedReconciles()
+        try await fixture.giveRole(roleHolder)
+        // The new role definition is polled too, and asks for a reconcile; the role is not locked yet.
+        #expect(try await eventually(within: .seconds(10)) { appliedReconciles() > beforeRole }, "\(run.messages)")
+        #expect(try fixture.isActive(roleHolder))
+        try await Task.sleep(for: .seconds(2))
+        let reconciles = appliedReconciles()
+        try await fixture.setRoleLock(true)
+        #expect(try await eventually(within: .seconds(10)) { try !fixture.isActive(roleHolder) }, "\(run.messages)")
+        #expect(try await eventually(within: .seconds(5)) { appliedReconciles() > reconciles }, "\(run.messages)")
+        try await fixture.setRoleLock(false)
+        #expect(try await eventually(within: .seconds(10)) { try fixture.isActive(roleHolder) }, "\(run.messages)")
         await run.stop()
         #expect(try fixture.mirror.snapshot().users.values.filter { !$0.state.isActive }.isEmpty)
     }
