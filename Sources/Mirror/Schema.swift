@@ -255,10 +255,8 @@ enum Schema {
         WHERE rm.user_code_key = u.user_code_key AND r.is_all_access = 1))
         """
 
-    /// v1's `effective_access_source` and `effective_access`, with the base role's grants for
-    /// every user (v7). The columns are v1's.
-    static let v7EffectiveAccessViews = """
-        CREATE VIEW effective_access_source AS
+    /// The grants of the groups a user belongs to: provider groups, pool groups' pools.
+    static let groupAccessSources = """
         SELECT u.user_code AS user_code, gm.module AS module, g.health_center AS health_center, NULL AS provider,
                gm.default_privilege AS privilege, gm.privacy AS privacy
         FROM user_account u
@@ -291,7 +289,21 @@ enum Schema {
                 JOIN access_group g2 ON g2.id = m2.group_id AND g2.kind = 'provider'
                 JOIN group_provider_grant pg2 ON pg2.group_id = g2.id
                 WHERE m2.user_code_key = u.user_code_key AND pg2.module = pl.module AND pg2.provider = pp.provider))
-        UNION ALL
+        """
+
+    /// v1 to v6: the roles assigned to a user.
+    static let v1RoleAccessSource = """
+        SELECT u.user_code, rmod.module, uh.health_center, NULL, rmod.privilege, 1
+        FROM user_account u
+        JOIN role_membership rm ON rm.user_code_key = u.user_code_key
+        JOIN role_module rmod ON rmod.role = rm.role
+        JOIN user_health_center uh ON uh.user_code_key = u.user_code_key
+        WHERE \(eligible) AND NOT \(isSuper)
+          AND EXISTS (SELECT 1 FROM group_membership x WHERE x.user_code_key = u.user_code_key)
+        """
+
+    /// v7 on: the base role, which every user holds, and the roles assigned.
+    static let roleAccessSource = """
         SELECT u.user_code, rmod.module, uh.health_center, NULL, rmod.privilege, 1
         FROM user_account u
         JOIN role r ON r.is_base = 1
@@ -300,81 +312,38 @@ enum Schema {
         JOIN user_health_center uh ON uh.user_code_key = u.user_code_key
         WHERE \(eligible) AND NOT \(isSuper)
           AND EXISTS (SELECT 1 FROM group_membership x WHERE x.user_code_key = u.user_code_key)
-        UNION ALL
-        SELECT u.user_code, md.name, h.code, NULL, 2, 1
-        FROM user_account u, module md, health_center h
-        WHERE \(eligible) AND \(isSuper)
-        UNION ALL
-        SELECT u.user_code, md.name, p.health_center, p.code, 2, 1
-        FROM user_account u, module md, provider p
-        WHERE \(eligible) AND \(isSuper) AND md.provider_scoped = 1;
-
-        CREATE VIEW effective_access AS
-        SELECT user_code, module, health_center, provider,
-               CASE MIN(privilege) WHEN 1 THEN 'read_only' ELSE 'full_access' END AS privilege,
-               MAX(privacy) AS privacy
-        FROM effective_access_source
-        GROUP BY user_code, module, health_center, provider;
         """
 
-    static let v1Views = """
-        CREATE VIEW effective_access_source AS
-        SELECT u.user_code AS user_code, gm.module AS module, g.health_center AS health_center, NULL AS provider,
-               gm.default_privilege AS privilege, gm.privacy AS privacy
-        FROM user_account u
-        JOIN group_membership m ON m.user_code_key = u.user_code_key
-        JOIN access_group g ON g.id = m.group_id
-        JOIN group_module gm ON gm.group_id = g.id
-        WHERE \(eligible) AND NOT \(isSuper)
-          AND NOT EXISTS (SELECT 1 FROM group_provider_grant x WHERE x.group_id = gm.group_id AND x.module = gm.module)
-          AND NOT EXISTS (SELECT 1 FROM group_pool_grant x WHERE x.group_id = gm.group_id AND x.module = gm.module)
-        UNION ALL
-        SELECT u.user_code, pg.module, g.health_center, pg.provider, pg.privilege, COALESCE(pg.privacy_override, gm.privacy)
-        FROM user_account u
-        JOIN group_membership m ON m.user_code_key = u.user_code_key
-        JOIN access_group g ON g.id = m.group_id
-        JOIN group_provider_grant pg ON pg.group_id = g.id
-        JOIN group_module gm ON gm.group_id = pg.group_id AND gm.module = pg.module
-        WHERE \(eligible) AND NOT \(isSuper)
-        UNION ALL
-        SELECT u.user_code, pl.module, g.health_center, pp.provider, pl.privilege, COALESCE(pl.privacy_override, gm.privacy)
-        FROM user_account u
-        JOIN group_membership m ON m.user_code_key = u.user_code_key
-        JOIN access_group g ON g.id = m.group_id
-        JOIN group_pool_grant pl ON pl.group_id = g.id
-        JOIN group_module gm ON gm.group_id = pl.group_id AND gm.module = pl.module
-        JOIN pool p ON p.code = pl.pool
-        JOIN pool_provider pp ON pp.pool = p.code
-        WHERE \(eligible) AND NOT \(isSuper)
-          AND (p.visibility = 'all_providers' OR EXISTS (
-                SELECT 1 FROM group_membership m2
-                JOIN access_group g2 ON g2.id = m2.group_id AND g2.kind = 'provider'
-                JOIN group_provider_grant pg2 ON pg2.group_id = g2.id
-                WHERE m2.user_code_key = u.user_code_key AND pg2.module = pl.module AND pg2.provider = pp.provider))
-        UNION ALL
-        SELECT u.user_code, rmod.module, uh.health_center, NULL, rmod.privilege, 1
-        FROM user_account u
-        JOIN role_membership rm ON rm.user_code_key = u.user_code_key
-        JOIN role_module rmod ON rmod.role = rm.role
-        JOIN user_health_center uh ON uh.user_code_key = u.user_code_key
-        WHERE \(eligible) AND NOT \(isSuper)
-          AND EXISTS (SELECT 1 FROM group_membership x WHERE x.user_code_key = u.user_code_key)
-        UNION ALL
+    /// Everything, for super administrators.
+    static let superAdministratorAccessSources = """
         SELECT u.user_code, md.name, h.code, NULL, 2, 1
         FROM user_account u, module md, health_center h
         WHERE \(eligible) AND \(isSuper)
         UNION ALL
         SELECT u.user_code, md.name, p.health_center, p.code, 2, 1
         FROM user_account u, module md, provider p
-        WHERE \(eligible) AND \(isSuper) AND md.provider_scoped = 1;
+        WHERE \(eligible) AND \(isSuper) AND md.provider_scoped = 1
+        """
 
-        CREATE VIEW effective_access AS
-        SELECT user_code, module, health_center, provider,
-               CASE MIN(privilege) WHEN 1 THEN 'read_only' ELSE 'full_access' END AS privilege,
-               MAX(privacy) AS privacy
-        FROM effective_access_source
-        GROUP BY user_code, module, health_center, provider;
+    /// `effective_access_source` (grants before they combine) and `effective_access`, with
+    /// `roles` as the role grants' part.
+    static func effectiveAccessViews(roles: String) -> String {
+        "CREATE VIEW effective_access_source AS\n" + groupAccessSources + "\nUNION ALL\n" + roles + "\nUNION ALL\n"
+            + superAdministratorAccessSources + ";\n\n" + """
+            CREATE VIEW effective_access AS
+            SELECT user_code, module, health_center, provider,
+                   CASE MIN(privilege) WHEN 1 THEN 'read_only' ELSE 'full_access' END AS privilege,
+                   MAX(privacy) AS privacy
+            FROM effective_access_source
+            GROUP BY user_code, module, health_center, provider;
+            """
+    }
 
+    /// v7's views: v1's `effective_access_source` and `effective_access`, with the base role's
+    /// grants for every user. The columns are v1's.
+    static let v7EffectiveAccessViews = effectiveAccessViews(roles: roleAccessSource)
+
+    static let v1Views = effectiveAccessViews(roles: v1RoleAccessSource) + "\n\n" + """
         CREATE VIEW user_access_status AS
         SELECT u.user_code AS user_code,
                u.display_name AS display_name,
