@@ -44,7 +44,7 @@ public struct AccountStateReader: Sendable {
         switch flavor {
         case .openldap, .generic: ["pwdAccountLockedTime", "pwdPolicySubentry", "shadowExpire"]
         case .ds389: ["nsAccountLock", "accountUnlockTime", "passwordRetryCount", "krbPrincipalExpiration", "shadowExpire"]
-        case .activedirectory: ["userAccountControl", "msDS-User-Account-Control-Computed", "accountExpires", "lockoutTime"]
+        case .activedirectory: ["userAccountControl", "msDS-User-Account-Control-Computed", "accountExpires", "lockoutTime", "msDS-ResultantPSO"]
         }
     }
 
@@ -123,10 +123,12 @@ public struct AccountStateReader: Sendable {
                 deactivate("disabled in Active Directory")
             }
             // The computed attribute is the truth (lockoutTime alone goes stale when the
-            // lockout ends); lockoutTime plus the domain's duration says when it will end.
+            // lockout ends); lockoutTime plus the duration of the user's fine-grained password
+            // policy (msDS-ResultantPSO), else the domain's, says when it will end. A policy
+            // Roster could not read gives the domain's: the computed bit, read again then, decides.
             if let computed = entry.string("msDS-User-Account-Control-Computed").flatMap(Int64.init), computed & 0x10 != 0 {
                 state.locked = true
-                if let duration = lockout.defaultDuration, duration > 0,
+                if let duration = lockout.duration(policy: entry.string("msDS-ResultantPSO")) ?? lockout.defaultDuration, duration > 0,
                    let since = entry.string("lockoutTime").flatMap(DirectoryTime.parseWindowsFileTime) {
                     let until = since.addingTimeInterval(duration)
                     reasons.append("locked out in Active Directory until \(Self.format(until))")

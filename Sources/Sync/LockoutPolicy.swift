@@ -38,8 +38,9 @@ public struct LockoutPolicy: Sendable, Hashable, CustomStringConvertible {
     /// - OpenLDAP (and `generic`): every `pwdPolicy` entry under the base DN. The default is
     ///   `directory.default_password_policy` when set, else the only policy when there is one;
     ///   with several and none named, users without `pwdPolicySubentry` get no duration.
-    /// - Active Directory: the domain's `lockoutDuration` (fine-grained password policies are
-    ///   not read: their users get the domain's).
+    /// - Active Directory: the domain's `lockoutDuration`, and each fine-grained password
+    ///   policy's `msDS-LockoutDuration` (a user's `msDS-ResultantPSO` names theirs). Reading
+    ///   those needs rights a bind account often lacks: unread, their users get the domain's.
     /// - 389-ds: nothing (`accountUnlockTime` carries the end itself).
     /// A directory without the ppolicy schema gives an empty policy.
     public static func read(_ configuration: RosterConfiguration, connection: LDAPConnection) async throws -> LockoutPolicy {
@@ -48,7 +49,19 @@ public struct LockoutPolicy: Sendable, Hashable, CustomStringConvertible {
         case .activedirectory:
             let duration = try await connection.read(directory.baseDN, attributes: ["lockoutDuration"])?
                 .string("lockoutDuration").flatMap(DirectoryTime.parseADInterval)
-            return LockoutPolicy(defaultDuration: duration)
+            var durations: [String: TimeInterval] = [:]
+            do {
+                for try await entry in connection.search(base: "CN=Password Settings Container,CN=System,\(directory.baseDN)",
+                                                         filter: "(objectClass=msDS-PasswordSettings)",
+                                                         attributes: ["msDS-LockoutDuration"], pageSize: directory.pageSize) {
+                    if let value = entry.string("msDS-LockoutDuration").flatMap(DirectoryTime.parseADInterval) {
+                        durations[DN.normalize(entry.dn)] = value
+                    }
+                }
+            } catch let error as LDAPError where !error.code.isConnectionFailure {
+                // No container (a domain below 2008's level) or no right to read it.
+            }
+            return LockoutPolicy(defaultDuration: duration, durationsByPolicy: durations)
         case .ds389:
             return LockoutPolicy()
         case .openldap, .generic:

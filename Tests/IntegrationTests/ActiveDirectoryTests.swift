@@ -313,6 +313,61 @@ struct ActiveDirectoryTests {
         #expect(members == 2000)
     }
 
+    @Test("A fine-grained password policy's lockout duration (msDS-ResultantPSO) sets the lockout's end, not the domain's")
+    func fineGrainedLockoutDuration() async throws {
+        let fixture = try await ADFixture.start()
+        defer { fixture.server.shutdown() }
+        let longer = SambaServer.lockoutSeconds * 2
+        let interval = -Int64(longer) * 10_000_000
+        let pso = "CN=roster-long-lockout,CN=Password Settings Container,CN=System,\(SambaServer.baseDN)"
+        try await fixture.server.ldapmodify("""
+            dn: \(pso)
+            changetype: add
+            objectClass: msDS-PasswordSettings
+            msDS-PasswordSettingsPrecedence: 1
+            msDS-PasswordReversibleEncryptionEnabled: FALSE
+            msDS-PasswordHistoryLength: 0
+            msDS-PasswordComplexityEnabled: FALSE
+            msDS-MinimumPasswordLength: 0
+            msDS-MinimumPasswordAge: 0
+            msDS-MaximumPasswordAge: -36288000000000
+            msDS-LockoutThreshold: 3
+            msDS-LockoutObservationWindow: \(interval)
+            msDS-LockoutDuration: \(interval)
+            msDS-PSOAppliesTo: \(ADClinic.dn("ad-user6"))
+
+            """)
+        let connection = try await LDAPConnection.connect(fixture.server.adminConfiguration())
+        let resultant = try await connection.read(ADClinic.dn("ad-user6"), attributes: ["msDS-ResultantPSO"])?.string("msDS-ResultantPSO")
+        await connection.close()
+        #expect(resultant.map(DN.normalize) == DN.normalize(pso), "the DC names the policy in msDS-ResultantPSO")
+        let lockout = try await {
+            let connection = try await LDAPConnection.connect(fixture.server.adminConfiguration())
+            defer { Task { await connection.close() } }
+            return try await LockoutPolicy.read(fixture.configuration, connection: connection)
+        }()
+        #expect(lockout.defaultDuration == TimeInterval(SambaServer.lockoutSeconds))
+        #expect(lockout.duration(policy: pso) == TimeInterval(longer))
+
+        let state = ServiceState(stalenessLimit: .seconds(300))
+        let service = DirectoryService.quiet(configuration: fixture.configuration, mirror: fixture.mirror, state: state,
+                                             configurationPath: fixture.configurationPath)
+        let task = Task { try await service.run() }
+        defer { task.cancel() }
+        #expect(try await eventually(within: .seconds(30)) { state.readiness.isReady })
+        let lockedAt = Date()
+        for _ in 0..<3 { await fixture.server.failBind(ADClinic.dn("ad-user6")) }
+        #expect(try await eventually(within: .seconds(5)) { try fixture.isLocked("ad-user6") })
+        // The reason gives the end: the policy's, not the domain's.
+        let reason = try fixture.user("ad-user6")?.state.reason ?? ""
+        let until = reason.split(separator: " ").last.flatMap { try? Date(String($0), strategy: .iso8601) }
+        #expect(until.map { $0.timeIntervalSince(lockedAt) > TimeInterval(longer - 3) } == true, "\(reason)")
+        #expect(try await eventually(within: .seconds(Int64(longer) + 6)) { try !fixture.isLocked("ad-user6") })
+        #expect(Date().timeIntervalSince(lockedAt) > TimeInterval(longer - 2), "not unlocked before the policy's lockout ends")
+        task.cancel()
+        _ = await task.result
+    }
+
     @Test("In the daemon's directory service: a lockout by failed binds locks, and its end unlocks by timer; a future accountExpires deactivates on time without a directory event")
     func lockoutAndExpiryTimers() async throws {
         let fixture = try await ADFixture.start()

@@ -118,6 +118,23 @@ struct DirectoryTimeTests {
         #expect(!later.inactive && later.nextChange != nil)
     }
 
+    @Test("Active Directory: a lockout ends after the user's fine-grained policy's duration; an unread policy gives the domain's")
+    func activeDirectoryFineGrainedPolicies() {
+        let reader = AccountStateReader(flavor: .activedirectory,
+                                        lockout: LockoutPolicy(defaultDuration: 600, durationsByPolicy: ["cn=long,cn=password settings container,cn=system,dc=t": 3600]))
+        let since = String(Int64((Self.now.timeIntervalSince1970 - 300 + 11_644_473_600) * 10_000_000))
+        func end(_ pso: String?) -> Date? {
+            var attributes = ["msDS-User-Account-Control-Computed": "16", "lockoutTime": since]
+            if let pso { attributes["msDS-ResultantPSO"] = pso }
+            return reader.state(of: entry(attributes), at: Self.now).nextChange
+        }
+        // A second's margin for the DC's clock.
+        #expect(end(nil) == Self.now.addingTimeInterval(301))
+        #expect(end("CN=Long,CN=Password Settings Container,CN=System,DC=t") == Self.now.addingTimeInterval(3301))
+        #expect(end("CN=Unread,CN=Password Settings Container,CN=System,DC=t") == Self.now.addingTimeInterval(301))
+        #expect(reader.attributes.contains("msDS-ResultantPSO"))
+    }
+
     @Test("389-ds: nsAccountLock deactivates, accountUnlockTime locks until then, or until a password reset when it is the epoch; an unreadable one locks")
     func ds389() {
         let reader = AccountStateReader(flavor: .ds389)
