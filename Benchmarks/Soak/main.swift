@@ -44,12 +44,18 @@ try await daemon.waitUntilReady()
 let memoryAtStart = daemon.residentMemoryBytes
 log("roster run is ready (\(memoryAtStart / 1_000_000) MB resident); changing \(options.rate) entries per second for \(options.minutes) minutes, restarting slapd every \(Int(options.restartEvery)) s, full reconcile every \(options.reconcileMinutes) min")
 
-// The changes: locks, unlocks and titles of random users; what each user ends as is
-// whatever the directory says last, which the fresh sync at the end reads.
+// The changes: locks, unlocks and titles of random users, and team members leaving and
+// rejoining their team's group (hc1-reporting's members also hold a role); what each user
+// ends as is whatever the directory says last, which the fresh sync at the end reads.
 let people = (1...clinic.healthCenters).flatMap { c in
     (1...clinic.officesPerCenter).flatMap { o in (1...clinic.assistantsPerOffice).map { clinic.assistant(c, o, $0) } }
         + ClinicDirectory.teams.flatMap { team in (1...clinic.teamSize).map { clinic.teamMember(c, team, $0) } }
 }
+let teamMemberships = (1...clinic.healthCenters).flatMap { c in
+    ClinicDirectory.teams.flatMap { team in (1...clinic.teamSize).map { (user: clinic.teamMember(c, team, $0), group: clinic.groupDN("hc\(c)-\(team)")) } }
+}
+var leftTheirTeam = Set<String>()
+var membershipChanges = 0
 var generator = SystemRandomNumberGenerator()
 var changesSent = 0, failedWrites = 0, restarts = 0
 let clock = ContinuousClock()
@@ -67,12 +73,18 @@ while clock.now < end {
         writer = try await LDAPConnection.connect(server.adminConfiguration())
         guard daemon.process.isRunning else { fatalError("roster run died after a slapd restart; see \(work.path)/roster.log") }
     }
-    let user = people.randomElement(using: &generator)!
-    let dn = clinic.dn(user)
+    var dn = clinic.dn(people.randomElement(using: &generator)!)
     let modification: [LDAPModification]
-    switch Int.random(in: 0..<4, using: &generator) {
+    switch Int.random(in: 0..<5, using: &generator) {
     case 0: modification = [.replace("pwdAccountLockedTime", ["000001010000Z"])]
     case 1: modification = [.delete("pwdAccountLockedTime", [])]
+    case 2:
+        let membership = teamMemberships.randomElement(using: &generator)!
+        dn = membership.group
+        let leaving = !leftTheirTeam.contains(membership.user)
+        modification = leaving ? [.delete("member", [clinic.dn(membership.user)])] : [.add("member", [clinic.dn(membership.user)])]
+        if leaving { leftTheirTeam.insert(membership.user) } else { leftTheirTeam.remove(membership.user) }
+        membershipChanges += 1
     default: modification = [.replace("title", ["Title \(Int.random(in: 1...1000, using: &generator))"])]
     }
     do {
@@ -114,22 +126,28 @@ for (code, expected) in fresh.users {
     if !usable(expected) && usable(actual) { missed += 1 }
     if actual?.title != expected.title || actual?.state.isLocked != expected.state.isLocked { differing += 1 }
 }
+// Memberships and role holders, by directory group (the clinic groups' ids are the same in both).
+let differingGroups = Set(fresh.groupMembers.keys).union(followed.groupMembers.keys)
+    .filter { (fresh.groupMembers[$0] ?? []) != (followed.groupMembers[$0] ?? []) }.count
+let differingRoles = Set(fresh.roleHolders.keys).union(followed.roleHolders.keys)
+    .filter { (fresh.roleHolders[$0] ?? []) != (followed.roleHolders[$0] ?? []) }.count
 let auditIntact = try Mirror(path: mirrorPath).verifyAuditLog() == nil
 let applied = status.range(of: #""eventsApplied"\s*:\s*(\d+)"#, options: .regularExpression)
     .map { String(status[$0]).filter(\.isNumber) } ?? "?"
 
 print("""
 Soak run, \(options.minutes) min at \(options.rate) changes/s, slapd restarted every \(Int(options.restartEvery)) s, reconcile every \(options.reconcileMinutes) min, \(clinic.userCount) users
-  directory changes made           \(changesSent) (\(failedWrites) writes failed during restarts)
+  directory changes made           \(changesSent) (\(failedWrites) writes failed during restarts; \(membershipChanges) of them team memberships)
   changes applied by roster run    \(applied)
   slapd restarts survived          \(restarts)
   wrong revocations                \(wrong)   (must be 0)
   missed revocations               \(missed)
   users differing from a fresh sync \(differing)
+  groups, roles differing from it  \(differingGroups), \(differingRoles)   (members, holders)
   audit chain                      \(auditIntact ? "intact" : "BROKEN")
   daemon memory                    \(memoryAtStart / 1_000_000) MB -> \(memoryAtEnd / 1_000_000) MB (\(String(format: "%+.1f", Double(memoryAtEnd - memoryAtStart) / 1e6)) MB); SQLite page caches at the end \(String(format: "%.1f", pageCacheBytes / 1e6)) MB
 """)
-let passed = wrong == 0 && missed == 0 && differing == 0 && auditIntact
+let passed = wrong == 0 && missed == 0 && differing == 0 && differingGroups == 0 && differingRoles == 0 && auditIntact
 if passed {
     server.shutdown()
 } else {
