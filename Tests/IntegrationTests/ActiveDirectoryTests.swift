@@ -126,6 +126,16 @@ struct ADFixture {
         return ADFixture(server: server, configuration: configuration, configurationPath: path, mirror: try Mirror(path: mirrorPath))
     }
 
+    /// The daemon's directory service on this fixture, running once it reports ready (within
+    /// 30 s; the test fails otherwise). Cancel the task to stop it.
+    func startService() async throws -> Task<Void, any Error> {
+        let state = ServiceState(stalenessLimit: .seconds(300))
+        let service = DirectoryService.quiet(configuration: configuration, mirror: mirror, state: state, configurationPath: configurationPath)
+        let task = Task { try await service.run() }
+        #expect(try await eventually(within: .seconds(30)) { state.readiness.isReady })
+        return task
+    }
+
     func user(_ code: String) throws -> User? { try mirror.user(UserCode(code)) }
     func isActive(_ code: String) throws -> Bool { try user(code)?.state.isActive == true }
     func isLocked(_ code: String) throws -> Bool { try user(code)?.state.isLocked == true }
@@ -349,12 +359,8 @@ struct ActiveDirectoryTests {
         #expect(lockout.defaultDuration == TimeInterval(SambaServer.lockoutSeconds))
         #expect(lockout.duration(policy: pso) == TimeInterval(longer))
 
-        let state = ServiceState(stalenessLimit: .seconds(300))
-        let service = DirectoryService.quiet(configuration: fixture.configuration, mirror: fixture.mirror, state: state,
-                                             configurationPath: fixture.configurationPath)
-        let task = Task { try await service.run() }
+        let task = try await fixture.startService()
         defer { task.cancel() }
-        #expect(try await eventually(within: .seconds(30)) { state.readiness.isReady })
         let lockedAt = Date()
         for _ in 0..<3 { await fixture.server.failBind(ADClinic.dn("ad-user6")) }
         #expect(try await eventually(within: .seconds(5)) { try fixture.isLocked("ad-user6") })
@@ -372,12 +378,8 @@ struct ActiveDirectoryTests {
     func lockoutAndExpiryTimers() async throws {
         let fixture = try await ADFixture.start()
         defer { fixture.server.shutdown() }
-        let state = ServiceState(stalenessLimit: .seconds(300))
-        let service = DirectoryService.quiet(configuration: fixture.configuration, mirror: fixture.mirror, state: state,
-                                             configurationPath: fixture.configurationPath)
-        let task = Task { try await service.run() }
+        let task = try await fixture.startService()
         defer { task.cancel() }
-        #expect(try await eventually(within: .seconds(30)) { state.readiness.isReady })
 
         // Three failed binds lock ad-user3 (the test domain's threshold) for a few seconds.
         for _ in 0..<3 { await fixture.server.failBind(ADClinic.dn("ad-user3")) }
