@@ -351,7 +351,16 @@ public final class ChangeApplier {
         }
         let dn = DN.normalize(entry.dn)
         let isProvider = try await isProvider(entry.dn)
-        let isSuperAdministrator = try await isSuperAdministrator(entry.dn)
+        var isSuperAdministrator = try await isSuperAdministrator(entry.dn)
+        if !isSuperAdministrator, configuration.groups.nested, !superAdministratorGroups.isEmpty {
+            // Through nested groups: looked up for a user stored as one (whom an unrelated change
+            // must not demote) or new to the stream. A grant to anyone else waits for the full
+            // reconcile that the change of their group asks for.
+            let known = codeByID[id.description.lowercased()]
+            if try known == nil || mirror.user(known!)?.isSuperAdministrator == true {
+                isSuperAdministrator = try await isSuperAdministratorThroughNesting(entry.dn)
+            }
+        }
         let mapped: MappedUser
         switch mapper.mapUser(entry, isProvider: isProvider, superAdministrator: isSuperAdministrator) {
         case .success(let value): mapped = value
@@ -752,6 +761,24 @@ public final class ChangeApplier {
     private func isProvider(_ dn: String) async throws -> Bool {
         guard let filter = configuration.providers.filter else { return false }
         return try await lookupEntry(dn, filter: "(&\(configuration.users.filter)\(filter))") != nil
+    }
+
+    /// Whether a group nested (at any depth) in a super administrators' group lists `dn`:
+    /// the groups listing it are looked for by their member values, then the groups listing
+    /// those, as the reconcile follows nesting (within the groups' base and filter).
+    private func isSuperAdministratorThroughNesting(_ dn: String) async throws -> Bool {
+        let member = configuration.groups.memberAttribute
+        var visited: Set<String> = [DN.normalize(dn)]
+        var pending = [dn]
+        while let child = pending.popLast() {
+            let parents = try await lookupSearch(base: configuration.groups.base,
+                                                 filter: "(&\(configuration.groups.filter)(\(member)=\(escapeFilterValue(child))))")
+            for parent in parents where visited.insert(DN.normalize(parent.dn)).inserted {
+                if superAdministratorGroups.contains(DN.normalize(parent.dn)) { return true }
+                pending.append(parent.dn)
+            }
+        }
+        return false
     }
 
     private func isSuperAdministrator(_ dn: String) async throws -> Bool {

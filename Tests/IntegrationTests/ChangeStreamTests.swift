@@ -350,6 +350,52 @@ struct ChangeStreamTests {
         #expect(try await fixture.sync().counts.isEmpty)
     }
 
+    @Test("With groups.nested, a super administrator through a nested group stays one when their entry changes, and a new one through it is one from the start")
+    func nestedSuperAdministrators() async throws {
+        let clinic = ClinicDirectory(suffix: "dc=clinic,dc=test")
+        let nestedAdmin = clinic.teamMember(3, "registration", 1)
+        let extra = """
+            dn: \(clinic.groupDN("it-oncall"))
+            objectClass: groupOfNames
+            cn: it-oncall
+            member: \(clinic.dn(nestedAdmin))
+
+            """
+        var fixture = try await ClinicFixture.start(clinic, extraLDIF: extra)
+        defer { fixture.server.shutdown() }
+        fixture.configuration.groups.nested = true
+        try fixture.server.ldapmodify("dn: \(clinic.groupDN("roster-superadmins"))\nchangetype: modify\nadd: member\nmember: \(clinic.groupDN("it-oncall"))\n")
+        _ = try await fixture.sync()
+        #expect(try fixture.user(nestedAdmin)?.isSuperAdministrator == true, "the reconcile expands nesting")
+
+        let run = StreamRun(configuration: fixture.configuration, mirror: fixture.mirror)
+        #expect(try await eventually(within: .seconds(20)) { run.isReady }, "\(run.messages)")
+        try fixture.server.ldapmodify("dn: \(clinic.dn(nestedAdmin))\nchangetype: modify\nreplace: title\ntitle: On call\n")
+        #expect(try await eventually(within: .seconds(2)) { try fixture.user(nestedAdmin)?.title == "On call" }, "\(run.messages)")
+        #expect(try fixture.user(nestedAdmin)?.isSuperAdministrator == true, "an unrelated change took the rights a nested group gives")
+        // A user created straight into the nested group.
+        let newcomer = "it-oncall2"
+        try fixture.server.ldapmodify("""
+            dn: \(clinic.dn(newcomer))
+            changetype: add
+            objectClass: inetOrgPerson
+            uid: \(newcomer)
+            cn: Oncall Two
+            sn: Two
+            givenName: Oncall
+            departmentNumber: HC1
+
+            dn: \(clinic.groupDN("it-oncall"))
+            changetype: modify
+            add: member
+            member: \(clinic.dn(newcomer))
+
+            """)
+        #expect(try await eventually(within: .seconds(5)) { try fixture.user(newcomer)?.isSuperAdministrator == true }, "\(run.messages)")
+        await run.stop()
+        #expect(try await fixture.sync().counts.isEmpty)
+    }
+
     @Test("With groups.nested, the stream keeps a mapped group's members through a group nested in it, and a removal from the nested group revokes within 2 s")
     func nestedGroupsThroughTheStream() async throws {
         let clinic = ClinicDirectory(suffix: "dc=clinic,dc=test")
