@@ -93,6 +93,13 @@ public struct Role: Sendable, Hashable, Identifiable {
         self.directoryDN = directoryDN
     }
 
+    /// Whether holding the role can change what a user may do: All Access, or a module beyond
+    /// User Preferences at Full Access (which every group grants already, and a role's modules
+    /// reach only users who have a group).
+    public var changesAccess: Bool {
+        isAllAccess || modules.contains { $0.key != .userPreferences || $0.value != .fullAccess }
+    }
+
     /// The base role when the configuration names none: User Preferences, which every group
     /// grants too.
     public static let base = Role(id: "Base", modules: [.userPreferences: .fullAccess], isBase: true)

@@ -430,11 +430,14 @@ final class Applier {
         try upsertRecord(entity: "role", key: role.id.rawValue, record: record, source: role.directoryDN,
                          before: fetchString("SELECT record FROM role WHERE name = ?", [role.id.rawValue])) {
             if let stored = try storedAccess(ofRole: role.id) {
-                accessChanged = stored.isAllAccess != role.isAllAccess || stored.modules != role.modules || stored.isBase != role.isBase
+                let before = Role(id: role.id, modules: stored.modules, isAllAccess: stored.isAllAccess, isBase: stored.isBase)
+                accessChanged = (before.isAllAccess != role.isAllAccess || before.modules != role.modules || before.isBase != role.isBase)
+                    && (before.changesAccess || role.changesAccess)
                 wasBase = stored.isBase
             } else {
-                // A new base role is held by every stored user at once.
-                accessChanged = role.isBase
+                // A new base role is held by every stored user at once (Roster's own, User
+                // Preferences, changes no one's access: an upgrade tells no one).
+                accessChanged = role.isBase && role.changesAccess
             }
             try db.cachedStatement(sql: """
                 INSERT INTO role (name, is_all_access, is_base, directory_dn, record) VALUES (?, ?, ?, ?, ?)
@@ -1109,7 +1112,8 @@ final class Applier {
             guard !listed.contains(id) else { continue }
             if table == "role" {
                 try setHolders(of: RoleName(id), to: [])
-                if try Bool.fetchOne(db, sql: "SELECT is_base FROM role WHERE name = ?", arguments: [id]) == true {
+                if let stored = try storedAccess(ofRole: RoleName(id)), stored.isBase,
+                   Role(id: RoleName(id), modules: stored.modules, isAllAccess: stored.isAllAccess).changesAccess {
                     // Every user held the base role: each one's access changes.
                     try markUsers(sql: "SELECT user_code_key, user_code FROM user_account", [])
                 }

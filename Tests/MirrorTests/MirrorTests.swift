@@ -469,6 +469,20 @@ enum Sample {
         #expect(try mirror.effectiveAccess(of: "moa2").level(for: GrantKey(.eRequest, "HC1")) == AccessLevel(.readOnly, .toggleDefaultOff))
     }
 
+    /// Roster's own base role (User Preferences, which every group grants) changes no one's
+    /// access: creating it, as the first reconcile after an upgrade does, tells no one.
+    @Test func rostersOwnBaseRoleTellsNoOne() throws {
+        let mirror = try makeMirror()
+        try mirror.apply(Sample.changeset(), actor: .system)
+        let snapshot = try mirror.snapshot()
+        let last = try mirror.events().last?.id ?? 0
+        #expect(try mirror.apply(Changeset(roles: [.base]), actor: .system).counts == ["role.created": 1])
+        #expect(try mirror.events(after: last).isEmpty)
+        for user in ["rita", "moa2", "boss"] {
+            #expect(try mirror.effectiveAccess(of: UserCode(user)) == snapshot.effectiveAccess(of: UserCode(user)), "\(user)")
+        }
+    }
+
     /// A mirror written before v5 cannot tell the grants rule 6 added from the configured ones:
     /// every grant of an auto-add group is taken as added automatically (none is revoked by the
     /// upgrade), those of other groups as configured.
