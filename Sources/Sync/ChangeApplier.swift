@@ -491,7 +491,7 @@ public final class ChangeApplier {
     private func applyGroup(_ entry: LDAPEntry, saving state: SyncState?, now: Date) async throws -> AppliedChange {
         var result = AppliedChange()
         if expandsNesting {
-            for parent in try await usedGroups(containing: entry.dn) {
+            for parent in try await groups(containing: entry.dn) where isMappedGroup(parent.dn) || isReferencedGroup(parent.dn) {
                 result.absorb(try await applyGroupItself(parent, saving: nil, now: now))
             }
         }
@@ -499,9 +499,10 @@ public final class ChangeApplier {
         return result
     }
 
-    /// The mapped and referenced groups `dn` is nested in, at any depth, as they are now (found
-    /// by their member values, within the groups' base and filter, as the reconcile follows nesting).
-    private func usedGroups(containing dn: String) async throws -> [LDAPEntry] {
+    /// The groups that list `dn`, and those that list them, at any depth, as they are now
+    /// (found by their member values within the groups' base and filter, as the reconcile
+    /// follows nesting), with their members.
+    private func groups(containing dn: String) async throws -> [LDAPEntry] {
         let member = configuration.groups.memberAttribute
         var found: [LDAPEntry] = []
         var visited: Set<String> = [DN.normalize(dn)]
@@ -512,7 +513,7 @@ public final class ChangeApplier {
                                                  attributes: [member, "cn"])
             for parent in parents where visited.insert(DN.normalize(parent.dn)).inserted {
                 pending.append(parent.dn)
-                if isMappedGroup(parent.dn) || isReferencedGroup(parent.dn) { found.append(parent) }
+                found.append(parent)
             }
         }
         return found
@@ -763,22 +764,9 @@ public final class ChangeApplier {
         return try await lookupEntry(dn, filter: "(&\(configuration.users.filter)\(filter))") != nil
     }
 
-    /// Whether a group nested (at any depth) in a super administrators' group lists `dn`:
-    /// the groups listing it are looked for by their member values, then the groups listing
-    /// those, as the reconcile follows nesting (within the groups' base and filter).
+    /// Whether a super administrators' group holds `dn` through groups nested in it, at any depth.
     private func isSuperAdministratorThroughNesting(_ dn: String) async throws -> Bool {
-        let member = configuration.groups.memberAttribute
-        var visited: Set<String> = [DN.normalize(dn)]
-        var pending = [dn]
-        while let child = pending.popLast() {
-            let parents = try await lookupSearch(base: configuration.groups.base,
-                                                 filter: "(&\(configuration.groups.filter)(\(member)=\(escapeFilterValue(child))))")
-            for parent in parents where visited.insert(DN.normalize(parent.dn)).inserted {
-                if superAdministratorGroups.contains(DN.normalize(parent.dn)) { return true }
-                pending.append(parent.dn)
-            }
-        }
-        return false
+        try await groups(containing: dn).contains { superAdministratorGroups.contains(DN.normalize($0.dn)) }
     }
 
     private func isSuperAdministrator(_ dn: String) async throws -> Bool {
