@@ -229,9 +229,11 @@ public final class SlapdServer: @unchecked Sendable {
         try Tools.run(Tools.ldapmodify, ["-x", "-H", url, "-D", adminDN, "-y", adminPasswordFile], input: ldif)
     }
 
-    /// A simple bind as `dn` with a wrong password (which ppolicy counts towards a lockout).
-    public func failBind(_ dn: String) {
-        _ = try? Tools.run("/usr/bin/ldapwhoami", ["-x", "-H", url, "-D", dn, "-w", "not-the-password"])
+    /// A simple bind as `dn` with a wrong password (which ppolicy counts towards a lockout),
+    /// on a thread of its own: a loaded machine must not stall Swift's cooperative pool on it.
+    public func failBind(_ dn: String) async {
+        let url = self.url
+        _ = try? await offThePool { try Tools.run("/usr/bin/ldapwhoami", ["-x", "-H", url, "-D", dn, "-w", "not-the-password"]) }
     }
 }
 
