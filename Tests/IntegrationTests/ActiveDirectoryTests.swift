@@ -132,7 +132,7 @@ struct ADFixture {
         let state = ServiceState(stalenessLimit: .seconds(300))
         let service = DirectoryService.quiet(configuration: configuration, mirror: mirror, state: state, configurationPath: configurationPath)
         let task = Task { try await service.run() }
-        #expect(try await eventually(within: .seconds(30)) { state.readiness.isReady })
+        #expect(try await eventually(within: readinessTimeout) { state.readiness.isReady })
         return task
     }
 
@@ -158,7 +158,7 @@ struct ActiveDirectoryTests {
         let fixture = try await ADFixture.start()
         defer { fixture.server.shutdown() }
         let run = StreamRun(fixture)
-        #expect(try await eventually(within: .seconds(30)) { run.isReady }, "\(run.messages)")
+        #expect(try await eventually(within: readinessTimeout) { run.isReady }, "\(run.messages)")
         #expect(run.reconcileCount == 1, "the first start reloads with a full reconcile: \(run.messages)")
         let snapshot = try fixture.mirror.snapshot()
         #expect(snapshot.users.count == ADClinic.users.count)
@@ -212,7 +212,7 @@ struct ActiveDirectoryTests {
         try fixture.mirror.saveSyncState(state)
         let activeNow = try fixture.mirror.snapshot().users.values.filter { $0.state.isActive }.count
         let other = StreamRun(fixture)
-        #expect(try await eventually(within: .seconds(20)) { other.isReady }, "\(other.messages)")
+        #expect(try await eventually(within: readinessTimeout) { other.isReady }, "\(other.messages)")
         #expect(other.reconcileCount == 1, "\(other.messages)")
         #expect(other.messages.contains { $0.contains("invocationId changed") }, "\(other.messages)")
         #expect(try fixture.mirror.snapshot().users.values.filter { $0.state.isActive }.count == activeNow)
@@ -228,7 +228,7 @@ struct ActiveDirectoryTests {
         configuration.schedule.dirSyncIntervalSeconds = 60
         fixture = ADFixture(server: fixture.server, configuration: configuration, configurationPath: fixture.configurationPath, mirror: fixture.mirror)
         let run = StreamRun(fixture)
-        #expect(try await eventually(within: .seconds(30)) { run.isReady }, "\(run.messages)")
+        #expect(try await eventually(within: readinessTimeout) { run.isReady }, "\(run.messages)")
         // Let the first (immediate) poll after the refresh pass, so only a wake-up can help.
         try await Task.sleep(for: .seconds(1))
         try await fixture.server.sambaTool(["user", "disable", "ad-user2"])
@@ -247,7 +247,7 @@ struct ActiveDirectoryTests {
         configuration.directory.bind = .simple(dn: "CN=roster-reader,CN=Users,\(SambaServer.baseDN)", passwordFile: passwordFile)
         let asReader = ADFixture(server: fixture.server, configuration: configuration, configurationPath: fixture.configurationPath, mirror: fixture.mirror)
         let run = StreamRun(asReader)
-        #expect(try await eventually(within: .seconds(30)) { run.isReady }, "\(run.messages)")
+        #expect(try await eventually(within: readinessTimeout) { run.isReady }, "\(run.messages)")
         #expect(try fixture.mirror.snapshot().users.count == ADClinic.users.count)
         #expect(run.messages.contains { $0.contains("object-security flag") }, "\(run.messages)")
         try await fixture.server.sambaTool(["user", "disable", "ad-user3"])
@@ -260,7 +260,7 @@ struct ActiveDirectoryTests {
         let fixture = try await ADFixture.start()
         defer { fixture.server.shutdown() }
         let run = StreamRun(fixture)
-        #expect(try await eventually(within: .seconds(30)) { run.isReady }, "\(run.messages)")
+        #expect(try await eventually(within: readinessTimeout) { run.isReady }, "\(run.messages)")
         // ad-user2 is in hc1-booking only through inner-team.
         #expect(try fixture.hasBooking("ad-user1"))
         #expect(try fixture.hasBooking("ad-user2"))

@@ -81,6 +81,12 @@ final class ReconcileHold: Sendable {
     func open() { closed.withLock { $0 = false } }
 }
 
+/// How long a test waits for a change stream or the daemon's service to report ready: its
+/// full refresh ends with a reconcile run at a lower priority (nice 10), which a machine fully
+/// loaded by the suites running in parallel at the start of a run can hold back for tens of
+/// seconds (a stream once took over 20 s in CI). Waits end as soon as it is ready.
+let readinessTimeout: Duration = .seconds(90)
+
 /// Polls until `condition` holds, for at most `timeout`.
 func eventually(within timeout: Duration = .seconds(2), _ condition: () throws -> Bool) async throws -> Bool {
     let deadline = ContinuousClock.now + timeout
@@ -100,7 +106,7 @@ struct ChangeStreamTests {
         fixture.configuration.users.filter = "(&(objectClass=inetOrgPerson)(!(employeeType=former)))"
         let clinic = fixture.clinic
         var run = StreamRun(fixture)
-        #expect(try await eventually(within: .seconds(20)) { run.isReady }, "\(run.messages)")
+        #expect(try await eventually(within: readinessTimeout) { run.isReady }, "\(run.messages)")
         #expect(run.reconcileCount == 1, "both streams refresh in full at a first start, and one reconcile completes both: \(run.messages)")
         #expect(try fixture.mirror.snapshot().users.count == clinic.userCount)
         for kind in ChangeStreamKind.followed(by: .openldap) {
@@ -152,7 +158,7 @@ struct ChangeStreamTests {
         try fixture.server.ldapmodify("dn: \(clinic.dn(missedTitle))\nchangetype: modify\nreplace: title\ntitle: Chief Surgeon\n")
         let auditBefore = try fixture.mirror.auditRowCount()
         run = StreamRun(fixture)
-        #expect(try await eventually(within: .seconds(10)) { run.isReady }, "\(run.messages)")
+        #expect(try await eventually(within: readinessTimeout) { run.isReady }, "\(run.messages)")
         #expect(try await eventually { try fixture.mirror.user(UserCode(missedLock))?.state.isLocked == true })
         #expect(try await eventually { try fixture.mirror.user(UserCode(missedTitle))?.title == "Chief Surgeon" })
         #expect(run.reconcileCount == 0, "a valid cookie must not cause a full reload: \(run.messages)")
@@ -182,7 +188,7 @@ struct ChangeStreamTests {
         fixture.configuration.schedule.pollIntervalSeconds = 0.5
         let clinic = fixture.clinic
         let run = StreamRun(fixture)
-        #expect(try await eventually(within: .seconds(20)) { run.isReady }, "\(run.messages)")
+        #expect(try await eventually(within: readinessTimeout) { run.isReady }, "\(run.messages)")
         #expect(run.messages.contains { $0.contains("polling modifyTimestamp") }, "\(run.messages)")
         let activeBefore = try fixture.mirror.snapshot().users.values.filter { $0.state.isActive && !$0.state.isLocked }.count
         #expect(activeBefore == clinic.userCount)
@@ -204,7 +210,7 @@ struct ChangeStreamTests {
         fixture.configuration.safety.maxDeactivations = 3
         let clinic = fixture.clinic
         let run = StreamRun(fixture)
-        #expect(try await eventually(within: .seconds(20)) { run.isReady }, "\(run.messages)")
+        #expect(try await eventually(within: readinessTimeout) { run.isReady }, "\(run.messages)")
         let doomed = (1...4).flatMap { office in (1...2).map { clinic.assistant(1, office, $0) } }
         let ldif = doomed.map { "dn: \(clinic.dn($0))\nchangetype: delete\n" }.joined(separator: "\n")
         try fixture.server.ldapmodify(ldif)
@@ -316,7 +322,7 @@ struct ChangeStreamTests {
 
         let hold = ReconcileHold()
         let run = StreamRun(configuration: fixture.configuration, mirror: fixture.mirror, hold: hold)
-        #expect(try await eventually(within: .seconds(20)) { run.isReady }, "\(run.messages)")
+        #expect(try await eventually(within: readinessTimeout) { run.isReady }, "\(run.messages)")
         let reconcilesAtStart = run.reconcileCount
         func appliedReconciles() -> Int { run.messages.filter { $0.hasPrefix("reconcile applied") }.count }
         let appliedAtStart = appliedReconciles()
@@ -369,7 +375,7 @@ struct ChangeStreamTests {
         #expect(try fixture.user(nestedAdmin)?.isSuperAdministrator == true, "the reconcile expands nesting")
 
         let run = StreamRun(configuration: fixture.configuration, mirror: fixture.mirror)
-        #expect(try await eventually(within: .seconds(20)) { run.isReady }, "\(run.messages)")
+        #expect(try await eventually(within: readinessTimeout) { run.isReady }, "\(run.messages)")
         try fixture.server.ldapmodify("dn: \(clinic.dn(nestedAdmin))\nchangetype: modify\nreplace: title\ntitle: On call\n")
         #expect(try await eventually(within: .seconds(2)) { try fixture.user(nestedAdmin)?.title == "On call" }, "\(run.messages)")
         #expect(try fixture.user(nestedAdmin)?.isSuperAdministrator == true, "an unrelated change took the rights a nested group gives")
@@ -424,7 +430,7 @@ struct ChangeStreamTests {
         #expect(try isMember(viaNested), "the reconcile expands nesting")
 
         let run = StreamRun(configuration: fixture.configuration, mirror: fixture.mirror)
-        #expect(try await eventually(within: .seconds(20)) { run.isReady }, "\(run.messages)")
+        #expect(try await eventually(within: readinessTimeout) { run.isReady }, "\(run.messages)")
         // A direct member leaves the mapped group: the one there through nesting stays.
         let direct = clinic.teamMember(1, "booking", 1)
         try fixture.server.ldapmodify("dn: \(clinic.groupDN("hc1-booking"))\nchangetype: modify\ndelete: member\nmember: \(clinic.dn(direct))\n")
@@ -453,7 +459,7 @@ struct ChangeStreamTests {
         defer { fixture.server.shutdown() }
         let clinic = fixture.clinic
         let run = StreamRun(fixture)
-        #expect(try await eventually(within: .seconds(20)) { run.isReady }, "\(run.messages)")
+        #expect(try await eventually(within: readinessTimeout) { run.isReady }, "\(run.messages)")
         let reconcilesAtStart = run.reconcileCount
         let member = clinic.assistant(1, 1, 1)
         let other = clinic.assistant(1, 1, 2)
@@ -495,7 +501,7 @@ struct ChangeStreamTests {
         let clinic = fixture.clinic
         let hold = ReconcileHold()
         let run = StreamRun(configuration: fixture.configuration, mirror: fixture.mirror, hold: hold)
-        #expect(try await eventually(within: .seconds(20)) { run.isReady }, "\(run.messages)")
+        #expect(try await eventually(within: readinessTimeout) { run.isReady }, "\(run.messages)")
         let reconcilesAtStart = run.reconcileCount
         hold.close()
         // A new provider: the stream asks for a full reconcile (their own group, auto-add groups).
@@ -524,7 +530,7 @@ struct ChangeStreamTests {
         defer { fixture.server.shutdown() }
         let clinic = fixture.clinic
         let run = StreamRun(fixture)
-        #expect(try await eventually(within: .seconds(20)) { run.isReady }, "\(run.messages)")
+        #expect(try await eventually(within: readinessTimeout) { run.isReady }, "\(run.messages)")
         let assistant = clinic.assistant(1, 1, 1)
         let leaving = ProviderID(clinic.provider(1, 1, 2))
         func grantsFor(_ provider: ProviderID) throws -> [Grant] {
@@ -545,7 +551,7 @@ struct ChangeStreamTests {
         defer { fixture.server.shutdown() }
         let clinic = fixture.clinic
         var run = StreamRun(fixture)
-        #expect(try await eventually(within: .seconds(20)) { run.isReady }, "\(run.messages)")
+        #expect(try await eventually(within: readinessTimeout) { run.isReady }, "\(run.messages)")
         await run.stop()
         // The directory restarts (syncprov's session log is in memory only) and changes while
         // Roster is away.
@@ -563,7 +569,7 @@ struct ChangeStreamTests {
         ].joined(separator: "\n"))
         let activeBefore = try fixture.mirror.snapshot().users.values.filter { $0.state.isActive && !$0.state.isLocked }.count
         run = StreamRun(fixture)
-        #expect(try await eventually(within: .seconds(20)) { run.isReady }, "\(run.messages)")
+        #expect(try await eventually(within: readinessTimeout) { run.isReady }, "\(run.messages)")
         #expect(try await eventually(within: .seconds(5)) { try fixture.mirror.user(UserCode(deleted))?.state.isActive == false })
         #expect(try await eventually { try fixture.mirror.effectiveAccess(of: UserCode(removed)) == .noAccess(.noGroup) })
         #expect(try await eventually { try fixture.mirror.user(UserCode(retitled))?.title == "Booking lead" })
@@ -601,7 +607,7 @@ struct ChangeStreamTests {
         for kind in ChangeStreamKind.followed(by: .openldap) {
             #expect(try mirror.syncState(for: kind.stateKey(configuration.directory.name))?.cookie == nil)
         }
-        #expect(try await eventually(within: .seconds(20)) { recorder.isReady }, "\(recorder.messages)")
+        #expect(try await eventually(within: readinessTimeout) { recorder.isReady }, "\(recorder.messages)")
         #expect(recorder.messages.contains { $0.contains("did not apply; retrying") })
         #expect(try mirror.snapshot().users.count == fixture.clinic.userCount)
         for kind in ChangeStreamKind.followed(by: .openldap) {

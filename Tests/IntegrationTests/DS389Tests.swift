@@ -219,7 +219,7 @@ struct DS389Tests {
         let fixture = try await DS389Fixture.start()
         defer { fixture.server.shutdown() }
         let run = StreamRun(configuration: fixture.configuration, mirror: fixture.mirror)
-        #expect(try await eventually(within: .seconds(30)) { run.isReady }, "\(run.messages)")
+        #expect(try await eventually(within: readinessTimeout) { run.isReady }, "\(run.messages)")
         #expect(run.reconcileCount == 1, "\(run.messages)")
         #expect(try fixture.mirror.snapshot().users.count == fixture.clinic.userCount)
 
@@ -304,7 +304,7 @@ struct DS389Tests {
             try fixture.mirror.saveSyncState(state)
         }
         let reloaded = StreamRun(configuration: fixture.configuration, mirror: fixture.mirror)
-        #expect(try await eventually(within: .seconds(20)) { reloaded.isReady }, "\(reloaded.messages)")
+        #expect(try await eventually(within: readinessTimeout) { reloaded.isReady }, "\(reloaded.messages)")
         #expect(reloaded.reconcileCount == 1, "\(reloaded.messages)")
         #expect(try fixture.mirror.snapshot().users.values.filter { $0.state.isActive }.count == activeNow)
         let afterReload = fixture.clinic.teamMember(2, "booking", 2)
@@ -320,7 +320,7 @@ struct DS389Tests {
         let fixture = try await DS389Fixture.start(contentSync: false)
         defer { fixture.server.shutdown() }
         let run = StreamRun(configuration: fixture.configuration, mirror: fixture.mirror)
-        #expect(try await eventually(within: .seconds(30)) { run.isReady }, "\(run.messages)")
+        #expect(try await eventually(within: readinessTimeout) { run.isReady }, "\(run.messages)")
         #expect(run.messages.contains { $0.contains("polling modifyTimestamp") }, "\(run.messages)")
         let disabled = fixture.clinic.teamMember(1, "booking", 1)
         try await fixture.setAccountLock(disabled, true)
@@ -361,7 +361,7 @@ struct DS389Tests {
         let service = DirectoryService.quiet(configuration: fixture.configuration, mirror: fixture.mirror, state: state)
         let task = Task { try await service.run() }
         defer { task.cancel() }
-        #expect(try await eventually(within: .seconds(30)) { state.readiness.isReady })
+        #expect(try await eventually(within: readinessTimeout) { state.readiness.isReady })
 
         let lockedAt = ContinuousClock.now
         await fixture.failBind(uid)
@@ -408,7 +408,7 @@ struct DS389Tests {
 
         // The change stream through the account: a lock arrives as it does for the Directory Manager.
         let run = StreamRun(configuration: configuration, mirror: otherMirror)
-        #expect(try await eventually(within: .seconds(30)) { run.isReady }, "\(run.messages)")
+        #expect(try await eventually(within: readinessTimeout) { run.isReady }, "\(run.messages)")
         let locked = fixture.clinic.teamMember(1, "booking", 2)
         try await fixture.setAccountLock(locked, true)
         #expect(try await eventually(within: .seconds(2)) { try otherMirror.user(UserCode(locked))?.state.isActive == false }, "\(run.messages)")
@@ -436,7 +436,7 @@ struct DS389Tests {
         let service = DirectoryService.quiet(configuration: fixture.configuration, mirror: fixture.mirror, state: state)
         let task = Task { try await service.run() }
         defer { task.cancel() }
-        #expect(try await eventually(within: .seconds(30)) { state.readiness.isReady })
+        #expect(try await eventually(within: readinessTimeout) { state.readiness.isReady })
         #expect(try !fixture.isActive(expired))
         #expect(try fixture.user(expired)?.state.reason?.contains("krbPrincipalExpiration") == true)
         // Set while Roster runs: the stream brings the expiry, and no directory event marks
@@ -457,7 +457,7 @@ struct DS389Tests {
         let fixture = try await DS389Fixture.start()
         defer { fixture.server.shutdown() }
         let run = StreamRun(configuration: fixture.configuration, mirror: fixture.mirror)
-        #expect(try await eventually(within: .seconds(30)) { run.isReady }, "\(run.messages)")
+        #expect(try await eventually(within: readinessTimeout) { run.isReady }, "\(run.messages)")
         let clinic = fixture.clinic
         let people = (1...clinic.healthCenters).flatMap { c in ClinicDirectory.teams.flatMap { team in (1...clinic.teamSize).map { clinic.teamMember(c, team, $0) } } }
         var generator = SystemRandomNumberGenerator()

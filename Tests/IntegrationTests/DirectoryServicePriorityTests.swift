@@ -20,7 +20,7 @@ struct DirectoryServicePriorityTests {
         let task = Task { try await service.run() }
         defer { task.cancel() }
         // Ready only once a full reconcile has applied: the executors have both run by then.
-        #expect(try await eventually(within: .seconds(30)) { state.readiness.isReady })
+        #expect(try await eventually(within: readinessTimeout) { state.readiness.isReady })
         #expect(try fixture.mirror.snapshot().users.count == fixture.clinic.userCount)
         let process = ThreadPriority.processNiceness
         try #require(process < 19, "the test process already runs at nice 19")

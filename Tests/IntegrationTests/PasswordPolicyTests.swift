@@ -79,7 +79,7 @@ struct PasswordPolicyTests {
         let service = DirectoryService.quiet(configuration: fixture.configuration, mirror: fixture.mirror, state: state)
         let task = Task { try await service.run() }
         defer { task.cancel() }
-        #expect(try await eventually(within: .seconds(30)) { state.readiness.isReady })
+        #expect(try await eventually(within: readinessTimeout) { state.readiness.isReady })
         func isLocked(_ uid: String) throws -> Bool { try fixture.mirror.user(UserCode(uid))?.state.isLocked == true }
 
         // Taken before the binds: each lockout starts after it.

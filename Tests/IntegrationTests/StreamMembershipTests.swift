@@ -266,7 +266,7 @@ struct StreamMembershipTests {
         defer { fixture.server.shutdown() }
         let clinic = fixture.clinic
         let run = StreamRun(fixture)
-        #expect(try await eventually(within: .seconds(20)) { run.isReady }, "\(run.messages)")
+        #expect(try await eventually(within: readinessTimeout) { run.isReady }, "\(run.messages)")
         let reconcilesAtStart = run.reconcileCount
         let screening = clinic.groupDN("hc1-screening")
         let newcomer = "hc1-newcomer1"
