@@ -82,9 +82,9 @@ final class ReconcileHold: Sendable {
 }
 
 /// How long a test waits for a change stream or the daemon's service to report ready: its
-/// full refresh ends with a reconcile run at a lower priority (nice 10), which a machine fully
-/// loaded by the suites running in parallel at the start of a run can hold back for tens of
-/// seconds (a stream once took over 20 s in CI). Waits end as soon as it is ready.
+/// full refresh ends with a reconcile and a wait for the mirror's checkpoint, which a machine
+/// fully loaded by the suites starting in parallel can hold back for tens of seconds (a stream
+/// once took over 20 s in CI). Waits end as soon as it is ready.
 let readinessTimeout: Duration = .seconds(90)
 
 /// Polls until `condition` holds, for at most `timeout`.
