@@ -429,11 +429,11 @@ final class Applier {
         var wasBase = false
         try upsertRecord(entity: "role", key: role.id.rawValue, record: record, source: role.directoryDN,
                          before: fetchString("SELECT record FROM role WHERE name = ?", [role.id.rawValue])) {
-            if let stored = try storedAccess(ofRole: role.id) {
-                let before = Role(id: role.id, modules: stored.modules, isAllAccess: stored.isAllAccess, isBase: stored.isBase)
-                accessChanged = (before.isAllAccess != role.isAllAccess || before.modules != role.modules || before.isBase != role.isBase)
-                    && (before.changesAccess || role.changesAccess)
-                wasBase = stored.isBase
+            if let before = try storedGrants(ofRole: role.id) {
+                var after = role
+                after.directoryDN = nil
+                accessChanged = before != after && (before.changesAccess || after.changesAccess)
+                wasBase = before.isBase
             } else {
                 // A new base role is held by every stored user at once (Roster's own, User
                 // Preferences, changes no one's access: an upgrade tells no one).
@@ -459,15 +459,16 @@ final class Applier {
         }
     }
 
-    /// A stored role's modules and switches; nil for a role not stored.
-    private func storedAccess(ofRole role: RoleName) throws -> (isAllAccess: Bool, isBase: Bool, modules: [Module: Privilege])? {
+    /// A stored role as far as it grants (its modules and switches, not its directory group);
+    /// nil for a role not stored.
+    private func storedGrants(ofRole role: RoleName) throws -> Role? {
         guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT is_all_access, is_base FROM role WHERE name = ?"),
                                          arguments: [role.rawValue]) else { return nil }
         var modules: [Module: Privilege] = [:]
         for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT module, privilege FROM role_module WHERE role = ?"), arguments: [role.rawValue]) {
             if let module = Module(rawValue: row[0]), let privilege = Privilege(rawValue: row[1]) { modules[module] = privilege }
         }
-        return (row[0], row[1], modules)
+        return Role(id: role, modules: modules, isAllAccess: row[0], isBase: row[1])
     }
 
     /// The directory group a role's assignments come from: the changeset's, else the stored one.
@@ -1112,8 +1113,7 @@ final class Applier {
             guard !listed.contains(id) else { continue }
             if table == "role" {
                 try setHolders(of: RoleName(id), to: [])
-                if let stored = try storedAccess(ofRole: RoleName(id)), stored.isBase,
-                   Role(id: RoleName(id), modules: stored.modules, isAllAccess: stored.isAllAccess).changesAccess {
+                if let stored = try storedGrants(ofRole: RoleName(id)), stored.isBase, stored.changesAccess {
                     // Every user held the base role: each one's access changes.
                     try markUsers(sql: "SELECT user_code_key, user_code FROM user_account", [])
                 }

@@ -343,9 +343,6 @@ public struct RosterConfiguration: Sendable, Equatable {
     /// which every group grants too (DOMAIN: every active user holds the base role).
     public static let builtInBaseRole = RoleConfig(name: Role.base.id, modules: Role.base.modules, directoryGroup: nil, isBase: true)
 
-    /// The base role: the one marked `base: true`, else ``builtInBaseRole``.
-    public var baseRole: RoleConfig { roles.first(where: \.isBase) ?? Self.builtInBaseRole }
-
     /// Every role of the model: the configured ones, and the built-in base role when none is base.
     public var modelRoles: [RoleConfig] { roles.contains(where: \.isBase) ? roles : roles + [Self.builtInBaseRole] }
 

@@ -153,8 +153,8 @@ struct Validator {
 
     // MARK: roles
 
-    /// One base role at most; without one, Roster's own (``RosterConfiguration/baseRole``) is
-    /// named Base, which no other role may be.
+    /// One base role at most; without one, Roster's own (``RosterConfiguration/builtInBaseRole``)
+    /// is named Base, which no other role may be.
     private func baseRole() {
         let bases = configuration.roles.indices.filter { configuration.roles[$0].isBase }
         for index in bases.dropFirst() {

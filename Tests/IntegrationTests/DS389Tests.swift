@@ -332,17 +332,16 @@ struct DS389Tests {
         // A lock through a role changes only role and class-of-service entries: they are polled
         // too, and their change asks for a full reconcile.
         let roleHolder = fixture.clinic.teamMember(2, "booking", 1)
-        func appliedReconciles() -> Int { run.messages.filter { $0.hasPrefix("reconcile applied") }.count }
-        let beforeRole = appliedReconciles()
+        let beforeRole = run.appliedReconcileCount
         try await fixture.giveRole(roleHolder)
         // The new role definition is polled too, and asks for a reconcile; the role is not locked yet.
-        #expect(try await eventually(within: .seconds(10)) { appliedReconciles() > beforeRole }, "\(run.messages)")
+        #expect(try await eventually(within: .seconds(10)) { run.appliedReconcileCount > beforeRole }, "\(run.messages)")
         #expect(try fixture.isActive(roleHolder))
         try await Task.sleep(for: .seconds(2))
-        let reconciles = appliedReconciles()
+        let reconciles = run.appliedReconcileCount
         try await fixture.setRoleLock(true)
         #expect(try await eventually(within: .seconds(10)) { try !fixture.isActive(roleHolder) }, "\(run.messages)")
-        #expect(try await eventually(within: .seconds(5)) { appliedReconciles() > reconciles }, "\(run.messages)")
+        #expect(try await eventually(within: .seconds(5)) { run.appliedReconcileCount > reconciles }, "\(run.messages)")
         try await fixture.setRoleLock(false)
         #expect(try await eventually(within: .seconds(10)) { try fixture.isActive(roleHolder) }, "\(run.messages)")
         await run.stop()

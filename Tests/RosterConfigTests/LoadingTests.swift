@@ -40,7 +40,7 @@ import Testing
         #expect(config.groups.patternRules.map(\.target) == [.cn, .dn])
         #expect(config.groups.patternRules[0].template.careVenues == ["{hc}-CLINIC"])
         #expect(config.roles.map(\.name) == ["Staff", "Clinical Manager", "All Access", "Patient Coordinator", "Medical Director"])
-        #expect(config.baseRole.name == "Staff" && config.roles[2].isAllAccess && config.roles[2].modules.isEmpty)
+        #expect(config.modelRoles.filter(\.isBase).map(\.name) == ["Staff"] && config.roles[2].isAllAccess && config.roles[2].modules.isEmpty)
         #expect(config.roles[4].directoryGroup == nil)
         #expect(config.http.tokenFile == "/etc/roster/http-token")
         #expect(config.mirror.readerGroup == "clinicapp")
@@ -92,14 +92,15 @@ import Testing
     func baseAndAllAccessRoles() throws {
         let plain = try ConfigurationLoader.load(yaml: minimalYAML + "roles:\n  - {name: Nurse, modules: {reports: read_only}}\n",
                                                  file: "roster.yaml", files: FakeFiles())
-        #expect(plain.baseRole == RosterConfiguration.builtInBaseRole)
+        #expect(plain.modelRoles.filter(\.isBase) == [RosterConfiguration.builtInBaseRole])
         #expect(plain.modelRoles.map(\.name) == ["Nurse", "Base"])
         let marked = try ConfigurationLoader.load(yaml: minimalYAML + """
             roles:
               - {name: Staff, base: true, modules: {erequest: read_only}}
               - {name: All Access, all_access: true, directory_group: 'cn=all,dc=clinic,dc=example'}
             """, file: "roster.yaml", files: FakeFiles())
-        #expect(marked.baseRole.name == "Staff" && marked.baseRole.modules == [.eRequest: .readOnly])
+        let markedBase = marked.modelRoles.filter(\.isBase)
+        #expect(markedBase.map(\.name) == ["Staff"] && markedBase.first?.modules == [.eRequest: .readOnly])
         #expect(marked.modelRoles.map(\.name) == ["Staff", "All Access"])
         #expect(marked.roles[1].isAllAccess && marked.roles[1].modules.isEmpty && !marked.roles[1].isBase)
     }
